@@ -1,0 +1,49 @@
+// Command echo is the demo app of the examples: an HTTP server on $PORT that answers with who
+// it is (app, instance, port, pid), so you can see pmdaemon's port distribution at work.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	host := os.Getenv("HOST")
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	who := map[string]any{
+		"app":      os.Getenv("PMDAEMON_APP_NAME"),
+		"instance": os.Getenv("PM2_INSTANCE_ID"),
+		"port":     port,
+		"pid":      os.Getpid(),
+	}
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(who)
+	})
+	http.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+		v := os.Getenv(r.URL.Query().Get("name"))
+		fmt.Fprint(w, v)
+	})
+	srv := &http.Server{Addr: host + ":" + port}
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		<-sig
+		srv.Close()
+	}()
+	log.Printf("instance %s of %s listening on %s:%s", who["instance"], who["app"], host, port)
+	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+		log.Fatal(err)
+	}
+}

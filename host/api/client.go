@@ -1,0 +1,157 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Client talks to the daemon over its unix socket.
+type Client struct {
+	Socket string
+	hc     *http.Client
+}
+
+// NewClient returns a client for the daemon listening on socket.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns: 4,
+	}
+	return &Client{Socket: socket, hc: &http.Client{Transport: tr}}
+}
+
+// ErrNoDaemon is returned when nothing answers on the socket.
+var ErrNoDaemon = errors.New("daemon is not running")
+
+// RemoteError is an error the daemon answered with.
+type RemoteError struct {
+	Status  int
+	Message string
+}
+
+func (e *RemoteError) Error() string { return e.Message }
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://pmdaemon"+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return fmt.Errorf("%w (%v)", ErrNoDaemon, op.Err)
+		}
+		return fmt.Errorf("daemon: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("daemon: reading answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e Error
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return &RemoteError{Status: resp.StatusCode, Message: e.Error}
+		}
+		return &RemoteError{Status: resp.StatusCode, Message: fmt.Sprintf("daemon answered %s", resp.Status)}
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("daemon: bad answer: %w", err)
+		}
+	}
+	return nil
+}
+
+// Ping asks the daemon whether it is alive; it fails fast when it is not.
+func (c *Client) Ping(ctx context.Context) (*Ping, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var p Ping
+	return &p, c.do(ctx, "GET", "/v1/ping", nil, &p)
+}
+
+func (c *Client) List(ctx context.Context) ([]Instance, error) {
+	var out []Instance
+	return out, c.do(ctx, "GET", "/v1/list", nil, &out)
+}
+
+func (c *Client) Info(ctx context.Context, target string) (*App, error) {
+	var out App
+	return &out, c.do(ctx, "GET", "/v1/info?target="+url.QueryEscape(target), nil, &out)
+}
+
+func (c *Client) Start(ctx context.Context, req StartRequest) (*Started, error) {
+	var out Started
+	return &out, c.do(ctx, "POST", "/v1/start", req, &out)
+}
+
+func (c *Client) action(ctx context.Context, verb string, req TargetRequest) (*Result, error) {
+	var out Result
+	return &out, c.do(ctx, "POST", "/v1/"+verb, req, &out)
+}
+
+func (c *Client) Stop(ctx context.Context, req TargetRequest) (*Result, error) {
+	return c.action(ctx, "stop", req)
+}
+func (c *Client) Restart(ctx context.Context, req TargetRequest) (*Result, error) {
+	return c.action(ctx, "restart", req)
+}
+func (c *Client) Reload(ctx context.Context, req TargetRequest) (*Result, error) {
+	return c.action(ctx, "reload", req)
+}
+func (c *Client) Delete(ctx context.Context, req TargetRequest) (*Result, error) {
+	return c.action(ctx, "delete", req)
+}
+
+// Save writes the dump file and returns its path.
+func (c *Client) Save(ctx context.Context) (string, error) {
+	var out struct {
+		Path string `json:"path"`
+	}
+	return out.Path, c.do(ctx, "POST", "/v1/save", nil, &out)
+}
+
+func (c *Client) Resurrect(ctx context.Context) (*Result, error) {
+	var out Result
+	return &out, c.do(ctx, "POST", "/v1/resurrect", nil, &out)
+}
+
+// Kill stops every app and then the daemon.
+func (c *Client) Kill(ctx context.Context) error {
+	return c.do(ctx, "POST", "/v1/kill", nil, nil)
+}
+
+func (c *Client) PortsAssigned(ctx context.Context) (map[int]string, error) {
+	var out PortsAssigned
+	return out.Ports, c.do(ctx, "GET", "/v1/ports", nil, &out)
+}
+
+func (c *Client) PortFree(ctx context.Context, port int) (*PortFree, error) {
+	var out PortFree
+	return &out, c.do(ctx, "GET", "/v1/ports/free?port="+strconv.Itoa(port), nil, &out)
+}

@@ -1,0 +1,98 @@
+// Package api holds the wire types of the daemon's HTTP/JSON API and its client. The CLI, the
+// Lua runtime and any other client speak to the daemon only through this package.
+package api
+
+import (
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/config"
+)
+
+// Version is reported by ping; a CLI and a daemon of different versions still talk, but the
+// CLI can tell the user.
+const Version = "0.1.0"
+
+// Instance is one row of `list`.
+type Instance struct {
+	ID       int     `json:"id"`
+	Name     string  `json:"name"`
+	Instance int     `json:"instance"`
+	Status   string  `json:"status"`
+	Pid      int     `json:"pid"`
+	Port     *int    `json:"port"`
+	CPU      float64 `json:"cpu"`
+	Memory   uint64  `json:"memory"`
+	UptimeMS int64   `json:"uptime_ms"`
+	Restarts int     `json:"restarts"`
+	// Reason says why an instance is errored or was last restarted by the daemon.
+	Reason    string    `json:"reason,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	OutLog    string    `json:"out_log"`
+	ErrLog    string    `json:"err_log"`
+}
+
+// App is what `info` shows.
+type App struct {
+	Name string `json:"name"`
+	// Config is the saved configuration, as started; overrides never change it.
+	Config  config.App `json:"config"`
+	Command []string   `json:"command"`
+	// PortSpec is the configured spec, LivePortSpec the one in force (they differ when an
+	// override is active).
+	PortSpec       string     `json:"port_spec"`
+	LivePortSpec   string     `json:"live_port_spec"`
+	PortOverride   bool       `json:"port_override"`
+	Ports          []int      `json:"ports"`
+	CreatedAt      time.Time  `json:"created_at"`
+	Instances      []Instance `json:"instances"`
+	InstancesCount int        `json:"instances_count"`
+}
+
+// StartRequest starts an app.
+type StartRequest struct {
+	App config.App `json:"app"`
+}
+
+// Started reports what a start, restart or reload brought up.
+type Started struct {
+	Name      string `json:"name"`
+	IDs       []int  `json:"ids"`
+	Ports     []int  `json:"ports"`
+	Instances int    `json:"instances"`
+}
+
+// TargetRequest names an app, an instance id or "all", with optional runtime overrides.
+type TargetRequest struct {
+	Target    string `json:"target"`
+	Port      string `json:"port,omitempty"`
+	Instances int    `json:"instances,omitempty"`
+}
+
+// Result lists the apps an action touched.
+type Result struct {
+	Apps []Started `json:"apps"`
+}
+
+// Ping is the daemon's liveness answer.
+type Ping struct {
+	Pid     int    `json:"pid"`
+	Version string `json:"version"`
+	Home    string `json:"home"`
+}
+
+// PortsAssigned maps ports to the apps holding them.
+type PortsAssigned struct {
+	Ports map[int]string `json:"ports"`
+}
+
+// PortFree answers whether a port could be given to a new app now.
+type PortFree struct {
+	Port   int    `json:"port"`
+	Free   bool   `json:"free"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Error string `json:"error"`
+}

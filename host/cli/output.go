@@ -1,0 +1,172 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/pmdaemon/pmdaemon/host/api"
+)
+
+// ListHeader is the column order of `list`, as in the port-management spec.
+var ListHeader = []string{"ID", "Name", "Status", "PID", "Port", "CPU (%)", "Memory", "Uptime", "Restarts"}
+
+// RenderList prints the instance table.
+func RenderList(w io.Writer, rows []api.Instance) error {
+	t := tablewriter.NewTable(w,
+		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleLight)})),
+		tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithRowAutoWrap(tw.WrapNone),
+	)
+	t.Header(toAny(ListHeader)...)
+	for _, r := range rows {
+		pid, port := "-", "-"
+		if r.Pid > 0 {
+			pid = strconv.Itoa(r.Pid)
+		}
+		if r.Port != nil {
+			port = strconv.Itoa(*r.Port)
+		}
+		uptime := "-"
+		if r.Pid > 0 {
+			uptime = FormatUptime(time.Duration(r.UptimeMS) * time.Millisecond)
+		}
+		if err := t.Append([]string{
+			strconv.Itoa(r.ID), r.Name, StatusLabel(r.Status), pid, port,
+			strconv.FormatFloat(r.CPU, 'f', 1, 64), FormatBytes(r.Memory), uptime, strconv.Itoa(r.Restarts),
+		}); err != nil {
+			return err
+		}
+	}
+	return t.Render()
+}
+
+func toAny(xs []string) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
+}
+
+// StatusLabel adds the seed's colour dot to a status.
+func StatusLabel(s string) string {
+	switch s {
+	case "online":
+		return "🟢 Online"
+	case "stopped":
+		return "⚪ Stopped"
+	case "errored":
+		return "🔴 Errored"
+	case "waiting-restart":
+		return "🟡 Waiting restart"
+	case "starting":
+		return "🟡 Starting"
+	case "stopping":
+		return "🟡 Stopping"
+	}
+	return s
+}
+
+// FormatBytes prints memory like the seed: "45.2 MB".
+func FormatBytes(b uint64) string {
+	switch {
+	case b == 0:
+		return "0 B"
+	case b < 1<<10:
+		return fmt.Sprintf("%d B", b)
+	case b < 1<<20:
+		return fmt.Sprintf("%.1f KB", float64(b)/(1<<10))
+	case b < 1<<30:
+		return fmt.Sprintf("%.1f MB", float64(b)/(1<<20))
+	}
+	return fmt.Sprintf("%.2f GB", float64(b)/(1<<30))
+}
+
+// FormatUptime prints "2h 15m", "3m 4s", "12s", "2d 3h".
+func FormatUptime(d time.Duration) string {
+	s := int64(d / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm %ds", s/60, s%60)
+	case s < 86400:
+		return fmt.Sprintf("%dh %dm", s/3600, (s%3600)/60)
+	}
+	return fmt.Sprintf("%dd %dh", s/86400, (s%86400)/3600)
+}
+
+// RenderInfo prints everything known about an app.
+func RenderInfo(w io.Writer, a *api.App) error {
+	c := a.Config
+	var b strings.Builder
+	line := func(k, v string) { fmt.Fprintf(&b, "%-22s %s\n", k+":", v) }
+	line("name", a.Name)
+	line("command", strings.Join(a.Command, " "))
+	line("script", c.Script)
+	if len(c.Args) > 0 {
+		line("args", strings.Join(c.Args, " "))
+	}
+	line("cwd", c.Cwd)
+	line("instances", fmt.Sprintf("%d running slots (configured %d)", a.InstancesCount, c.Instances))
+	ports := a.PortSpec
+	if ports == "" {
+		ports = "(none)"
+	}
+	line("port spec (configured)", ports)
+	if a.PortOverride {
+		line("port spec (live)", a.LivePortSpec+"  [runtime override active; saved config unchanged]")
+	} else {
+		line("port spec (live)", orNone(a.LivePortSpec))
+	}
+	line("ports (live)", orNone(joinInts(a.Ports)))
+	line("autorestart", strconv.FormatBool(c.Autorestart))
+	line("max restarts", strconv.Itoa(c.MaxRestarts))
+	line("min uptime", c.MinUptime.String())
+	line("restart delay", c.RestartDelay.String())
+	line("exp backoff delay", c.ExpBackoffRestartDelay.String())
+	line("kill timeout", c.KillTimeout.String())
+	if c.MaxMemoryRestart > 0 {
+		line("max memory", FormatBytes(uint64(c.MaxMemoryRestart)))
+	}
+	line("created", a.CreatedAt.Format(time.RFC3339))
+	if len(c.Env) > 0 {
+		b.WriteString("env:\n")
+		for _, k := range sortedKeys(c.Env) {
+			fmt.Fprintf(&b, "  %s=%s\n", k, c.Env[k])
+		}
+	}
+	b.WriteString("instances:\n")
+	for _, in := range a.Instances {
+		port := "-"
+		if in.Port != nil {
+			port = strconv.Itoa(*in.Port)
+		}
+		started := "-"
+		if !in.StartedAt.IsZero() && in.Pid > 0 {
+			started = in.StartedAt.Format(time.RFC3339)
+		}
+		fmt.Fprintf(&b, "  [%d] id %d  status %s  pid %d  port %s  restarts %d  started %s\n",
+			in.Instance, in.ID, in.Status, in.Pid, port, in.Restarts, started)
+		if in.Reason != "" {
+			fmt.Fprintf(&b, "      reason: %s\n", in.Reason)
+		}
+		fmt.Fprintf(&b, "      out log: %s\n      err log: %s\n", in.OutLog, in.ErrLog)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}

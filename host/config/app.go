@@ -1,0 +1,298 @@
+// Package config is the App spec model shared by CLI flags, JSON and Lua ecosystem files,
+// with the parsers for the value formats they share (durations, memory sizes, instance counts)
+// and the one place where an App is validated.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/ports"
+)
+
+// Defaults follow PM2 where PM2 has one.
+const (
+	DefaultMaxRestarts = 15
+	DefaultMinUptime   = time.Second
+	DefaultKillTimeout = 5 * time.Second
+	// MaxBackoffDelay caps exp_backoff_restart_delay growth.
+	MaxBackoffDelay = 15 * time.Second
+)
+
+// App is one application as the user configured it. The daemon saves it unchanged; runtime
+// overrides (restart --port) live beside it, never inside it.
+type App struct {
+	Name                   string            `json:"name"`
+	Script                 string            `json:"script"`
+	Args                   []string          `json:"args,omitempty"`
+	Cwd                    string            `json:"cwd,omitempty"`
+	Env                    map[string]string `json:"env,omitempty"`
+	Instances              int               `json:"instances"`
+	Port                   string            `json:"port,omitempty"`
+	Autorestart            bool              `json:"autorestart"`
+	MaxRestarts            int               `json:"max_restarts"`
+	MinUptime              time.Duration     `json:"min_uptime"`
+	RestartDelay           time.Duration     `json:"restart_delay"`
+	ExpBackoffRestartDelay time.Duration     `json:"exp_backoff_restart_delay"`
+	KillTimeout            time.Duration     `json:"kill_timeout"`
+	MaxMemoryRestart       int64             `json:"max_memory_restart,omitempty"`
+	OutFile                string            `json:"out_file,omitempty"`
+	ErrorFile              string            `json:"error_file,omitempty"`
+}
+
+// NewApp returns an App with every default applied.
+func NewApp() App {
+	return App{
+		Instances:   1,
+		Autorestart: true,
+		MaxRestarts: DefaultMaxRestarts,
+		MinUptime:   DefaultMinUptime,
+		KillTimeout: DefaultKillTimeout,
+	}
+}
+
+// Validate checks everything that can be checked without touching the system.
+func (a *App) Validate() error {
+	if a.Name == "" {
+		return fmt.Errorf("app has no name")
+	}
+	if strings.ContainsAny(a.Name, "/\x00") || a.Name == "." || a.Name == ".." || a.Name == "all" {
+		return fmt.Errorf("app name %q is not allowed (no '/', and not \"all\")", a.Name)
+	}
+	if _, err := strconv.Atoi(a.Name); err == nil {
+		return fmt.Errorf("app name %q is not allowed: a number would be taken for an instance id", a.Name)
+	}
+	if strings.TrimSpace(a.Script) == "" {
+		return fmt.Errorf("app %q: script is missing", a.Name)
+	}
+	if a.Instances < 1 {
+		return fmt.Errorf("app %q: instances must be at least 1, got %d", a.Name, a.Instances)
+	}
+	if a.MaxRestarts < 0 {
+		return fmt.Errorf("app %q: max_restarts must not be negative, got %d", a.Name, a.MaxRestarts)
+	}
+	for key, d := range map[string]time.Duration{
+		"min_uptime": a.MinUptime, "restart_delay": a.RestartDelay,
+		"exp_backoff_restart_delay": a.ExpBackoffRestartDelay, "kill_timeout": a.KillTimeout,
+	} {
+		if d < 0 {
+			return fmt.Errorf("app %q: %s must not be negative, got %s", a.Name, key, d)
+		}
+	}
+	if a.MaxMemoryRestart < 0 {
+		return fmt.Errorf("app %q: max_memory_restart must not be negative", a.Name)
+	}
+	for k := range a.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return fmt.Errorf("app %q: env name %q is not valid", a.Name, k)
+		}
+	}
+	if a.Port != "" {
+		spec, err := ports.ParseSpec(a.Port)
+		if err != nil {
+			return fmt.Errorf("app %q: %w", a.Name, err)
+		}
+		if err := spec.CheckInstances(a.Instances); err != nil {
+			return fmt.Errorf("app %q: %w", a.Name, err)
+		}
+	}
+	return nil
+}
+
+// interpreters maps a script extension to the program that runs it.
+var interpreters = map[string]string{".js": "node", ".mjs": "node", ".cjs": "node", ".py": "python3", ".sh": "bash"}
+
+// Argv resolves the app's script and args into the argv to execute, in the app's cwd and
+// with the given PATH. It reports a script that is neither a file nor a command on PATH.
+func (a *App) Argv(path string) ([]string, error) {
+	words, err := SplitCommand(a.Script)
+	if err != nil {
+		return nil, fmt.Errorf("app %q: script: %w", a.Name, err)
+	}
+	if len(words) == 0 {
+		return nil, fmt.Errorf("app %q: script is missing", a.Name)
+	}
+	first := words[0]
+	rest := append(words[1:len(words):len(words)], a.Args...)
+	local := first
+	if !filepath.IsAbs(local) {
+		local = filepath.Join(a.Cwd, local)
+	}
+	if interp, ok := interpreters[filepath.Ext(first)]; ok {
+		if _, err := os.Stat(local); err != nil {
+			return nil, fmt.Errorf("app %q: script %q not found in %s", a.Name, first, a.Cwd)
+		}
+		prog, err := lookPath(interp, path)
+		if err != nil {
+			return nil, fmt.Errorf("app %q: interpreter %q for %s is not installed (not on PATH)", a.Name, interp, first)
+		}
+		return append([]string{prog, local}, rest...), nil
+	}
+	if strings.Contains(first, "/") {
+		st, err := os.Stat(local)
+		if err != nil {
+			return nil, fmt.Errorf("app %q: script %q not found in %s", a.Name, first, a.Cwd)
+		}
+		if st.IsDir() || st.Mode()&0o111 == 0 {
+			return nil, fmt.Errorf("app %q: script %q is not an executable file", a.Name, first)
+		}
+		return append([]string{local}, rest...), nil
+	}
+	prog, err := lookPath(first, path)
+	if err != nil {
+		return nil, fmt.Errorf("app %q: script %q not found: not a file in %s and not a command on PATH", a.Name, first, a.Cwd)
+	}
+	return append([]string{prog}, rest...), nil
+}
+
+func lookPath(name, path string) (string, error) {
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found on PATH", name)
+}
+
+// DefaultName is PM2's rule: the script's base name without its extension.
+func DefaultName(script string) string {
+	words, err := SplitCommand(script)
+	if err != nil || len(words) == 0 {
+		return ""
+	}
+	base := filepath.Base(words[0])
+	return strings.TrimSuffix(base, filepath.Ext(base))
+}
+
+// SplitCommand splits a command line into words the way a POSIX shell would for plain words,
+// single and double quotes and backslash escapes; it runs no shell.
+func SplitCommand(s string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case c == '\'':
+			inWord = true
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return nil, fmt.Errorf("unterminated single quote in %q", s)
+			}
+			cur.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+		case c == '"':
+			inWord = true
+			i++
+			for ; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`", s[i+1]) >= 0 {
+					i++
+				}
+				cur.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return nil, fmt.Errorf("unterminated double quote in %q", s)
+			}
+		case c == '\\':
+			inWord = true
+			if i+1 >= len(s) {
+				return nil, fmt.Errorf("trailing backslash in %q", s)
+			}
+			i++
+			cur.WriteByte(s[i])
+		default:
+			inWord = true
+			cur.WriteByte(c)
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
+
+// ParseDuration accepts Go duration syntax ("500ms", "2s") or a plain integer of milliseconds.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, fmt.Errorf("empty duration")
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("duration %q is negative", s)
+		}
+		if n > int64(24*time.Hour/time.Millisecond)*365 {
+			return 0, fmt.Errorf("duration %q is too long", s)
+		}
+		return time.Duration(n) * time.Millisecond, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("duration %q is not valid: use Go syntax like 500ms or 2s, or whole milliseconds", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("duration %q is negative", s)
+	}
+	return d, nil
+}
+
+// ParseMemory parses sizes like "200M", "1G", "512K", "1.5G" or plain bytes.
+func ParseMemory(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return 0, fmt.Errorf("empty memory size")
+	}
+	mult := float64(1)
+	upper := strings.ToUpper(t)
+	upper = strings.TrimSuffix(upper, "B")
+	if upper == "" {
+		return 0, fmt.Errorf("memory size %q is not valid: use a number with K, M or G, like 200M", s)
+	}
+	switch upper[len(upper)-1] {
+	case 'K':
+		mult, upper = 1<<10, upper[:len(upper)-1]
+	case 'M':
+		mult, upper = 1<<20, upper[:len(upper)-1]
+	case 'G':
+		mult, upper = 1<<30, upper[:len(upper)-1]
+	}
+	f, err := strconv.ParseFloat(upper, 64)
+	if err != nil || f <= 0 || f > 1<<50 {
+		return 0, fmt.Errorf("memory size %q is not valid: use a positive number with K, M or G, like 200M", s)
+	}
+	return int64(f * mult), nil
+}
+
+// ParseInstances accepts a positive count or "max" (one per CPU).
+func ParseInstances(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	if strings.EqualFold(s, "max") {
+		return runtime.NumCPU(), nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("instances %q is not valid: use a whole number or \"max\"", s)
+	}
+	if n < 1 {
+		return 0, fmt.Errorf("instances must be at least 1, got %d", n)
+	}
+	if n > 10000 {
+		return 0, fmt.Errorf("instances %d is too many (at most 10000)", n)
+	}
+	return n, nil
+}

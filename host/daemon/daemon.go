@@ -1,0 +1,373 @@
+// Package daemon wires the supervisor, the port registry, metrics and the state file together
+// and serves the API. One daemon runs per PMDAEMON_HOME (a lock file guarantees it).
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/config"
+	"github.com/pmdaemon/pmdaemon/host/metrics"
+	"github.com/pmdaemon/pmdaemon/host/ports"
+	"github.com/pmdaemon/pmdaemon/host/state"
+	"github.com/pmdaemon/pmdaemon/host/supervisor"
+)
+
+// Paths are the files of a PMDAEMON_HOME.
+type Paths struct{ Home string }
+
+func (p Paths) Socket() string { return filepath.Join(p.Home, "daemon.sock") }
+func (p Paths) Pid() string    { return filepath.Join(p.Home, "daemon.pid") }
+func (p Paths) Lock() string   { return filepath.Join(p.Home, "daemon.lock") }
+func (p Paths) Log() string    { return filepath.Join(p.Home, "daemon.log") }
+func (p Paths) State() string  { return filepath.Join(p.Home, "state.json") }
+func (p Paths) Dump() string   { return filepath.Join(p.Home, "dump.json") }
+func (p Paths) LogDir() string { return filepath.Join(p.Home, "logs") }
+func (p Paths) OutLog(app string, i int) string {
+	return filepath.Join(p.LogDir(), app+"-"+strconv.Itoa(i)+"-out.log")
+}
+func (p Paths) ErrLog(app string, i int) string {
+	return filepath.Join(p.LogDir(), app+"-"+strconv.Itoa(i)+"-err.log")
+}
+
+// Daemon owns every app. Mutating operations are serialised by opMu, so an allocation and the
+// reservation that follows it are one step and two racing requests never get the same port;
+// mu guards the data and is held only briefly, so `list` stays fast while a stop waits out a
+// kill timeout.
+type Daemon struct {
+	paths  Paths
+	prober ports.Prober
+	logger *log.Logger
+
+	opMu   sync.Mutex
+	mu     sync.Mutex
+	apps   map[string]*app
+	order  []string // app names in creation order
+	reg    *ports.Registry
+	nextID int
+
+	sampler *metrics.Sampler
+	saveCh  chan struct{}
+	quit    chan struct{}
+	wg      sync.WaitGroup
+}
+
+type app struct {
+	cfg      config.App
+	override string // live port spec from restart/reload --port
+	argv     []string
+	argvErr  error
+	created  time.Time
+	slots    []*slot
+}
+
+// slot is one instance position of an app: its id and port outlive the process in it.
+type slot struct {
+	id, index, port int
+	wanted          bool
+	inst            *supervisor.Instance
+	last            supervisor.State // state kept while no process runs
+}
+
+func (s *slot) state() supervisor.State {
+	if s.inst != nil {
+		return s.inst.State()
+	}
+	return s.last
+}
+
+// liveSpec is the port spec in force.
+func (a *app) liveSpec() string {
+	if a.override != "" {
+		return a.override
+	}
+	return a.cfg.Port
+}
+
+// New loads the state and returns a daemon ready to Restore. A corrupt state file has been
+// moved aside; its error is returned with a usable daemon.
+func New(home string, logger *log.Logger) (*Daemon, error) {
+	d := &Daemon{
+		paths:   Paths{Home: home},
+		prober:  ports.OSProber{},
+		logger:  logger,
+		apps:    map[string]*app{},
+		reg:     ports.NewRegistry(),
+		sampler: metrics.NewSampler(),
+		saveCh:  make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+	}
+	if err := os.MkdirAll(d.paths.LogDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create log directory: %w", err)
+	}
+	f, err := state.Load(d.paths.State())
+	var corrupt *state.CorruptError
+	if err != nil && !errors.As(err, &corrupt) {
+		return nil, err
+	}
+	d.load(f)
+	return d, err
+}
+
+func (d *Daemon) load(f *state.File) {
+	d.nextID = f.NextID
+	for _, sa := range f.Apps {
+		a := &app{cfg: sa.Config, override: sa.PortOverride, created: sa.CreatedAt}
+		for _, si := range sa.Instances {
+			s := &slot{id: si.ID, index: si.Index, port: si.Port, wanted: si.Wanted}
+			s.last = supervisor.State{Status: supervisor.Status(si.Status), Pid: si.Pid, PidStart: si.PidStart,
+				StartedAt: si.StartedAt, Restarts: si.Restarts}
+			if !s.wanted {
+				s.last.Status, s.port = supervisor.Stopped, 0
+			}
+			a.slots = append(a.slots, s)
+		}
+		d.apps[a.cfg.Name] = a
+		d.order = append(d.order, a.cfg.Name)
+	}
+}
+
+// Restore brings every wanted instance back: a process still running from an earlier daemon
+// (same pid and start time) is taken back, any other is started afresh on its old port.
+func (d *Daemon) Restore() {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, name := range d.order {
+		a := d.apps[name]
+		a.argv, a.argvErr = a.cfg.Argv(pathOf(a.cfg.Env))
+		for _, s := range a.slots {
+			if !s.wanted {
+				continue
+			}
+			if s.port > 0 {
+				if err := d.reg.Reserve(name, []int{s.port}); err != nil {
+					d.logger.Printf("restore %s[%d]: %v", name, s.index, err)
+				}
+			}
+			var adopt *supervisor.Adopt
+			if supervisor.Alive(s.last.Pid, s.last.PidStart) {
+				adopt = &supervisor.Adopt{Pid: s.last.Pid, PidStart: s.last.PidStart, StartedAt: s.last.StartedAt}
+				d.logger.Printf("took back %s[%d] pid %d", name, s.index, s.last.Pid)
+			}
+			d.launch(a, s, adopt)
+		}
+	}
+	d.saveLocked()
+}
+
+// Run starts the background loops (metrics, state writer). Stop ends them.
+func (d *Daemon) Run() {
+	d.wg.Add(2)
+	go d.saveLoop()
+	go d.metricsLoop(2 * time.Second)
+}
+
+func (d *Daemon) metricsLoop(every time.Duration) {
+	defer d.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.quit:
+			return
+		case <-t.C:
+			roots := map[int]int{}
+			d.mu.Lock()
+			for _, a := range d.apps {
+				for _, s := range a.slots {
+					if st := s.state(); st.Pid > 0 {
+						roots[s.id] = st.Pid
+					}
+				}
+			}
+			d.mu.Unlock()
+			d.sampler.Sample(roots)
+		}
+	}
+}
+
+// requestSave asks the writer loop for a save; many requests collapse into one write.
+func (d *Daemon) requestSave() {
+	select {
+	case d.saveCh <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Daemon) saveLoop() {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-d.quit:
+			return
+		case <-d.saveCh:
+			d.mu.Lock()
+			d.saveLocked()
+			d.mu.Unlock()
+		}
+	}
+}
+
+// saveLocked writes the state file; d.mu must be held. A failed write keeps the previous file
+// intact (WriteAtomic) and is logged; the registry in memory stays the truth.
+func (d *Daemon) saveLocked() error {
+	f := &state.File{Version: state.Version, NextID: d.nextID}
+	for _, name := range d.order {
+		a := d.apps[name]
+		sa := state.App{Config: a.cfg, PortOverride: a.override, CreatedAt: a.created}
+		for _, s := range a.slots {
+			st := s.state()
+			sa.Instances = append(sa.Instances, state.Instance{
+				ID: s.id, Index: s.index, Port: s.port, Wanted: s.wanted, Pid: st.Pid, PidStart: st.PidStart,
+				StartedAt: st.StartedAt, Restarts: st.Restarts, Status: string(st.Status),
+			})
+		}
+		f.Apps = append(f.Apps, sa)
+	}
+	err := state.Save(d.paths.State(), f)
+	if err != nil {
+		d.logger.Printf("saving state: %v", err)
+	}
+	return err
+}
+
+// Shutdown stops every instance (in parallel, each with its kill timeout), keeps them wanted so
+// that the next daemon brings them back, and writes the state.
+func (d *Daemon) Shutdown() {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	var all []*slot
+	for _, a := range d.apps {
+		all = append(all, a.slots...)
+	}
+	d.mu.Unlock()
+	d.stopSlots(all, false)
+	close(d.quit)
+	d.wg.Wait()
+	d.mu.Lock()
+	d.saveLocked()
+	d.mu.Unlock()
+}
+
+// launch starts supervising slot s of a; d.mu must be held.
+func (d *Daemon) launch(a *app, s *slot, adopt *supervisor.Adopt) {
+	if a.argvErr != nil {
+		s.inst = nil
+		s.last = supervisor.State{Status: supervisor.Errored, Restarts: s.last.Restarts, Reason: a.argvErr.Error()}
+		return
+	}
+	spec := supervisor.Spec{
+		ID: s.id, App: a.cfg.Name, Index: s.index, Argv: a.argv, Dir: a.cfg.Cwd,
+		Env:    d.env(a, s),
+		OutLog: d.outLog(a, s), ErrLog: d.errLog(a, s),
+		Policy: supervisor.RestartPolicy{
+			Autorestart: a.cfg.Autorestart, MaxRestarts: a.cfg.MaxRestarts, MinUptime: a.cfg.MinUptime,
+			RestartDelay: a.cfg.RestartDelay, ExpBackoff: a.cfg.ExpBackoffRestartDelay,
+		},
+		KillTimeout: a.cfg.KillTimeout,
+	}
+	s.inst = supervisor.Start(spec, s.last.Restarts, adopt, d.requestSave)
+}
+
+func (d *Daemon) outLog(a *app, s *slot) string {
+	if a.cfg.OutFile != "" {
+		return a.cfg.OutFile
+	}
+	return d.paths.OutLog(a.cfg.Name, s.index)
+}
+
+func (d *Daemon) errLog(a *app, s *slot) string {
+	if a.cfg.ErrorFile != "" {
+		return a.cfg.ErrorFile
+	}
+	return d.paths.ErrLog(a.cfg.Name, s.index)
+}
+
+// env is the daemon's environment, then the app's, then pmdaemon's own variables.
+func (d *Daemon) env(a *app, s *slot) []string {
+	m := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := cutEnv(kv); ok {
+			m[k] = v
+		}
+	}
+	for k, v := range a.cfg.Env {
+		m[k] = v
+	}
+	delete(m, "PORT")
+	if v, ok := a.cfg.Env["PORT"]; ok && s.port == 0 {
+		m["PORT"] = v
+	}
+	if s.port > 0 {
+		m["PORT"] = strconv.Itoa(s.port)
+	}
+	idx := strconv.Itoa(s.index)
+	m["PM2_INSTANCE_ID"] = idx
+	m["NODE_APP_INSTANCE"] = idx
+	m["PMDAEMON_APP_NAME"] = a.cfg.Name
+	m["PMDAEMON_HOME"] = d.paths.Home
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func cutEnv(kv string) (string, string, bool) {
+	for i := 1; i < len(kv); i++ {
+		if kv[i] == '=' {
+			return kv[:i], kv[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
+// pathOf is the PATH the app runs with.
+func pathOf(env map[string]string) string {
+	if p, ok := env["PATH"]; ok {
+		return p
+	}
+	return os.Getenv("PATH")
+}
+
+// stopSlots stops the given slots' processes in parallel. With unwant, the slots are no longer
+// wanted and give their ports back.
+func (d *Daemon) stopSlots(slots []*slot, unwant bool) {
+	var wg sync.WaitGroup
+	for _, s := range slots {
+		d.mu.Lock()
+		inst := s.inst
+		d.mu.Unlock()
+		if inst == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inst.Stop()
+		}()
+	}
+	wg.Wait()
+	d.mu.Lock()
+	for _, s := range slots {
+		if s.inst != nil {
+			s.last = s.inst.State()
+			s.inst = nil
+		}
+		if unwant {
+			s.wanted = false
+		}
+	}
+	d.mu.Unlock()
+}

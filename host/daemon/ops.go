@@ -1,0 +1,789 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/config"
+	"github.com/pmdaemon/pmdaemon/host/ports"
+	"github.com/pmdaemon/pmdaemon/host/state"
+	"github.com/pmdaemon/pmdaemon/host/supervisor"
+)
+
+// UserError is a request the daemon refuses; the API answers it with 4xx.
+type UserError struct{ msg string }
+
+func (e *UserError) Error() string { return e.msg }
+
+func userErr(format string, a ...any) error { return &UserError{fmt.Sprintf(format, a...)} }
+
+// NotFoundError is a target that names nothing.
+type NotFoundError struct{ Target string }
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("process '%s' not found", e.Target) }
+
+// Start starts a new app. It is all-or-nothing: on any error nothing runs and no port is held.
+func (d *Daemon) Start(cfg config.App) (*api.Started, error) {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	return d.startLocked(cfg)
+}
+
+// waitSpawned waits until every given slot's process has been started, so the answer to a
+// start or restart shows pids. d.mu must not be held.
+func (d *Daemon) waitSpawned(slots []*slot) {
+	d.mu.Lock()
+	var insts []*supervisor.Instance
+	for _, s := range slots {
+		if s.inst != nil {
+			insts = append(insts, s.inst)
+		}
+	}
+	d.mu.Unlock()
+	for _, in := range insts {
+		<-in.Spawned()
+	}
+}
+
+func (d *Daemon) startLocked(cfg config.App) (*api.Started, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, &UserError{err.Error()}
+	}
+	if !filepath.IsAbs(cfg.Cwd) {
+		return nil, userErr("app %q: cwd %q must be an absolute path", cfg.Name, cfg.Cwd)
+	}
+	if st, err := os.Stat(cfg.Cwd); err != nil {
+		return nil, userErr("app %q: cwd %s cannot be used: %v", cfg.Name, cfg.Cwd, errors.Unwrap(err))
+	} else if !st.IsDir() {
+		return nil, userErr("app %q: cwd %s is not a directory", cfg.Name, cfg.Cwd)
+	}
+	if f, err := os.Open(cfg.Cwd); err != nil {
+		return nil, userErr("app %q: cwd %s cannot be read: %v", cfg.Name, cfg.Cwd, errors.Unwrap(err))
+	} else {
+		f.Close()
+	}
+	argv, err := cfg.Argv(pathOf(cfg.Env))
+	if err != nil {
+		return nil, &UserError{err.Error()}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.apps[cfg.Name]; ok {
+		return nil, userErr("process '%s' already exists; restart it, or delete it first", cfg.Name)
+	}
+	a := &app{cfg: cfg, argv: argv, created: time.Now()}
+	ps, err := d.pickPorts(a, a.liveSpec(), cfg.Instances, nil)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < cfg.Instances; i++ {
+		s := &slot{id: d.nextID, index: i, wanted: true}
+		if ps != nil {
+			s.port = ps[i]
+		}
+		if err := d.checkLogs(a, s); err != nil {
+			return nil, err
+		}
+		d.nextID++
+		a.slots = append(a.slots, s)
+	}
+	if err := d.reg.Reserve(cfg.Name, ps); err != nil {
+		return nil, err
+	}
+	d.apps[cfg.Name] = a
+	d.order = append(d.order, cfg.Name)
+	for _, s := range a.slots {
+		d.launch(a, s, nil)
+	}
+	d.mu.Unlock()
+	d.waitSpawned(a.slots)
+	d.mu.Lock()
+	d.saveLocked()
+	return started(a), nil
+}
+
+// checkLogs makes sure an instance's log files can be written before anything starts.
+func (d *Daemon) checkLogs(a *app, s *slot) error {
+	for _, p := range []string{d.outLog(a, s), d.errLog(a, s)} {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		if err != nil {
+			return userErr("app %q: log file cannot be written: %v", a.cfg.Name, err)
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// pickPorts allocates n ports under spec for app a (nil when the app has no port spec). keep
+// holds ports that instances keep under an unchanged spec. d.mu must be held.
+func (d *Daemon) pickPorts(a *app, spec string, n int, keep []int) ([]int, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	ps, err := ports.ParseSpec(spec)
+	if err != nil {
+		return nil, &UserError{err.Error()}
+	}
+	got, err := ports.AllocateKeeping(ports.Request{App: a.cfg.Name, Instances: n, Spec: ps}, keep, d.reg, d.prober)
+	if err != nil {
+		return nil, &UserError{err.Error()}
+	}
+	return got, nil
+}
+
+func started(a *app) *api.Started {
+	out := &api.Started{Name: a.cfg.Name, IDs: []int{}, Ports: []int{}}
+	for _, s := range a.slots {
+		out.IDs = append(out.IDs, s.id)
+		if s.port > 0 {
+			out.Ports = append(out.Ports, s.port)
+		}
+	}
+	out.Instances = len(a.slots)
+	return out
+}
+
+// target is what a TARGET names: whole apps, or one slot of one app.
+type target struct {
+	app  *app
+	slot *slot // nil: the whole app
+}
+
+// resolve finds TARGET: an app name, an instance id, or "all". d.mu must be held.
+func (d *Daemon) resolve(t string) ([]target, error) {
+	t = strings.TrimSpace(t)
+	if t == "" {
+		return nil, userErr("no target given: name an app, an instance id, or all")
+	}
+	if t == "all" {
+		var out []target
+		for _, name := range d.order {
+			out = append(out, target{app: d.apps[name]})
+		}
+		return out, nil
+	}
+	if a, ok := d.apps[t]; ok {
+		return []target{{app: a}}, nil
+	}
+	if id, err := strconv.Atoi(t); err == nil {
+		for _, name := range d.order {
+			a := d.apps[name]
+			for _, s := range a.slots {
+				if s.id == id {
+					return []target{{app: a, slot: s}}, nil
+				}
+			}
+		}
+	}
+	return nil, &NotFoundError{Target: t}
+}
+
+func (t target) slots() []*slot {
+	if t.slot != nil {
+		return []*slot{t.slot}
+	}
+	return t.app.slots
+}
+
+// Stop stops the target's instances; they give their ports back and stay listed as stopped.
+func (d *Daemon) Stop(req api.TargetRequest) (*api.Result, error) {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	ts, err := d.resolve(req.Target)
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	res := &api.Result{Apps: []api.Started{}}
+	for _, t := range ts {
+		d.stopSlots(t.slots(), true)
+		d.mu.Lock()
+		for _, s := range t.slots() {
+			d.reg.Release(t.app.cfg.Name, []int{s.port})
+			s.port = 0
+		}
+		res.Apps = append(res.Apps, *started(t.app))
+		d.mu.Unlock()
+	}
+	d.mu.Lock()
+	d.saveLocked()
+	d.mu.Unlock()
+	return res, nil
+}
+
+// Delete stops the target and forgets it.
+func (d *Daemon) Delete(req api.TargetRequest) (*api.Result, error) {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	ts, err := d.resolve(req.Target)
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	res := &api.Result{Apps: []api.Started{}}
+	for _, t := range ts {
+		d.stopSlots(t.slots(), true)
+		d.mu.Lock()
+		name := t.app.cfg.Name
+		res.Apps = append(res.Apps, *started(t.app))
+		if t.slot != nil {
+			d.reg.Release(name, []int{t.slot.port})
+			var keep []*slot
+			for _, s := range t.app.slots {
+				if s != t.slot {
+					keep = append(keep, s)
+				}
+			}
+			t.app.slots = keep
+		}
+		if t.slot == nil || len(t.app.slots) == 0 {
+			d.reg.ReleaseApp(name)
+			delete(d.apps, name)
+			for i, n := range d.order {
+				if n == name {
+					d.order = append(d.order[:i:i], d.order[i+1:]...)
+					break
+				}
+			}
+		}
+		d.mu.Unlock()
+	}
+	d.mu.Lock()
+	d.saveLocked()
+	d.mu.Unlock()
+	return res, nil
+}
+
+// plan is a restart or reload of one app worked out before anything is touched.
+type plan struct {
+	spec     string // live spec after the operation
+	override string
+	ports    []int // per instance; nil without ports
+	n        int
+}
+
+// planFor validates the overrides of req for app a and allocates the ports; d.mu must be held.
+// Nothing is changed, so a failed plan leaves the app exactly as it runs.
+func (d *Daemon) planFor(a *app, req api.TargetRequest, reload bool) (*plan, error) {
+	p := &plan{spec: a.liveSpec(), override: a.override, n: len(a.slots)}
+	changed := false
+	if req.Port != "" {
+		ps, err := ports.ParseSpec(req.Port)
+		if err != nil {
+			return nil, &UserError{err.Error()}
+		}
+		p.spec, changed = ps.String(), ps.String() != a.liveSpec()
+		p.override = ps.String()
+		if cs, err := ports.ParseSpec(a.cfg.Port); err == nil && cs.String() == ps.String() {
+			p.override = "" // back to the saved configuration
+		}
+		if reload && req.Instances == 0 && ps.Kind == ports.Range {
+			p.n = ps.Size()
+		}
+	}
+	if req.Instances < 0 {
+		return nil, userErr("instances must be at least 1, got %d", req.Instances)
+	}
+	if req.Instances > 0 {
+		p.n = req.Instances
+	}
+	var keep []int
+	if !changed {
+		for _, s := range a.slots {
+			keep = append(keep, s.port)
+		}
+	}
+	var err error
+	p.ports, err = d.pickPorts(a, p.spec, p.n, keep)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Restart stops and starts the target's instances. With --port or --instances (whole apps only)
+// the live ports or count change and the saved configuration stays as it was.
+func (d *Daemon) Restart(req api.TargetRequest) (*api.Result, error) {
+	return d.restartOrReload(req, false)
+}
+
+// Reload is a graceful restart: new instances are up and past min_uptime before old ones stop.
+func (d *Daemon) Reload(req api.TargetRequest) (*api.Result, error) {
+	return d.restartOrReload(req, true)
+}
+
+func (d *Daemon) restartOrReload(req api.TargetRequest, reload bool) (*api.Result, error) {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	d.mu.Lock()
+	ts, err := d.resolve(req.Target)
+	if err == nil && (req.Port != "" || req.Instances != 0) && (len(ts) != 1 || ts[0].slot != nil) {
+		err = userErr("--port and --instances apply to one app: name the app, not an id or all")
+	}
+	// Plan every app first, so that a bad override changes nothing anywhere.
+	plans := make([]*plan, len(ts))
+	for i, t := range ts {
+		if err != nil {
+			break
+		}
+		if t.slot == nil {
+			plans[i], err = d.planFor(t.app, req, reload)
+		}
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	res := &api.Result{Apps: []api.Started{}}
+	for i, t := range ts {
+		var err error
+		switch {
+		case t.slot != nil:
+			err = d.restartSlot(t.app, t.slot, reload)
+		case reload:
+			err = d.reloadApp(t.app, plans[i])
+		default:
+			err = d.restartApp(t.app, plans[i])
+		}
+		d.waitSpawned(t.slots())
+		d.mu.Lock()
+		res.Apps = append(res.Apps, *started(t.app))
+		d.saveLocked()
+		d.mu.Unlock()
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// restartSlot restarts one instance on its port (or a fresh one if it had none).
+func (d *Daemon) restartSlot(a *app, s *slot, wait bool) error {
+	d.stopSlots([]*slot{s}, false)
+	d.mu.Lock()
+	if s.port == 0 && a.liveSpec() != "" {
+		port, err := d.slotPort(a, s)
+		if err != nil {
+			d.mu.Unlock()
+			return err
+		}
+		s.port = port
+		d.reg.Reserve(a.cfg.Name, []int{s.port})
+	}
+	s.wanted = true
+	s.last.Restarts++
+	d.launch(a, s, nil)
+	inst := s.inst
+	d.mu.Unlock()
+	if wait && inst != nil {
+		return waitReady(a, inst)
+	}
+	return nil
+}
+
+// slotPort picks a port for one instance of a whose other instances keep theirs: the index's
+// port of a range, the single port, or the first free port of an auto range that the app's
+// other instances do not hold. d.mu must be held.
+func (d *Daemon) slotPort(a *app, s *slot) (int, error) {
+	spec, err := ports.ParseSpec(a.liveSpec())
+	if err != nil {
+		return 0, &UserError{err.Error()}
+	}
+	req := ports.Request{App: a.cfg.Name, Instances: 1, Spec: spec}
+	if spec.Kind != ports.Auto {
+		p := spec.Start + s.index
+		if p > spec.End {
+			return 0, userErr("instance %d of %s has no port in %s", s.index, a.cfg.Name, spec)
+		}
+		if err := ports.CheckFixed(a.cfg.Name, []int{p}, d.reg, d.prober); err != nil {
+			return 0, &UserError{err.Error()}
+		}
+		return p, nil
+	}
+	held := d.reg.PortsOf(a.cfg.Name)
+	cands, err := ports.Candidates(req, d.reg, d.prober, len(held)+1)
+	if err != nil {
+		return 0, &UserError{err.Error()}
+	}
+	for _, p := range cands {
+		if !contains(held, p) {
+			return p, nil
+		}
+	}
+	return 0, &UserError{fmt.Sprintf("Not enough free ports in %s: 0 free, 1 needed", spec)}
+}
+
+// restartApp stops all of a's instances, then starts p.n of them on p.ports.
+func (d *Daemon) restartApp(a *app, p *plan) error {
+	d.stopSlots(a.slots, false)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reg.ReleaseApp(a.cfg.Name)
+	if err := d.reg.Reserve(a.cfg.Name, p.ports); err != nil {
+		return err // cannot happen: the plan was made under opMu
+	}
+	a.override = p.override
+	d.resize(a, p.n)
+	for i, s := range a.slots {
+		s.port = 0
+		if p.ports != nil {
+			s.port = p.ports[i]
+		}
+		s.wanted = true
+		s.last.Restarts++
+		d.launch(a, s, nil)
+	}
+	return nil
+}
+
+// resize grows or shrinks a's slots to n; removed slots must already be stopped.
+func (d *Daemon) resize(a *app, n int) {
+	for len(a.slots) < n {
+		a.slots = append(a.slots, &slot{id: d.nextID, index: len(a.slots), last: supervisor.State{Status: supervisor.Stopped}})
+		d.nextID++
+	}
+	a.slots = a.slots[:n]
+}
+
+// reloadApp replaces a's instances gracefully. When the new ports do not overlap the old ones,
+// all new instances start beside the old and the old stop only once every new one is ready.
+// Otherwise instances are replaced one at a time, so the app never has none running.
+func (d *Daemon) reloadApp(a *app, p *plan) error {
+	d.mu.Lock()
+	old := append([]*slot(nil), a.slots...)
+	overlap := false
+	running := 0
+	for _, s := range old {
+		if s.inst != nil {
+			running++
+		}
+		for _, np := range p.ports {
+			if s.port > 0 && s.port == np {
+				overlap = true
+			}
+		}
+	}
+	if overlap || running == 0 || p.ports == nil && p.n <= len(old) {
+		d.mu.Unlock()
+		return d.rollingReload(a, p)
+	}
+	// Side by side: reserve the new ports beside the old, start, wait, then swap.
+	if err := d.reg.Reserve(a.cfg.Name, p.ports); err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	fresh := make([]*slot, p.n)
+	savedOverride := a.override
+	a.override = p.override
+	for i := range fresh {
+		s := &slot{id: d.nextID, index: i, wanted: true}
+		d.nextID++
+		if p.ports != nil {
+			s.port = p.ports[i]
+		}
+		if i < len(old) {
+			s.last.Restarts = old[i].state().Restarts + 1
+		}
+		fresh[i] = s
+		d.launch(a, s, nil)
+	}
+	a.slots = append(old, fresh...)
+	d.mu.Unlock()
+
+	if err := waitAllReady(a, fresh); err != nil {
+		d.stopSlots(fresh, true)
+		d.mu.Lock()
+		d.reg.Release(a.cfg.Name, p.ports)
+		for _, s := range old {
+			if s.port > 0 {
+				d.reg.Reserve(a.cfg.Name, []int{s.port})
+			}
+		}
+		a.slots = old
+		a.override = savedOverride
+		d.mu.Unlock()
+		return fmt.Errorf("reload of %s failed, the old instances keep running: %w", a.cfg.Name, err)
+	}
+	d.stopSlots(old, true)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, s := range old {
+		if s.port > 0 && !contains(p.ports, s.port) {
+			d.reg.Release(a.cfg.Name, []int{s.port})
+		}
+	}
+	// The new instances take over the old ids, so scripts that name ids keep working.
+	for i, s := range fresh {
+		if i < len(old) {
+			s.id = old[i].id
+		}
+	}
+	a.slots = fresh
+	return nil
+}
+
+// rollingReload replaces instances one by one on ports that may be the same as before.
+func (d *Daemon) rollingReload(a *app, p *plan) error {
+	d.mu.Lock()
+	a.override = p.override
+	old := append([]*slot(nil), a.slots...)
+	d.mu.Unlock()
+	for i := 0; i < p.n; i++ {
+		d.mu.Lock()
+		var s *slot
+		if i < len(old) {
+			s = old[i]
+		}
+		d.mu.Unlock()
+		if s != nil {
+			d.stopSlots([]*slot{s}, false)
+		}
+		d.mu.Lock()
+		if s == nil {
+			s = &slot{id: d.nextID, index: i}
+			d.nextID++
+			a.slots = append(a.slots, s)
+		} else {
+			s.last.Restarts++
+		}
+		newPort := 0
+		if p.ports != nil {
+			newPort = p.ports[i]
+		}
+		if s.port != newPort {
+			d.reg.Release(a.cfg.Name, []int{s.port})
+		}
+		s.port = newPort
+		if newPort > 0 {
+			if err := d.reg.Reserve(a.cfg.Name, []int{newPort}); err != nil {
+				d.mu.Unlock()
+				return err
+			}
+		}
+		s.wanted = true
+		d.launch(a, s, nil)
+		inst := s.inst
+		d.mu.Unlock()
+		if inst != nil {
+			if err := waitReady(a, inst); err != nil {
+				return fmt.Errorf("reload of %s stopped at instance %d: %w", a.cfg.Name, i, err)
+			}
+		}
+	}
+	if p.n < len(old) {
+		extra := old[p.n:]
+		d.stopSlots(extra, true)
+		d.mu.Lock()
+		for _, s := range extra {
+			d.reg.Release(a.cfg.Name, []int{s.port})
+		}
+		a.slots = a.slots[:p.n]
+		d.mu.Unlock()
+	}
+	return nil
+}
+
+func contains(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// waitReady waits until inst has been online for the app's min_uptime, or fails when it exits.
+func waitReady(a *app, inst *supervisor.Instance) error {
+	deadline := time.Now().Add(a.cfg.MinUptime + 30*time.Second)
+	for {
+		st := inst.State()
+		switch st.Status {
+		case supervisor.Online:
+			if time.Since(st.StartedAt) >= a.cfg.MinUptime {
+				return nil
+			}
+		case supervisor.Errored, supervisor.Stopped, supervisor.WaitingRestart:
+			why := st.Reason
+			if why == "" {
+				why = fmt.Sprintf("exit code %d", st.ExitCode)
+			}
+			return fmt.Errorf("instance %d of %s did not stay up (%s)", inst.Spec().Index, a.cfg.Name, why)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("instance %d of %s was not ready in time", inst.Spec().Index, a.cfg.Name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func waitAllReady(a *app, slots []*slot) error {
+	errs := make([]error, len(slots))
+	var wg sync.WaitGroup
+	for i, s := range slots {
+		if s.inst == nil {
+			errs[i] = fmt.Errorf("instance %d of %s could not start: %s", s.index, a.cfg.Name, s.last.Reason)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = waitReady(a, s.inst)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// List returns one row per instance, in creation order.
+func (d *Daemon) List() []api.Instance {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := []api.Instance{}
+	for _, name := range d.order {
+		a := d.apps[name]
+		for _, s := range a.slots {
+			out = append(out, d.row(a, s))
+		}
+	}
+	return out
+}
+
+func (d *Daemon) row(a *app, s *slot) api.Instance {
+	st := s.state()
+	r := api.Instance{
+		ID: s.id, Name: a.cfg.Name, Instance: s.index, Status: string(st.Status), Pid: st.Pid,
+		Restarts: st.Restarts, Reason: st.Reason, StartedAt: st.StartedAt,
+		OutLog: d.outLog(a, s), ErrLog: d.errLog(a, s),
+	}
+	if s.port > 0 {
+		p := s.port
+		r.Port = &p
+	}
+	if st.Pid > 0 {
+		m := d.sampler.Get(s.id)
+		r.CPU, r.Memory = m.CPU, m.Memory
+		r.UptimeMS = time.Since(st.StartedAt).Milliseconds()
+	}
+	return r
+}
+
+// Info describes the app a target names (for an id, the app it belongs to).
+func (d *Daemon) Info(t string) (*api.App, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ts, err := d.resolve(t)
+	if err != nil {
+		return nil, err
+	}
+	if len(ts) != 1 {
+		return nil, userErr("info takes one app name or instance id, not all")
+	}
+	a := ts[0].app
+	out := &api.App{
+		Name: a.cfg.Name, Config: a.cfg, Command: a.argv, PortSpec: a.cfg.Port, LivePortSpec: a.liveSpec(),
+		PortOverride: a.override != "", Ports: []int{}, CreatedAt: a.created, InstancesCount: len(a.slots),
+	}
+	for _, s := range a.slots {
+		out.Instances = append(out.Instances, d.row(a, s))
+		if s.port > 0 {
+			out.Ports = append(out.Ports, s.port)
+		}
+	}
+	return out, nil
+}
+
+// Save writes every app's saved configuration to dump.json.
+func (d *Daemon) Save() (string, error) {
+	d.mu.Lock()
+	dump := state.Dump{Apps: []config.App{}}
+	for _, name := range d.order {
+		dump.Apps = append(dump.Apps, d.apps[name].cfg)
+	}
+	d.mu.Unlock()
+	b, err := json.MarshalIndent(dump, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := state.WriteAtomic(d.paths.Dump(), b, 0o600); err != nil {
+		return "", err
+	}
+	return d.paths.Dump(), nil
+}
+
+// Resurrect starts every app of dump.json that is not running, with its saved configuration.
+func (d *Daemon) Resurrect() (*api.Result, error) {
+	dump, err := state.LoadDump(d.paths.Dump())
+	if err != nil {
+		return nil, &UserError{err.Error()}
+	}
+	res := &api.Result{Apps: []api.Started{}}
+	var errs []error
+	for _, cfg := range dump.Apps {
+		d.mu.Lock()
+		a, exists := d.apps[cfg.Name]
+		idle := exists
+		if exists {
+			for _, s := range a.slots {
+				if s.wanted {
+					idle = false
+				}
+			}
+		}
+		d.mu.Unlock()
+		switch {
+		case !exists:
+			d.opMu.Lock()
+			st, err := d.startLocked(cfg)
+			d.opMu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			res.Apps = append(res.Apps, *st)
+		case idle:
+			r, err := d.Restart(api.TargetRequest{Target: cfg.Name})
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			res.Apps = append(res.Apps, r.Apps...)
+		}
+	}
+	sort.Slice(res.Apps, func(i, j int) bool { return res.Apps[i].Name < res.Apps[j].Name })
+	return res, errors.Join(errs...)
+}
+
+// PortsAssigned returns the registry.
+func (d *Daemon) PortsAssigned() map[int]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.reg.Assigned()
+}
+
+// PortFree tells whether a new app could get port now.
+func (d *Daemon) PortFree(port int) api.PortFree {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := api.PortFree{Port: port}
+	if port < 1 || port > 65535 {
+		out.Reason = fmt.Sprintf("port %d is out of range (1-65535)", port)
+		return out
+	}
+	if err := ports.CheckFixed("", []int{port}, d.reg, d.prober); err != nil {
+		out.Reason = err.Error()
+		return out
+	}
+	out.Free = true
+	return out
+}

@@ -1,0 +1,201 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/api"
+)
+
+// ErrAlreadyRunning means another daemon holds this home's lock.
+var ErrAlreadyRunning = errors.New("a daemon is already running for this PMDAEMON_HOME")
+
+// Serve runs the daemon for home in the foreground until it is killed through the API or gets
+// SIGTERM/SIGINT; either way apps are stopped with their kill timeouts and state is saved.
+func Serve(home string, logw io.Writer) error {
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return fmt.Errorf("cannot create %s: %w", home, err)
+	}
+	if err := os.Chmod(home, 0o700); err != nil {
+		return fmt.Errorf("cannot secure %s: %w", home, err)
+	}
+	paths := Paths{Home: home}
+	lock, err := os.OpenFile(paths.Lock(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("cannot open lock file: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return ErrAlreadyRunning
+	}
+	logger := log.New(logw, "", log.LstdFlags)
+	// We hold the lock, so any socket file left behind belongs to a dead daemon.
+	os.Remove(paths.Socket())
+	ln, err := net.Listen("unix", paths.Socket())
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", paths.Socket(), err)
+	}
+	defer os.Remove(paths.Socket())
+	if err := os.Chmod(paths.Socket(), 0o600); err != nil {
+		ln.Close()
+		return err
+	}
+	d, err := New(home, logger)
+	if err != nil {
+		if d == nil {
+			ln.Close()
+			return err
+		}
+		// A corrupt state file was moved aside; say so loudly and go on with no apps.
+		logger.Printf("WARNING: %v", err)
+	}
+	os.WriteFile(paths.Pid(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
+	defer os.Remove(paths.Pid())
+	d.Restore()
+	d.Run()
+	logger.Printf("daemon %d listening on %s", os.Getpid(), paths.Socket())
+
+	killed := make(chan struct{}, 1)
+	srv := &http.Server{Handler: d.Handler(func() {
+		select {
+		case killed <- struct{}{}:
+		default:
+		}
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	select {
+	case s := <-sigs:
+		logger.Printf("got %v, stopping apps", s)
+	case <-killed:
+		logger.Printf("kill requested, stopping apps")
+	}
+	d.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	logger.Printf("daemon stopped")
+	return nil
+}
+
+// maxBody bounds a request body; an App spec is a few KiB.
+const maxBody = 1 << 20
+
+// Handler returns the API. kill is called once the kill request has been answered.
+func (d *Daemon) Handler(kill func()) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, api.Ping{Pid: os.Getpid(), Version: api.Version, Home: d.paths.Home}, nil)
+	})
+	mux.HandleFunc("GET /v1/list", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, d.List(), nil)
+	})
+	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
+		out, err := d.Info(r.URL.Query().Get("target"))
+		reply(w, out, err)
+	})
+	mux.HandleFunc("POST /v1/start", func(w http.ResponseWriter, r *http.Request) {
+		var req api.StartRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		out, err := d.Start(req.App)
+		reply(w, out, err)
+	})
+	for verb, op := range map[string]func(api.TargetRequest) (*api.Result, error){
+		"stop": d.Stop, "restart": d.Restart, "reload": d.Reload, "delete": d.Delete,
+	} {
+		mux.HandleFunc("POST /v1/"+verb, func(w http.ResponseWriter, r *http.Request) {
+			var req api.TargetRequest
+			if !decode(w, r, &req) {
+				return
+			}
+			out, err := op(req)
+			reply(w, out, err)
+		})
+	}
+	mux.HandleFunc("POST /v1/save", func(w http.ResponseWriter, r *http.Request) {
+		p, err := d.Save()
+		reply(w, map[string]string{"path": p}, err)
+	})
+	mux.HandleFunc("POST /v1/resurrect", func(w http.ResponseWriter, r *http.Request) {
+		out, err := d.Resurrect()
+		reply(w, out, err)
+	})
+	mux.HandleFunc("POST /v1/kill", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, map[string]bool{"ok": true}, nil)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		kill()
+	})
+	mux.HandleFunc("GET /v1/ports", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, api.PortsAssigned{Ports: d.PortsAssigned()}, nil)
+	})
+	mux.HandleFunc("GET /v1/ports/free", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query().Get("port")
+		p, err := strconv.Atoi(q)
+		if err != nil {
+			reply(w, nil, userErr("port %q is not a number", q))
+			return
+		}
+		reply(w, d.PortFree(p), nil)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// decode reads a JSON body strictly: unknown fields and trailing data are errors.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON object")
+	}
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "bad request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func reply(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		var ue *UserError
+		var nf *NotFoundError
+		code := http.StatusInternalServerError
+		switch {
+		case errors.As(err, &nf):
+			code = http.StatusNotFound
+		case errors.As(err, &ue):
+			code = http.StatusBadRequest
+		}
+		writeErr(w, code, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(api.Error{Error: msg})
+}

@@ -1,0 +1,125 @@
+package ports
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Request asks for ports for the instances of one app.
+type Request struct {
+	App       string
+	Instances int
+	Spec      Spec
+}
+
+// Candidates returns the ports of an auto spec that are free in the registry (or held by the
+// requesting app itself) and on the OS, ascending, stopping once limit are found (limit <= 0:
+// all). Ports the app already holds skip the OS check: its own instances may be bound to them.
+func Candidates(req Request, reg *Registry, prober Prober, limit int) ([]int, error) {
+	var out []int
+	for p := req.Spec.Start; p <= req.Spec.End; p++ {
+		if holder, ok := reg.Holder(p); ok {
+			if holder == req.App {
+				out = append(out, p)
+			} else {
+				continue
+			}
+		} else {
+			err := prober.Probe(p)
+			if errors.Is(err, ErrInUse) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p)
+		}
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Allocate picks ports for req without reserving them: the caller reserves the result in the
+// same critical section. Errors are the spec's messages, word for word.
+func Allocate(req Request, reg *Registry, prober Prober) ([]int, error) {
+	return AllocateKeeping(req, nil, reg, prober)
+}
+
+// AllocateKeeping is Allocate for an app some of whose instances already hold ports under the
+// same spec: instance i keeps keep[i] when it is non-zero, and only the others get new ports.
+// A plain restart of an auto: app therefore never moves a running instance.
+func AllocateKeeping(req Request, keep []int, reg *Registry, prober Prober) ([]int, error) {
+	if err := req.Spec.CheckInstances(req.Instances); err != nil {
+		return nil, err
+	}
+	out := make([]int, req.Instances)
+	used := map[int]bool{}
+	missing := 0
+	for i := range out {
+		if i < len(keep) && keep[i] > 0 {
+			out[i] = keep[i]
+			used[keep[i]] = true
+		} else {
+			missing++
+		}
+	}
+	if missing == 0 {
+		return out, nil
+	}
+	if req.Spec.Kind != Auto {
+		var fresh []int
+		for i := range out {
+			if out[i] == 0 {
+				out[i] = req.Spec.Start + i
+				fresh = append(fresh, out[i])
+			}
+		}
+		if err := CheckFixed(req.App, fresh, reg, prober); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	cands, err := Candidates(req, reg, prober, missing+len(used))
+	if err != nil {
+		return nil, err
+	}
+	var free []int
+	for _, p := range cands {
+		if !used[p] {
+			free = append(free, p)
+		}
+	}
+	if len(free) < missing {
+		return nil, fmt.Errorf("Not enough free ports in auto:%d-%d: %d free, %d needed",
+			req.Spec.Start, req.Spec.End, len(free)+len(used), req.Instances)
+	}
+	for i := range out {
+		if out[i] == 0 {
+			out[i], free = free[0], free[1:]
+		}
+	}
+	return out, nil
+}
+
+// CheckFixed verifies that each of the given ports is free for app: not held by another app and,
+// unless app already holds it, not bound on the OS.
+func CheckFixed(app string, ports []int, reg *Registry, prober Prober) error {
+	for _, p := range ports {
+		if holder, ok := reg.Holder(p); ok {
+			if holder != app {
+				return fmt.Errorf("Port %d is already assigned to process '%s'", p, holder)
+			}
+			continue
+		}
+		err := prober.Probe(p)
+		if errors.Is(err, ErrInUse) {
+			return fmt.Errorf("Port %d is already in use by another process", p)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+// Package state persists the daemon's registry: every app's saved configuration, its live
+// overrides, and each instance's id, port and process. Writes are atomic (temp file, fsync,
+// rename, fsync of the directory); a file that cannot be read back is kept aside, never emptied.
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/config"
+)
+
+// Version is the state file format; a newer one is refused rather than misread.
+const Version = 1
+
+// File is the state file's content.
+type File struct {
+	Version int   `json:"version"`
+	NextID  int   `json:"next_id"`
+	Apps    []App `json:"apps"`
+}
+
+// App is one app in the registry.
+type App struct {
+	Config config.App `json:"config"`
+	// PortOverride is the live port spec set by restart/reload --port; "" when none.
+	PortOverride string     `json:"port_override,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	Instances    []Instance `json:"instances"`
+}
+
+// Instance is one process slot of an app.
+type Instance struct {
+	ID    int `json:"id"`
+	Index int `json:"index"`
+	// Wanted is what the user asked for: true from start until stop. A restarted daemon
+	// runs (or takes back) every wanted instance.
+	Wanted    bool      `json:"wanted"`
+	Port      int       `json:"port,omitempty"`
+	Pid       int       `json:"pid,omitempty"`
+	PidStart  uint64    `json:"pid_start,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	Restarts  int       `json:"restarts"`
+	Status    string    `json:"status"`
+}
+
+// Load reads path. A missing file is an empty registry. A file that does not parse is moved
+// to path.corrupt-<time> and reported in the error, together with an empty registry, so the
+// daemon can start and the user still has the bytes.
+func Load(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &File{Version: Version}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read state file %s: %w", path, err)
+	}
+	var f File
+	perr := decode(b, &f)
+	if perr == nil {
+		return &f, nil
+	}
+	aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405.000"))
+	if err := os.Rename(path, aside); err != nil {
+		return nil, fmt.Errorf("state file %s is unreadable (%v) and could not be moved aside: %w", path, perr, err)
+	}
+	return &File{Version: Version}, &CorruptError{Path: path, Aside: aside, Err: perr}
+}
+
+// CorruptError reports a state file that was moved aside.
+type CorruptError struct {
+	Path, Aside string
+	Err         error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("state file %s is corrupt (%v); it was moved to %s and the daemon started with no apps", e.Path, e.Err, e.Aside)
+}
+
+func decode(b []byte, f *File) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return errors.New("the file is empty")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(f); err != nil {
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON document")
+	}
+	if f.Version != Version {
+		return fmt.Errorf("unsupported state version %d (this pmdaemon reads version %d)", f.Version, Version)
+	}
+	seen := map[string]bool{}
+	ids := map[int]bool{}
+	for i, a := range f.Apps {
+		if a.Config.Name == "" || seen[a.Config.Name] {
+			return fmt.Errorf("apps[%d]: missing or duplicate name %q", i, a.Config.Name)
+		}
+		seen[a.Config.Name] = true
+		for _, in := range a.Instances {
+			if in.ID < 0 || ids[in.ID] || in.ID >= f.NextID {
+				return fmt.Errorf("apps[%d] (%s): bad or duplicate instance id %d", i, a.Config.Name, in.ID)
+			}
+			ids[in.ID] = true
+		}
+	}
+	return nil
+}
+
+// Save writes f to path atomically.
+func Save(path string, f *File) error {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteAtomic(path, append(b, '\n'), 0o600)
+}
+
+// WriteAtomic replaces path with data so that a reader, or a crash at any point, sees either
+// the old content or the new one, never a mix. On any error the old file is left as it was.
+func WriteAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	name := tmp.Name()
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(name)
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(name)
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err := os.Rename(name, path); err != nil {
+		os.Remove(name)
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Dump is what `save` writes and `resurrect` reads: the saved configurations, no live state.
+type Dump struct {
+	Apps []config.App `json:"apps"`
+}
+
+// LoadDump reads a dump file; errors name the file.
+func LoadDump(path string) (*Dump, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no saved process list at %s: run 'pmdaemon save' first", path)
+		}
+		return nil, err
+	}
+	var d Dump
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return nil, fmt.Errorf("dump file %s is not valid: %w", path, err)
+	}
+	return &d, nil
+}

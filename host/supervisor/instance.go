@@ -1,0 +1,274 @@
+// Package supervisor runs one instance of an app: it spawns the process in its own process
+// group with its output going straight to its log files, restarts it by the RestartPolicy, and
+// stops the whole group (SIGTERM, kill timeout, SIGKILL) so that nothing is left behind.
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Status is what `list` shows for an instance.
+type Status string
+
+const (
+	Starting       Status = "starting"
+	Online         Status = "online"
+	Stopping       Status = "stopping"
+	Stopped        Status = "stopped"
+	Errored        Status = "errored"
+	WaitingRestart Status = "waiting-restart"
+)
+
+// Spec is everything an instance needs to run; it does not change during the instance's life.
+type Spec struct {
+	ID          int
+	App         string
+	Index       int
+	Argv        []string
+	Dir         string
+	Env         []string
+	OutLog      string
+	ErrLog      string
+	Policy      RestartPolicy
+	KillTimeout time.Duration
+}
+
+// State is a snapshot of an instance, safe to copy.
+type State struct {
+	Status    Status
+	Pid       int
+	PidStart  uint64 // the process's start time, to tell it from a later process with its pid
+	StartedAt time.Time
+	Restarts  int
+	ExitCode  int
+	Reason    string // why it is errored or last restarted
+}
+
+// Adopt describes a process left running by an earlier daemon that this instance takes back.
+type Adopt struct {
+	Pid       int
+	PidStart  uint64
+	StartedAt time.Time
+}
+
+// Instance supervises one process. Its goroutine owns the process; others read State.
+type Instance struct {
+	spec     Spec
+	notify   func()
+	mu       sync.Mutex
+	st       State
+	stopOnce sync.Once
+	stopCh   chan struct{}
+	done     chan struct{}
+	spawned  chan struct{} // closed after the first spawn attempt or the adoption
+	spawnOne sync.Once
+}
+
+// Start begins supervising. restarts carries the count over from an earlier incarnation. With
+// adopt set, the instance watches that process instead of spawning one. notify is called after
+// every change of state; it must not block.
+func Start(spec Spec, restarts int, adopt *Adopt, notify func()) *Instance {
+	in := &Instance{
+		spec:    spec,
+		notify:  notify,
+		st:      State{Status: Starting, Restarts: restarts},
+		stopCh:  make(chan struct{}),
+		done:    make(chan struct{}),
+		spawned: make(chan struct{}),
+	}
+	go in.run(adopt)
+	return in
+}
+
+// Spec returns the instance's spec.
+func (in *Instance) Spec() Spec { return in.spec }
+
+// State returns a snapshot.
+func (in *Instance) State() State {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.st
+}
+
+// Stop stops the process group and the supervision, and returns when both are done.
+func (in *Instance) Stop() {
+	in.stopOnce.Do(func() { close(in.stopCh) })
+	<-in.done
+}
+
+// Spawned is closed once the first process has been started (or failed to start, or was
+// adopted), so a caller can report a pid.
+func (in *Instance) Spawned() <-chan struct{} { return in.spawned }
+
+func (in *Instance) markSpawned() { in.spawnOne.Do(func() { close(in.spawned) }) }
+
+// Done is closed when supervision has ended.
+func (in *Instance) Done() <-chan struct{} { return in.done }
+
+func (in *Instance) update(f func(*State)) {
+	in.mu.Lock()
+	f(&in.st)
+	in.mu.Unlock()
+	if in.notify != nil {
+		in.notify()
+	}
+}
+
+// running is a live process: its pid (also its process group id) and its exit.
+type running struct {
+	pid     int
+	started time.Time
+	exited  <-chan int
+}
+
+func (in *Instance) run(adopt *Adopt) {
+	defer close(in.done)
+	defer in.markSpawned()
+	var bo backoff
+	var proc *running
+	if adopt != nil {
+		proc = &running{pid: adopt.Pid, started: adopt.StartedAt, exited: watchPid(adopt.Pid, adopt.PidStart)}
+		in.update(func(s *State) {
+			s.Status, s.Pid, s.PidStart, s.StartedAt = Online, adopt.Pid, adopt.PidStart, adopt.StartedAt
+		})
+	}
+	for {
+		if proc == nil {
+			p, err := in.spawn()
+			if err != nil {
+				// A spawn failure counts as a run of zero length, so the policy bounds the retries.
+				ch := make(chan int, 1)
+				ch <- -1
+				p = &running{started: time.Now(), exited: ch}
+				in.update(func(s *State) { s.Reason = err.Error() })
+			}
+			proc = p
+		}
+		in.markSpawned()
+		select {
+		case code := <-proc.exited:
+			uptime := time.Since(proc.started)
+			if proc.pid > 0 {
+				// Whatever the app left in its group is orphaned now; a fresh instance may follow.
+				syscall.Kill(-proc.pid, syscall.SIGKILL)
+			}
+			restart, delay := in.spec.Policy.decide(uptime, &bo)
+			if !restart {
+				final := Stopped
+				reason := ""
+				if in.spec.Policy.Autorestart {
+					final = Errored
+					reason = fmt.Sprintf("exited %d times within min_uptime %s; gave up after max_restarts %d",
+						bo.unstable, in.spec.Policy.MinUptime, in.spec.Policy.MaxRestarts)
+				} else if code != 0 {
+					final = Errored
+					reason = fmt.Sprintf("exited with code %d (autorestart off)", code)
+				}
+				in.update(func(s *State) {
+					s.Status, s.Pid, s.PidStart, s.ExitCode = final, 0, 0, code
+					if reason != "" {
+						s.Reason = reason
+					}
+				})
+				<-in.stopCh
+				in.update(func(s *State) { s.Status = Stopped })
+				return
+			}
+			in.update(func(s *State) { s.Status, s.Pid, s.PidStart, s.ExitCode = WaitingRestart, 0, 0, code })
+			proc = nil
+			if delay > 0 {
+				t := time.NewTimer(delay)
+				select {
+				case <-t.C:
+				case <-in.stopCh:
+					t.Stop()
+					in.update(func(s *State) { s.Status = Stopped })
+					return
+				}
+			} else {
+				select {
+				case <-in.stopCh:
+					in.update(func(s *State) { s.Status = Stopped })
+					return
+				default:
+				}
+			}
+			in.update(func(s *State) { s.Restarts++ })
+		case <-in.stopCh:
+			in.update(func(s *State) { s.Status = Stopping })
+			code := in.killGroup(proc)
+			in.update(func(s *State) { s.Status, s.Pid, s.PidStart, s.ExitCode = Stopped, 0, 0, code })
+			return
+		}
+	}
+}
+
+func (in *Instance) spawn() (*running, error) {
+	out, err := openLog(in.spec.OutLog)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close()
+	errf := out
+	if in.spec.ErrLog != in.spec.OutLog {
+		if errf, err = openLog(in.spec.ErrLog); err != nil {
+			return nil, err
+		}
+		defer errf.Close()
+	}
+	cmd := exec.Command(in.spec.Argv[0], in.spec.Argv[1:]...)
+	cmd.Dir = in.spec.Dir
+	cmd.Env = in.spec.Env
+	cmd.Stdout = out
+	cmd.Stderr = errf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("cannot start %s: %w", in.spec.Argv[0], err)
+	}
+	pid := cmd.Process.Pid
+	start, _ := StartTime(pid)
+	now := time.Now()
+	exited := make(chan int, 1)
+	go func() { exited <- exitCode(cmd.Wait()) }()
+	in.update(func(s *State) {
+		s.Status, s.Pid, s.PidStart, s.StartedAt, s.Reason = Online, pid, start, now, ""
+	})
+	return &running{pid: pid, started: now, exited: exited}, nil
+}
+
+// killGroup sends SIGTERM to the process group, gives it KillTimeout to go (leader and every
+// other member), then SIGKILLs what is left. It returns the leader's exit code.
+func (in *Instance) killGroup(p *running) int {
+	if p.pid <= 0 {
+		return <-p.exited
+	}
+	deadline := time.Now().Add(in.spec.KillTimeout)
+	syscall.Kill(-p.pid, syscall.SIGTERM)
+	code := 0
+	t := time.NewTimer(in.spec.KillTimeout)
+	select {
+	case code = <-p.exited:
+		t.Stop()
+		if !waitGroupGone(p.pid, deadline) {
+			syscall.Kill(-p.pid, syscall.SIGKILL)
+		}
+	case <-t.C:
+		syscall.Kill(-p.pid, syscall.SIGKILL)
+		code = <-p.exited
+	}
+	waitGroupGone(p.pid, time.Now().Add(2*time.Second))
+	return code
+}
+
+func openLog(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open log file: %w", err)
+	}
+	return f, nil
+}

@@ -1,0 +1,155 @@
+package supervisor
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// StartTime reads a process's start time (clock ticks since boot) from /proc, which together
+// with the pid identifies one process even after the pid is reused.
+func StartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// comm may hold spaces and parentheses; the fields start after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	f := bytes.Fields(b[i+1:])
+	// f[0] is field 3 (state); starttime is field 22.
+	if len(f) < 20 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	if f[0][0] == 'Z' {
+		return 0, fmt.Errorf("process %d is a zombie", pid)
+	}
+	return strconv.ParseUint(string(f[19]), 10, 64)
+}
+
+// Alive reports whether pid is the process that started at start.
+func Alive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	st, err := StartTime(pid)
+	return err == nil && st == start
+}
+
+// groupAlive reports whether any process is left in process group pgid, zombies aside.
+func groupAlive(pgid int) bool {
+	err := syscall.Kill(-pgid, 0)
+	if err != nil {
+		return false
+	}
+	// kill(2) also succeeds for a group of zombies only; look closer.
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := bytes.Fields(b[i+1:])
+		if len(f) < 3 || f[0][0] == 'Z' {
+			continue
+		}
+		if g, _ := strconv.Atoi(string(f[2])); g == pgid && pid > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// waitGroupGone polls until no live process is left in pgid or the deadline passes.
+func waitGroupGone(pgid int, deadline time.Time) bool {
+	for {
+		if !groupAlive(pgid) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// watchPid reports on the returned channel when a process that is not our child exits. It uses
+// a pidfd registered with Go's poller, so an adopted instance costs no thread while it runs.
+// Its exit status is unknown to us; -1 is sent.
+func watchPid(pid int, start uint64) <-chan int {
+	ch := make(chan int, 1)
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		go pollPid(pid, start, ch)
+		return ch
+	}
+	if !Alive(pid, start) { // the pid may have been reused between check and open
+		unix.Close(fd)
+		ch <- -1
+		return ch
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		go pollPid(pid, start, ch)
+		return ch
+	}
+	go func() {
+		defer f.Close()
+		err := rc.Read(func(fd uintptr) bool {
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			n, err := unix.Poll(fds, 0)
+			return err == nil && n > 0
+		})
+		if err != nil {
+			pollPid(pid, start, ch)
+			return
+		}
+		ch <- -1
+	}()
+	return ch
+}
+
+func pollPid(pid int, start uint64, ch chan<- int) {
+	for Alive(pid, start) {
+		time.Sleep(250 * time.Millisecond)
+	}
+	ch <- -1
+}
+
+// exitCode turns cmd.Wait's error into an exit code; killed by a signal is 128+signal.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee interface{ Sys() any }
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+			if ws.Signaled() {
+				return 128 + int(ws.Signal())
+			}
+			return ws.ExitStatus()
+		}
+	}
+	return -1
+}
