@@ -98,6 +98,9 @@ func (a *App) Validate() error {
 			return fmt.Errorf("app %q: %w", a.Name, err)
 		}
 		if err := spec.CheckInstances(a.Instances); err != nil {
+			if spec.Kind != ports.Single {
+				return err // the spec's message, word for word
+			}
 			return fmt.Errorf("app %q: %w", a.Name, err)
 		}
 	}

@@ -153,6 +153,12 @@ func (d *Daemon) Restore() {
 					d.logger.Printf("restore %s[%d]: %v", name, s.index, err)
 				}
 			}
+			if st := s.last.Status; st == supervisor.Errored || st == supervisor.Stopped {
+				// It had given up (crash loop) or finished (autorestart off) before the daemon
+				// went down; a restart of the daemon does not run it again. It keeps its ports.
+				s.last.Pid, s.last.PidStart = 0, 0
+				continue
+			}
 			var adopt *supervisor.Adopt
 			if supervisor.Alive(s.last.Pid, s.last.PidStart) {
 				adopt = &supervisor.Adopt{Pid: s.last.Pid, PidStart: s.last.PidStart, StartedAt: s.last.StartedAt}
@@ -247,11 +253,28 @@ func (d *Daemon) Shutdown() {
 	defer d.opMu.Unlock()
 	d.mu.Lock()
 	var all []*slot
+	before := map[*slot]supervisor.Status{}
 	for _, a := range d.apps {
-		all = append(all, a.slots...)
+		for _, s := range a.slots {
+			all = append(all, s)
+			before[s] = s.state().Status
+		}
 	}
 	d.mu.Unlock()
 	d.stopSlots(all, false)
+	// Save what each instance was doing before shutdown, so the next daemon brings back the
+	// running ones and leaves finished or errored ones as they were.
+	d.mu.Lock()
+	for s, st := range before {
+		if st == supervisor.Stopping {
+			st = supervisor.Stopped
+		}
+		if st != supervisor.Errored && st != supervisor.Stopped {
+			st = supervisor.Online
+		}
+		s.last.Status = st
+	}
+	d.mu.Unlock()
 	close(d.quit)
 	d.wg.Wait()
 	d.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -77,11 +79,25 @@ func NewHome(t testing.TB) *Home {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return NewHomeAt(t, dir)
+}
+
+// NewHomeAt is NewHome at a given path, which need not exist yet (the CLI then creates it).
+func NewHomeAt(t testing.TB, dir string) *Home {
+	t.Helper()
 	h := &Home{T: t, Dir: dir}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		exec.CommandContext(ctx, Bin, "kill").Run()
+		kill := exec.CommandContext(ctx, Bin, "kill")
+		kill.Env = h.environ()
+		if out, err := kill.CombinedOutput(); err != nil {
+			t.Errorf("pmdaemon kill at cleanup: %v\n%s", err, out)
+		}
+		// A -race daemon reports races only in its log; a race there fails the test.
+		if b, err := os.ReadFile(filepath.Join(dir, "daemon.log")); err == nil && bytes.Contains(b, []byte("DATA RACE")) {
+			t.Errorf("the daemon reported a data race:\n%s", b)
+		}
 		// Anything still carrying this home in its environment is an orphan: report and kill it.
 		if left := h.Processes(); len(left) > 0 {
 			for _, p := range left {
@@ -92,6 +108,13 @@ func NewHome(t testing.TB) *Home {
 		os.RemoveAll(dir)
 	})
 	return h
+}
+
+// environ is the environment of every command run in this home. A -race binary sleeps a
+// second at exit by default; GORACE removes that wait (a race still exits with code 66).
+func (h *Home) environ() []string {
+	env := append(os.Environ(), "PMDAEMON_HOME="+h.Dir, "GORACE=atexit_sleep_ms=0 halt_on_error=0")
+	return append(env, h.Env...)
 }
 
 // Processes lists live (non-zombie) processes whose environment has this PMDAEMON_HOME.
@@ -141,7 +164,7 @@ func (h *Home) Run(args ...string) Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, Bin, args...)
-	cmd.Env = append(append(os.Environ(), "PMDAEMON_HOME="+h.Dir), h.Env...)
+	cmd.Env = h.environ()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -252,34 +275,80 @@ func AllOnline(name string, n int) func([]api.Instance) bool {
 	}
 }
 
-// FreePorts finds n consecutive ports that are free right now on loopback and wildcard.
+var (
+	blocksMu sync.Mutex
+	blocks   [][2]int // every block handed out in this test run
+)
+
+// FreePorts returns the first of n consecutive ports that are free now and that no other test
+// of this run has been given (tests run in parallel). It searches below the kernel's ephemeral
+// range: there only a listener can hold a port, while inside it the tests' own client
+// connections take local ports, and one in TIME_WAIT makes a port really unbindable for a
+// minute, so a block found free could turn "in use by another process" at random.
 func FreePorts(t testing.TB, n int) int {
 	t.Helper()
-	for try := 0; try < 200; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	blocksMu.Lock()
+	defer blocksMu.Unlock()
+	lo, hi := 10000, ephemeralLow()-n
+	for try := 0; try < 1000; try++ {
+		var base int
+		if hi-lo > 1000 {
+			base = lo + rand.IntN(hi-lo)
+		} else {
+			base = 1024 + rand.IntN(65000-1024-n)
 		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if base+n > 65000 {
+		if !portsFree(base, n) || overlaps(base, base+n-1) {
 			continue
 		}
-		ok := true
-		for p := base; p < base+n && ok; p++ {
-			ln, err := net.Listen("tcp", ":"+strconv.Itoa(p))
-			if err != nil {
-				ok = false
-				continue
-			}
-			ln.Close()
-		}
-		if ok {
-			return base
+		blocks = append(blocks, [2]int{base, base + n - 1})
+		return base
+	}
+	t.Fatal("no free port block found")
+	return 0
+}
+
+func overlaps(lo, hi int) bool {
+	for _, b := range blocks {
+		if lo <= b[1] && b[0] <= hi {
+			return true
 		}
 	}
-	t.Fatal("no free port range found")
-	return 0
+	return false
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral (local) port range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return n
+}
+
+// portsFree reports whether ports base..base+n-1 can all be bound right now on the IPv4 and
+// IPv6 wildcard and on loopback (what pmdaemon's OS check and the echo app need).
+func portsFree(base, n int) bool {
+	for p := base; p < base+n; p++ {
+		for _, a := range [][2]string{{"tcp4", "0.0.0.0"}, {"tcp4", "127.0.0.1"}, {"tcp6", "[::]"}} {
+			l, err := net.Listen(a[0], a[1]+":"+strconv.Itoa(p))
+			if err != nil {
+				if a[0] == "tcp6" && !strings.Contains(err.Error(), "address already in use") {
+					continue // no IPv6 here
+				}
+				return false
+			}
+			l.Close()
+		}
+	}
+	return true
 }
 
 // Listen binds a foreign listener (as another program would) on addr, closed at cleanup.

@@ -1,0 +1,130 @@
+package portse2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
+)
+
+// Acceptance 7: an instance killed with SIGKILL is restarted on the port it had, for a range
+// and for an auto spec.
+func TestAutoRestartKeepsPort(t *testing.T) {
+	t.Parallel()
+	h := harness.NewHome(t)
+	b := harness.FreePorts(t, 6)
+	h.OK("start", harness.Echo, "--name", "cluster", "--instances", "2", "--port", rng(b, b+1))
+	// The auto app's instance 1 gets b+4; b+3 is free, so a restart that re-ran the
+	// allocation would move it there.
+	l := harness.Listen(t, "tcp4", "0.0.0.0:"+itoa(b+3))
+	h.OK("start", harness.Echo, "--name", "workers", "--instances", "2", "--port", auto(b+2, b+5))
+	rows := h.WaitList(20*time.Second, "both apps online", func(rows []api.Instance) bool {
+		return harness.AllOnline("cluster", 2)(rows) && harness.AllOnline("workers", 2)(rows)
+	})
+	if got := portsOf(rows, "workers"); !eqInts(got, []int{b + 2, b + 4}) {
+		t.Fatalf("workers ports = %v, want [%d %d]", got, b+2, b+4)
+	}
+	l.Close()
+	for _, c := range []struct {
+		app  string
+		port int
+	}{{"cluster", b + 1}, {"workers", b + 4}} {
+		rows := h.List()
+		old := pidsOf(rows, c.app)[1]
+		waitWho(t, c.port, c.app, 1)
+		sigkill(t, old)
+		rows = h.WaitList(20*time.Second, c.app+" instance 1 restarted", func(rows []api.Instance) bool {
+			for _, r := range harness.Rows(rows, c.app) {
+				if r.Instance == 1 {
+					return r.Status == "online" && r.Pid != 0 && r.Pid != old && r.Restarts >= 1
+				}
+			}
+			return false
+		})
+		if got := portsOf(rows, c.app)[1]; got != c.port {
+			t.Errorf("%s instance 1 restarted on port %d, want %d", c.app, got, c.port)
+		}
+		w := waitWho(t, c.port, c.app, 1)
+		if w.Pid == old || w.Pid != pidsOf(rows, c.app)[1] {
+			t.Errorf("%s: port %d answered by pid %d (old %d, list %d)", c.app, c.port, w.Pid, old, pidsOf(rows, c.app)[1])
+		}
+	}
+	if got := portsOf(h.List(), "cluster"); !eqInts(got, []int{b, b + 1}) {
+		t.Errorf("cluster ports after restarts = %v", got)
+	}
+}
+
+// Acceptance 7: stop releases the ports (the seed's "stop api-v1, then start on 8000" flow).
+func TestStopReleasesPort(t *testing.T) {
+	t.Parallel()
+	h := harness.NewHome(t)
+	p := harness.FreePorts(t, 1)
+	h.OK("start", harness.Echo, "--name", "api-v1", "--port", itoa(p))
+	h.WaitList(20*time.Second, "api-v1 online", harness.AllOnline("api-v1", 1))
+	wantErr(t, h.Fail("start", harness.Echo, "--name", "app", "--port", itoa(p)),
+		"Port "+itoa(p)+" is already assigned to process 'api-v1'")
+	h.OK("stop", "api-v1")
+	rows := h.List()
+	for _, r := range harness.Rows(rows, "api-v1") {
+		if r.Status != "stopped" || r.Port != nil {
+			t.Errorf("stopped api-v1 row: status %s port %v, want stopped with no port", r.Status, r.Port)
+		}
+	}
+	h.OK("start", harness.Echo, "--name", "app", "--port", itoa(p))
+	h.WaitList(20*time.Second, "app online", harness.AllOnline("app", 1))
+	waitWho(t, p, "app", 0)
+	// The stopped app cannot take its old port back while app holds it.
+	wantErr(t, h.Fail("restart", "api-v1"), "Port "+itoa(p)+" is already assigned to process 'app'")
+	waitWho(t, p, "app", 0)
+}
+
+// Acceptance 7: assignments survive `pmdaemon kill` and the next daemon.
+func TestPortsSurviveDaemonRestart(t *testing.T) {
+	t.Parallel()
+	h := harness.NewHome(t)
+	p := harness.FreePorts(t, 3)
+	h.OK("start", harness.Echo, "--name", "first", "--instances", "2", "--port", rng(p, p+1))
+	h.WaitList(20*time.Second, "first online", harness.AllOnline("first", 2))
+	h.OK("kill")
+	waitSilent(t, p)
+	// The next CLI call starts a new daemon, which must know p is first's.
+	wantErr(t, h.Fail("start", harness.Echo, "--name", "second", "--port", itoa(p)),
+		"Port "+itoa(p)+" is already assigned to process 'first'")
+	wantErr(t, h.Fail("start", harness.Echo, "--name", "second", "--instances", "2", "--port", rng(p+1, p+2)),
+		"Port "+itoa(p+1)+" is already assigned to process 'first'")
+	rows := h.WaitList(20*time.Second, "first back online", harness.AllOnline("first", 2))
+	if got := portsOf(rows, "first"); !eqInts(got, seq(p, 2)) {
+		t.Errorf("first's ports after the daemon restart = %v, want %v", got, seq(p, 2))
+	}
+	waitWho(t, p, "first", 0)
+	waitWho(t, p+1, "first", 1)
+	noApp(t, h, "second")
+}
+
+// Acceptance 7: and survive the daemon being killed with SIGKILL.
+func TestPortsSurviveDaemonSigkill(t *testing.T) {
+	t.Parallel()
+	h := harness.NewHome(t)
+	p := harness.FreePorts(t, 1)
+	h.OK("start", harness.Echo, "--name", "first", "--port", itoa(p))
+	rows := h.WaitList(20*time.Second, "first online", harness.AllOnline("first", 1))
+	pid := pidsOf(rows, "first")[0]
+	d := daemonPid(t, h)
+	sigkill(t, d)
+	harness.Eventually(t, 10*time.Second, "the daemon to die", func() bool { return !harness.Alive(d) })
+	wantErr(t, h.Fail("start", harness.Echo, "--name", "second", "--port", itoa(p)),
+		"Port "+itoa(p)+" is already assigned to process 'first'")
+	rows = h.WaitList(20*time.Second, "first online", harness.AllOnline("first", 1))
+	if got := portsOf(rows, "first"); !eqInts(got, []int{p}) {
+		t.Errorf("first's ports = %v, want [%d]", got, p)
+	}
+	w := waitWho(t, p, "first", 0)
+	if w.Pid != pidsOf(rows, "first")[0] {
+		t.Errorf("port %d answered by pid %d, list says %d", p, w.Pid, pidsOf(rows, "first")[0])
+	}
+	if w.Pid != pid {
+		t.Logf("first was restarted rather than taken back (pid %d -> %d)", pid, w.Pid)
+	}
+	noApp(t, h, "second")
+}

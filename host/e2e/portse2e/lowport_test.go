@@ -1,0 +1,31 @@
+package portse2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
+)
+
+// Acceptance 11: ports below 1024. The tests run as root here, so --port 80 either works (the
+// app answers on 80) or fails with a clear error; it never crashes the CLI or the daemon.
+func TestPrivilegedPort(t *testing.T) {
+	t.Parallel()
+	h := harness.NewHome(t)
+	r := h.Run("start", harness.Echo, "--name", "web80", "--port", "80")
+	if r.Code != 0 {
+		errLike(t, r.Stderr, "80")
+		t.Logf("--port 80 refused: %s", r.Stderr)
+		noApp(t, h, "web80")
+	} else {
+		rows := h.WaitList(20*time.Second, "web80 online", harness.AllOnline("web80", 1))
+		if got := portsOf(rows, "web80"); !eqInts(got, []int{80}) {
+			t.Errorf("web80 ports = %v, want [80]", got)
+		}
+		waitWho(t, 80, "web80", 0)
+		h.OK("delete", "web80")
+		waitSilent(t, 80)
+	}
+	// The daemon is still there and answers.
+	h.OK("ping")
+}
