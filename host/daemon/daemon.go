@@ -187,16 +187,34 @@ func (d *Daemon) metricsLoop(every time.Duration) {
 			return
 		case <-t.C:
 			roots := map[int]int{}
+			type limited struct {
+				inst  *supervisor.Instance
+				limit int64
+				name  string
+				index int
+			}
+			limits := map[int]limited{}
 			d.mu.Lock()
 			for _, a := range d.apps {
 				for _, s := range a.slots {
 					if st := s.state(); st.Pid > 0 {
 						roots[s.id] = st.Pid
+						if a.cfg.MaxMemoryRestart > 0 {
+							limits[s.id] = limited{s.inst, a.cfg.MaxMemoryRestart, a.cfg.Name, s.index}
+						}
 					}
 				}
 			}
 			d.mu.Unlock()
 			d.sampler.Sample(roots)
+			for id, l := range limits {
+				if rss := d.sampler.Get(id).Memory; l.inst != nil && int64(rss) > l.limit {
+					reason := fmt.Sprintf("memory %d bytes exceeded max_memory_restart %d bytes; restarted at %s",
+						rss, l.limit, time.Now().Format(time.RFC3339))
+					d.logger.Printf("%s[%d] (id %d): %s", l.name, l.index, id, reason)
+					l.inst.Restart(reason)
+				}
+			}
 		}
 	}
 }

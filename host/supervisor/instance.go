@@ -64,6 +64,7 @@ type Instance struct {
 	st       State
 	stopOnce sync.Once
 	stopCh   chan struct{}
+	kickCh   chan string // restart requests from the daemon (memory limit), with the reason
 	done     chan struct{}
 	spawned  chan struct{} // closed after the first spawn attempt or the adoption
 	spawnOne sync.Once
@@ -78,6 +79,7 @@ func Start(spec Spec, restarts int, adopt *Adopt, notify func()) *Instance {
 		notify:  notify,
 		st:      State{Status: Starting, Restarts: restarts},
 		stopCh:  make(chan struct{}),
+		kickCh:  make(chan string, 1),
 		done:    make(chan struct{}),
 		spawned: make(chan struct{}),
 	}
@@ -99,6 +101,16 @@ func (in *Instance) State() State {
 func (in *Instance) Stop() {
 	in.stopOnce.Do(func() { close(in.stopCh) })
 	<-in.done
+}
+
+// Restart asks the supervisor to replace the running process (stopped as by Stop, then
+// started again at once), counting a restart and recording reason. It does not wait; a request
+// while one is pending is dropped.
+func (in *Instance) Restart(reason string) {
+	select {
+	case in.kickCh <- reason:
+	default:
+	}
 }
 
 // Spawned is closed once the first process has been started (or failed to start, or was
@@ -199,6 +211,17 @@ func (in *Instance) run(adopt *Adopt) {
 				}
 			}
 			in.update(func(s *State) { s.Restarts++ })
+		case reason := <-in.kickCh:
+			if proc.pid <= 0 {
+				continue
+			}
+			in.update(func(s *State) { s.Status = Stopping })
+			code := in.killGroup(proc)
+			proc = nil
+			in.update(func(s *State) {
+				s.Status, s.Pid, s.PidStart, s.ExitCode, s.Restarts = WaitingRestart, 0, 0, code, s.Restarts+1
+				s.Reason = reason
+			})
 		case <-in.stopCh:
 			in.update(func(s *State) { s.Status = Stopping })
 			code := in.killGroup(proc)
@@ -236,7 +259,7 @@ func (in *Instance) spawn() (*running, error) {
 	exited := make(chan int, 1)
 	go func() { exited <- exitCode(cmd.Wait()) }()
 	in.update(func(s *State) {
-		s.Status, s.Pid, s.PidStart, s.StartedAt, s.Reason = Online, pid, start, now, ""
+		s.Status, s.Pid, s.PidStart, s.StartedAt = Online, pid, start, now
 	})
 	return &running{pid: pid, started: now, exited: exited}, nil
 }
