@@ -55,8 +55,10 @@ type Daemon struct {
 
 	sampler *metrics.Sampler
 	saveCh  chan struct{}
-	quit    chan struct{}
-	wg      sync.WaitGroup
+	// sampleCh asks for a metrics pass now, so new instances show memory before the next tick.
+	sampleCh chan struct{}
+	quit     chan struct{}
+	wg       sync.WaitGroup
 }
 
 type app struct {
@@ -95,14 +97,15 @@ func (a *app) liveSpec() string {
 // moved aside; its error is returned with a usable daemon.
 func New(home string, logger *log.Logger) (*Daemon, error) {
 	d := &Daemon{
-		paths:   Paths{Home: home},
-		prober:  ports.OSProber{},
-		logger:  logger,
-		apps:    map[string]*app{},
-		reg:     ports.NewRegistry(),
-		sampler: metrics.NewSampler(),
-		saveCh:  make(chan struct{}, 1),
-		quit:    make(chan struct{}),
+		paths:    Paths{Home: home},
+		prober:   ports.OSProber{},
+		logger:   logger,
+		apps:     map[string]*app{},
+		reg:      ports.NewRegistry(),
+		sampler:  metrics.NewSampler(),
+		saveCh:   make(chan struct{}, 1),
+		sampleCh: make(chan struct{}, 1),
+		quit:     make(chan struct{}),
 	}
 	if err := os.MkdirAll(d.paths.LogDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create log directory: %w", err)
@@ -186,36 +189,58 @@ func (d *Daemon) metricsLoop(every time.Duration) {
 		case <-d.quit:
 			return
 		case <-t.C:
-			roots := map[int]int{}
-			type limited struct {
-				inst  *supervisor.Instance
-				limit int64
-				name  string
-				index int
+		case <-d.sampleCh:
+			// A nudge after an instance changed state; at most a few passes a second, so a
+			// crash loop cannot turn sampling into a busy loop.
+			select {
+			case <-d.quit:
+				return
+			case <-time.After(300 * time.Millisecond):
 			}
-			limits := map[int]limited{}
-			d.mu.Lock()
-			for _, a := range d.apps {
-				for _, s := range a.slots {
-					if st := s.state(); st.Pid > 0 {
-						roots[s.id] = st.Pid
-						if a.cfg.MaxMemoryRestart > 0 {
-							limits[s.id] = limited{s.inst, a.cfg.MaxMemoryRestart, a.cfg.Name, s.index}
-						}
-					}
-				}
-			}
-			d.mu.Unlock()
-			d.sampler.Sample(roots)
-			for id, l := range limits {
-				if rss := d.sampler.Get(id).Memory; l.inst != nil && int64(rss) > l.limit {
-					reason := fmt.Sprintf("memory %d bytes exceeded max_memory_restart %d bytes; restarted at %s",
-						rss, l.limit, time.Now().Format(time.RFC3339))
-					d.logger.Printf("%s[%d] (id %d): %s", l.name, l.index, id, reason)
-					l.inst.Restart(reason)
+		}
+		d.sampleOnce()
+	}
+}
+
+// sampleOnce measures every running instance and restarts those over their memory limit.
+func (d *Daemon) sampleOnce() {
+	type limited struct {
+		inst  *supervisor.Instance
+		limit int64
+		name  string
+		index int
+	}
+	roots := map[int]int{}
+	limits := map[int]limited{}
+	d.mu.Lock()
+	for _, a := range d.apps {
+		for _, s := range a.slots {
+			if st := s.state(); st.Pid > 0 {
+				roots[s.id] = st.Pid
+				if a.cfg.MaxMemoryRestart > 0 && s.inst != nil {
+					limits[s.id] = limited{s.inst, a.cfg.MaxMemoryRestart, a.cfg.Name, s.index}
 				}
 			}
 		}
+	}
+	d.mu.Unlock()
+	d.sampler.Sample(roots)
+	for id, l := range limits {
+		if rss := d.sampler.Get(id).Memory; int64(rss) > l.limit {
+			reason := fmt.Sprintf("memory %d bytes exceeded max_memory_restart %d bytes; restarted at %s",
+				rss, l.limit, time.Now().Format(time.RFC3339))
+			d.logger.Printf("%s[%d] (id %d): %s", l.name, l.index, id, reason)
+			l.inst.Restart(reason)
+		}
+	}
+}
+
+// instanceChanged is every instance's notify callback: persist, and refresh metrics soon.
+func (d *Daemon) instanceChanged() {
+	d.requestSave()
+	select {
+	case d.sampleCh <- struct{}{}:
+	default:
 	}
 }
 
@@ -317,7 +342,7 @@ func (d *Daemon) launch(a *app, s *slot, adopt *supervisor.Adopt) {
 		},
 		KillTimeout: a.cfg.KillTimeout,
 	}
-	s.inst = supervisor.Start(spec, s.last.Restarts, adopt, d.requestSave)
+	s.inst = supervisor.Start(spec, s.last.Restarts, adopt, d.instanceChanged)
 }
 
 func (d *Daemon) outLog(a *app, s *slot) string {
