@@ -78,6 +78,9 @@ type Ping struct {
 	Pid     int    `json:"pid"`
 	Version string `json:"version"`
 	Home    string `json:"home"`
+	// Warnings are problems the daemon met at start-up (a corrupt state file moved aside); the
+	// CLI that started the daemon shows them.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // PortsAssigned maps ports to the apps holding them.

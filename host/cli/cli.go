@@ -97,8 +97,11 @@ func (e *Env) client(ctx context.Context) (*api.Client, error) {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		_, err := c.Ping(ctx)
+		p, err := c.Ping(ctx)
 		if err == nil {
+			for _, w := range p.Warnings {
+				fmt.Fprintf(e.Stderr, "Warning: %s\n", w)
+			}
 			return c, nil
 		}
 		if time.Now().After(deadline) {

@@ -53,8 +53,9 @@ type Daemon struct {
 	reg    *ports.Registry
 	nextID int
 
-	sampler *metrics.Sampler
-	saveCh  chan struct{}
+	sampler  *metrics.Sampler
+	warnings []string // start-up problems, reported by ping
+	saveCh   chan struct{}
 	// sampleCh asks for a metrics pass now, so new instances show memory before the next tick.
 	sampleCh chan struct{}
 	quit     chan struct{}
@@ -116,6 +117,9 @@ func New(home string, logger *log.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.load(f)
+	if err != nil {
+		d.warnings = append(d.warnings, err.Error())
+	}
 	return d, err
 }
 

@@ -99,7 +99,7 @@ const maxBody = 1 << 20
 func (d *Daemon) Handler(kill func()) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, api.Ping{Pid: os.Getpid(), Version: api.Version, Home: d.paths.Home}, nil)
+		reply(w, api.Ping{Pid: os.Getpid(), Version: api.Version, Home: d.paths.Home, Warnings: d.warnings}, nil)
 	})
 	mux.HandleFunc("GET /v1/list", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, d.List(), nil)
