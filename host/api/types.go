@@ -51,6 +51,9 @@ type App struct {
 // StartRequest starts an app.
 type StartRequest struct {
 	App config.App `json:"app"`
+	// IfExists says what to do when an app of that name exists: "" refuses, "keep" leaves it
+	// as it is, "update" replaces its saved config with this one and restarts it.
+	IfExists string `json:"if_exists,omitempty"`
 }
 
 // Started reports what a start, restart or reload brought up.
@@ -59,6 +62,9 @@ type Started struct {
 	IDs       []int  `json:"ids"`
 	Ports     []int  `json:"ports"`
 	Instances int    `json:"instances"`
+	// Existed is set when the app was already there (IfExists keep or update).
+	Existed bool `json:"existed,omitempty"`
+	Updated bool `json:"updated,omitempty"`
 }
 
 // TargetRequest names an app, an instance id or "all", with optional runtime overrides.

@@ -43,9 +43,11 @@ func (e *Env) startCmd() *cobra.Command {
 			} else if len(args) > 1 {
 				return fmt.Errorf("start takes one CMD; quote a command line with spaces (\"node server.js\") or put arguments after --")
 			}
-			switch ext := strings.ToLower(filepath.Ext(firstWord(app.Script))); ext {
-			case ".json", ".lua":
-				return fmt.Errorf("%s is an ecosystem file; ecosystem files are not supported by this build yet", app.Script)
+			if isEcosystem(app.Script) {
+				if len(app.Args) > 0 || cmd.Flags().NFlag() > 0 {
+					return fmt.Errorf("start %s runs an ecosystem file and takes no flags or arguments; set them in the file", app.Script)
+				}
+				return e.runFile(cmd.Context(), app.Script, runOptions{})
 			}
 			app.Name = name
 			if app.Name == "" {

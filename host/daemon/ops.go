@@ -32,29 +32,61 @@ type NotFoundError struct{ Target string }
 func (e *NotFoundError) Error() string { return fmt.Sprintf("process '%s' not found", e.Target) }
 
 // Start starts a new app. It is all-or-nothing: on any error nothing runs and no port is held.
-func (d *Daemon) Start(cfg config.App) (*api.Started, error) {
+func (d *Daemon) Start(req api.StartRequest) (*api.Started, error) {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
-	return d.startLocked(cfg)
-}
-
-// waitSpawned waits until every given slot's process has been started, so the answer to a
-// start or restart shows pids. d.mu must not be held.
-func (d *Daemon) waitSpawned(slots []*slot) {
 	d.mu.Lock()
-	var insts []*supervisor.Instance
-	for _, s := range slots {
-		if s.inst != nil {
-			insts = append(insts, s.inst)
+	a, exists := d.apps[req.App.Name]
+	d.mu.Unlock()
+	if exists {
+		switch req.IfExists {
+		case "keep":
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			st := started(a)
+			st.Existed = true
+			return st, nil
+		case "update":
+			return d.update(a, req.App)
+		case "":
+		default:
+			return nil, userErr("if_exists must be \"\", \"keep\" or \"update\", got %q", req.IfExists)
 		}
 	}
-	d.mu.Unlock()
-	for _, in := range insts {
-		<-in.Spawned()
-	}
+	return d.startLocked(req.App)
 }
 
-func (d *Daemon) startLocked(cfg config.App) (*api.Started, error) {
+// update replaces a's saved configuration with cfg and restarts it under that configuration
+// (any runtime override ends). Nothing changes if cfg is invalid or its ports cannot be had.
+func (d *Daemon) update(a *app, cfg config.App) (*api.Started, error) {
+	argv, err := checkApp(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	probe := &app{cfg: cfg}
+	ps, err := d.pickPorts(probe, cfg.Port, cfg.Instances, nil)
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	a.cfg, a.argv, a.argvErr = cfg, argv, nil
+	d.mu.Unlock()
+	if err := d.restartApp(a, &plan{spec: cfg.Port, ports: ps, n: cfg.Instances}); err != nil {
+		return nil, err
+	}
+	d.waitSpawned(a.slots)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.saveLocked()
+	st := started(a)
+	st.Existed, st.Updated = true, true
+	return st, nil
+}
+
+// checkApp validates cfg against the system (cwd, script) and returns its argv.
+func checkApp(cfg config.App) ([]string, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, &UserError{err.Error()}
 	}
@@ -74,6 +106,30 @@ func (d *Daemon) startLocked(cfg config.App) (*api.Started, error) {
 	argv, err := cfg.Argv(pathOf(cfg.Env))
 	if err != nil {
 		return nil, &UserError{err.Error()}
+	}
+	return argv, nil
+}
+
+// waitSpawned waits until every given slot's process has been started, so the answer to a
+// start or restart shows pids. d.mu must not be held.
+func (d *Daemon) waitSpawned(slots []*slot) {
+	d.mu.Lock()
+	var insts []*supervisor.Instance
+	for _, s := range slots {
+		if s.inst != nil {
+			insts = append(insts, s.inst)
+		}
+	}
+	d.mu.Unlock()
+	for _, in := range insts {
+		<-in.Spawned()
+	}
+}
+
+func (d *Daemon) startLocked(cfg config.App) (*api.Started, error) {
+	argv, err := checkApp(cfg)
+	if err != nil {
+		return nil, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

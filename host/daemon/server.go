@@ -113,7 +113,7 @@ func (d *Daemon) Handler(kill func()) http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		out, err := d.Start(req.App)
+		out, err := d.Start(req)
 		reply(w, out, err)
 	})
 	for verb, op := range map[string]func(api.TargetRequest) (*api.Result, error){

@@ -1,0 +1,445 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxEcosystemSize bounds an ecosystem file; a real one is a few KiB.
+const MaxEcosystemSize = 10 << 20
+
+// keys are the App keys an ecosystem object may use (PM2's names).
+var keys = []string{
+	"name", "script", "args", "cwd", "env", "instances", "port", "autorestart", "max_restarts",
+	"min_uptime", "restart_delay", "exp_backoff_restart_delay", "kill_timeout",
+	"max_memory_restart", "out_file", "error_file",
+}
+
+// unbuilt are keys of DESIGN §5 whose feature this build does not have yet; they are refused
+// with a clear error instead of being accepted and ignored.
+var unbuilt = map[string]string{
+	"health_check": "health checks are not supported by this build yet",
+	"wait_ready":   "wait_ready is not supported by this build yet",
+}
+
+// LoadFile reads a JSON ecosystem file: {"apps": [...]} or one app object. Relative cwd and
+// log paths are resolved against the file's directory; errors name the file, the app and the key.
+func LoadFile(path string) ([]App, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read ecosystem file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxEcosystemSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read ecosystem file %s: %w", path, err)
+	}
+	if len(data) > MaxEcosystemSize {
+		return nil, fmt.Errorf("%s is larger than %d MB, the limit for an ecosystem file", path, MaxEcosystemSize>>20)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseJSON(data, filepath.Base(path), filepath.Dir(abs))
+}
+
+// ParseJSON parses an ecosystem document; file names it in errors.
+func ParseJSON(data []byte, file, baseDir string) ([]App, error) {
+	fail := func(format string, a ...any) ([]App, error) {
+		return nil, fmt.Errorf("%s: %s", file, fmt.Sprintf(format, a...))
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return fail("the file is empty; write {\"apps\": [...]} or one app object")
+	}
+	if !utf8.Valid(data) {
+		line := 1 + bytes.Count(data[:firstInvalidUTF8(data)], []byte{'\n'})
+		return fail("line %d: not valid UTF-8", line)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return fail("%s", jsonError(data, err))
+	}
+	if dec.More() {
+		return fail("trailing data after the JSON document")
+	}
+	var objs []any
+	switch v := doc.(type) {
+	case map[string]any:
+		if apps, ok := v["apps"]; ok {
+			for k := range v {
+				if k != "apps" {
+					return fail("unknown top-level key %q (an ecosystem has \"apps\")", k)
+				}
+			}
+			list, ok := apps.([]any)
+			if !ok {
+				return fail("\"apps\" must be an array of app objects, got %s", typeName(apps))
+			}
+			objs = list
+		} else {
+			objs = []any{v}
+		}
+	case []any:
+		return fail("the top level is an array; write {\"apps\": [...]}")
+	default:
+		return fail("the top level must be an object, got %s", typeName(doc))
+	}
+	if len(objs) == 0 {
+		return fail("\"apps\" is empty")
+	}
+	apps := make([]App, 0, len(objs))
+	seen := map[string]int{}
+	for i, o := range objs {
+		where := fmt.Sprintf("%s: apps[%d]", file, i)
+		m, ok := o.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: must be an app object, got %s", where, typeName(o))
+		}
+		app, err := AppFromMap(m, where, baseDir)
+		if err != nil {
+			return nil, err
+		}
+		if j, dup := seen[app.Name]; dup {
+			return nil, fmt.Errorf("%s (%s): duplicate name %q (also apps[%d])", where, app.Name, app.Name, j)
+		}
+		seen[app.Name] = i
+		apps = append(apps, app)
+	}
+	return apps, nil
+}
+
+// AppFromMap builds an App from a decoded ecosystem object (JSON or Lua). Values are string,
+// bool, float64 (or int/int64/json.Number), []any and map[string]any. where names the place in
+// errors (`ecosystem.json: apps[1]`, `ecosystem.lua:12`); baseDir resolves relative cwd and log
+// paths. Unknown keys are errors with a "did you mean" suggestion. The App is validated.
+func AppFromMap(m map[string]any, where, baseDir string) (App, error) {
+	app := NewApp()
+	label := where
+	if n, ok := m["name"].(string); ok && n != "" {
+		label = fmt.Sprintf("%s (%s)", where, n)
+	}
+	bad := func(key, format string, a ...any) (App, error) {
+		return App{}, fmt.Errorf("%s: %q %s", label, key, fmt.Sprintf(format, a...))
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if why, ok := unbuilt[k]; ok {
+			return App{}, fmt.Errorf("%s: %q: %s", label, k, why)
+		}
+		if !contains(keys, k) {
+			if s := suggest(k, keys); s != "" {
+				return App{}, fmt.Errorf("%s: unknown key %q (did you mean %q?)", label, k, s)
+			}
+			return App{}, fmt.Errorf("%s: unknown key %q", label, k)
+		}
+	}
+	var err error
+	for _, k := range names {
+		v := m[k]
+		switch k {
+		case "name", "script", "cwd", "out_file", "error_file":
+			s, ok := v.(string)
+			if !ok {
+				return bad(k, "must be a string, got %s", typeName(v))
+			}
+			switch k {
+			case "name":
+				app.Name = s
+			case "script":
+				app.Script = s
+			case "cwd":
+				app.Cwd = s
+			case "out_file":
+				app.OutFile = s
+			case "error_file":
+				app.ErrorFile = s
+			}
+		case "args":
+			switch a := v.(type) {
+			case string:
+				if app.Args, err = SplitCommand(a); err != nil {
+					return bad(k, "%v", err)
+				}
+			case []any:
+				for i, x := range a {
+					s, ok := scalarString(x)
+					if !ok {
+						return bad(k, "[%d] must be a string, got %s", i, typeName(x))
+					}
+					app.Args = append(app.Args, s)
+				}
+			default:
+				return bad(k, "must be an array of strings or a string, got %s", typeName(v))
+			}
+		case "env":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return bad(k, "must be an object of NAME: value, got %s", typeName(v))
+			}
+			app.Env = map[string]string{}
+			for name, x := range obj {
+				s, ok := scalarString(x)
+				if !ok {
+					return bad(k, "value of %s must be a string, number or boolean, got %s", name, typeName(x))
+				}
+				app.Env[name] = s
+			}
+		case "instances":
+			if s, ok := v.(string); ok {
+				if app.Instances, err = ParseInstances(s); err != nil {
+					return bad(k, "%v", err)
+				}
+				break
+			}
+			n, ok := wholeNumber(v)
+			if !ok {
+				return bad(k, "must be a whole number or \"max\", got %s", typeName(v))
+			}
+			if app.Instances, err = ParseInstances(strconv.FormatInt(n, 10)); err != nil {
+				return bad(k, "%v", err)
+			}
+		case "port":
+			s, ok := v.(string)
+			if !ok {
+				n, isNum := wholeNumber(v)
+				if !isNum {
+					return bad(k, "must be a port spec string or a port number, got %s", typeName(v))
+				}
+				s = strconv.FormatInt(n, 10)
+			}
+			app.Port = s
+		case "autorestart":
+			b, ok := v.(bool)
+			if !ok {
+				return bad(k, "must be true or false, got %s", typeName(v))
+			}
+			app.Autorestart = b
+		case "max_restarts":
+			n, ok := wholeNumber(v)
+			if !ok || n < 0 || n > math.MaxInt32 {
+				return bad(k, "must be a whole number of at least 0, got %s", describe(v))
+			}
+			app.MaxRestarts = int(n)
+		case "min_uptime", "restart_delay", "exp_backoff_restart_delay", "kill_timeout":
+			var s string
+			if str, ok := v.(string); ok {
+				s = str
+			} else if n, ok := wholeNumber(v); ok {
+				s = strconv.FormatInt(n, 10)
+			} else {
+				return bad(k, "must be milliseconds or a duration string like \"2s\", got %s", describe(v))
+			}
+			d, err := ParseDuration(s)
+			if err != nil {
+				return bad(k, "%v", err)
+			}
+			switch k {
+			case "min_uptime":
+				app.MinUptime = d
+			case "restart_delay":
+				app.RestartDelay = d
+			case "exp_backoff_restart_delay":
+				app.ExpBackoffRestartDelay = d
+			case "kill_timeout":
+				app.KillTimeout = d
+			}
+		case "max_memory_restart":
+			if s, ok := v.(string); ok {
+				if app.MaxMemoryRestart, err = ParseMemory(s); err != nil {
+					return bad(k, "%v", err)
+				}
+			} else if n, ok := wholeNumber(v); ok && n > 0 {
+				app.MaxMemoryRestart = n
+			} else {
+				return bad(k, "must be a size like \"200M\" or a number of bytes, got %s", describe(v))
+			}
+		}
+	}
+	if app.Name == "" && app.Script != "" {
+		app.Name = DefaultName(app.Script)
+	}
+	if app.Script == "" {
+		return App{}, fmt.Errorf("%s: \"script\" is missing", label)
+	}
+	if app.Cwd == "" {
+		app.Cwd = baseDir
+	} else if !filepath.IsAbs(app.Cwd) {
+		app.Cwd = filepath.Join(baseDir, app.Cwd)
+	}
+	for _, p := range []*string{&app.OutFile, &app.ErrorFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(app.Cwd, *p)
+		}
+	}
+	if err := app.Validate(); err != nil {
+		if strings.HasPrefix(err.Error(), "Port range") {
+			return App{}, fmt.Errorf("%s: %w", label, err)
+		}
+		return App{}, fmt.Errorf("%s: %s", label, strings.TrimPrefix(err.Error(), fmt.Sprintf("app %q: ", app.Name)))
+	}
+	return app, nil
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// wholeNumber accepts the number types that JSON and Lua decoding produce.
+func wholeNumber(v any) (int64, bool) {
+	switch n := v.(type) {
+	case json.Number:
+		i, err := n.Int64()
+		return i, err == nil
+	case float64:
+		if n != math.Trunc(n) || math.Abs(n) > 1<<53 {
+			return 0, false
+		}
+		return int64(n), true
+	case int:
+		return int64(n), true
+	case int64:
+		return n, true
+	}
+	return 0, false
+}
+
+// scalarString renders env values and args: strings as they are, numbers and booleans as text.
+func scalarString(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case bool:
+		return strconv.FormatBool(x), true
+	case json.Number:
+		return x.String(), true
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
+	case int:
+		return strconv.Itoa(x), true
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	}
+	return "", false
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case json.Number, float64, int, int64:
+		return "a number"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// describe shows a bad value: its type, and the value itself when short.
+func describe(v any) string {
+	if s, ok := scalarString(v); ok && len(s) <= 40 {
+		return fmt.Sprintf("%s (%s)", typeName(v), strconv.Quote(s))
+	}
+	return typeName(v)
+}
+
+// suggest returns the key closest to k when it is a likely misspelling.
+func suggest(k string, options []string) string {
+	best, bestD := "", 3
+	for _, o := range options {
+		if d := editDistance(k, o); d < bestD || (d == bestD && best == "") && d < 3 {
+			best, bestD = o, d
+		}
+	}
+	if best == "" || bestD > max(1, len(k)/3) {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the Damerau (adjacent transposition) variant of Levenshtein distance, so
+// "instnaces" is one edit from "instances".
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range rb {
+		d[0][j+1] = j + 1
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}
+
+// jsonError turns a decoding error into one with a line and column.
+func jsonError(data []byte, err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	off := int64(-1)
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "the JSON ends too early (truncated file?)"
+	}
+	if off < 0 {
+		return "invalid JSON: " + err.Error()
+	}
+	off = min(off, int64(len(data)))
+	line := 1 + bytes.Count(data[:off], []byte{'\n'})
+	col := off - int64(bytes.LastIndexByte(data[:off], '\n'))
+	return fmt.Sprintf("line %d, column %d: invalid JSON: %v", line, col, err)
+}
+
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
+}
