@@ -492,6 +492,7 @@ func (d *Daemon) restartApp(a *app, p *plan) error {
 	a.override = p.override
 	d.resize(a, p.n)
 	for i, s := range a.slots {
+		s.index = i // after a delete by id, indexes are made dense again
 		s.port = 0
 		if p.ports != nil {
 			s.port = p.ports[i]
@@ -611,6 +612,7 @@ func (d *Daemon) rollingReload(a *app, p *plan) error {
 			d.nextID++
 			a.slots = append(a.slots, s)
 		} else {
+			s.index = i
 			s.last.Restarts++
 		}
 		newPort := 0
@@ -808,12 +810,15 @@ func (d *Daemon) Resurrect() (*api.Result, error) {
 			}
 			res.Apps = append(res.Apps, *st)
 		case idle:
-			r, err := d.Restart(api.TargetRequest{Target: cfg.Name})
+			// The dump's config is the saved one; any runtime override ends here.
+			d.opMu.Lock()
+			st, err := d.update(a, cfg)
+			d.opMu.Unlock()
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			res.Apps = append(res.Apps, r.Apps...)
+			res.Apps = append(res.Apps, *st)
 		}
 	}
 	sort.Slice(res.Apps, func(i, j int) bool { return res.Apps[i].Name < res.Apps[j].Name })
