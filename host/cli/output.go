@@ -81,9 +81,9 @@ func FormatBytes(b uint64) string {
 		return "0 B"
 	case b < 1<<10:
 		return fmt.Sprintf("%d B", b)
-	case b < 1<<20:
+	case b < 1<<20-1<<10/20: // what would round to 1024.0 KB is shown as 1.0 MB
 		return fmt.Sprintf("%.1f KB", float64(b)/(1<<10))
-	case b < 1<<30:
+	case b < 1<<30-1<<20/20:
 		return fmt.Sprintf("%.1f MB", float64(b)/(1<<20))
 	}
 	return fmt.Sprintf("%.2f GB", float64(b)/(1<<30))

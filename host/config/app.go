@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -146,11 +147,19 @@ func (a *App) Argv(path string) ([]string, error) {
 		}
 		return append([]string{local}, rest...), nil
 	}
-	prog, err := lookPath(first, path)
-	if err != nil {
-		return nil, fmt.Errorf("app %q: script %q not found: not a file in %s and not a command on PATH", a.Name, first, a.Cwd)
+	// A bare name is a command on PATH, as in a shell; failing that, a program in cwd (PM2 runs
+	// those too).
+	if prog, err := lookPath(first, path); err == nil {
+		return append([]string{prog}, rest...), nil
 	}
-	return append([]string{prog}, rest...), nil
+	st, err := os.Stat(local)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("app %q: script %q not found: not a file in %s and not a command on PATH", a.Name, first, a.Cwd)
+	case st.IsDir() || st.Mode()&0o111 == 0:
+		return nil, fmt.Errorf("app %q: script %q in %s is not an executable file, and no command of that name is on PATH", a.Name, first, a.Cwd)
+	}
+	return append([]string{local}, rest...), nil
 }
 
 func lookPath(name, path string) (string, error) {
@@ -275,10 +284,13 @@ func ParseMemory(s string) (int64, error) {
 		mult, upper = 1<<30, upper[:len(upper)-1]
 	}
 	f, err := strconv.ParseFloat(upper, 64)
-	if err != nil || f <= 0 || f > 1<<50 {
-		return 0, fmt.Errorf("memory size %q is not valid: use a positive number with K, M or G, like 200M", s)
+	// ParseFloat takes "nan", "inf" and hex floats; none is a size. The bound applies after the
+	// unit, so "1e15G" cannot overflow, and under one byte would mean "no limit".
+	bytes := f * mult
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || bytes < 1 || bytes > 1<<50 {
+		return 0, fmt.Errorf("memory size %q is not valid: use a positive number with K, M or G, like 200M (at most 1P)", s)
 	}
-	return int64(f * mult), nil
+	return int64(bytes), nil
 }
 
 // ParseInstances accepts a positive count or "max" (one per CPU).

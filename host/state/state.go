@@ -67,6 +67,12 @@ func Load(path string) (*File, error) {
 		return &f, nil
 	}
 	aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405.000"))
+	for i := 1; ; i++ { // never overwrite an earlier aside file
+		if _, err := os.Lstat(aside); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		aside = fmt.Sprintf("%s.corrupt-%s-%d", path, time.Now().UTC().Format("20060102T150405.000"), i)
+	}
 	if err := os.Rename(path, aside); err != nil {
 		return nil, fmt.Errorf("state file %s is unreadable (%v) and could not be moved aside: %w", path, perr, err)
 	}
@@ -181,6 +187,9 @@ func LoadDump(path string) (*Dump, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&d); err != nil {
 		return nil, fmt.Errorf("dump file %s is not valid: %w", path, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("dump file %s is not valid: trailing data after the JSON document", path)
 	}
 	return &d, nil
 }

@@ -165,7 +165,7 @@ func (in *Instance) run(adopt *Adopt) {
 		select {
 		case code := <-proc.exited:
 			uptime := time.Since(proc.started)
-			if proc.pid > 0 {
+			if proc.pid > 0 && code != exitNotOurs {
 				// Whatever the app left in its group is orphaned now; a fresh instance may follow.
 				syscall.Kill(-proc.pid, syscall.SIGKILL)
 			}
@@ -177,6 +177,9 @@ func (in *Instance) run(adopt *Adopt) {
 					final = Errored
 					reason = fmt.Sprintf("exited %d times within min_uptime %s; gave up after max_restarts %d",
 						bo.unstable, in.spec.Policy.MinUptime, in.spec.Policy.MaxRestarts)
+					if proc.pid <= 0 {
+						reason += " (last attempt: " + in.State().Reason + ")"
+					}
 				} else if code != 0 {
 					final = Errored
 					reason = fmt.Sprintf("exited with code %d (autorestart off)", code)
@@ -269,6 +272,17 @@ func (in *Instance) spawn() (*running, error) {
 func (in *Instance) killGroup(p *running) int {
 	if p.pid <= 0 {
 		return <-p.exited
+	}
+	select {
+	case code := <-p.exited:
+		if code == exitNotOurs {
+			return code // the pid is a stranger's now: signal nothing
+		}
+		// It has just exited on its own; clear its group below as for a stop.
+		syscall.Kill(-p.pid, syscall.SIGKILL)
+		waitGroupGone(p.pid, time.Now().Add(2*time.Second))
+		return code
+	default:
 	}
 	deadline := time.Now().Add(in.spec.KillTimeout)
 	syscall.Kill(-p.pid, syscall.SIGTERM)

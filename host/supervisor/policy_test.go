@@ -8,11 +8,10 @@ import (
 func TestRestartPolicyDecide(t *testing.T) {
 	const ms = time.Millisecond
 	type step struct {
-		uptime    time.Duration
-		restart   bool
-		delay     time.Duration
-		unstable  int // b.unstable after the call
-		checkNext bool
+		uptime   time.Duration
+		restart  bool
+		delay    time.Duration
+		unstable int // b.unstable after the call
 	}
 	tests := []struct {
 		name   string
@@ -104,10 +103,10 @@ func TestRestartPolicyDecide(t *testing.T) {
 			policy: RestartPolicy{Autorestart: true, MaxRestarts: 100, MinUptime: time.Second,
 				ExpBackoff: 10 * ms},
 			steps: []step{
-				{uptime: 0, restart: true, delay: 50 * ms, unstable: 1},  // 10ms
-				{uptime: 0, restart: true, delay: 50 * ms, unstable: 2},  // 15ms
-				{uptime: 0, restart: true, delay: 50 * ms, unstable: 3},  // 22.5ms
-				{uptime: 0, restart: true, delay: 50 * ms, unstable: 4},  // 33.75ms
+				{uptime: 0, restart: true, delay: 50 * ms, unstable: 1}, // 10ms
+				{uptime: 0, restart: true, delay: 50 * ms, unstable: 2}, // 15ms
+				{uptime: 0, restart: true, delay: 50 * ms, unstable: 3}, // 22.5ms
+				{uptime: 0, restart: true, delay: 50 * ms, unstable: 4}, // 33.75ms
 				{uptime: 0, restart: true, delay: 50625 * time.Microsecond, unstable: 5},
 			},
 		},

@@ -92,6 +92,10 @@ func waitGroupGone(pgid int, deadline time.Time) bool {
 	}
 }
 
+// exitNotOurs is what watchPid reports when the pid no longer belonged to the process it was
+// asked to watch: that process was gone already, and the pid (and its group) is a stranger's.
+const exitNotOurs = -2
+
 // watchPid reports on the returned channel when a process that is not our child exits. It uses
 // a pidfd registered with Go's poller, so an adopted instance costs no thread while it runs.
 // Its exit status is unknown to us; -1 is sent.
@@ -104,7 +108,7 @@ func watchPid(pid int, start uint64) <-chan int {
 	}
 	if !Alive(pid, start) { // the pid may have been reused between check and open
 		unix.Close(fd)
-		ch <- -1
+		ch <- exitNotOurs
 		return ch
 	}
 	f := os.NewFile(uintptr(fd), "pidfd")
@@ -131,6 +135,10 @@ func watchPid(pid int, start uint64) <-chan int {
 }
 
 func pollPid(pid int, start uint64, ch chan<- int) {
+	if !Alive(pid, start) {
+		ch <- exitNotOurs
+		return
+	}
 	for Alive(pid, start) {
 		time.Sleep(250 * time.Millisecond)
 	}
