@@ -18,6 +18,7 @@ import (
 	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/daemon"
 	"github.com/pmdaemon/pmdaemon/host/ports"
+	"github.com/pmdaemon/pmdaemon/host/procfs"
 )
 
 func (e *Env) startCmd() *cobra.Command {
@@ -413,7 +414,7 @@ func (e *Env) killCmd() *cobra.Command {
 			}
 			// Wait for the process itself to end, so a following command finds no daemon.
 			deadline := time.Now().Add(2 * time.Minute)
-			for processAlive(p.Pid) {
+			for procfs.Alive(p.Pid) {
 				if time.Now().After(deadline) {
 					return fmt.Errorf("daemon %d did not exit", p.Pid)
 				}
@@ -423,15 +424,6 @@ func (e *Env) killCmd() *cobra.Command {
 			return nil
 		},
 	}
-}
-
-func processAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
 }
 
 func (e *Env) daemonCmd() *cobra.Command {

@@ -4,13 +4,12 @@
 package metrics
 
 import (
-	"bytes"
-	"os"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/shirou/gopsutil/v4/process"
+
+	"github.com/pmdaemon/pmdaemon/host/procfs"
 )
 
 // Sample is one instance's usage.
@@ -97,29 +96,9 @@ func (s *Sampler) Sample(roots map[int]int) {
 // childMap reads the parent of every process once.
 func childMap() map[int32][]int32 {
 	m := map[int32][]int32{}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return m
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(b[i+1:])
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(string(f[1]))
-		m[int32(ppid)] = append(m[int32(ppid)], int32(pid))
+	all, _ := procfs.All()
+	for _, st := range all {
+		m[int32(st.Ppid)] = append(m[int32(st.Ppid)], int32(st.Pid))
 	}
 	return m
 }

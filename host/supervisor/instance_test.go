@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/procfs"
 )
 
 // harness starts instances with a notify channel so that tests wait for state changes.
@@ -78,27 +79,11 @@ func poll(t *testing.T, what string, cond func() bool) {
 
 // liveInGroup lists the processes of group pgid that are not zombies.
 func liveInGroup(pgid int) []int {
-	ents, _ := os.ReadDir("/proc")
+	all, _ := procfs.All()
 	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(b[i+1:])
-		if len(f) < 3 || f[0][0] == 'Z' {
-			continue
-		}
-		if g, _ := strconv.Atoi(string(f[2])); g == pgid {
-			out = append(out, pid)
+	for _, st := range all {
+		if st.Pgid == pgid && !st.Zombie() {
+			out = append(out, st.Pid)
 		}
 	}
 	return out

@@ -1,38 +1,28 @@
 package supervisor
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pmdaemon/pmdaemon/host/procfs"
 )
 
-// StartTime reads a process's start time (clock ticks since boot) from /proc, which together
-// with the pid identifies one process even after the pid is reused.
+// StartTime reads a process's start time (clock ticks since boot), which together with the
+// pid identifies one process even after the pid is reused. A zombie has no start time.
 func StartTime(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := procfs.Read(pid)
 	if err != nil {
 		return 0, err
 	}
-	// comm may hold spaces and parentheses; the fields start after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	f := bytes.Fields(b[i+1:])
-	// f[0] is field 3 (state); starttime is field 22.
-	if len(f) < 20 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	if f[0][0] == 'Z' {
+	if st.Zombie() {
 		return 0, fmt.Errorf("process %d is a zombie", pid)
 	}
-	return strconv.ParseUint(string(f[19]), 10, 64)
+	return st.StartTime, nil
 }
 
 // Alive reports whether pid is the process that started at start.
@@ -46,33 +36,16 @@ func Alive(pid int, start uint64) bool {
 
 // groupAlive reports whether any process is left in process group pgid, zombies aside.
 func groupAlive(pgid int) bool {
-	err := syscall.Kill(-pgid, 0)
-	if err != nil {
+	if err := syscall.Kill(-pgid, 0); err != nil {
 		return false
 	}
 	// kill(2) also succeeds for a group of zombies only; look closer.
-	ents, err := os.ReadDir("/proc")
+	all, err := procfs.All()
 	if err != nil {
 		return true
 	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(b[i+1:])
-		if len(f) < 3 || f[0][0] == 'Z' {
-			continue
-		}
-		if g, _ := strconv.Atoi(string(f[2])); g == pgid && pid > 0 {
+	for _, st := range all {
+		if st.Pgid == pgid && !st.Zombie() {
 			return true
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/procfs"
 )
 
 var (
@@ -140,14 +141,7 @@ func (h *Home) Processes() []int {
 }
 
 // Zombie reports whether pid is gone or a zombie.
-func Zombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z'
-}
+func Zombie(pid int) bool { return !procfs.Alive(pid) }
 
 // Alive reports whether pid is a live process.
 func Alive(pid int) bool { return pid > 0 && !Zombie(pid) }

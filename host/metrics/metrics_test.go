@@ -1,0 +1,43 @@
+package metrics
+
+import (
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// A tree whose child burns a core shows CPU near 100% of one core on the second sample (the
+// first has no earlier sample to compare with) and the memory of both processes.
+func TestSampleTree(t *testing.T) {
+	cmd := exec.Command("bash", "-c", "bash -c 'while :; do :; done' & wait")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		exec.Command("pkill", "-KILL", "-P", strconv.Itoa(cmd.Process.Pid)).Run()
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	s := NewSampler()
+	roots := map[int]int{7: cmd.Process.Pid}
+	deadline := time.Now().Add(20 * time.Second)
+	var got Sample
+	for time.Now().Before(deadline) {
+		s.Sample(roots)
+		got = s.Get(7)
+		if got.CPU > 30 && got.Memory > 0 {
+			break
+		}
+		time.Sleep(300 * time.Millisecond) // the sampling interval under test
+	}
+	if got.CPU <= 30 || got.Memory == 0 {
+		t.Fatalf("sample of a busy tree: %+v", got)
+	}
+	if got.CPU > 250 {
+		t.Errorf("cpu %.1f%% is more than the tree can use on this machine's share", got.CPU)
+	}
+	if s.Get(99) != (Sample{}) {
+		t.Error("an unknown instance has a sample")
+	}
+}
