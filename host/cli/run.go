@@ -84,7 +84,7 @@ func (e *Env) runFile(ctx context.Context, path string, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := e.applyApps(ctx, c, apps, o.update); err != nil {
+	if err := e.applyApps(ctx, c, filepath.Base(path), apps, o.update); err != nil {
 		return err
 	}
 	return e.printList(ctx, c)
@@ -92,15 +92,19 @@ func (e *Env) runFile(ctx context.Context, path string, o runOptions) error {
 
 // applyApps starts each app; one that exists is left alone, or updated with --update. It stops
 // at the first failure and says which apps were started before it.
-func (e *Env) applyApps(ctx context.Context, c *api.Client, apps []config.App, update bool) error {
+// where names the file in errors ("" when the apps come from elsewhere).
+func (e *Env) applyApps(ctx context.Context, c *api.Client, where string, apps []config.App, update bool) error {
 	ifExists := "keep"
 	if update {
 		ifExists = "update"
 	}
 	var done []string
-	for _, a := range apps {
+	for i, a := range apps {
 		st, err := c.Start(ctx, api.StartRequest{App: a, IfExists: ifExists})
 		if err != nil {
+			if where != "" {
+				err = fmt.Errorf("%s: apps[%d] (%s): %w", where, i, a.Name, err)
+			}
 			if len(done) > 0 {
 				return fmt.Errorf("%v (started before the error: %s)", err, strings.Join(done, ", "))
 			}

@@ -59,6 +59,7 @@ func ParseJSON(data []byte, file, baseDir string) ([]App, error) {
 	fail := func(format string, a ...any) ([]App, error) {
 		return nil, fmt.Errorf("%s: %s", file, fmt.Sprintf(format, a...))
 	}
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a BOM some editors write
 	if len(bytes.TrimSpace(data)) == 0 {
 		return fail("the file is empty; write {\"apps\": [...]} or one app object")
 	}
@@ -72,8 +73,8 @@ func ParseJSON(data []byte, file, baseDir string) ([]App, error) {
 	if err := dec.Decode(&doc); err != nil {
 		return fail("%s", jsonError(data, err))
 	}
-	if dec.More() {
-		return fail("trailing data after the JSON document")
+	if err := EnsureEOF(dec); err != nil {
+		return fail("%v", err)
 	}
 	var objs []any
 	switch v := doc.(type) {
@@ -204,16 +205,16 @@ func AppFromMap(m map[string]any, where, baseDir string) (App, error) {
 		case "instances":
 			if s, ok := v.(string); ok {
 				if app.Instances, err = ParseInstances(s); err != nil {
-					return bad(k, "%v", err)
+					return bad(k, "%s", strings.TrimPrefix(err.Error(), "instances "))
 				}
 				break
 			}
 			n, ok := wholeNumber(v)
 			if !ok {
-				return bad(k, "must be a whole number or \"max\", got %s", typeName(v))
+				return bad(k, "must be a whole number or \"max\", got %s", describe(v))
 			}
 			if app.Instances, err = ParseInstances(strconv.FormatInt(n, 10)); err != nil {
-				return bad(k, "%v", err)
+				return bad(k, "%s", strings.TrimPrefix(err.Error(), "instances "))
 			}
 		case "port":
 			s, ok := v.(string)
@@ -223,6 +224,9 @@ func AppFromMap(m map[string]any, where, baseDir string) (App, error) {
 					return bad(k, "must be a port spec string or a port number, got %s", typeName(v))
 				}
 				s = strconv.FormatInt(n, 10)
+			}
+			if strings.TrimSpace(s) == "" {
+				return bad(k, "is empty; leave the key out for an app without ports")
 			}
 			app.Port = s
 		case "autorestart":
@@ -409,6 +413,16 @@ func editDistance(a, b string) int {
 		}
 	}
 	return d[len(ra)][len(rb)]
+}
+
+// EnsureEOF checks that a decoder has nothing left but white space. json.Decoder.More misses a
+// stray '}' or ']', so this decodes once more and wants io.EOF.
+func EnsureEOF(dec *json.Decoder) error {
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); err != io.EOF {
+		return errors.New("trailing data after the JSON document")
+	}
+	return nil
 }
 
 // jsonError turns a decoding error into one with a line and column.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/config"
 )
 
 // ErrAlreadyRunning means another daemon holds this home's lock.
@@ -166,8 +167,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data after the JSON object")
+	if err == nil {
+		err = config.EnsureEOF(dec)
 	}
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, "bad request body: "+err.Error())

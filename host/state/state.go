@@ -98,8 +98,8 @@ func decode(b []byte, f *File) error {
 	if err := dec.Decode(f); err != nil {
 		return fmt.Errorf("invalid JSON: %w", err)
 	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON document")
+	if err := config.EnsureEOF(dec); err != nil {
+		return err
 	}
 	if f.Version != Version {
 		return fmt.Errorf("unsupported state version %d (this pmdaemon reads version %d)", f.Version, Version)
@@ -188,8 +188,8 @@ func LoadDump(path string) (*Dump, error) {
 	if err := dec.Decode(&d); err != nil {
 		return nil, fmt.Errorf("dump file %s is not valid: %w", path, err)
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("dump file %s is not valid: trailing data after the JSON document", path)
+	if err := config.EnsureEOF(dec); err != nil {
+		return nil, fmt.Errorf("dump file %s is not valid: %w", path, err)
 	}
 	return &d, nil
 }

@@ -1,0 +1,228 @@
+package ecosystem
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
+)
+
+func itoa(n int) string    { return strconv.Itoa(n) }
+func rng(a, b int) string  { return fmt.Sprintf("%d-%d", a, b) }
+func auto(a, b int) string { return fmt.Sprintf("auto:%d-%d", a, b) }
+
+// js renders v as JSON (for substituting paths and values into ecosystem files).
+func js(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// writeFile writes an ecosystem file into dir and returns its path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// who is the echo app's answer to GET /.
+type who struct {
+	App      string `json:"app"`
+	Instance string `json:"instance"`
+	Port     string `json:"port"`
+	Pid      int    `json:"pid"`
+}
+
+func getWho(port int) (who, error) {
+	var w who
+	body, err := harness.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		return w, err
+	}
+	if err := json.Unmarshal([]byte(body), &w); err != nil {
+		return w, fmt.Errorf("GET / on %d: %v: %q", port, err, body)
+	}
+	return w, nil
+}
+
+// waitWho waits until the echo app of app/instance answers on port and returns its answer.
+func waitWho(t *testing.T, port int, app string, instance int) who {
+	t.Helper()
+	var w who
+	var last string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var err error
+		w, err = getWho(port)
+		if err == nil && w.App == app && w.Instance == itoa(instance) && w.Port == itoa(port) {
+			return w
+		}
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = fmt.Sprintf("answered %+v", w)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("port %d: want %s instance %d answering; last: %s", port, app, instance, last)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// errLike checks stderr is one "Error: ..." line that mentions every want and is no crash.
+func errLike(t *testing.T, stderr string, want ...string) {
+	t.Helper()
+	if !strings.HasPrefix(stderr, "Error: ") {
+		t.Errorf("stderr does not start with \"Error: \": %q", stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr %q does not mention %q", stderr, w)
+		}
+	}
+	for _, bad := range []string{"panic", "goroutine "} {
+		if strings.Contains(stderr, bad) {
+			t.Errorf("stderr looks like a crash (%q): %q", bad, stderr)
+		}
+	}
+}
+
+// portsOf returns the ports of app name's rows, by instance index (0 for a row without one).
+func portsOf(rows []api.Instance, name string) []int {
+	rs := harness.Rows(rows, name)
+	out := make([]int, len(rs))
+	for _, r := range rs {
+		if r.Instance >= 0 && r.Instance < len(out) && r.Port != nil {
+			out[r.Instance] = *r.Port
+		}
+	}
+	return out
+}
+
+// pidsOf returns the pids of app name's rows, by instance index.
+func pidsOf(rows []api.Instance, name string) []int {
+	rs := harness.Rows(rows, name)
+	out := make([]int, len(rs))
+	for _, r := range rs {
+		if r.Instance >= 0 && r.Instance < len(out) {
+			out[r.Instance] = r.Pid
+		}
+	}
+	return out
+}
+
+func seq(a, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = a + i
+	}
+	return out
+}
+
+func eqInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// appProcs lists this home's live processes that are not a `pmdaemon daemon`.
+func appProcs(h *harness.Home) []int {
+	want := harness.Bin + "\x00daemon\x00"
+	var out []int
+	for _, p := range h.Processes() {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
+		if err == nil && string(b) == want {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// wantApp is what one app of an ecosystem file must look like once running.
+type wantApp struct {
+	name  string
+	ports []int // by instance; its length is the instance count
+}
+
+// allOnline is a WaitList condition: every app of want is online with its instance count,
+// and nothing else is listed.
+func allOnline(want []wantApp) func([]api.Instance) bool {
+	return func(rows []api.Instance) bool {
+		n := 0
+		for _, w := range want {
+			if !harness.AllOnline(w.name, len(w.ports))(rows) {
+				return false
+			}
+			n += len(w.ports)
+		}
+		return len(rows) == n
+	}
+}
+
+// checkRunning waits for want to be online and checks list's ports and that every instance
+// answers GET / on its port with its own index and pid.
+func checkRunning(t *testing.T, h *harness.Home, want []wantApp) []api.Instance {
+	t.Helper()
+	rows := h.WaitList(30*time.Second, "the file's apps online", allOnline(want))
+	for _, w := range want {
+		if got := portsOf(rows, w.name); !eqInts(got, w.ports) {
+			t.Errorf("%s: list --json ports by instance = %v, want %v", w.name, got, w.ports)
+		}
+		pids := pidsOf(rows, w.name)
+		for i, p := range w.ports {
+			got := waitWho(t, p, w.name, i)
+			if got.Pid != pids[i] {
+				t.Errorf("%s: port %d answered by pid %d, list says instance %d is pid %d", w.name, p, got.Pid, i, pids[i])
+			}
+		}
+	}
+	return rows
+}
+
+// planRow is one row of the --dry-run table.
+type planRow struct{ name, command, instances, port, cwd string }
+
+// parsePlan reads the rows of the plan table (box-drawn, one app a line).
+func parsePlan(t *testing.T, out string) map[string]planRow {
+	t.Helper()
+	rows := map[string]planRow{}
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.Contains(line, "│") {
+			continue
+		}
+		cells := strings.Split(line, "│")
+		if len(cells) != 7 {
+			t.Fatalf("plan row %q has %d cells, want 5\n%s", line, len(cells)-2, out)
+		}
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		if cells[1] == "Name" {
+			continue
+		}
+		rows[cells[1]] = planRow{cells[1], cells[2], cells[3], cells[4], cells[5]}
+	}
+	return rows
+}
+
+// defaultWait bounds waiting for apps to come online.
+const defaultWait = 30 * time.Second
