@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the demo: builds pmdaemon and the echo app, starts a gateway on one port, a 2-instance
-# service on a range and 3 workers on auto:, then shows `pmdaemon list`. The daemon runs in
+# Runs the demo: builds pmdaemon and the echo app, runs examples/ecosystem.lua (a gateway on one
+# port, a 2-instance service on a range, 3 workers on auto:), then shows `pmdaemon list`. The daemon runs in
 # ./.demo-home until `PMDAEMON_HOME=$PWD/.demo-home ./bin/pmdaemon kill`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,9 +9,7 @@ go build -o bin/pmdaemon ./cmd/pmdaemon
 go build -o bin/echo ./examples/apps/echo
 export PMDAEMON_HOME="$PWD/.demo-home"
 ./bin/pmdaemon delete all >/dev/null 2>&1 || true
-./bin/pmdaemon start ./bin/echo --name api-gateway --port 8080 >/dev/null
-./bin/pmdaemon start ./bin/echo --name user-service --instances 2 --port 8001-8002 >/dev/null
-./bin/pmdaemon start ./bin/echo --name order-service --instances 3 --port auto:8010-8020 >/dev/null
+./bin/pmdaemon run examples/ecosystem.lua >/dev/null
 for p in 8080 8001 8002; do
   for i in $(seq 50); do curl -sf "http://127.0.0.1:$p/" >/dev/null 2>&1 && break; sleep 0.1; done
 done

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
@@ -15,13 +16,15 @@ import (
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
+	"github.com/pmdaemon/pmdaemon/lua"
 )
 
 // runOptions are the flags of `run` (and of `start FILE.json`).
 type runOptions struct {
-	dryRun bool
-	only   string
-	update bool
+	dryRun  bool
+	only    string
+	update  bool
+	timeout time.Duration
 }
 
 func (e *Env) runCmd() *cobra.Command {
@@ -37,6 +40,7 @@ func (e *Env) runCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "evaluate the file and print what would start; start nothing")
 	cmd.Flags().StringVar(&o.only, "only", "", "start only the app of this name")
 	cmd.Flags().BoolVar(&o.update, "update", false, "restart apps that are already running with the file's config")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", lua.DefaultTimeout, "wall-clock limit for evaluating a Lua file")
 	return cmd
 }
 
@@ -58,10 +62,15 @@ func (e *Env) runFile(ctx context.Context, path string, o runOptions) error {
 			return err
 		}
 	case ".lua":
-		return fmt.Errorf("%s: Lua ecosystem files are not supported by this build yet", path)
+		return e.runLua(ctx, path, o)
 	default:
 		return fmt.Errorf("%s is not an ecosystem file: use a .json or .lua file", path)
 	}
+	return e.startApps(ctx, path, apps, o)
+}
+
+// startApps starts (or with DryRun, plans) the apps of an ecosystem file.
+func (e *Env) startApps(ctx context.Context, path string, apps []config.App, o runOptions) error {
 	if o.only != "" {
 		var kept []config.App
 		var names []string
@@ -90,6 +99,56 @@ func (e *Env) runFile(ctx context.Context, path string, o runOptions) error {
 	return e.printList(ctx, c)
 }
 
+// runLua evaluates a Lua ecosystem script. Its cluster.start calls act as they run; apps it
+// declares with `return { apps = {...} }` are then started like those of a JSON file.
+func (e *Env) runLua(ctx context.Context, path string, o runOptions) error {
+	opts := lua.Options{DryRun: o.dryRun, Update: o.update, Only: o.only, Timeout: o.timeout, Log: e.Stderr}
+	if !o.dryRun {
+		c, err := e.client(ctx)
+		if err != nil {
+			return err
+		}
+		opts.Client = c
+	} else if c, ok := e.existingClient(ctx); ok {
+		opts.Client = c // read-only queries (ports.is_free) may use a running daemon
+	}
+	res, err := lua.Run(ctx, path, opts)
+	if res != nil {
+		for _, st := range res.Started {
+			e.reportStarted(st)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if o.dryRun {
+		fmt.Fprintf(e.Stdout, "[pmdaemon] dry run of %s: nothing is started\n", path)
+		if err := RenderPlan(e.Stdout, append(res.Planned, res.Declared...)); err != nil {
+			return err
+		}
+		for _, a := range res.Actions {
+			fmt.Fprintf(e.Stdout, "[pmdaemon] would run: pmdaemon %s\n", a)
+		}
+		return nil
+	}
+	if len(res.Declared) > 0 {
+		return e.startApps(ctx, path, res.Declared, runOptions{update: o.update, only: o.only})
+	}
+	return e.printList(ctx, opts.Client)
+}
+
+// reportStarted prints one line for an app a start request answered.
+func (e *Env) reportStarted(st api.Started) {
+	switch {
+	case st.Updated:
+		fmt.Fprintf(e.Stdout, "[pmdaemon] updated %s with the file's config and restarted it (ids %s%s)\n", st.Name, joinInts(st.IDs), portNote(st.Ports))
+	case st.Existed:
+		fmt.Fprintf(e.Stdout, "[pmdaemon] %s is already running; left alone (use --update to restart it with the file's config)\n", st.Name)
+	default:
+		fmt.Fprintf(e.Stdout, "[pmdaemon] started %s (%d instance%s, ids %s%s)\n", st.Name, st.Instances, plural(st.Instances), joinInts(st.IDs), portNote(st.Ports))
+	}
+}
+
 // applyApps starts each app; one that exists is left alone, or updated with --update. It stops
 // at the first failure and says which apps were started before it.
 // where names the file in errors ("" when the apps come from elsewhere).
@@ -103,20 +162,19 @@ func (e *Env) applyApps(ctx context.Context, c *api.Client, where string, apps [
 		st, err := c.Start(ctx, api.StartRequest{App: a, IfExists: ifExists})
 		if err != nil {
 			if where != "" {
-				err = fmt.Errorf("%s: apps[%d] (%s): %w", where, i, a.Name, err)
+				idx := i
+				if strings.HasSuffix(where, ".lua") {
+					idx = i + 1 // Lua tables count from 1, as the script's own errors do
+				}
+				err = fmt.Errorf("%s: apps[%d] (%s): %w", where, idx, a.Name, err)
 			}
 			if len(done) > 0 {
 				return fmt.Errorf("%v (started before the error: %s)", err, strings.Join(done, ", "))
 			}
 			return err
 		}
-		switch {
-		case st.Updated:
-			fmt.Fprintf(e.Stdout, "[pmdaemon] updated %s with the file's config and restarted it (ids %s%s)\n", st.Name, joinInts(st.IDs), portNote(st.Ports))
-		case st.Existed:
-			fmt.Fprintf(e.Stdout, "[pmdaemon] %s is already running; left alone (use --update to restart it with the file's config)\n", st.Name)
-		default:
-			fmt.Fprintf(e.Stdout, "[pmdaemon] started %s (%d instance%s, ids %s%s)\n", st.Name, st.Instances, plural(st.Instances), joinInts(st.IDs), portNote(st.Ports))
+		e.reportStarted(*st)
+		if !st.Existed {
 			done = append(done, st.Name)
 		}
 	}
