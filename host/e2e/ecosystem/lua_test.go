@@ -1,0 +1,112 @@
+package ecosystem
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
+)
+
+// examplesTree lays out examples/ecosystem.lua next to a bin/echo, as examples/demo.sh builds
+// them, and returns the path of the copied script.
+func examplesTree(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	src, err := os.ReadFile(filepath.Join("..", "..", "..", "examples", "ecosystem.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"examples", "bin"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(harness.Echo, filepath.Join(root, "bin", "echo")); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(root, "examples", "ecosystem.lua")
+	if err := os.WriteFile(script, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return script
+}
+
+// The shipped examples/ecosystem.lua runs against a real daemon: every demo app answers on the
+// port it was assigned, with its PORT and instance index; a second run duplicates nothing.
+// (It uses the example's own fixed ports 8080, 8001-8002 and auto:8010-8020, so it is not
+// parallel.)
+func TestExampleEcosystemLua(t *testing.T) {
+	h := harness.NewHome(t)
+	script := examplesTree(t)
+	out := h.OK("run", script)
+	if !strings.Contains(out, "started order-service") {
+		t.Fatalf("run output:\n%s", out)
+	}
+	rows := h.WaitList(20*time.Second, "6 instances online", func(rows []api.Instance) bool {
+		return len(rows) == 6 && harness.AllOnline("api-gateway", 1)(rows) &&
+			harness.AllOnline("user-service", 2)(rows) && harness.AllOnline("order-service", 3)(rows)
+	})
+	wantPorts := map[string][]int{"api-gateway": {8080}, "user-service": {8001, 8002}}
+	for _, r := range rows {
+		if r.Port == nil {
+			t.Fatalf("%s[%d] has no port", r.Name, r.Instance)
+		}
+		if want, ok := wantPorts[r.Name]; ok && *r.Port != want[r.Instance] {
+			t.Errorf("%s[%d] on port %d, want %d", r.Name, r.Instance, *r.Port, want[r.Instance])
+		}
+		if r.Name == "order-service" && (*r.Port < 8010 || *r.Port > 8020) {
+			t.Errorf("order-service[%d] on port %d, outside auto:8010-8020", r.Instance, *r.Port)
+		}
+		url := "http://127.0.0.1:" + strconv.Itoa(*r.Port) + "/"
+		var who struct {
+			App, Instance, Port string
+			Pid                 int
+		}
+		harness.Eventually(t, 10*time.Second, url+" answers", func() bool {
+			body, err := harness.Get(url)
+			return err == nil && json.Unmarshal([]byte(body), &who) == nil
+		})
+		if who.App != r.Name || who.Instance != strconv.Itoa(r.Instance) || who.Port != strconv.Itoa(*r.Port) || who.Pid != r.Pid {
+			t.Errorf("%s answered %+v, want app %s instance %d port %d pid %d", url, who, r.Name, r.Instance, *r.Port, r.Pid)
+		}
+	}
+	again := h.OK("run", script)
+	if strings.Contains(again, "started ") || !strings.Contains(again, "already running") {
+		t.Errorf("second run did not leave the apps alone:\n%s", again)
+	}
+	if n := len(h.List()); n != 6 {
+		t.Errorf("after a second run: %d instances, want 6", n)
+	}
+}
+
+// A script that loops forever after starting one app is stopped at --timeout with a clear
+// error that names the app it had started; nothing after the loop starts.
+func TestLuaInfiniteLoopStopsAtLimit(t *testing.T) {
+	t.Parallel()
+	h := harness.NewHome(t)
+	dir := t.TempDir()
+	script := filepath.Join(dir, "loop.lua")
+	body := `cluster.start { name = "before", script = "sleep 100000" }
+while true do end
+cluster.start { name = "after", script = "sleep 100000" }
+`
+	if err := os.WriteFile(script, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stderr := h.Fail("run", script, "--timeout", "500ms")
+	for _, want := range []string{"Error: ", "loop.lua", "limit", "before"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr %q does not mention %q", stderr, want)
+		}
+	}
+	rows := h.List()
+	if len(rows) != 1 || rows[0].Name != "before" {
+		t.Errorf("after the limit, list = %+v; want only 'before'", rows)
+	}
+}
