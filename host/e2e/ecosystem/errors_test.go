@@ -82,13 +82,15 @@ func TestEcosystemCLIErrors(t *testing.T) {
 		errLike(t, h.Fail(verb, big), "big.json", "10 MB")
 	}
 
-	// A missing file, a file that is not JSON or Lua, and Lua (not built yet).
+	// A missing file, a file that is not JSON or Lua, and Lua errors with file:line.
 	errLike(t, h.Fail("run", filepath.Join(dir, "missing.json")), "missing.json")
 	errLike(t, h.Fail("start", filepath.Join(dir, "missing.json")), "missing.json")
 	yaml := writeFile(t, dir, "eco.yaml", "apps: []\n")
 	errLike(t, h.Fail("run", yaml), "eco.yaml", "not an ecosystem file")
-	lua := writeFile(t, dir, "eco.lua", "return {apps = {}}\n")
-	errLike(t, h.Fail("run", lua), "eco.lua", "Lua")
+	lua := writeFile(t, dir, "eco.lua", "local x = 1\nreturn {apps = {\n")
+	errLike(t, h.Fail("run", lua), "eco.lua:")
+	lua = writeFile(t, dir, "eco2.lua", "local x = 1\nports.range(\"a\", 2)\n")
+	errLike(t, h.Fail("run", lua), "eco2.lua:2:", "ports.range")
 	// start FILE.json takes no flags: they belong in the file.
 	okFile := writeFile(t, dir, "ok.json", good)
 	errLike(t, h.Fail("start", okFile, "--name", "x"), "ok.json", "no flags")
