@@ -13,12 +13,12 @@ import (
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
 )
 
-// examplesTree lays out examples/ecosystem.lua next to a bin/echo, as examples/demo.sh builds
-// them, and returns the path of the copied script.
-func examplesTree(t *testing.T) string {
+// examplesTree lays out examples/<file> next to a bin/echo, as examples/demo.sh builds them,
+// and returns the path of the copied file.
+func examplesTree(t *testing.T, file string) string {
 	t.Helper()
 	root := t.TempDir()
-	src, err := os.ReadFile(filepath.Join("..", "..", "..", "examples", "ecosystem.lua"))
+	src, err := os.ReadFile(filepath.Join("..", "..", "..", "examples", file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,20 +30,26 @@ func examplesTree(t *testing.T) string {
 	if err := os.Symlink(harness.Echo, filepath.Join(root, "bin", "echo")); err != nil {
 		t.Fatal(err)
 	}
-	script := filepath.Join(root, "examples", "ecosystem.lua")
+	script := filepath.Join(root, "examples", file)
 	if err := os.WriteFile(script, src, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return script
 }
 
-// The shipped examples/ecosystem.lua runs against a real daemon: every demo app answers on the
-// port it was assigned, with its PORT and instance index; a second run duplicates nothing.
-// (It uses the example's own fixed ports 8080, 8001-8002 and auto:8010-8020, so it is not
-// parallel.)
-func TestExampleEcosystemLua(t *testing.T) {
+// The shipped examples/ecosystem.lua and ecosystem.json run against a real daemon: every demo
+// app answers on the port it was assigned, with its PORT and instance index; a second run
+// duplicates nothing. (They use the examples' own fixed ports 8080, 8001-8002 and
+// auto:8010-8020, so the cases run one after the other.)
+func TestExampleEcosystems(t *testing.T) {
+	for _, file := range []string{"ecosystem.lua", "ecosystem.json"} {
+		t.Run(file, func(t *testing.T) { testExample(t, file) })
+	}
+}
+
+func testExample(t *testing.T, file string) {
 	h := harness.NewHome(t)
-	script := examplesTree(t)
+	script := examplesTree(t, file)
 	out := h.OK("run", script)
 	if !strings.Contains(out, "started order-service") {
 		t.Fatalf("run output:\n%s", out)
