@@ -45,7 +45,7 @@ func BenchmarkDaemonRSS(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		h := harness.NewHome(b)
 		h.OK("ping")
-		pid := daemonPid(b, h)
+		pid := h.DaemonPid()
 		// Let the daemon run a metrics tick or two, as it would in use.
 		idle := settledRSS(b, pid)
 		startSleepers(b, h, 100)
@@ -54,19 +54,6 @@ func BenchmarkDaemonRSS(b *testing.B) {
 		b.ReportMetric(busy, "MB-100")
 		h.OK("kill")
 	}
-}
-
-func daemonPid(b *testing.B, h *harness.Home) int {
-	b.Helper()
-	raw, err := os.ReadFile(h.Dir + "/daemon.pid")
-	if err != nil {
-		b.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return pid
 }
 
 // settledRSS waits through two metrics ticks and returns VmRSS in MB.

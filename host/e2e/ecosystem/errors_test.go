@@ -96,13 +96,13 @@ func TestEcosystemCLIErrors(t *testing.T) {
 	errLike(t, h.Fail("start", okFile, "--name", "x"), "ok.json", "no flags")
 
 	// Nothing was started by any of them.
-	if ps := appProcs(h); len(ps) != 0 {
+	if ps := h.AppProcs(); len(ps) != 0 {
 		t.Errorf("app processes after refused files: %v", ps)
 	}
 	if rows := h.List(); len(rows) != 0 {
 		t.Errorf("list after refused files: %+v", rows)
 	}
-	if _, err := getWho(b); err == nil {
+	if _, err := harness.GetWho(b); err == nil {
 		t.Errorf("port %d answers after refused files", b)
 	}
 	// And the good app's port was not kept: the valid file runs.

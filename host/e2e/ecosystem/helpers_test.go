@@ -37,50 +37,6 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	return path
 }
 
-// who is the echo app's answer to GET /.
-type who struct {
-	App      string `json:"app"`
-	Instance string `json:"instance"`
-	Port     string `json:"port"`
-	Pid      int    `json:"pid"`
-}
-
-func getWho(port int) (who, error) {
-	var w who
-	body, err := harness.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-	if err != nil {
-		return w, err
-	}
-	if err := json.Unmarshal([]byte(body), &w); err != nil {
-		return w, fmt.Errorf("GET / on %d: %v: %q", port, err, body)
-	}
-	return w, nil
-}
-
-// waitWho waits until the echo app of app/instance answers on port and returns its answer.
-func waitWho(t *testing.T, port int, app string, instance int) who {
-	t.Helper()
-	var w who
-	var last string
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var err error
-		w, err = getWho(port)
-		if err == nil && w.App == app && w.Instance == itoa(instance) && w.Port == itoa(port) {
-			return w
-		}
-		if err != nil {
-			last = err.Error()
-		} else {
-			last = fmt.Sprintf("answered %+v", w)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("port %d: want %s instance %d answering; last: %s", port, app, instance, last)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
 // errLike checks stderr is one "Error: ..." line that mentions every want and is no crash.
 func errLike(t *testing.T, stderr string, want ...string) {
 	t.Helper()
@@ -97,30 +53,6 @@ func errLike(t *testing.T, stderr string, want ...string) {
 			t.Errorf("stderr looks like a crash (%q): %q", bad, stderr)
 		}
 	}
-}
-
-// portsOf returns the ports of app name's rows, by instance index (0 for a row without one).
-func portsOf(rows []api.Instance, name string) []int {
-	rs := harness.Rows(rows, name)
-	out := make([]int, len(rs))
-	for _, r := range rs {
-		if r.Instance >= 0 && r.Instance < len(out) && r.Port != nil {
-			out[r.Instance] = *r.Port
-		}
-	}
-	return out
-}
-
-// pidsOf returns the pids of app name's rows, by instance index.
-func pidsOf(rows []api.Instance, name string) []int {
-	rs := harness.Rows(rows, name)
-	out := make([]int, len(rs))
-	for _, r := range rs {
-		if r.Instance >= 0 && r.Instance < len(out) {
-			out[r.Instance] = r.Pid
-		}
-	}
-	return out
 }
 
 func seq(a, n int) []int {
@@ -141,20 +73,6 @@ func eqInts(a, b []int) bool {
 		}
 	}
 	return true
-}
-
-// appProcs lists this home's live processes that are not a `pmdaemon daemon`.
-func appProcs(h *harness.Home) []int {
-	want := harness.Bin + "\x00daemon\x00"
-	var out []int
-	for _, p := range h.Processes() {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
-		if err == nil && string(b) == want {
-			continue
-		}
-		out = append(out, p)
-	}
-	return out
 }
 
 // wantApp is what one app of an ecosystem file must look like once running.
@@ -184,12 +102,12 @@ func checkRunning(t *testing.T, h *harness.Home, want []wantApp) []api.Instance 
 	t.Helper()
 	rows := h.WaitList(30*time.Second, "the file's apps online", allOnline(want))
 	for _, w := range want {
-		if got := portsOf(rows, w.name); !eqInts(got, w.ports) {
+		if got := harness.PortsOf(rows, w.name); !eqInts(got, w.ports) {
 			t.Errorf("%s: list --json ports by instance = %v, want %v", w.name, got, w.ports)
 		}
-		pids := pidsOf(rows, w.name)
+		pids := harness.PidsOf(rows, w.name)
 		for i, p := range w.ports {
-			got := waitWho(t, p, w.name, i)
+			got := harness.WaitWho(t, p, w.name, i)
 			if got.Pid != pids[i] {
 				t.Errorf("%s: port %d answered by pid %d, list says instance %d is pid %d", w.name, p, got.Pid, i, pids[i])
 			}
@@ -226,3 +144,6 @@ func parsePlan(t *testing.T, out string) map[string]planRow {
 
 // defaultWait bounds waiting for apps to come online.
 const defaultWait = 30 * time.Second
+
+// who is the echo app's answer to GET /.
+type who = harness.Who

@@ -57,7 +57,7 @@ func TestEcosystemDryRun(t *testing.T) {
 		t.Errorf("list after a dry run: %+v", rows)
 	}
 	for p := b; p < b+7; p++ {
-		if _, err := getWho(p); err == nil {
+		if _, err := harness.GetWho(p); err == nil {
 			t.Errorf("port %d answers after a dry run", p)
 		}
 	}
@@ -83,7 +83,7 @@ func TestEcosystemOnly(t *testing.T) {
 
 	stderr := h.Fail("run", path, "--only", "nope")
 	errLike(t, stderr, path, `"nope"`, "gateway, users, orders")
-	if ps := appProcs(h); len(ps) != 0 {
+	if ps := h.AppProcs(); len(ps) != 0 {
 		t.Errorf("app processes after --only of a missing name: %v", ps)
 	}
 	if rows := h.List(); len(rows) != 0 {
@@ -97,13 +97,13 @@ func TestEcosystemOnly(t *testing.T) {
 	checkRunning(t, h, []wantApp{{"users", seq(b+1, 2)}})
 
 	// The others can follow, and users is left alone.
-	pids := pidsOf(h.List(), "users")
+	pids := harness.PidsOf(h.List(), "users")
 	out = h.OK("run", path)
 	if !strings.Contains(out, "users is already running") {
 		t.Errorf("second run does not say users is already running:\n%s", out)
 	}
 	rows := checkRunning(t, h, threeWant(b))
-	if got := pidsOf(rows, "users"); !eqInts(got, pids) {
+	if got := harness.PidsOf(rows, "users"); !eqInts(got, pids) {
 		t.Errorf("users pids changed from %v to %v by a run without --update", pids, got)
 	}
 }
@@ -124,7 +124,7 @@ func TestEcosystemRunTwiceAndUpdate(t *testing.T) {
 	path := writeFile(t, dir, "ecosystem.json", doc(2))
 	h.OK("run", path)
 	rows := checkRunning(t, h, []wantApp{{"web", seq(b, 2)}, {"solo", []int{b + 3}}})
-	webPids, soloPids := pidsOf(rows, "web"), pidsOf(rows, "solo")
+	webPids, soloPids := harness.PidsOf(rows, "web"), harness.PidsOf(rows, "solo")
 
 	for _, verb := range []string{"run", "start"} {
 		out := h.OK(verb, path)
@@ -137,10 +137,10 @@ func TestEcosystemRunTwiceAndUpdate(t *testing.T) {
 			t.Errorf("%s again: stdout says something was started:\n%s", verb, out)
 		}
 		rows = checkRunning(t, h, []wantApp{{"web", seq(b, 2)}, {"solo", []int{b + 3}}})
-		if got := pidsOf(rows, "web"); !eqInts(got, webPids) {
+		if got := harness.PidsOf(rows, "web"); !eqInts(got, webPids) {
 			t.Errorf("%s again: web pids %v, want unchanged %v", verb, got, webPids)
 		}
-		if got := pidsOf(rows, "solo"); !eqInts(got, soloPids) {
+		if got := harness.PidsOf(rows, "solo"); !eqInts(got, soloPids) {
 			t.Errorf("%s again: solo pids %v, want unchanged %v", verb, got, soloPids)
 		}
 	}
@@ -149,7 +149,7 @@ func TestEcosystemRunTwiceAndUpdate(t *testing.T) {
 	writeFile(t, dir, "ecosystem.json", doc(3))
 	h.OK("run", path)
 	rows = checkRunning(t, h, []wantApp{{"web", seq(b, 2)}, {"solo", []int{b + 3}}})
-	if got := pidsOf(rows, "web"); !eqInts(got, webPids) {
+	if got := harness.PidsOf(rows, "web"); !eqInts(got, webPids) {
 		t.Errorf("run of the edited file without --update: web pids %v, want unchanged %v", got, webPids)
 	}
 	if got := h.Info("web").Config.Instances; got != 2 {
@@ -200,7 +200,7 @@ func TestEcosystemPartialFailure(t *testing.T) {
 		t.Errorf("stderr:\n got  %q\n want %q", r.Stderr, want)
 	}
 	checkRunning(t, h, []wantApp{{"holder", []int{b + 1}}, {"first", []int{b}}})
-	if _, err := getWho(b + 2); err == nil {
+	if _, err := harness.GetWho(b + 2); err == nil {
 		t.Errorf("third answers on %d although the run stopped at second", b+2)
 	}
 

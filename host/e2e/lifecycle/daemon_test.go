@@ -46,7 +46,7 @@ func TestConcurrentFirstUse(t *testing.T) {
 		return len(daemonProcs(h)) == 1
 	})
 	ds := daemonProcs(h)
-	if d := daemonPid(t, h); len(ds) != 1 || ds[0] != d {
+	if d := h.DaemonPid(); len(ds) != 1 || ds[0] != d {
 		t.Errorf("daemon processes %v, daemon.pid %d", ds, d)
 	}
 	for pid := range pongs {
@@ -165,7 +165,7 @@ func TestConcurrentStarts(t *testing.T) {
 	harness.Eventually(t, 10*time.Second, "exactly one daemon process", func() bool {
 		return len(daemonProcs(h)) == 1
 	})
-	if apps := appProcs(h); len(apps) != n {
+	if apps := h.AppProcs(); len(apps) != n {
 		t.Errorf("%d app processes, want %d", len(apps), n)
 	}
 }

@@ -52,28 +52,6 @@ func waitDead(t *testing.T, timeout time.Duration, what string, pids ...int) {
 	})
 }
 
-// daemonPid reads $PMDAEMON_HOME/daemon.pid.
-func daemonPid(t *testing.T, h *harness.Home) int {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(h.Dir, "daemon.pid"))
-	if err != nil {
-		t.Fatalf("reading daemon.pid: %v", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatalf("daemon.pid: %v", err)
-	}
-	return pid
-}
-
-// sigkill sends SIGKILL to pid.
-func sigkill(t *testing.T, pid int) {
-	t.Helper()
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill -9 %d: %v", pid, err)
-	}
-}
-
 // ppid returns the parent pid of pid (0 if unknown).
 func ppid(pid int) int {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
@@ -108,21 +86,6 @@ func daemonProcs(h *harness.Home) []int {
 	for _, p := range h.Processes() {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
 		if err == nil && string(b) == want {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// appProcs lists this home's live processes that are not a pmdaemon daemon.
-func appProcs(h *harness.Home) []int {
-	d := map[int]bool{}
-	for _, p := range daemonProcs(h) {
-		d[p] = true
-	}
-	var out []int
-	for _, p := range h.Processes() {
-		if !d[p] {
 			out = append(out, p)
 		}
 	}

@@ -60,7 +60,7 @@ func TestBadInput(t *testing.T) {
 	if rows := h.List(); len(rows) != 0 {
 		t.Errorf("bad input started something: %+v", rows)
 	}
-	if ps := appProcs(h); len(ps) != 0 {
+	if ps := h.AppProcs(); len(ps) != 0 {
 		t.Errorf("app processes after bad input: %v", ps)
 	}
 }

@@ -61,7 +61,7 @@ func TestPersistAcrossDaemonKill(t *testing.T) {
 	before := startTwoApps(t, h)
 	h.OK("start", "sleep 1000", "--name", "off")
 	h.OK("stop", "off")
-	oldDaemon := daemonPid(t, h)
+	oldDaemon := h.DaemonPid()
 	h.OK("kill")
 	if harness.Alive(oldDaemon) {
 		t.Errorf("daemon %d alive after kill returned", oldDaemon)
@@ -81,7 +81,7 @@ func TestPersistAcrossDaemonKill(t *testing.T) {
 	if off := harness.Rows(all, "off"); len(off) != 1 || off[0].Status != "stopped" || off[0].Pid != 0 {
 		t.Errorf("stopped app after the daemon restart: %+v", off)
 	}
-	if n := len(appProcs(h)); n != 3 {
+	if n := len(h.AppProcs()); n != 3 {
 		t.Errorf("%d app processes, want 3", n)
 	}
 	after := append(harness.Rows(all, "p1"), harness.Rows(all, "p2")...)
@@ -95,7 +95,7 @@ func TestPersistAcrossDaemonKill(t *testing.T) {
 			t.Errorf("%s[%d]: pid %d should be new and alive (old pids %v)", r.Name, r.Instance, r.Pid, pidsOf(before))
 		}
 	}
-	if d := daemonPid(t, h); d == oldDaemon || !harness.Alive(d) {
+	if d := h.DaemonPid(); d == oldDaemon || !harness.Alive(d) {
 		t.Errorf("new daemon pid %d (old %d)", d, oldDaemon)
 	}
 }
@@ -106,8 +106,8 @@ func TestDaemonSigkillTakeBack(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	before := startTwoApps(t, h)
-	oldDaemon := daemonPid(t, h)
-	sigkill(t, oldDaemon)
+	oldDaemon := h.DaemonPid()
+	harness.Sigkill(t, oldDaemon)
 	waitDead(t, 10*time.Second, "the daemon to die", oldDaemon)
 	for _, r := range before {
 		if !harness.Alive(r.Pid) {
@@ -129,13 +129,13 @@ func TestDaemonSigkillTakeBack(t *testing.T) {
 	if len(ds) != 1 || ds[0] == oldDaemon {
 		t.Errorf("daemon processes %v, want exactly one new one (old %d)", ds, oldDaemon)
 	}
-	if apps := appProcs(h); len(apps) != len(after) {
+	if apps := h.AppProcs(); len(apps) != len(after) {
 		t.Errorf("%d app processes for %d rows: %v (rows %v)", len(apps), len(after), apps, pidsOf(after))
 	}
 
 	// The taken-back processes are still supervised: a crash is restarted, a stop stops.
 	v := harness.Rows(after, "p1")[0]
-	sigkill(t, v.Pid)
+	harness.Sigkill(t, v.Pid)
 	rows := h.WaitList(10*time.Second, "taken-back p1[0] restarted", func(rows []api.Instance) bool {
 		r := byID(rows)[v.ID]
 		return r.Status == "online" && r.Pid != 0 && r.Pid != v.Pid
@@ -159,11 +159,11 @@ func TestDaemonSigkillAppDiedMeanwhile(t *testing.T) {
 	h.OK("start", "sleep 1000", "--name", "off")
 	h.OK("stop", "off")
 	before := h.List()
-	oldDaemon := daemonPid(t, h)
-	sigkill(t, oldDaemon)
+	oldDaemon := h.DaemonPid()
+	harness.Sigkill(t, oldDaemon)
 	waitDead(t, 10*time.Second, "the daemon to die", oldDaemon)
 	dead := harness.Rows(before, "p1")[1]
-	sigkill(t, dead.Pid)
+	harness.Sigkill(t, dead.Pid)
 	waitDead(t, 10*time.Second, "p1[1] to die", dead.Pid)
 	after := h.WaitList(15*time.Second, "p1 and p2 online again", func(rows []api.Instance) bool {
 		return harness.AllOnline("p1", 2)(rows) && harness.AllOnline("p2", 1)(rows)
@@ -186,7 +186,7 @@ func TestDaemonSigkillAppDiedMeanwhile(t *testing.T) {
 			}
 		}
 	}
-	if apps := appProcs(h); len(apps) != 3 {
+	if apps := h.AppProcs(); len(apps) != 3 {
 		t.Errorf("%d app processes, want 3: %v", len(apps), apps)
 	}
 	if ds := daemonProcs(h); len(ds) != 1 {
@@ -201,8 +201,8 @@ func TestStaleSocketRecovery(t *testing.T) {
 	h := harness.NewHome(t)
 	h.OK("start", "sleep 1000", "--name", "s")
 	before := h.WaitList(10*time.Second, "s online", harness.AllOnline("s", 1))
-	oldDaemon := daemonPid(t, h)
-	sigkill(t, oldDaemon)
+	oldDaemon := h.DaemonPid()
+	harness.Sigkill(t, oldDaemon)
 	waitDead(t, 10*time.Second, "the daemon to die", oldDaemon)
 	sock := filepath.Join(h.Dir, "daemon.sock")
 	if st, err := os.Stat(sock); err != nil || st.Mode()&os.ModeSocket == 0 {
@@ -212,7 +212,7 @@ func TestStaleSocketRecovery(t *testing.T) {
 	if !strings.HasPrefix(out, "pong") {
 		t.Errorf("ping: %q", out)
 	}
-	d := daemonPid(t, h)
+	d := h.DaemonPid()
 	if d == oldDaemon || !harness.Alive(d) {
 		t.Errorf("daemon pid %d after recovery (old %d)", d, oldDaemon)
 	}
@@ -280,7 +280,7 @@ func TestSaveResurrect(t *testing.T) {
 			t.Errorf("second resurrect touched %s[%d]: pid %d -> %d", r.Name, r.Instance, prev[r.ID].Pid, r.Pid)
 		}
 	}
-	if n := len(appProcs(h)); n != 3 {
+	if n := len(h.AppProcs()); n != 3 {
 		t.Errorf("%d app processes, want 3", n)
 	}
 }

@@ -17,7 +17,7 @@ func TestKilledInstanceRestarts(t *testing.T) {
 	h.OK("start", "sleep 1000", "--name", "victim", "--instances", "2")
 	before := h.WaitList(10*time.Second, "victim online", harness.AllOnline("victim", 2))
 	v, other := before[1], before[0]
-	sigkill(t, v.Pid)
+	harness.Sigkill(t, v.Pid)
 	rows := h.WaitList(10*time.Second, "victim[1] back with a new pid", func(rows []api.Instance) bool {
 		r, ok := byID(rows)[v.ID]
 		return ok && r.Status == "online" && r.Pid != 0 && r.Pid != v.Pid
@@ -41,7 +41,7 @@ func TestKilledInstanceRestarts(t *testing.T) {
 	if len(rows) != 2 {
 		t.Errorf("want 2 rows, got %+v", rows)
 	}
-	if n := len(appProcs(h)); n != 2 {
+	if n := len(h.AppProcs()); n != 2 {
 		t.Errorf("%d app processes, want 2", n)
 	}
 }
@@ -72,7 +72,7 @@ func TestCrashLoopErrored(t *testing.T) {
 		}
 		return ""
 	})
-	if ps := appProcs(h); len(ps) != 0 {
+	if ps := h.AppProcs(); len(ps) != 0 {
 		t.Errorf("app processes still running: %v", ps)
 	}
 }

@@ -28,7 +28,7 @@ func TestStartInstances(t *testing.T) {
 	ids := map[int]bool{}
 	idx := map[int]bool{}
 	pids := map[int]bool{}
-	d := daemonPid(t, h)
+	d := h.DaemonPid()
 	for _, r := range rows {
 		if ids[r.ID] {
 			t.Errorf("duplicate id %d", r.ID)
@@ -172,7 +172,7 @@ func TestStartDuplicateName(t *testing.T) {
 	if len(after) != 1 || after[0].Pid != rows[0].Pid || after[0].ID != rows[0].ID || after[0].Status != "online" {
 		t.Errorf("the first dup was disturbed: before %+v, after %+v", rows, after)
 	}
-	if n := len(appProcs(h)); n != 1 {
+	if n := len(h.AppProcs()); n != 1 {
 		t.Errorf("%d app processes run, want 1", n)
 	}
 }

@@ -91,7 +91,7 @@ wait
 			if len(after) != 1 || after[0].Status != "stopped" || after[0].Pid != 0 {
 				t.Errorf("after stop: %+v", after)
 			}
-			if ps := appProcs(h); len(ps) != 0 {
+			if ps := h.AppProcs(); len(ps) != 0 {
 				t.Errorf("app processes left after stop: %v", ps)
 			}
 		})

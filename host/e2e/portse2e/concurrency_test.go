@@ -59,6 +59,6 @@ func TestConcurrentAutoStarts(t *testing.T) {
 		t.Errorf("%d distinct ports, want %d", len(seen), n)
 	}
 	for p, name := range seen {
-		waitWho(t, p, name, 0)
+		harness.WaitWho(t, p, name, 0)
 	}
 }

@@ -17,7 +17,7 @@ func TestRegistryConflictSinglePorts(t *testing.T) {
 	stderr := h.Fail("start", harness.Echo, "--name", "app2", "--port", itoa(p))
 	wantErr(t, stderr, "Port "+itoa(p)+" is already assigned to process 'app1'")
 	noApp(t, h, "app2")
-	waitWho(t, p, "app1", 0)
+	harness.WaitWho(t, p, "app1", 0)
 }
 
 // Acceptance 4: the registry spans apps: a range app's ports block a single-port app.
@@ -40,17 +40,17 @@ func TestRegistryConflictSingleBlocksRange(t *testing.T) {
 	p := harness.FreePorts(t, 3)
 	h.OK("start", harness.Echo, "--name", "solo", "--port", itoa(p+1))
 	h.WaitList(20*time.Second, "solo online", harness.AllOnline("solo", 1))
-	soloPid := pidsOf(h.List(), "solo")[0]
+	soloPid := harness.PidsOf(h.List(), "solo")[0]
 	stderr := h.Fail("start", harness.Echo, "--name", "cluster", "--instances", "3", "--port", rng(p, p+2))
 	wantErr(t, stderr, "Port "+itoa(p+1)+" is already assigned to process 'solo'")
 	noApp(t, h, "cluster")
-	if ps := appProcs(h); len(ps) != 1 || ps[0] != soloPid {
+	if ps := h.AppProcs(); len(ps) != 1 || ps[0] != soloPid {
 		t.Errorf("app processes = %v, want only solo (%d)", ps, soloPid)
 	}
 	// p was not kept by the failed start.
 	h.OK("start", harness.Echo, "--name", "first", "--port", itoa(p))
 	h.WaitList(20*time.Second, "first online", harness.AllOnline("first", 1))
-	waitWho(t, p, "first", 0)
+	harness.WaitWho(t, p, "first", 0)
 }
 
 // Acceptance 5: ports bound by other programs, on IPv4 or IPv6, are refused with the seed's
@@ -82,10 +82,10 @@ func TestOSConflict(t *testing.T) {
 	harness.Listen(t, "tcp6", "[::]:"+itoa(b+3))
 	h.OK("start", harness.Echo, "--name", "app", "--port", auto(b, b+4))
 	rows := h.WaitList(20*time.Second, "app online", harness.AllOnline("app", 1))
-	if got := portsOf(rows, "app"); !eqInts(got, []int{b + 4}) {
+	if got := harness.PortsOf(rows, "app"); !eqInts(got, []int{b + 4}) {
 		t.Errorf("auto picked %v, want [%d]", got, b+4)
 	}
-	waitWho(t, b+4, "app", 0)
+	harness.WaitWho(t, b+4, "app", 0)
 }
 
 // Acceptance 6: a range start whose last port is bound by another program starts no instance
@@ -98,26 +98,26 @@ func TestAllOrNothingStart(t *testing.T) {
 	stderr := h.Fail("start", harness.Echo, "--name", "cluster", "--instances", "4", "--port", rng(b, b+3))
 	wantErr(t, stderr, "Port "+itoa(b+3)+" is already in use by another process")
 	noApp(t, h, "cluster")
-	if ps := appProcs(h); len(ps) != 0 {
+	if ps := h.AppProcs(); len(ps) != 0 {
 		t.Errorf("app processes running after a refused start: %v", ps)
 	}
 	for p := b; p < b+3; p++ {
-		if _, err := getWho(p); err == nil {
+		if _, err := harness.GetWho(p); err == nil {
 			t.Errorf("port %d answers after a refused start", p)
 		}
 	}
 	// Nothing reserved: another app takes the first three ports of that range.
 	h.OK("start", harness.Echo, "--name", "other", "--instances", "3", "--port", rng(b, b+2))
 	rows := h.WaitList(20*time.Second, "other online", harness.AllOnline("other", 3))
-	if got := portsOf(rows, "other"); !eqInts(got, seq(b, 3)) {
+	if got := harness.PortsOf(rows, "other"); !eqInts(got, seq(b, 3)) {
 		t.Errorf("ports = %v, want %v", got, seq(b, 3))
 	}
 	for i := 0; i < 3; i++ {
-		waitWho(t, b+i, "other", i)
+		harness.WaitWho(t, b+i, "other", i)
 	}
 	// The same name can be used again once the port is free.
 	l.Close()
 	h.OK("start", harness.Echo, "--name", "cluster", "--port", itoa(b+3))
 	h.WaitList(20*time.Second, "cluster online", harness.AllOnline("cluster", 1))
-	waitWho(t, b+3, "cluster", 0)
+	harness.WaitWho(t, b+3, "cluster", 0)
 }

@@ -15,12 +15,12 @@ func TestRangeDistribution(t *testing.T) {
 	a := harness.FreePorts(t, 4)
 	h.OK("start", harness.Echo, "--name", "web-cluster", "--instances", "4", "--port", rng(a, a+3))
 	rows := h.WaitList(20*time.Second, "4 instances of web-cluster online", harness.AllOnline("web-cluster", 4))
-	if got := portsOf(rows, "web-cluster"); !eqInts(got, seq(a, 4)) {
+	if got := harness.PortsOf(rows, "web-cluster"); !eqInts(got, seq(a, 4)) {
 		t.Errorf("ports by instance = %v, want %v", got, seq(a, 4))
 	}
-	pids := pidsOf(rows, "web-cluster")
+	pids := harness.PidsOf(rows, "web-cluster")
 	for i := 0; i < 4; i++ {
-		w := waitWho(t, a+i, "web-cluster", i)
+		w := harness.WaitWho(t, a+i, "web-cluster", i)
 		if w.Pid != pids[i] {
 			t.Errorf("port %d answered by pid %d, list says instance %d is pid %d", a+i, w.Pid, i, pids[i])
 		}
@@ -40,7 +40,7 @@ func TestRangeTooSmall(t *testing.T) {
 	stderr := h.Fail("start", harness.Echo, "--name", "small", "--instances", "4", "--port", rng(a, a+1))
 	wantErr(t, stderr, "Port range "+rng(a, a+1)+" has only 2 ports but 4 instances requested")
 	noApp(t, h, "small")
-	if ps := appProcs(h); len(ps) != 0 {
+	if ps := h.AppProcs(); len(ps) != 0 {
 		t.Errorf("app processes running after a refused start: %v", ps)
 	}
 }
@@ -52,12 +52,12 @@ func TestRangeLargerThanInstances(t *testing.T) {
 	a := harness.FreePorts(t, 5)
 	h.OK("start", harness.Echo, "--name", "wide", "--instances", "2", "--port", rng(a, a+4))
 	rows := h.WaitList(20*time.Second, "wide online", harness.AllOnline("wide", 2))
-	if got := portsOf(rows, "wide"); !eqInts(got, seq(a, 2)) {
+	if got := harness.PortsOf(rows, "wide"); !eqInts(got, seq(a, 2)) {
 		t.Errorf("ports = %v, want %v", got, seq(a, 2))
 	}
 	h.OK("start", harness.Echo, "--name", "rest", "--port", itoa(a+2))
 	h.WaitList(20*time.Second, "rest online", harness.AllOnline("rest", 1))
-	waitWho(t, a+2, "rest", 0)
+	harness.WaitWho(t, a+2, "rest", 0)
 }
 
 // Acceptance 3: the seed's auto example. Of base..base+10, base+1, base+3 and base+4 are
@@ -72,11 +72,11 @@ func TestAutoSkipsBusyPorts(t *testing.T) {
 	h.OK("start", harness.Echo, "--name", "workers", "--instances", "3", "--port", auto(base, base+10))
 	rows := h.WaitList(20*time.Second, "workers online", harness.AllOnline("workers", 3))
 	want := []int{base, base + 2, base + 5}
-	if got := portsOf(rows, "workers"); !eqInts(got, want) {
+	if got := harness.PortsOf(rows, "workers"); !eqInts(got, want) {
 		t.Errorf("ports by instance = %v, want %v", got, want)
 	}
 	for i, p := range want {
-		waitWho(t, p, "workers", i)
+		harness.WaitWho(t, p, "workers", i)
 		if got := envOf(t, p, "PORT"); got != itoa(p) {
 			t.Errorf("instance %d: PORT=%q, want %d", i, got, p)
 		}
@@ -84,7 +84,7 @@ func TestAutoSkipsBusyPorts(t *testing.T) {
 	// Auto also skips ports another app holds in the registry.
 	h.OK("start", harness.Echo, "--name", "more", "--port", auto(base, base+10))
 	rows = h.WaitList(20*time.Second, "more online", harness.AllOnline("more", 1))
-	if got := portsOf(rows, "more"); !eqInts(got, []int{base + 6}) {
+	if got := harness.PortsOf(rows, "more"); !eqInts(got, []int{base + 6}) {
 		t.Errorf("second auto app got %v, want [%d]", got, base+6)
 	}
 }
@@ -100,13 +100,13 @@ func TestAutoTooFewFree(t *testing.T) {
 	stderr := h.Fail("start", harness.Echo, "--name", "workers", "--instances", "3", "--port", auto(b, b+3))
 	errLike(t, stderr, rng(b, b+3), "2 free", "3 needed")
 	noApp(t, h, "workers")
-	if ps := appProcs(h); len(ps) != 0 {
+	if ps := h.AppProcs(); len(ps) != 0 {
 		t.Errorf("app processes running after a refused start: %v", ps)
 	}
 	// Nothing was reserved: b and b+3 can be taken.
 	h.OK("start", harness.Echo, "--name", "two", "--instances", "2", "--port", auto(b, b+3))
 	rows := h.WaitList(20*time.Second, "two online", harness.AllOnline("two", 2))
-	if got := portsOf(rows, "two"); !eqInts(got, []int{b, b + 3}) {
+	if got := harness.PortsOf(rows, "two"); !eqInts(got, []int{b, b + 3}) {
 		t.Errorf("ports = %v, want [%d %d]", got, b, b+3)
 	}
 }

@@ -3,18 +3,14 @@ package portse2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
 )
 
@@ -22,51 +18,6 @@ func itoa(n int) string                { return strconv.Itoa(n) }
 func rng(a, b int) string              { return fmt.Sprintf("%d-%d", a, b) }
 func auto(a, b int) string             { return fmt.Sprintf("auto:%d-%d", a, b) }
 func url(port int, path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", port, path) }
-
-// who is the echo app's answer to GET /.
-type who struct {
-	App      string `json:"app"`
-	Instance string `json:"instance"`
-	Port     string `json:"port"`
-	Pid      int    `json:"pid"`
-}
-
-// getWho asks the echo app on port who it is.
-func getWho(port int) (who, error) {
-	var w who
-	body, err := harness.Get(url(port, "/"))
-	if err != nil {
-		return w, err
-	}
-	if err := json.Unmarshal([]byte(body), &w); err != nil {
-		return w, fmt.Errorf("GET / on %d: %v: %q", port, err, body)
-	}
-	return w, nil
-}
-
-// waitWho waits until the echo app of app/instance answers on port and returns its answer.
-func waitWho(t *testing.T, port int, app string, instance int) who {
-	t.Helper()
-	var w who
-	var last string
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var err error
-		w, err = getWho(port)
-		if err == nil && w.App == app && w.Instance == itoa(instance) && w.Port == itoa(port) {
-			return w
-		}
-		if err != nil {
-			last = err.Error()
-		} else {
-			last = fmt.Sprintf("answered %+v", w)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("port %d: want %s instance %d answering; last: %s", port, app, instance, last)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
 
 // envOf asks the echo app on port for one of its environment variables.
 func envOf(t *testing.T, port int, name string) string {
@@ -113,33 +64,6 @@ func errLike(t *testing.T, stderr string, want ...string) {
 	}
 }
 
-// portsOf returns the ports of app name's rows, by instance index (0 for a row without one).
-func portsOf(rows []api.Instance, name string) []int {
-	rs := harness.Rows(rows, name)
-	out := make([]int, len(rs))
-	for _, r := range rs {
-		if r.Instance < 0 || r.Instance >= len(out) {
-			continue
-		}
-		if r.Port != nil {
-			out[r.Instance] = *r.Port
-		}
-	}
-	return out
-}
-
-// pidsOf returns the pids of app name's rows, by instance index.
-func pidsOf(rows []api.Instance, name string) []int {
-	rs := harness.Rows(rows, name)
-	out := make([]int, len(rs))
-	for _, r := range rs {
-		if r.Instance >= 0 && r.Instance < len(out) {
-			out[r.Instance] = r.Pid
-		}
-	}
-	return out
-}
-
 func seq(a, n int) []int {
 	out := make([]int, n)
 	for i := range out {
@@ -158,41 +82,6 @@ func eqInts(a, b []int) bool {
 		}
 	}
 	return true
-}
-
-// daemonPid reads $PMDAEMON_HOME/daemon.pid.
-func daemonPid(t *testing.T, h *harness.Home) int {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(h.Dir, "daemon.pid"))
-	if err != nil {
-		t.Fatalf("reading daemon.pid: %v", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatalf("daemon.pid: %v", err)
-	}
-	return pid
-}
-
-// appProcs lists this home's live processes that are not a `pmdaemon daemon`.
-func appProcs(h *harness.Home) []int {
-	want := harness.Bin + "\x00daemon\x00"
-	var out []int
-	for _, p := range h.Processes() {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
-		if err == nil && string(b) == want {
-			continue
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-func sigkill(t *testing.T, pid int) {
-	t.Helper()
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill -9 %d: %v", pid, err)
-	}
 }
 
 // runCLI runs pmdaemon in home dir without a testing.T, for use from goroutines.
@@ -221,3 +110,6 @@ func noApp(t *testing.T, h *harness.Home, name string) {
 		t.Errorf("list has rows for %s after a failed start: %+v", name, rs)
 	}
 }
+
+// who is the echo app's answer to GET /.
+type who = harness.Who

@@ -22,7 +22,7 @@ func TestAutoRestartKeepsPort(t *testing.T) {
 	rows := h.WaitList(20*time.Second, "both apps online", func(rows []api.Instance) bool {
 		return harness.AllOnline("cluster", 2)(rows) && harness.AllOnline("workers", 2)(rows)
 	})
-	if got := portsOf(rows, "workers"); !eqInts(got, []int{b + 2, b + 4}) {
+	if got := harness.PortsOf(rows, "workers"); !eqInts(got, []int{b + 2, b + 4}) {
 		t.Fatalf("workers ports = %v, want [%d %d]", got, b+2, b+4)
 	}
 	l.Close()
@@ -31,9 +31,9 @@ func TestAutoRestartKeepsPort(t *testing.T) {
 		port int
 	}{{"cluster", b + 1}, {"workers", b + 4}} {
 		rows := h.List()
-		old := pidsOf(rows, c.app)[1]
-		waitWho(t, c.port, c.app, 1)
-		sigkill(t, old)
+		old := harness.PidsOf(rows, c.app)[1]
+		harness.WaitWho(t, c.port, c.app, 1)
+		harness.Sigkill(t, old)
 		rows = h.WaitList(20*time.Second, c.app+" instance 1 restarted", func(rows []api.Instance) bool {
 			for _, r := range harness.Rows(rows, c.app) {
 				if r.Instance == 1 {
@@ -42,15 +42,15 @@ func TestAutoRestartKeepsPort(t *testing.T) {
 			}
 			return false
 		})
-		if got := portsOf(rows, c.app)[1]; got != c.port {
+		if got := harness.PortsOf(rows, c.app)[1]; got != c.port {
 			t.Errorf("%s instance 1 restarted on port %d, want %d", c.app, got, c.port)
 		}
-		w := waitWho(t, c.port, c.app, 1)
-		if w.Pid == old || w.Pid != pidsOf(rows, c.app)[1] {
-			t.Errorf("%s: port %d answered by pid %d (old %d, list %d)", c.app, c.port, w.Pid, old, pidsOf(rows, c.app)[1])
+		w := harness.WaitWho(t, c.port, c.app, 1)
+		if w.Pid == old || w.Pid != harness.PidsOf(rows, c.app)[1] {
+			t.Errorf("%s: port %d answered by pid %d (old %d, list %d)", c.app, c.port, w.Pid, old, harness.PidsOf(rows, c.app)[1])
 		}
 	}
-	if got := portsOf(h.List(), "cluster"); !eqInts(got, []int{b, b + 1}) {
+	if got := harness.PortsOf(h.List(), "cluster"); !eqInts(got, []int{b, b + 1}) {
 		t.Errorf("cluster ports after restarts = %v", got)
 	}
 }
@@ -73,10 +73,10 @@ func TestStopReleasesPort(t *testing.T) {
 	}
 	h.OK("start", harness.Echo, "--name", "app", "--port", itoa(p))
 	h.WaitList(20*time.Second, "app online", harness.AllOnline("app", 1))
-	waitWho(t, p, "app", 0)
+	harness.WaitWho(t, p, "app", 0)
 	// The stopped app cannot take its old port back while app holds it.
 	wantErr(t, h.Fail("restart", "api-v1"), "Port "+itoa(p)+" is already assigned to process 'app'")
-	waitWho(t, p, "app", 0)
+	harness.WaitWho(t, p, "app", 0)
 }
 
 // Acceptance 7: assignments survive `pmdaemon kill` and the next daemon.
@@ -94,11 +94,11 @@ func TestPortsSurviveDaemonRestart(t *testing.T) {
 	wantErr(t, h.Fail("start", harness.Echo, "--name", "second", "--instances", "2", "--port", rng(p+1, p+2)),
 		"Port "+itoa(p+1)+" is already assigned to process 'first'")
 	rows := h.WaitList(20*time.Second, "first back online", harness.AllOnline("first", 2))
-	if got := portsOf(rows, "first"); !eqInts(got, seq(p, 2)) {
+	if got := harness.PortsOf(rows, "first"); !eqInts(got, seq(p, 2)) {
 		t.Errorf("first's ports after the daemon restart = %v, want %v", got, seq(p, 2))
 	}
-	waitWho(t, p, "first", 0)
-	waitWho(t, p+1, "first", 1)
+	harness.WaitWho(t, p, "first", 0)
+	harness.WaitWho(t, p+1, "first", 1)
 	noApp(t, h, "second")
 }
 
@@ -109,19 +109,19 @@ func TestPortsSurviveDaemonSigkill(t *testing.T) {
 	p := harness.FreePorts(t, 1)
 	h.OK("start", harness.Echo, "--name", "first", "--port", itoa(p))
 	rows := h.WaitList(20*time.Second, "first online", harness.AllOnline("first", 1))
-	pid := pidsOf(rows, "first")[0]
-	d := daemonPid(t, h)
-	sigkill(t, d)
+	pid := harness.PidsOf(rows, "first")[0]
+	d := h.DaemonPid()
+	harness.Sigkill(t, d)
 	harness.Eventually(t, 10*time.Second, "the daemon to die", func() bool { return !harness.Alive(d) })
 	wantErr(t, h.Fail("start", harness.Echo, "--name", "second", "--port", itoa(p)),
 		"Port "+itoa(p)+" is already assigned to process 'first'")
 	rows = h.WaitList(20*time.Second, "first online", harness.AllOnline("first", 1))
-	if got := portsOf(rows, "first"); !eqInts(got, []int{p}) {
+	if got := harness.PortsOf(rows, "first"); !eqInts(got, []int{p}) {
 		t.Errorf("first's ports = %v, want [%d]", got, p)
 	}
-	w := waitWho(t, p, "first", 0)
-	if w.Pid != pidsOf(rows, "first")[0] {
-		t.Errorf("port %d answered by pid %d, list says %d", p, w.Pid, pidsOf(rows, "first")[0])
+	w := harness.WaitWho(t, p, "first", 0)
+	if w.Pid != harness.PidsOf(rows, "first")[0] {
+		t.Errorf("port %d answered by pid %d, list says %d", p, w.Pid, harness.PidsOf(rows, "first")[0])
 	}
 	if w.Pid != pid {
 		t.Logf("first was restarted rather than taken back (pid %d -> %d)", pid, w.Pid)

@@ -19,10 +19,10 @@ func TestPrivilegedPort(t *testing.T) {
 		noApp(t, h, "web80")
 	} else {
 		rows := h.WaitList(20*time.Second, "web80 online", harness.AllOnline("web80", 1))
-		if got := portsOf(rows, "web80"); !eqInts(got, []int{80}) {
+		if got := harness.PortsOf(rows, "web80"); !eqInts(got, []int{80}) {
 			t.Errorf("web80 ports = %v, want [80]", got)
 		}
-		waitWho(t, 80, "web80", 0)
+		harness.WaitWho(t, 80, "web80", 0)
 		h.OK("delete", "web80")
 		waitSilent(t, 80)
 	}

@@ -22,18 +22,18 @@ func TestRestartPortOverride(t *testing.T) {
 	p, p2 := b, b+1
 	h.OK("start", harness.Echo, "--name", "web-app", "--port", itoa(p))
 	h.WaitList(20*time.Second, "web-app online", harness.AllOnline("web-app", 1))
-	waitWho(t, p, "web-app", 0)
+	harness.WaitWho(t, p, "web-app", 0)
 
 	h.OK("restart", "web-app", "--port", itoa(p2))
 	rows := h.WaitList(20*time.Second, "web-app online", harness.AllOnline("web-app", 1))
-	if got := portsOf(rows, "web-app"); !eqInts(got, []int{p2}) {
+	if got := harness.PortsOf(rows, "web-app"); !eqInts(got, []int{p2}) {
 		t.Errorf("ports after override = %v, want [%d]", got, p2)
 	}
-	waitWho(t, p2, "web-app", 0)
+	harness.WaitWho(t, p2, "web-app", 0)
 	if got := envOf(t, p2, "PORT"); got != itoa(p2) {
 		t.Errorf("PORT=%q after override, want %d", got, p2)
 	}
-	if _, err := getWho(p); err == nil {
+	if _, err := harness.GetWho(p); err == nil {
 		t.Errorf("old port %d still answers after restart --port %d", p, p2)
 	}
 	checkOverride(t, h.Info("web-app"), itoa(p), itoa(p2), true, []int{p2})
@@ -60,7 +60,7 @@ func TestRestartPortOverride(t *testing.T) {
 	// A plain restart keeps the live ports.
 	h.OK("restart", "web-app")
 	h.WaitList(20*time.Second, "web-app online", harness.AllOnline("web-app", 1))
-	waitWho(t, p2, "web-app", 0)
+	harness.WaitWho(t, p2, "web-app", 0)
 	checkOverride(t, h.Info("web-app"), itoa(p), itoa(p2), true, []int{p2})
 
 	// The live port is held, the old one is not.
@@ -68,7 +68,7 @@ func TestRestartPortOverride(t *testing.T) {
 		"Port "+itoa(p2)+" is already assigned to process 'web-app'")
 	h.OK("start", harness.Echo, "--name", "other", "--port", itoa(p))
 	h.WaitList(20*time.Second, "other online", harness.AllOnline("other", 1))
-	waitWho(t, p, "other", 0)
+	harness.WaitWho(t, p, "other", 0)
 }
 
 func checkOverride(t *testing.T, a api.App, spec, live string, override bool, ports []int) {
@@ -91,7 +91,7 @@ func TestReloadToRangeIsGraceful(t *testing.T) {
 	a := harness.FreePorts(t, 4)
 	h.OK("start", harness.Echo, "--name", "api", "--port", itoa(p))
 	h.WaitList(20*time.Second, "api online", harness.AllOnline("api", 1))
-	waitWho(t, p, "api", 0)
+	harness.WaitWho(t, p, "api", 0)
 
 	all := append([]int{p}, seq(a, 4)...)
 	var (
@@ -111,7 +111,7 @@ func TestReloadToRangeIsGraceful(t *testing.T) {
 			}
 			got := 0
 			for _, port := range all {
-				if w, err := getWho(port); err == nil && w.App == "api" {
+				if w, err := harness.GetWho(port); err == nil && w.App == "api" {
 					got = port
 					break
 				}
@@ -135,7 +135,7 @@ func TestReloadToRangeIsGraceful(t *testing.T) {
 	h.OK("reload", "api", "--port", rng(a, a+3))
 	rows := h.WaitList(20*time.Second, "4 instances of api online", harness.AllOnline("api", 4))
 	for i := 0; i < 4; i++ {
-		waitWho(t, a+i, "api", i)
+		harness.WaitWho(t, a+i, "api", i)
 	}
 	close(stop)
 	<-done
@@ -146,7 +146,7 @@ func TestReloadToRangeIsGraceful(t *testing.T) {
 	}
 	mu.Unlock()
 
-	if got := portsOf(rows, "api"); !eqInts(got, seq(a, 4)) {
+	if got := harness.PortsOf(rows, "api"); !eqInts(got, seq(a, 4)) {
 		t.Errorf("ports after reload = %v, want %v", got, seq(a, 4))
 	}
 	waitSilent(t, p)
@@ -154,7 +154,7 @@ func TestReloadToRangeIsGraceful(t *testing.T) {
 	// The old port is free again for others.
 	h.OK("start", harness.Echo, "--name", "other", "--port", itoa(p))
 	h.WaitList(20*time.Second, "other online", harness.AllOnline("other", 1))
-	waitWho(t, p, "other", 0)
+	harness.WaitWho(t, p, "other", 0)
 }
 
 // Acceptance 8: a failed override leaves the app running as it was.
@@ -170,8 +170,8 @@ func TestFailedOverrideChangesNothing(t *testing.T) {
 	rows := h.WaitList(20*time.Second, "web and holder online", func(rows []api.Instance) bool {
 		return harness.AllOnline("web", 1)(rows) && harness.AllOnline("holder", 1)(rows)
 	})
-	pid := pidsOf(rows, "web")[0]
-	waitWho(t, p, "web", 0)
+	pid := harness.PidsOf(rows, "web")[0]
+	harness.WaitWho(t, p, "web", 0)
 
 	for _, c := range []struct {
 		args []string
@@ -200,12 +200,12 @@ func TestFailedOverrideChangesNothing(t *testing.T) {
 		if len(rs) != 1 || rs[0].Status != "online" || rs[0].Pid != pid || rs[0].Port == nil || *rs[0].Port != p {
 			t.Errorf("after failed %s: web rows %+v, want one online row pid %d port %d", strings.Join(c.args, " "), rs, pid, p)
 		}
-		if w, err := getWho(p); err != nil || w.Pid != pid {
+		if w, err := harness.GetWho(p); err != nil || w.Pid != pid {
 			t.Errorf("after failed %s: port %d answers %+v %v, want pid %d", strings.Join(c.args, " "), p, w, err, pid)
 		}
 		checkOverride(t, h.Info("web"), itoa(p), itoa(p), false, []int{p})
 	}
-	if got := pidsOf(h.List(), "holder"); len(got) != 1 || got[0] == 0 {
+	if got := harness.PidsOf(h.List(), "holder"); len(got) != 1 || got[0] == 0 {
 		t.Errorf("holder rows changed: %v", got)
 	}
 	// The failed overrides reserved nothing: r and r+2 can be taken by another app.
@@ -214,6 +214,6 @@ func TestFailedOverrideChangesNothing(t *testing.T) {
 	h.WaitList(20*time.Second, "probes online", func(rows []api.Instance) bool {
 		return harness.AllOnline("probe", 1)(rows) && harness.AllOnline("probe2", 1)(rows)
 	})
-	waitWho(t, r, "probe", 0)
-	waitWho(t, r+2, "probe2", 0)
+	harness.WaitWho(t, r, "probe", 0)
+	harness.WaitWho(t, r+2, "probe2", 0)
 }

@@ -45,7 +45,7 @@ func TestInvalidSpecs(t *testing.T) {
 		errLike(t, r.Stderr, itoa(p), "2 instances", rng(p, p+1), "auto:")
 	})
 	noApp(t, h, "bad")
-	if ps := appProcs(h); len(ps) != 0 {
+	if ps := h.AppProcs(); len(ps) != 0 {
 		t.Errorf("app processes running after refused starts: %v", ps)
 	}
 }

@@ -1,0 +1,120 @@
+package harness
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/api"
+)
+
+// Who is the echo app's answer to GET /.
+type Who struct {
+	App      string `json:"app"`
+	Instance string `json:"instance"`
+	Port     string `json:"port"`
+	Pid      int    `json:"pid"`
+}
+
+// GetWho asks the echo app on port who it is.
+func GetWho(port int) (Who, error) {
+	var w Who
+	body, err := Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		return w, err
+	}
+	if err := json.Unmarshal([]byte(body), &w); err != nil {
+		return w, fmt.Errorf("GET / on %d: %v: %q", port, err, body)
+	}
+	return w, nil
+}
+
+// WaitWho waits until the echo app of app/instance answers on port and returns its answer.
+func WaitWho(t testing.TB, port int, app string, instance int) Who {
+	t.Helper()
+	var w Who
+	var last string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var err error
+		w, err = GetWho(port)
+		if err == nil && w.App == app && w.Instance == strconv.Itoa(instance) && w.Port == strconv.Itoa(port) {
+			return w
+		}
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = fmt.Sprintf("answered %+v", w)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("port %d: want %s instance %d answering; last: %s", port, app, instance, last)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// PortsOf returns the ports of app name's rows, by instance index (0 for a row without one).
+func PortsOf(rows []api.Instance, name string) []int {
+	rs := Rows(rows, name)
+	out := make([]int, len(rs))
+	for _, r := range rs {
+		if r.Instance >= 0 && r.Instance < len(out) && r.Port != nil {
+			out[r.Instance] = *r.Port
+		}
+	}
+	return out
+}
+
+// PidsOf returns the pids of app name's rows, by instance index.
+func PidsOf(rows []api.Instance, name string) []int {
+	rs := Rows(rows, name)
+	out := make([]int, len(rs))
+	for _, r := range rs {
+		if r.Instance >= 0 && r.Instance < len(out) {
+			out[r.Instance] = r.Pid
+		}
+	}
+	return out
+}
+
+// DaemonPid reads $PMDAEMON_HOME/daemon.pid.
+func (h *Home) DaemonPid() int {
+	h.T.Helper()
+	b, err := os.ReadFile(filepath.Join(h.Dir, "daemon.pid"))
+	if err != nil {
+		h.T.Fatalf("reading daemon.pid: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		h.T.Fatalf("daemon.pid: %v", err)
+	}
+	return pid
+}
+
+// AppProcs lists this home's live processes that are not a `pmdaemon daemon`.
+func (h *Home) AppProcs() []int {
+	want := Bin + "\x00daemon\x00"
+	var out []int
+	for _, p := range h.Processes() {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
+		if err == nil && string(b) == want {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// Sigkill sends SIGKILL to pid.
+func Sigkill(t testing.TB, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %d: %v", pid, err)
+	}
+}
