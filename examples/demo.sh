@@ -10,9 +10,11 @@ go build -o bin/echo ./examples/apps/echo
 export PMDAEMON_HOME="$PWD/.demo-home"
 ./bin/pmdaemon delete all >/dev/null 2>&1 || true
 ./bin/pmdaemon run examples/ecosystem.lua >/dev/null
-for p in 8080 8001 8002; do
-  for i in $(seq 50); do curl -sf "http://127.0.0.1:$p/" >/dev/null 2>&1 && break; sleep 0.1; done
-done
-echo "curl http://127.0.0.1:8001/ -> $(curl -s http://127.0.0.1:8001/ || echo unreachable)"
+if command -v curl >/dev/null; then
+  for p in 8080 8001 8002; do
+    for i in $(seq 50); do curl -sf "http://127.0.0.1:$p/" >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  echo "curl http://127.0.0.1:8001/ -> $(curl -s http://127.0.0.1:8001/ || echo unreachable)"
+fi
 ./bin/pmdaemon list
 echo "Stop everything with: PMDAEMON_HOME=$PMDAEMON_HOME ./bin/pmdaemon kill"
