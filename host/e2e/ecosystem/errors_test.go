@@ -66,7 +66,7 @@ func TestEcosystemCLIErrors(t *testing.T) {
 				t.Fatalf("%s %s: exit 0, want a refusal\nstdout: %s", verb, c.file, r.Stdout)
 			}
 			stderr := r.Stderr
-			errLike(t, stderr, append([]string{c.file}, c.want...)...)
+			harness.ErrLike(t, stderr, append([]string{c.file}, c.want...)...)
 			if strings.Count(strings.TrimRight(stderr, "\n"), "\n") != 0 {
 				t.Errorf("%s %s: stderr is more than one line: %q", verb, c.file, stderr)
 			}
@@ -79,21 +79,21 @@ func TestEcosystemCLIErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, verb := range []string{"run", "start"} {
-		errLike(t, h.Fail(verb, big), "big.json", "10 MB")
+		harness.ErrLike(t, h.Fail(verb, big), "big.json", "10 MB")
 	}
 
 	// A missing file, a file that is not JSON or Lua, and Lua errors with file:line.
-	errLike(t, h.Fail("run", filepath.Join(dir, "missing.json")), "missing.json")
-	errLike(t, h.Fail("start", filepath.Join(dir, "missing.json")), "missing.json")
+	harness.ErrLike(t, h.Fail("run", filepath.Join(dir, "missing.json")), "missing.json")
+	harness.ErrLike(t, h.Fail("start", filepath.Join(dir, "missing.json")), "missing.json")
 	yaml := writeFile(t, dir, "eco.yaml", "apps: []\n")
-	errLike(t, h.Fail("run", yaml), "eco.yaml", "not an ecosystem file")
+	harness.ErrLike(t, h.Fail("run", yaml), "eco.yaml", "not an ecosystem file")
 	lua := writeFile(t, dir, "eco.lua", "local x = 1\nreturn {apps = {\n")
-	errLike(t, h.Fail("run", lua), "eco.lua:")
+	harness.ErrLike(t, h.Fail("run", lua), "eco.lua:")
 	lua = writeFile(t, dir, "eco2.lua", "local x = 1\nports.range(\"a\", 2)\n")
-	errLike(t, h.Fail("run", lua), "eco2.lua:2:", "ports.range")
+	harness.ErrLike(t, h.Fail("run", lua), "eco2.lua:2:", "ports.range")
 	// start FILE.json takes no flags: they belong in the file.
 	okFile := writeFile(t, dir, "ok.json", good)
-	errLike(t, h.Fail("start", okFile, "--name", "x"), "ok.json", "no flags")
+	harness.ErrLike(t, h.Fail("start", okFile, "--name", "x"), "ok.json", "no flags")
 
 	// Nothing was started by any of them.
 	if ps := h.AppProcs(); len(ps) != 0 {
@@ -129,7 +129,7 @@ func TestEcosystemCLITrailingBracket(t *testing.T) {
 			h.OK("delete", "good")
 			continue
 		}
-		errLike(t, r.Stderr, c.file, "trailing data")
+		harness.ErrLike(t, r.Stderr, c.file, "trailing data")
 	}
 	if rows := h.List(); len(rows) != 0 {
 		t.Errorf("list after refused files: %+v", rows)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,44 +38,6 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	return path
 }
 
-// errLike checks stderr is one "Error: ..." line that mentions every want and is no crash.
-func errLike(t *testing.T, stderr string, want ...string) {
-	t.Helper()
-	if !strings.HasPrefix(stderr, "Error: ") {
-		t.Errorf("stderr does not start with \"Error: \": %q", stderr)
-	}
-	for _, w := range want {
-		if !strings.Contains(stderr, w) {
-			t.Errorf("stderr %q does not mention %q", stderr, w)
-		}
-	}
-	for _, bad := range []string{"panic", "goroutine "} {
-		if strings.Contains(stderr, bad) {
-			t.Errorf("stderr looks like a crash (%q): %q", bad, stderr)
-		}
-	}
-}
-
-func seq(a, n int) []int {
-	out := make([]int, n)
-	for i := range out {
-		out[i] = a + i
-	}
-	return out
-}
-
-func eqInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // wantApp is what one app of an ecosystem file must look like once running.
 type wantApp struct {
 	name  string
@@ -102,7 +65,7 @@ func checkRunning(t *testing.T, h *harness.Home, want []wantApp) []api.Instance 
 	t.Helper()
 	rows := h.WaitList(30*time.Second, "the file's apps online", allOnline(want))
 	for _, w := range want {
-		if got := harness.PortsOf(rows, w.name); !eqInts(got, w.ports) {
+		if got := harness.PortsOf(rows, w.name); !slices.Equal(got, w.ports) {
 			t.Errorf("%s: list --json ports by instance = %v, want %v", w.name, got, w.ports)
 		}
 		pids := harness.PidsOf(rows, w.name)

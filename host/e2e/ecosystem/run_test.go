@@ -2,6 +2,7 @@ package ecosystem
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,7 +20,7 @@ func threeApps(echo string, b int) string {
 }
 
 func threeWant(b int) []wantApp {
-	return []wantApp{{"gateway", []int{b}}, {"users", seq(b+1, 2)}, {"orders", seq(b+3, 3)}}
+	return []wantApp{{"gateway", []int{b}}, {"users", harness.Seq(b+1, 2)}, {"orders", harness.Seq(b+3, 3)}}
 }
 
 // --dry-run prints the plan and starts nothing; the ports stay free for a real run.
@@ -82,7 +83,7 @@ func TestEcosystemOnly(t *testing.T) {
 	path := writeFile(t, t.TempDir(), "ecosystem.json", threeApps(harness.Echo, b))
 
 	stderr := h.Fail("run", path, "--only", "nope")
-	errLike(t, stderr, path, `"nope"`, "gateway, users, orders")
+	harness.ErrLike(t, stderr, path, `"nope"`, "gateway, users, orders")
 	if ps := h.AppProcs(); len(ps) != 0 {
 		t.Errorf("app processes after --only of a missing name: %v", ps)
 	}
@@ -94,7 +95,7 @@ func TestEcosystemOnly(t *testing.T) {
 	if !strings.Contains(out, "started users ") || strings.Contains(out, "started gateway") || strings.Contains(out, "started orders") {
 		t.Errorf("run --only users:\n%s", out)
 	}
-	checkRunning(t, h, []wantApp{{"users", seq(b+1, 2)}})
+	checkRunning(t, h, []wantApp{{"users", harness.Seq(b+1, 2)}})
 
 	// The others can follow, and users is left alone.
 	pids := harness.PidsOf(h.List(), "users")
@@ -103,7 +104,7 @@ func TestEcosystemOnly(t *testing.T) {
 		t.Errorf("second run does not say users is already running:\n%s", out)
 	}
 	rows := checkRunning(t, h, threeWant(b))
-	if got := harness.PidsOf(rows, "users"); !eqInts(got, pids) {
+	if got := harness.PidsOf(rows, "users"); !slices.Equal(got, pids) {
 		t.Errorf("users pids changed from %v to %v by a run without --update", pids, got)
 	}
 }
@@ -123,7 +124,7 @@ func TestEcosystemRunTwiceAndUpdate(t *testing.T) {
 	}
 	path := writeFile(t, dir, "ecosystem.json", doc(2))
 	h.OK("run", path)
-	rows := checkRunning(t, h, []wantApp{{"web", seq(b, 2)}, {"solo", []int{b + 3}}})
+	rows := checkRunning(t, h, []wantApp{{"web", harness.Seq(b, 2)}, {"solo", []int{b + 3}}})
 	webPids, soloPids := harness.PidsOf(rows, "web"), harness.PidsOf(rows, "solo")
 
 	for _, verb := range []string{"run", "start"} {
@@ -136,11 +137,11 @@ func TestEcosystemRunTwiceAndUpdate(t *testing.T) {
 		if strings.Contains(out, "started ") {
 			t.Errorf("%s again: stdout says something was started:\n%s", verb, out)
 		}
-		rows = checkRunning(t, h, []wantApp{{"web", seq(b, 2)}, {"solo", []int{b + 3}}})
-		if got := harness.PidsOf(rows, "web"); !eqInts(got, webPids) {
+		rows = checkRunning(t, h, []wantApp{{"web", harness.Seq(b, 2)}, {"solo", []int{b + 3}}})
+		if got := harness.PidsOf(rows, "web"); !slices.Equal(got, webPids) {
 			t.Errorf("%s again: web pids %v, want unchanged %v", verb, got, webPids)
 		}
-		if got := harness.PidsOf(rows, "solo"); !eqInts(got, soloPids) {
+		if got := harness.PidsOf(rows, "solo"); !slices.Equal(got, soloPids) {
 			t.Errorf("%s again: solo pids %v, want unchanged %v", verb, got, soloPids)
 		}
 	}
@@ -148,8 +149,8 @@ func TestEcosystemRunTwiceAndUpdate(t *testing.T) {
 	// Edit the file: 3 instances. Without --update nothing changes.
 	writeFile(t, dir, "ecosystem.json", doc(3))
 	h.OK("run", path)
-	rows = checkRunning(t, h, []wantApp{{"web", seq(b, 2)}, {"solo", []int{b + 3}}})
-	if got := harness.PidsOf(rows, "web"); !eqInts(got, webPids) {
+	rows = checkRunning(t, h, []wantApp{{"web", harness.Seq(b, 2)}, {"solo", []int{b + 3}}})
+	if got := harness.PidsOf(rows, "web"); !slices.Equal(got, webPids) {
 		t.Errorf("run of the edited file without --update: web pids %v, want unchanged %v", got, webPids)
 	}
 	if got := h.Info("web").Config.Instances; got != 2 {
@@ -160,7 +161,7 @@ func TestEcosystemRunTwiceAndUpdate(t *testing.T) {
 	if !strings.Contains(out, "updated web") {
 		t.Errorf("run --update does not say web was updated:\n%s", out)
 	}
-	checkRunning(t, h, []wantApp{{"web", seq(b, 3)}, {"solo", []int{b + 3}}})
+	checkRunning(t, h, []wantApp{{"web", harness.Seq(b, 3)}, {"solo", []int{b + 3}}})
 	info := h.Info("web")
 	if info.Config.Instances != 3 {
 		t.Errorf("info web config.instances = %d after --update, want 3", info.Config.Instances)
@@ -211,7 +212,7 @@ func TestEcosystemPartialFailure(t *testing.T) {
   {"name": "beta", "script": "./missing.sh"}
 ]}`, js(harness.Echo), b+2))
 	stderr := h.Fail("run", path)
-	errLike(t, stderr, `"beta"`, "missing.sh", "started before the error: alpha")
+	harness.ErrLike(t, stderr, `"beta"`, "missing.sh", "started before the error: alpha")
 	rows := checkRunning(t, h, []wantApp{{"holder", []int{b + 1}}, {"first", []int{b}}, {"alpha", []int{b + 2}}})
 	if rs := harness.Rows(rows, "beta"); len(rs) != 0 {
 		t.Errorf("beta listed after its refused start: %+v", rs)

@@ -43,7 +43,7 @@ var specSnippets = []specSnippet{
   "port": "%s"
 }`, js(echo), rng(b, b+3))
 		},
-		want: func(b int) []wantApp { return []wantApp{{"web-cluster", seq(b, 4)}} },
+		want: func(b int) []wantApp { return []wantApp{{"web-cluster", harness.Seq(b, 4)}} },
 	},
 	{
 		name:  "auto-assignment",
@@ -57,7 +57,7 @@ var specSnippets = []specSnippet{
   "port": "%s"
 }`, js(echo), auto(b, b+100))
 		},
-		want: func(b int) []wantApp { return []wantApp{{"workers", seq(b, 3)}} },
+		want: func(b int) []wantApp { return []wantApp{{"workers", harness.Seq(b, 3)}} },
 	},
 	{
 		// Block layout: gateway b, user-service b+1..b+2, order-service auto b+3..b+13.
@@ -90,7 +90,7 @@ var specSnippets = []specSnippet{
 }`, js(echo), b, rng(b+1, b+2), auto(b+3, b+13))
 		},
 		want: func(b int) []wantApp {
-			return []wantApp{{"api-gateway", []int{b}}, {"user-service", seq(b+1, 2)}, {"order-service", seq(b+3, 3)}}
+			return []wantApp{{"api-gateway", []int{b}}, {"user-service", harness.Seq(b+1, 2)}, {"order-service", harness.Seq(b+3, 3)}}
 		},
 	},
 	{
@@ -118,7 +118,7 @@ var specSnippets = []specSnippet{
   "port": "%s"
 }`, js(echo), auto(b, b+100))
 		},
-		want: func(b int) []wantApp { return []wantApp{{"prod-api", seq(b, 4)}} },
+		want: func(b int) []wantApp { return []wantApp{{"prod-api", harness.Seq(b, 4)}} },
 	},
 }
 

@@ -118,3 +118,31 @@ func Sigkill(t testing.TB, pid int) {
 		t.Fatalf("kill -9 %d: %v", pid, err)
 	}
 }
+
+// ErrLike checks the CLI's error contract: stderr starts with "Error: ", mentions every want,
+// and is not a crash.
+func ErrLike(t testing.TB, stderr string, want ...string) {
+	t.Helper()
+	if !strings.HasPrefix(stderr, "Error: ") {
+		t.Errorf("stderr does not start with \"Error: \": %q", stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr %q does not mention %q", stderr, w)
+		}
+	}
+	for _, bad := range []string{"panic", "goroutine "} {
+		if strings.Contains(stderr, bad) {
+			t.Errorf("stderr looks like a crash (%q): %q", bad, stderr)
+		}
+	}
+}
+
+// Seq returns a, a+1, ..., a+n-1.
+func Seq(a, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = a + i
+	}
+	return out
+}

@@ -124,7 +124,7 @@ func TestTargetNotFound(t *testing.T) {
 				if r.Code != 1 {
 					t.Errorf("%s %s: exit %d, want 1 (stderr %q)", verb, target, r.Code, r.Stderr)
 				}
-				errLine(t, r.Stderr, "Error: process '"+target+"' not found")
+				harness.ErrLike(t, r.Stderr, "Error: process '"+target+"' not found")
 			}
 		})
 	}

@@ -121,16 +121,3 @@ func stable(t *testing.T, h *harness.Home, d time.Duration, what string, cond fu
 		}
 	}
 }
-
-// errLine checks the CLI error contract: stderr starts with "Error: " and contains every want.
-func errLine(t *testing.T, stderr string, want ...string) {
-	t.Helper()
-	if !strings.HasPrefix(stderr, "Error: ") {
-		t.Errorf("stderr does not start with \"Error: \": %q", stderr)
-	}
-	for _, w := range want {
-		if !strings.Contains(stderr, w) {
-			t.Errorf("stderr %q does not mention %q", stderr, w)
-		}
-	}
-}

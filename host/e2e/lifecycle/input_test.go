@@ -54,7 +54,7 @@ func TestBadInput(t *testing.T) {
 			if r.Code == 0 {
 				t.Fatalf("pmdaemon %q succeeded:\n%s", tc.args, r.Stdout)
 			}
-			errLine(t, r.Stderr, tc.mention...)
+			harness.ErrLike(t, r.Stderr, tc.mention...)
 		})
 	}
 	if rows := h.List(); len(rows) != 0 {

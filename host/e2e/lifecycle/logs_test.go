@@ -84,7 +84,7 @@ func TestLogs(t *testing.T) {
 	if r := h.Run("logs", "chatty", "--err", "--out"); r.Code == 0 {
 		t.Errorf("--err with --out succeeded")
 	} else {
-		errLine(t, r.Stderr, "--err", "--out")
+		harness.ErrLike(t, r.Stderr, "--err", "--out")
 	}
 
 	// Restarts append to the same files; nothing is ever truncated.

@@ -167,7 +167,7 @@ func TestStartDuplicateName(t *testing.T) {
 	if r.Code == 0 {
 		t.Fatalf("second start of dup succeeded: %s", r.Stdout)
 	}
-	errLine(t, r.Stderr, "'dup' already exists")
+	harness.ErrLike(t, r.Stderr, "'dup' already exists")
 	after := h.List()
 	if len(after) != 1 || after[0].Pid != rows[0].Pid || after[0].ID != rows[0].ID || after[0].Status != "online" {
 		t.Errorf("the first dup was disturbed: before %+v, after %+v", rows, after)

@@ -1,6 +1,7 @@
 package portse2e
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -82,7 +83,7 @@ func TestOSConflict(t *testing.T) {
 	harness.Listen(t, "tcp6", "[::]:"+itoa(b+3))
 	h.OK("start", harness.Echo, "--name", "app", "--port", auto(b, b+4))
 	rows := h.WaitList(20*time.Second, "app online", harness.AllOnline("app", 1))
-	if got := harness.PortsOf(rows, "app"); !eqInts(got, []int{b + 4}) {
+	if got := harness.PortsOf(rows, "app"); !slices.Equal(got, []int{b + 4}) {
 		t.Errorf("auto picked %v, want [%d]", got, b+4)
 	}
 	harness.WaitWho(t, b+4, "app", 0)
@@ -109,8 +110,8 @@ func TestAllOrNothingStart(t *testing.T) {
 	// Nothing reserved: another app takes the first three ports of that range.
 	h.OK("start", harness.Echo, "--name", "other", "--instances", "3", "--port", rng(b, b+2))
 	rows := h.WaitList(20*time.Second, "other online", harness.AllOnline("other", 3))
-	if got := harness.PortsOf(rows, "other"); !eqInts(got, seq(b, 3)) {
-		t.Errorf("ports = %v, want %v", got, seq(b, 3))
+	if got := harness.PortsOf(rows, "other"); !slices.Equal(got, harness.Seq(b, 3)) {
+		t.Errorf("ports = %v, want %v", got, harness.Seq(b, 3))
 	}
 	for i := 0; i < 3; i++ {
 		harness.WaitWho(t, b+i, "other", i)

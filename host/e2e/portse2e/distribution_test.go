@@ -1,6 +1,7 @@
 package portse2e
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -15,8 +16,8 @@ func TestRangeDistribution(t *testing.T) {
 	a := harness.FreePorts(t, 4)
 	h.OK("start", harness.Echo, "--name", "web-cluster", "--instances", "4", "--port", rng(a, a+3))
 	rows := h.WaitList(20*time.Second, "4 instances of web-cluster online", harness.AllOnline("web-cluster", 4))
-	if got := harness.PortsOf(rows, "web-cluster"); !eqInts(got, seq(a, 4)) {
-		t.Errorf("ports by instance = %v, want %v", got, seq(a, 4))
+	if got := harness.PortsOf(rows, "web-cluster"); !slices.Equal(got, harness.Seq(a, 4)) {
+		t.Errorf("ports by instance = %v, want %v", got, harness.Seq(a, 4))
 	}
 	pids := harness.PidsOf(rows, "web-cluster")
 	for i := 0; i < 4; i++ {
@@ -52,8 +53,8 @@ func TestRangeLargerThanInstances(t *testing.T) {
 	a := harness.FreePorts(t, 5)
 	h.OK("start", harness.Echo, "--name", "wide", "--instances", "2", "--port", rng(a, a+4))
 	rows := h.WaitList(20*time.Second, "wide online", harness.AllOnline("wide", 2))
-	if got := harness.PortsOf(rows, "wide"); !eqInts(got, seq(a, 2)) {
-		t.Errorf("ports = %v, want %v", got, seq(a, 2))
+	if got := harness.PortsOf(rows, "wide"); !slices.Equal(got, harness.Seq(a, 2)) {
+		t.Errorf("ports = %v, want %v", got, harness.Seq(a, 2))
 	}
 	h.OK("start", harness.Echo, "--name", "rest", "--port", itoa(a+2))
 	h.WaitList(20*time.Second, "rest online", harness.AllOnline("rest", 1))
@@ -72,7 +73,7 @@ func TestAutoSkipsBusyPorts(t *testing.T) {
 	h.OK("start", harness.Echo, "--name", "workers", "--instances", "3", "--port", auto(base, base+10))
 	rows := h.WaitList(20*time.Second, "workers online", harness.AllOnline("workers", 3))
 	want := []int{base, base + 2, base + 5}
-	if got := harness.PortsOf(rows, "workers"); !eqInts(got, want) {
+	if got := harness.PortsOf(rows, "workers"); !slices.Equal(got, want) {
 		t.Errorf("ports by instance = %v, want %v", got, want)
 	}
 	for i, p := range want {
@@ -84,7 +85,7 @@ func TestAutoSkipsBusyPorts(t *testing.T) {
 	// Auto also skips ports another app holds in the registry.
 	h.OK("start", harness.Echo, "--name", "more", "--port", auto(base, base+10))
 	rows = h.WaitList(20*time.Second, "more online", harness.AllOnline("more", 1))
-	if got := harness.PortsOf(rows, "more"); !eqInts(got, []int{base + 6}) {
+	if got := harness.PortsOf(rows, "more"); !slices.Equal(got, []int{base + 6}) {
 		t.Errorf("second auto app got %v, want [%d]", got, base+6)
 	}
 }
@@ -98,7 +99,7 @@ func TestAutoTooFewFree(t *testing.T) {
 	harness.Listen(t, "tcp4", "0.0.0.0:"+itoa(b+1))
 	harness.Listen(t, "tcp4", "0.0.0.0:"+itoa(b+2))
 	stderr := h.Fail("start", harness.Echo, "--name", "workers", "--instances", "3", "--port", auto(b, b+3))
-	errLike(t, stderr, rng(b, b+3), "2 free", "3 needed")
+	harness.ErrLike(t, stderr, rng(b, b+3), "2 free", "3 needed")
 	noApp(t, h, "workers")
 	if ps := h.AppProcs(); len(ps) != 0 {
 		t.Errorf("app processes running after a refused start: %v", ps)
@@ -106,7 +107,7 @@ func TestAutoTooFewFree(t *testing.T) {
 	// Nothing was reserved: b and b+3 can be taken.
 	h.OK("start", harness.Echo, "--name", "two", "--instances", "2", "--port", auto(b, b+3))
 	rows := h.WaitList(20*time.Second, "two online", harness.AllOnline("two", 2))
-	if got := harness.PortsOf(rows, "two"); !eqInts(got, []int{b, b + 3}) {
+	if got := harness.PortsOf(rows, "two"); !slices.Equal(got, []int{b, b + 3}) {
 		t.Errorf("ports = %v, want [%d %d]", got, b, b+3)
 	}
 }

@@ -46,44 +46,6 @@ func wantErr(t *testing.T, stderr, msg string) {
 	}
 }
 
-// errLike checks stderr starts with "Error: " and mentions every want.
-func errLike(t *testing.T, stderr string, want ...string) {
-	t.Helper()
-	if !strings.HasPrefix(stderr, "Error: ") {
-		t.Errorf("stderr does not start with \"Error: \": %q", stderr)
-	}
-	for _, w := range want {
-		if !strings.Contains(stderr, w) {
-			t.Errorf("stderr %q does not mention %q", stderr, w)
-		}
-	}
-	for _, bad := range []string{"panic", "goroutine "} {
-		if strings.Contains(stderr, bad) {
-			t.Errorf("stderr looks like a crash (%q): %q", bad, stderr)
-		}
-	}
-}
-
-func seq(a, n int) []int {
-	out := make([]int, n)
-	for i := range out {
-		out[i] = a + i
-	}
-	return out
-}
-
-func eqInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // runCLI runs pmdaemon in home dir without a testing.T, for use from goroutines.
 func runCLI(dir string, args ...string) harness.Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

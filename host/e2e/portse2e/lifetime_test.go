@@ -1,6 +1,7 @@
 package portse2e
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ func TestAutoRestartKeepsPort(t *testing.T) {
 	rows := h.WaitList(20*time.Second, "both apps online", func(rows []api.Instance) bool {
 		return harness.AllOnline("cluster", 2)(rows) && harness.AllOnline("workers", 2)(rows)
 	})
-	if got := harness.PortsOf(rows, "workers"); !eqInts(got, []int{b + 2, b + 4}) {
+	if got := harness.PortsOf(rows, "workers"); !slices.Equal(got, []int{b + 2, b + 4}) {
 		t.Fatalf("workers ports = %v, want [%d %d]", got, b+2, b+4)
 	}
 	l.Close()
@@ -50,7 +51,7 @@ func TestAutoRestartKeepsPort(t *testing.T) {
 			t.Errorf("%s: port %d answered by pid %d (old %d, list %d)", c.app, c.port, w.Pid, old, harness.PidsOf(rows, c.app)[1])
 		}
 	}
-	if got := harness.PortsOf(h.List(), "cluster"); !eqInts(got, []int{b, b + 1}) {
+	if got := harness.PortsOf(h.List(), "cluster"); !slices.Equal(got, []int{b, b + 1}) {
 		t.Errorf("cluster ports after restarts = %v", got)
 	}
 }
@@ -94,8 +95,8 @@ func TestPortsSurviveDaemonRestart(t *testing.T) {
 	wantErr(t, h.Fail("start", harness.Echo, "--name", "second", "--instances", "2", "--port", rng(p+1, p+2)),
 		"Port "+itoa(p+1)+" is already assigned to process 'first'")
 	rows := h.WaitList(20*time.Second, "first back online", harness.AllOnline("first", 2))
-	if got := harness.PortsOf(rows, "first"); !eqInts(got, seq(p, 2)) {
-		t.Errorf("first's ports after the daemon restart = %v, want %v", got, seq(p, 2))
+	if got := harness.PortsOf(rows, "first"); !slices.Equal(got, harness.Seq(p, 2)) {
+		t.Errorf("first's ports after the daemon restart = %v, want %v", got, harness.Seq(p, 2))
 	}
 	harness.WaitWho(t, p, "first", 0)
 	harness.WaitWho(t, p+1, "first", 1)
@@ -116,7 +117,7 @@ func TestPortsSurviveDaemonSigkill(t *testing.T) {
 	wantErr(t, h.Fail("start", harness.Echo, "--name", "second", "--port", itoa(p)),
 		"Port "+itoa(p)+" is already assigned to process 'first'")
 	rows = h.WaitList(20*time.Second, "first online", harness.AllOnline("first", 1))
-	if got := harness.PortsOf(rows, "first"); !eqInts(got, []int{p}) {
+	if got := harness.PortsOf(rows, "first"); !slices.Equal(got, []int{p}) {
 		t.Errorf("first's ports = %v, want [%d]", got, p)
 	}
 	w := harness.WaitWho(t, p, "first", 0)

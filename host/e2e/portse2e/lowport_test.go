@@ -1,6 +1,7 @@
 package portse2e
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -14,12 +15,12 @@ func TestPrivilegedPort(t *testing.T) {
 	h := harness.NewHome(t)
 	r := h.Run("start", harness.Echo, "--name", "web80", "--port", "80")
 	if r.Code != 0 {
-		errLike(t, r.Stderr, "80")
+		harness.ErrLike(t, r.Stderr, "80")
 		t.Logf("--port 80 refused: %s", r.Stderr)
 		noApp(t, h, "web80")
 	} else {
 		rows := h.WaitList(20*time.Second, "web80 online", harness.AllOnline("web80", 1))
-		if got := harness.PortsOf(rows, "web80"); !eqInts(got, []int{80}) {
+		if got := harness.PortsOf(rows, "web80"); !slices.Equal(got, []int{80}) {
 			t.Errorf("web80 ports = %v, want [80]", got)
 		}
 		harness.WaitWho(t, 80, "web80", 0)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +27,7 @@ func TestRestartPortOverride(t *testing.T) {
 
 	h.OK("restart", "web-app", "--port", itoa(p2))
 	rows := h.WaitList(20*time.Second, "web-app online", harness.AllOnline("web-app", 1))
-	if got := harness.PortsOf(rows, "web-app"); !eqInts(got, []int{p2}) {
+	if got := harness.PortsOf(rows, "web-app"); !slices.Equal(got, []int{p2}) {
 		t.Errorf("ports after override = %v, want [%d]", got, p2)
 	}
 	harness.WaitWho(t, p2, "web-app", 0)
@@ -73,7 +74,7 @@ func TestRestartPortOverride(t *testing.T) {
 
 func checkOverride(t *testing.T, a api.App, spec, live string, override bool, ports []int) {
 	t.Helper()
-	if a.PortSpec != spec || a.LivePortSpec != live || a.PortOverride != override || !eqInts(a.Ports, ports) {
+	if a.PortSpec != spec || a.LivePortSpec != live || a.PortOverride != override || !slices.Equal(a.Ports, ports) {
 		t.Errorf("info: port_spec %q live_port_spec %q port_override %v ports %v; want %q %q %v %v",
 			a.PortSpec, a.LivePortSpec, a.PortOverride, a.Ports, spec, live, override, ports)
 	}
@@ -93,7 +94,7 @@ func TestReloadToRangeIsGraceful(t *testing.T) {
 	h.WaitList(20*time.Second, "api online", harness.AllOnline("api", 1))
 	harness.WaitWho(t, p, "api", 0)
 
-	all := append([]int{p}, seq(a, 4)...)
+	all := append([]int{p}, harness.Seq(a, 4)...)
 	var (
 		mu            sync.Mutex
 		rounds, holes int
@@ -146,11 +147,11 @@ func TestReloadToRangeIsGraceful(t *testing.T) {
 	}
 	mu.Unlock()
 
-	if got := harness.PortsOf(rows, "api"); !eqInts(got, seq(a, 4)) {
-		t.Errorf("ports after reload = %v, want %v", got, seq(a, 4))
+	if got := harness.PortsOf(rows, "api"); !slices.Equal(got, harness.Seq(a, 4)) {
+		t.Errorf("ports after reload = %v, want %v", got, harness.Seq(a, 4))
 	}
 	waitSilent(t, p)
-	checkOverride(t, h.Info("api"), itoa(p), rng(a, a+3), true, seq(a, 4))
+	checkOverride(t, h.Info("api"), itoa(p), rng(a, a+3), true, harness.Seq(a, 4))
 	// The old port is free again for others.
 	h.OK("start", harness.Echo, "--name", "other", "--port", itoa(p))
 	h.WaitList(20*time.Second, "other online", harness.AllOnline("other", 1))
@@ -193,7 +194,7 @@ func TestFailedOverrideChangesNothing(t *testing.T) {
 		if c.msg != "" {
 			wantErr(t, stderr, c.msg)
 		} else {
-			errLike(t, stderr, c.like...)
+			harness.ErrLike(t, stderr, c.like...)
 		}
 		rows := h.List()
 		rs := harness.Rows(rows, "web")

@@ -29,7 +29,7 @@ func TestInvalidSpecs(t *testing.T) {
 			if r.Code == 0 {
 				t.Fatalf("start --port %s succeeded:\n%s", c.spec, r.Stdout)
 			}
-			errLike(t, r.Stderr, `"`+c.spec+`"`, c.why)
+			harness.ErrLike(t, r.Stderr, `"`+c.spec+`"`, c.why)
 			if n := strings.Count(strings.TrimRight(r.Stderr, "\n"), "\n"); n != 0 {
 				t.Errorf("error is not one line: %q", r.Stderr)
 			}
@@ -42,7 +42,7 @@ func TestInvalidSpecs(t *testing.T) {
 		if r.Code == 0 {
 			t.Fatalf("start --instances 2 --port %d succeeded:\n%s", p, r.Stdout)
 		}
-		errLike(t, r.Stderr, itoa(p), "2 instances", rng(p, p+1), "auto:")
+		harness.ErrLike(t, r.Stderr, itoa(p), "2 instances", rng(p, p+1), "auto:")
 	})
 	noApp(t, h, "bad")
 	if ps := h.AppProcs(); len(ps) != 0 {

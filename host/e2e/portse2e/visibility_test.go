@@ -81,7 +81,7 @@ func TestPortVisibility(t *testing.T) {
 	}
 
 	// info: spec, per-instance ports, override flag; text and JSON.
-	checkOverride(t, h.Info("web-cluster"), rng(a, a+1), rng(a, a+1), false, seq(a, 2))
+	checkOverride(t, h.Info("web-cluster"), rng(a, a+1), rng(a, a+1), false, harness.Seq(a, 2))
 	info := h.Info("web-cluster")
 	for i, in := range info.Instances {
 		if in.Port == nil || *in.Port != a+in.Instance || in.Instance != i {
@@ -105,7 +105,7 @@ func TestPortVisibility(t *testing.T) {
 	// After an override, info shows both specs and the flag.
 	h.OK("restart", "web-cluster", "--port", rng(a+2, a+3))
 	h.WaitList(20*time.Second, "web-cluster online", harness.AllOnline("web-cluster", 2))
-	checkOverride(t, h.Info("web-cluster"), rng(a, a+1), rng(a+2, a+3), true, seq(a+2, 2))
+	checkOverride(t, h.Info("web-cluster"), rng(a, a+1), rng(a+2, a+3), true, harness.Seq(a+2, 2))
 	text = h.OK("info", "web-cluster")
 	for _, w := range []string{rng(a, a+1), rng(a+2, a+3), "override", "port " + itoa(a+2), "port " + itoa(a+3)} {
 		if !strings.Contains(text, w) {
