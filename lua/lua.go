@@ -78,6 +78,8 @@ type Result struct {
 	// Started are the answers of the cluster.start calls made during the run, in order. An
 	// app that was already running and left alone has Existed set.
 	Started []api.Started
+	// Plugins are the answers of the plugins.add calls made during the run, in order.
+	Plugins []api.PluginEnsured
 	// Planned are, with DryRun, the apps cluster.start would have started.
 	Planned []config.App
 	// Actions are, with DryRun, the other changes the script asked for, as CLI commands
@@ -169,6 +171,7 @@ func Run(ctx context.Context, path string, opts Options) (*Result, error) {
 	// From here on no daemon call can start; a call in flight has finished.
 	host.Close()
 	res.Started = host.Started()
+	res.Plugins = host.Plugins()
 	res.Planned = host.Planned()
 	res.Actions = host.Actions()
 	if out.err == nil {

@@ -1,5 +1,5 @@
 // Package stdlib holds the Lua modules preloaded for ecosystem scripts: ports, cluster, env,
-// json and log. They talk to the daemon only through host/api; the runtime (package lua)
+// json, log and plugins. They talk to the daemon only through host/api; the runtime (package lua)
 // builds a Host for each script run and calls Open on its Lua state.
 package stdlib
 
@@ -49,6 +49,7 @@ type Host struct {
 	mu      sync.Mutex
 	closed  bool
 	started []api.Started
+	plugins []api.PluginEnsured
 	planned []config.App
 	actions []string
 	names   map[string]string // app name -> where this run started or planned it
@@ -68,6 +69,13 @@ func (h *Host) Started() []api.Started {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]api.Started(nil), h.started...)
+}
+
+// Plugins returns the answers of the plugins.add calls made so far, in order.
+func (h *Host) Plugins() []api.PluginEnsured {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]api.PluginEnsured(nil), h.plugins...)
 }
 
 // StartedNames names the apps that cluster.start started or restarted (not those left alone
@@ -142,6 +150,7 @@ func Open(L *glua.LState, h *Host) {
 		"env":     h.envFuncs(),
 		"json":    h.jsonFuncs(),
 		"log":     h.logFuncs(),
+		"plugins": h.pluginsFuncs(),
 	} {
 		t := L.CreateTable(0, len(funcs))
 		for fname, fn := range funcs {

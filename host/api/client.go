@@ -155,3 +155,26 @@ func (c *Client) PortFree(ctx context.Context, port int) (*PortFree, error) {
 	var out PortFree
 	return &out, c.do(ctx, "GET", "/v1/ports/free?port="+strconv.Itoa(port), nil, &out)
 }
+
+// Plugins lists the registered plugins.
+func (c *Client) Plugins(ctx context.Context) ([]PluginRow, error) {
+	var out []PluginRow
+	return out, c.do(ctx, "GET", "/v1/plugins", nil, &out)
+}
+
+// AddPlugin registers a plugin; the daemon starts it once to check it.
+func (c *Client) AddPlugin(ctx context.Context, req PluginAddRequest) (*PluginRow, error) {
+	var out PluginRow
+	return &out, c.do(ctx, "POST", "/v1/plugins/add", req, &out)
+}
+
+// EnsurePlugin is an ecosystem file's plugin declaration.
+func (c *Client) EnsurePlugin(ctx context.Context, req PluginAddRequest) (*PluginEnsured, error) {
+	var out PluginEnsured
+	return &out, c.do(ctx, "POST", "/v1/plugins/ensure", req, &out)
+}
+
+// RemovePlugin unregisters a plugin.
+func (c *Client) RemovePlugin(ctx context.Context, name string) error {
+	return c.do(ctx, "POST", "/v1/plugins/remove", PluginNameRequest{Name: name}, nil)
+}

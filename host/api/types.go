@@ -3,6 +3,7 @@
 package api
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/config"
@@ -65,6 +66,8 @@ type Started struct {
 	// Existed is set when the app was already there (IfExists keep or update).
 	Existed bool `json:"existed,omitempty"`
 	Updated bool `json:"updated,omitempty"`
+	// Warnings are problems that did not stop the operation (a hook plugin that failed).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // TargetRequest names an app, an instance id or "all", with optional runtime overrides.
@@ -76,7 +79,8 @@ type TargetRequest struct {
 
 // Result lists the apps an action touched.
 type Result struct {
-	Apps []Started `json:"apps"`
+	Apps     []Started `json:"apps"`
+	Warnings []string  `json:"warnings,omitempty"`
 }
 
 // Ping is the daemon's liveness answer.
@@ -104,4 +108,43 @@ type PortFree struct {
 // Error is the body of every non-2xx answer.
 type Error struct {
 	Error string `json:"error"`
+}
+
+// PluginAddRequest registers a plugin (POST /v1/plugins/add) or declares one from an ecosystem
+// file (POST /v1/plugins/ensure).
+type PluginAddRequest struct {
+	Name string `json:"name"`
+	// Path is the plugin binary's absolute path.
+	Path   string          `json:"path"`
+	Config json.RawMessage `json:"config,omitempty"`
+	// Timeout bounds each call to the plugin, e.g. "2s"; "" is the default (2s).
+	Timeout string `json:"timeout,omitempty"`
+	// Update (ensure only) replaces a registration that differs from this one.
+	Update bool `json:"update,omitempty"`
+}
+
+// PluginRow is one line of `plugin list`.
+type PluginRow struct {
+	Name    string          `json:"name"`
+	Kinds   []string        `json:"kinds"`
+	Path    string          `json:"path"`
+	SHA256  string          `json:"sha256"`
+	Status  string          `json:"status"`
+	Config  json.RawMessage `json:"config,omitempty"`
+	Timeout string          `json:"timeout"`
+	Starts  int             `json:"starts"`
+}
+
+// PluginEnsured answers an ecosystem file's plugin declaration.
+type PluginEnsured struct {
+	Plugin  PluginRow `json:"plugin"`
+	Existed bool      `json:"existed"`
+	Updated bool      `json:"updated"`
+	// Differs: it exists with another binary or config and was kept (no --update).
+	Differs bool `json:"differs"`
+}
+
+// PluginNameRequest names a plugin (POST /v1/plugins/remove).
+type PluginNameRequest struct {
+	Name string `json:"name"`
 }

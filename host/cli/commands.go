@@ -121,6 +121,7 @@ func (e *Env) startCmd() *cobra.Command {
 			}
 			fmt.Fprintf(e.Stdout, "[pmdaemon] started %s (%d instance%s, ids %s%s)\n", st.Name, st.Instances,
 				plural(st.Instances), joinInts(st.IDs), portNote(st.Ports))
+			e.warn(st.Warnings)
 			return e.printList(ctx, c)
 		},
 	}
@@ -260,6 +261,7 @@ func (e *Env) targetAction(ctx context.Context, done, target string, call func(*
 	for _, a := range res.Apps {
 		fmt.Fprintf(e.Stdout, "[pmdaemon] %s %s (ids %s%s)\n", done, a.Name, joinInts(a.IDs), portNote(a.Ports))
 	}
+	e.warn(res.Warnings)
 	return e.printList(ctx, c)
 }
 

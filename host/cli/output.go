@@ -17,13 +17,18 @@ import (
 // ListHeader is the column order of `list`, as in the port-management spec.
 var ListHeader = []string{"ID", "Name", "Status", "PID", "Port", "CPU (%)", "Memory", "Uptime", "Restarts"}
 
-// RenderList prints the instance table.
-func RenderList(w io.Writer, rows []api.Instance) error {
-	t := tablewriter.NewTable(w,
+// newTable is the table style of every listing: light lines, headers as written, no wrapping.
+func newTable(w io.Writer) *tablewriter.Table {
+	return tablewriter.NewTable(w,
 		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleLight)})),
 		tablewriter.WithHeaderAutoFormat(tw.Off),
 		tablewriter.WithRowAutoWrap(tw.WrapNone),
 	)
+}
+
+// RenderList prints the instance table.
+func RenderList(w io.Writer, rows []api.Instance) error {
+	t := newTable(w)
 	t.Header(toAny(ListHeader)...)
 	for _, r := range rows {
 		pid, port := "-", "-"

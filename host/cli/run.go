@@ -9,9 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/renderer"
-	"github.com/olekukonko/tablewriter/tw"
 	"github.com/spf13/cobra"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
@@ -25,6 +22,7 @@ type runOptions struct {
 	only    string
 	update  bool
 	timeout time.Duration
+	plugins []config.PluginDecl // a JSON file's plugin declarations
 }
 
 func (e *Env) runCmd() *cobra.Command {
@@ -54,19 +52,46 @@ func isEcosystem(cmd string) bool {
 }
 
 func (e *Env) runFile(ctx context.Context, path string, o runOptions) error {
-	var apps []config.App
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".json":
-		var err error
-		if apps, err = config.LoadFile(path); err != nil {
+		eco, err := config.LoadEcosystem(path)
+		if err != nil {
 			return err
 		}
+		o.plugins = eco.Plugins
+		return e.startApps(ctx, path, eco.Apps, o)
 	case ".lua":
 		return e.runLua(ctx, path, o)
 	default:
 		return fmt.Errorf("%s is not an ecosystem file: use a .json or .lua file", path)
 	}
-	return e.startApps(ctx, path, apps, o)
+}
+
+// ensurePlugins registers an ecosystem file's plugins before its apps start.
+func (e *Env) ensurePlugins(ctx context.Context, c *api.Client, where string, ps []config.PluginDecl, update bool) error {
+	for i, p := range ps {
+		res, err := c.EnsurePlugin(ctx, api.PluginAddRequest{Name: p.Name, Path: p.Path, Config: p.Config, Timeout: p.Timeout, Update: update})
+		if err != nil {
+			return fmt.Errorf("%s: plugins[%d] (%s): %w", where, i, p.Name, err)
+		}
+		e.reportPlugin(*res)
+	}
+	return nil
+}
+
+// reportPlugin prints one line for a plugin an ecosystem file declared.
+func (e *Env) reportPlugin(res api.PluginEnsured) {
+	name := res.Plugin.Name
+	switch {
+	case res.Updated:
+		fmt.Fprintf(e.Stdout, "[pmdaemon] updated plugin %s with the file's binary and config\n", name)
+	case res.Differs:
+		fmt.Fprintf(e.Stdout, "[pmdaemon] plugin %s is registered with another binary or config; left alone (use --update to replace it)\n", name)
+	case res.Existed:
+		fmt.Fprintf(e.Stdout, "[pmdaemon] plugin %s is already registered; left alone\n", name)
+	default:
+		fmt.Fprintf(e.Stdout, "[pmdaemon] added plugin %s (%s, sha256 %s)\n", name, strings.Join(res.Plugin.Kinds, "+"), short(res.Plugin.SHA256))
+	}
 }
 
 // startApps starts (or with DryRun, plans) the apps of an ecosystem file.
@@ -87,10 +112,16 @@ func (e *Env) startApps(ctx context.Context, path string, apps []config.App, o r
 	}
 	if o.dryRun {
 		fmt.Fprintf(e.Stdout, "[pmdaemon] dry run of %s: nothing is started\n", path)
+		for _, p := range o.plugins {
+			fmt.Fprintf(e.Stdout, "[pmdaemon] would register plugin %s (%s)\n", p.Name, p.Path)
+		}
 		return RenderPlan(e.Stdout, apps)
 	}
 	c, err := e.client(ctx)
 	if err != nil {
+		return err
+	}
+	if err := e.ensurePlugins(ctx, c, filepath.Base(path), o.plugins, o.update); err != nil {
 		return err
 	}
 	if err := e.applyApps(ctx, c, filepath.Base(path), apps, o.update); err != nil {
@@ -114,6 +145,9 @@ func (e *Env) runLua(ctx context.Context, path string, o runOptions) error {
 	}
 	res, err := lua.Run(ctx, path, opts)
 	if res != nil {
+		for _, p := range res.Plugins {
+			e.reportPlugin(p)
+		}
 		for _, st := range res.Started {
 			e.reportStarted(st)
 		}
@@ -174,6 +208,7 @@ func (e *Env) applyApps(ctx context.Context, c *api.Client, where string, apps [
 			return err
 		}
 		e.reportStarted(*st)
+		e.warn(st.Warnings)
 		if !st.Existed {
 			done = append(done, st.Name)
 		}
@@ -183,11 +218,7 @@ func (e *Env) applyApps(ctx context.Context, c *api.Client, where string, apps [
 
 // RenderPlan prints what an ecosystem would start.
 func RenderPlan(w io.Writer, apps []config.App) error {
-	t := tablewriter.NewTable(w,
-		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleLight)})),
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithRowAutoWrap(tw.WrapNone),
-	)
+	t := newTable(w)
 	t.Header("Name", "Command", "Instances", "Port", "Cwd")
 	for _, a := range apps {
 		command := strings.TrimSpace(a.Script + " " + strings.Join(quoteArgs(a.Args), " "))

@@ -35,6 +35,30 @@ var unbuilt = map[string]string{
 // LoadFile reads a JSON ecosystem file: {"apps": [...]} or one app object. Relative cwd and
 // log paths are resolved against the file's directory; errors name the file, the app and the key.
 func LoadFile(path string) ([]App, error) {
+	eco, err := LoadEcosystem(path)
+	if err != nil {
+		return nil, err
+	}
+	return eco.Apps, nil
+}
+
+// Ecosystem is a JSON ecosystem file: its plugins (registered before any app starts, so that
+// policies apply to the file's own apps) and its apps.
+type Ecosystem struct {
+	Plugins []PluginDecl
+	Apps    []App
+}
+
+// PluginDecl is a plugin an ecosystem file declares.
+type PluginDecl struct {
+	Name    string
+	Path    string // absolute
+	Config  json.RawMessage
+	Timeout string
+}
+
+// LoadEcosystem is LoadFile with the file's plugin declarations.
+func LoadEcosystem(path string) (*Ecosystem, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read ecosystem file: %w", err)
@@ -51,12 +75,21 @@ func LoadFile(path string) ([]App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ParseJSON(data, filepath.Base(path), filepath.Dir(abs))
+	return ParseEcosystem(data, filepath.Base(path), filepath.Dir(abs))
 }
 
-// ParseJSON parses an ecosystem document; file names it in errors.
+// ParseJSON parses an ecosystem document's apps; file names it in errors.
 func ParseJSON(data []byte, file, baseDir string) ([]App, error) {
-	fail := func(format string, a ...any) ([]App, error) {
+	eco, err := ParseEcosystem(data, file, baseDir)
+	if err != nil {
+		return nil, err
+	}
+	return eco.Apps, nil
+}
+
+// ParseEcosystem parses an ecosystem document; file names it in errors.
+func ParseEcosystem(data []byte, file, baseDir string) (*Ecosystem, error) {
+	fail := func(format string, a ...any) (*Ecosystem, error) {
 		return nil, fmt.Errorf("%s: %s", file, fmt.Sprintf(format, a...))
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a BOM some editors write
@@ -77,12 +110,36 @@ func ParseJSON(data []byte, file, baseDir string) ([]App, error) {
 		return fail("%v", err)
 	}
 	var objs []any
+	eco := &Ecosystem{}
 	switch v := doc.(type) {
 	case map[string]any:
 		if apps, ok := v["apps"]; ok {
 			for k := range v {
-				if k != "apps" {
-					return fail("unknown top-level key %q (an ecosystem has \"apps\")", k)
+				if k != "apps" && k != "plugins" {
+					return fail("unknown top-level key %q (an ecosystem has \"apps\" and \"plugins\")", k)
+				}
+			}
+			if ps, ok := v["plugins"]; ok {
+				list, ok := ps.([]any)
+				if !ok {
+					return fail("\"plugins\" must be an array of plugin objects, got %s", typeName(ps))
+				}
+				seen := map[string]int{}
+				for i, o := range list {
+					where := fmt.Sprintf("%s: plugins[%d]", file, i)
+					m, ok := o.(map[string]any)
+					if !ok {
+						return nil, fmt.Errorf("%s: must be a plugin object, got %s", where, typeName(o))
+					}
+					pd, err := PluginFromMap(m, where, baseDir)
+					if err != nil {
+						return nil, err
+					}
+					if j, dup := seen[pd.Name]; dup {
+						return nil, fmt.Errorf("%s: duplicate plugin name %q (also plugins[%d])", where, pd.Name, j)
+					}
+					seen[pd.Name] = i
+					eco.Plugins = append(eco.Plugins, pd)
 				}
 			}
 			list, ok := apps.([]any)
@@ -90,6 +147,8 @@ func ParseJSON(data []byte, file, baseDir string) ([]App, error) {
 				return fail("\"apps\" must be an array of app objects, got %s", typeName(apps))
 			}
 			objs = list
+		} else if _, ok := v["plugins"]; ok {
+			return fail("\"plugins\" needs \"apps\" beside it: write {\"plugins\": [...], \"apps\": [...]}")
 		} else {
 			objs = []any{v}
 		}
@@ -119,7 +178,66 @@ func ParseJSON(data []byte, file, baseDir string) ([]App, error) {
 		seen[app.Name] = i
 		apps = append(apps, app)
 	}
-	return apps, nil
+	eco.Apps = apps
+	return eco, nil
+}
+
+// PluginFromMap builds a plugin declaration from a decoded object (JSON or Lua): name and path
+// (relative to baseDir) are required; config is any JSON value; timeout a duration like "2s".
+func PluginFromMap(m map[string]any, where, baseDir string) (PluginDecl, error) {
+	var pd PluginDecl
+	keys := []string{"name", "path", "config", "timeout"}
+	for k := range m {
+		if !contains(keys, k) {
+			if s := suggest(k, keys); s != "" {
+				return pd, fmt.Errorf("%s: unknown key %q (did you mean %q?)", where, k, s)
+			}
+			return pd, fmt.Errorf("%s: unknown key %q (a plugin has name, path, config, timeout)", where, k)
+		}
+	}
+	str := func(k string, required bool) (string, error) {
+		v, ok := m[k]
+		if !ok {
+			if required {
+				return "", fmt.Errorf("%s: %q is required", where, k)
+			}
+			return "", nil
+		}
+		s, ok := v.(string)
+		if !ok || (required && strings.TrimSpace(s) == "") {
+			return "", fmt.Errorf("%s: %q must be a non-empty string, got %s", where, k, describe(v))
+		}
+		return s, nil
+	}
+	var err error
+	if pd.Name, err = str("name", true); err != nil {
+		return pd, err
+	}
+	where = fmt.Sprintf("%s (%s)", where, pd.Name)
+	if pd.Path, err = str("path", true); err != nil {
+		return pd, err
+	}
+	if !filepath.IsAbs(pd.Path) {
+		pd.Path = filepath.Join(baseDir, pd.Path)
+	}
+	if pd.Timeout, err = str("timeout", false); err != nil {
+		return pd, err
+	}
+	if pd.Timeout != "" {
+		d, err := ParseDuration(pd.Timeout)
+		if err != nil || d <= 0 {
+			return pd, fmt.Errorf("%s: \"timeout\" %q is not a positive duration such as 2s", where, pd.Timeout)
+		}
+		pd.Timeout = d.String()
+	}
+	if c, ok := m["config"]; ok {
+		b, err := json.Marshal(c)
+		if err != nil {
+			return pd, fmt.Errorf("%s: \"config\" cannot be written as JSON: %v", where, err)
+		}
+		pd.Config = b
+	}
+	return pd, nil
 }
 
 // AppFromMap builds an App from a decoded ecosystem object (JSON or Lua). Values are string,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/metrics"
+	"github.com/pmdaemon/pmdaemon/host/pluginhost"
 	"github.com/pmdaemon/pmdaemon/host/ports"
 	"github.com/pmdaemon/pmdaemon/host/state"
 	"github.com/pmdaemon/pmdaemon/host/supervisor"
@@ -52,6 +53,9 @@ type Daemon struct {
 	order  []string // app names in creation order
 	reg    *ports.Registry
 	nextID int
+
+	plugins *pluginhost.Manager
+	live    livePorts
 
 	sampler  *metrics.Sampler
 	warnings []string // start-up problems, reported by ping
@@ -107,6 +111,7 @@ func New(home string, logger *log.Logger) (*Daemon, error) {
 		saveCh:   make(chan struct{}, 1),
 		sampleCh: make(chan struct{}, 1),
 		quit:     make(chan struct{}),
+		plugins:  pluginhost.NewManager(logger.Writer()),
 	}
 	if err := os.MkdirAll(d.paths.LogDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create log directory: %w", err)
@@ -125,6 +130,11 @@ func New(home string, logger *log.Logger) (*Daemon, error) {
 
 func (d *Daemon) load(f *state.File) {
 	d.nextID = f.NextID
+	specs := make([]pluginhost.Spec, 0, len(f.Plugins))
+	for _, p := range f.Plugins {
+		specs = append(specs, pluginhost.Spec(p))
+	}
+	d.plugins.Load(specs)
 	for _, sa := range f.Apps {
 		a := &app{cfg: sa.Config, override: sa.PortOverride, created: sa.CreatedAt}
 		for _, si := range sa.Instances {
@@ -239,15 +249,6 @@ func (d *Daemon) sampleOnce() {
 	}
 }
 
-// instanceChanged is every instance's notify callback: persist, and refresh metrics soon.
-func (d *Daemon) instanceChanged() {
-	d.requestSave()
-	select {
-	case d.sampleCh <- struct{}{}:
-	default:
-	}
-}
-
 // requestSave asks the writer loop for a save; many requests collapse into one write.
 func (d *Daemon) requestSave() {
 	select {
@@ -285,6 +286,9 @@ func (d *Daemon) saveLocked() error {
 			})
 		}
 		f.Apps = append(f.Apps, sa)
+	}
+	for _, p := range d.plugins.Specs() {
+		f.Plugins = append(f.Plugins, state.Plugin(p))
 	}
 	err := state.Save(d.paths.State(), f)
 	if err != nil {
@@ -327,6 +331,7 @@ func (d *Daemon) Shutdown() {
 	d.mu.Lock()
 	d.saveLocked()
 	d.mu.Unlock()
+	d.plugins.Close() // hooks get the stop events first
 }
 
 // launch starts supervising slot s of a; d.mu must be held.
@@ -345,6 +350,7 @@ func (d *Daemon) launch(a *app, s *slot, adopt *supervisor.Adopt) {
 			RestartDelay: a.cfg.RestartDelay, ExpBackoff: a.cfg.ExpBackoffRestartDelay,
 		},
 		KillTimeout: a.cfg.KillTimeout,
+		Port:        s.port,
 	}
 	s.inst = supervisor.Start(spec, s.last.Restarts, adopt, d.instanceChanged)
 }

@@ -27,9 +27,18 @@ func (e *UserError) Error() string { return e.msg }
 func userErr(format string, a ...any) error { return &UserError{fmt.Sprintf(format, a...)} }
 
 // NotFoundError is a target that names nothing.
-type NotFoundError struct{ Target string }
+type NotFoundError struct {
+	Target string
+	What   string // "process" when empty
+}
 
-func (e *NotFoundError) Error() string { return fmt.Sprintf("process '%s' not found", e.Target) }
+func (e *NotFoundError) Error() string {
+	what := e.What
+	if what == "" {
+		what = "process"
+	}
+	return fmt.Sprintf("%s '%s' not found", what, e.Target)
+}
 
 // Start starts a new app. It is all-or-nothing: on any error nothing runs and no port is held.
 func (d *Daemon) Start(req api.StartRequest) (*api.Started, error) {
@@ -63,10 +72,15 @@ func (d *Daemon) update(a *app, cfg config.App) (*api.Started, error) {
 	if err != nil {
 		return nil, err
 	}
+	ps, err := d.pickPorts(cfg.Name, cfg.Port, cfg.Instances, nil)
+	if err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
-	probe := &app{cfg: cfg}
-	ps, err := d.pickPorts(probe, cfg.Port, cfg.Instances, nil)
+	before := slotPorts(a)
+	plans := d.launchPlans(a, cfg.Instances, ps)
 	d.mu.Unlock()
+	warnings, err := d.starting(cfg.Name, plans)
 	if err != nil {
 		return nil, err
 	}
@@ -79,10 +93,31 @@ func (d *Daemon) update(a *app, cfg config.App) (*api.Started, error) {
 	d.waitSpawned(a.slots)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.portsChanged(cfg.Name, before, slotPorts(a))
 	d.saveLocked()
 	st := started(a)
-	st.Existed, st.Updated = true, true
+	st.Existed, st.Updated, st.Warnings = true, true, warnings
 	return st, nil
+}
+
+// launchPlans describes the n instances an operation on a will start on ps, for the starting
+// hooks: existing slots keep their ids, new ones get the ids they will be given. d.mu must be
+// held.
+func (d *Daemon) launchPlans(a *app, n int, ps []int) []launchPlan {
+	out := make([]launchPlan, n)
+	next := d.nextID
+	for i := range out {
+		out[i].index = i
+		if a != nil && i < len(a.slots) {
+			out[i].id = a.slots[i].id
+		} else {
+			out[i].id, next = next, next+1
+		}
+		if ps != nil {
+			out[i].port = ps[i]
+		}
+	}
+	return out
 }
 
 // checkApp validates cfg against the system (cwd, script) and returns its argv.
@@ -132,15 +167,25 @@ func (d *Daemon) startLocked(cfg config.App) (*api.Started, error) {
 		return nil, err
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, ok := d.apps[cfg.Name]; ok {
+	_, exists := d.apps[cfg.Name]
+	d.mu.Unlock()
+	if exists {
 		return nil, userErr("process '%s' already exists; restart it, or delete it first", cfg.Name)
 	}
 	a := &app{cfg: cfg, argv: argv, created: time.Now()}
-	ps, err := d.pickPorts(a, a.liveSpec(), cfg.Instances, nil)
+	ps, err := d.pickPorts(cfg.Name, a.liveSpec(), cfg.Instances, nil)
 	if err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
+	plans := d.launchPlans(nil, cfg.Instances, ps)
+	d.mu.Unlock()
+	warnings, err := d.starting(cfg.Name, plans)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for i := 0; i < cfg.Instances; i++ {
 		s := &slot{id: d.nextID, index: i, wanted: true}
 		if ps != nil {
@@ -164,7 +209,9 @@ func (d *Daemon) startLocked(cfg config.App) (*api.Started, error) {
 	d.waitSpawned(a.slots)
 	d.mu.Lock()
 	d.saveLocked()
-	return started(a), nil
+	st := started(a)
+	st.Warnings = warnings
+	return st, nil
 }
 
 // checkLogs makes sure an instance's log files can be written before anything starts.
@@ -177,23 +224,6 @@ func (d *Daemon) checkLogs(a *app, s *slot) error {
 		f.Close()
 	}
 	return nil
-}
-
-// pickPorts allocates n ports under spec for app a (nil when the app has no port spec). keep
-// holds ports that instances keep under an unchanged spec. d.mu must be held.
-func (d *Daemon) pickPorts(a *app, spec string, n int, keep []int) ([]int, error) {
-	if spec == "" {
-		return nil, nil
-	}
-	ps, err := ports.ParseSpec(spec)
-	if err != nil {
-		return nil, &UserError{err.Error()}
-	}
-	got, err := ports.AllocateKeeping(ports.Request{App: a.cfg.Name, Instances: n, Spec: ps}, keep, d.reg, d.prober)
-	if err != nil {
-		return nil, &UserError{err.Error()}
-	}
-	return got, nil
 }
 
 func started(a *app) *api.Started {
@@ -329,19 +359,26 @@ type plan struct {
 	n        int
 }
 
-// planFor validates the overrides of req for app a and allocates the ports; d.mu must be held.
-// Nothing is changed, so a failed plan leaves the app exactly as it runs.
+// planFor validates the overrides of req for app a and allocates the ports; d.mu must not be
+// held. Nothing is changed, so a failed plan leaves the app exactly as it runs.
 func (d *Daemon) planFor(a *app, req api.TargetRequest, reload bool) (*plan, error) {
+	d.mu.Lock()
 	p := &plan{spec: a.liveSpec(), override: a.override, n: len(a.slots)}
+	cfgPort := a.cfg.Port
+	var held []int
+	for _, s := range a.slots {
+		held = append(held, s.port)
+	}
+	d.mu.Unlock()
 	changed := false
 	if req.Port != "" {
 		ps, err := ports.ParseSpec(req.Port)
 		if err != nil {
 			return nil, &UserError{err.Error()}
 		}
-		p.spec, changed = ps.String(), ps.String() != a.liveSpec()
+		p.spec, changed = ps.String(), ps.String() != p.spec
 		p.override = ps.String()
-		if cs, err := ports.ParseSpec(a.cfg.Port); err == nil && cs.String() == ps.String() {
+		if cs, err := ports.ParseSpec(cfgPort); err == nil && cs.String() == ps.String() {
 			p.override = "" // back to the saved configuration
 		}
 		if reload && req.Instances == 0 && ps.Kind == ports.Range {
@@ -356,12 +393,10 @@ func (d *Daemon) planFor(a *app, req api.TargetRequest, reload bool) (*plan, err
 	}
 	var keep []int
 	if !changed {
-		for _, s := range a.slots {
-			keep = append(keep, s.port)
-		}
+		keep = held
 	}
 	var err error
-	p.ports, err = d.pickPorts(a, p.spec, p.n, keep)
+	p.ports, err = d.pickPorts(a.cfg.Name, p.spec, p.n, keep)
 	if err != nil {
 		return nil, err
 	}
@@ -387,22 +422,39 @@ func (d *Daemon) restartOrReload(req api.TargetRequest, reload bool) (*api.Resul
 	if err == nil && (req.Port != "" || req.Instances != 0) && (len(ts) != 1 || ts[0].slot != nil) {
 		err = userErr("--port and --instances apply to one app: name the app, not an id or all")
 	}
-	// Plan every app first, so that a bad override changes nothing anywhere.
-	plans := make([]*plan, len(ts))
-	for i, t := range ts {
-		if err != nil {
-			break
-		}
-		if t.slot == nil {
-			plans[i], err = d.planFor(t.app, req, reload)
-		}
-	}
 	d.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	res := &api.Result{Apps: []api.Started{}}
+	// Plan every app first and ask the hooks, so that a bad override or a veto changes nothing
+	// anywhere.
+	plans := make([]*plan, len(ts))
+	var warnings []string
 	for i, t := range ts {
+		var lp []launchPlan
+		if t.slot == nil {
+			if plans[i], err = d.planFor(t.app, req, reload); err != nil {
+				return nil, err
+			}
+			d.mu.Lock()
+			lp = d.launchPlans(t.app, plans[i].n, plans[i].ports)
+			d.mu.Unlock()
+		} else {
+			d.mu.Lock()
+			lp = []launchPlan{{index: t.slot.index, id: t.slot.id, port: t.slot.port}}
+			d.mu.Unlock()
+		}
+		w, err := d.starting(t.app.cfg.Name, lp)
+		warnings = append(warnings, w...)
+		if err != nil {
+			return nil, err
+		}
+	}
+	res := &api.Result{Apps: []api.Started{}, Warnings: warnings}
+	for i, t := range ts {
+		d.mu.Lock()
+		before := slotPorts(t.app)
+		d.mu.Unlock()
 		var err error
 		switch {
 		case t.slot != nil:
@@ -414,6 +466,7 @@ func (d *Daemon) restartOrReload(req api.TargetRequest, reload bool) (*api.Resul
 		}
 		d.waitSpawned(t.slots())
 		d.mu.Lock()
+		d.portsChanged(t.app.cfg.Name, before, slotPorts(t.app))
 		res.Apps = append(res.Apps, *started(t.app))
 		d.saveLocked()
 		d.mu.Unlock()
@@ -428,15 +481,19 @@ func (d *Daemon) restartOrReload(req api.TargetRequest, reload bool) (*api.Resul
 func (d *Daemon) restartSlot(a *app, s *slot, wait bool) error {
 	d.stopSlots([]*slot{s}, false)
 	d.mu.Lock()
-	if s.port == 0 && a.liveSpec() != "" {
+	needPort := s.port == 0 && a.liveSpec() != ""
+	d.mu.Unlock()
+	if needPort {
 		port, err := d.slotPort(a, s)
 		if err != nil {
-			d.mu.Unlock()
 			return err
 		}
+		d.mu.Lock()
 		s.port = port
 		d.reg.Reserve(a.cfg.Name, []int{s.port})
+		d.mu.Unlock()
 	}
+	d.mu.Lock()
 	s.wanted = true
 	s.last.Restarts++
 	d.launch(a, s, nil)
@@ -449,35 +506,47 @@ func (d *Daemon) restartSlot(a *app, s *slot, wait bool) error {
 }
 
 // slotPort picks a port for one instance of a whose other instances keep theirs: the index's
-// port of a range, the single port, or the first free port of an auto range that the app's
-// other instances do not hold. d.mu must be held.
+// port of a range, the single port, or a free port of an auto range that the app's other
+// instances do not hold. d.mu must not be held.
 func (d *Daemon) slotPort(a *app, s *slot) (int, error) {
-	spec, err := ports.ParseSpec(a.liveSpec())
+	d.mu.Lock()
+	spec, index, keep := a.liveSpec(), s.index, []int{}
+	for _, o := range a.slots {
+		if o != s && o.port > 0 {
+			keep = append(keep, o.port)
+		}
+	}
+	d.mu.Unlock()
+	ps, err := ports.ParseSpec(spec)
 	if err != nil {
 		return 0, &UserError{err.Error()}
 	}
-	req := ports.Request{App: a.cfg.Name, Instances: 1, Spec: spec}
-	if spec.Kind != ports.Auto {
-		p := spec.Start + s.index
-		if p > spec.End {
-			return 0, userErr("instance %d of %s has no port in %s", s.index, a.cfg.Name, spec)
+	if ps.Kind != ports.Auto {
+		// Positions of a fixed spec are the instances' indexes.
+		if index >= ps.Size() {
+			return 0, userErr("instance %d of %s has no port in %s", index, a.cfg.Name, ps)
 		}
-		if err := ports.CheckFixed(a.cfg.Name, []int{p}, d.reg, d.prober); err != nil {
-			return 0, &UserError{err.Error()}
+		got, err := d.pickPorts(a.cfg.Name, spec, index+1, fillFixed(ps, index))
+		if err != nil {
+			return 0, err
 		}
-		return p, nil
+		return got[index], nil
 	}
-	held := d.reg.PortsOf(a.cfg.Name)
-	cands, err := ports.Candidates(req, d.reg, d.prober, len(held)+1)
+	got, err := d.pickPorts(a.cfg.Name, spec, len(keep)+1, keep)
 	if err != nil {
-		return 0, &UserError{err.Error()}
+		return 0, err
 	}
-	for _, p := range cands {
-		if !contains(held, p) {
-			return p, nil
-		}
+	return got[len(keep)], nil
+}
+
+// fillFixed keeps every position of a fixed spec before index, so only index's port is
+// allocated (and checked).
+func fillFixed(ps ports.Spec, index int) []int {
+	keep := make([]int, index+1)
+	for i := 0; i < index; i++ {
+		keep[i] = ps.Start + i
 	}
-	return 0, &UserError{fmt.Sprintf("Not enough free ports in %s: 0 free, 1 needed", spec)}
+	return keep
 }
 
 // restartApp stops all of a's instances, then starts p.n of them on p.ports.
@@ -572,6 +641,8 @@ func (d *Daemon) reloadApp(a *app, p *plan) error {
 		d.mu.Unlock()
 		return fmt.Errorf("reload of %s failed, the old instances keep running: %w", a.cfg.Name, err)
 	}
+	// Hooks (a load balancer's, say) learn of the new instances before the old ones go.
+	d.plugins.Flush()
 	d.stopSlots(old, true)
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -156,6 +156,32 @@ func (d *Daemon) Handler(kill func()) http.Handler {
 		}
 		reply(w, d.PortFree(p), nil)
 	})
+	mux.HandleFunc("GET /v1/plugins", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, d.Plugins(), nil)
+	})
+	mux.HandleFunc("POST /v1/plugins/add", func(w http.ResponseWriter, r *http.Request) {
+		var req api.PluginAddRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		out, err := d.AddPlugin(req)
+		reply(w, out, err)
+	})
+	mux.HandleFunc("POST /v1/plugins/ensure", func(w http.ResponseWriter, r *http.Request) {
+		var req api.PluginAddRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		out, err := d.EnsurePlugin(req)
+		reply(w, out, err)
+	})
+	mux.HandleFunc("POST /v1/plugins/remove", func(w http.ResponseWriter, r *http.Request) {
+		var req api.PluginNameRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		reply(w, map[string]string{"removed": req.Name}, d.RemovePlugin(req.Name))
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})

@@ -51,10 +51,23 @@ func Allocate(req Request, reg *Registry, prober Prober) ([]int, error) {
 // same spec: instance i keeps keep[i] when it is non-zero, and only the others get new ports.
 // A plain restart of an auto: app therefore never moves a running instance.
 func AllocateKeeping(req Request, keep []int, reg *Registry, prober Prober) ([]int, error) {
-	if err := req.Spec.CheckInstances(req.Instances); err != nil {
+	out, cands, err := Prepare(req, keep, reg, prober, 0)
+	if err != nil {
 		return nil, err
 	}
-	out := make([]int, req.Instances)
+	return Fill(req, out, cands)
+}
+
+// Prepare is the first half of AllocateKeeping, for callers that let policies choose among the
+// candidates: out has the kept ports and 0 where a port is missing; cands are the ports that
+// may fill the gaps: for a fixed spec exactly the missing ones (checked free, in order), for
+// auto the free ports of the range not kept, ascending. For auto, limit bounds how many are
+// looked for (0: just enough).
+func Prepare(req Request, keep []int, reg *Registry, prober Prober, limit int) (out, cands []int, err error) {
+	if err := req.Spec.CheckInstances(req.Instances); err != nil {
+		return nil, nil, err
+	}
+	out = make([]int, req.Instances)
 	used := map[int]bool{}
 	missing := 0
 	for i := range out {
@@ -66,38 +79,53 @@ func AllocateKeeping(req Request, keep []int, reg *Registry, prober Prober) ([]i
 		}
 	}
 	if missing == 0 {
-		return out, nil
+		return out, nil, nil
 	}
 	if req.Spec.Kind != Auto {
-		var fresh []int
 		for i := range out {
 			if out[i] == 0 {
-				out[i] = req.Spec.Start + i
-				fresh = append(fresh, out[i])
+				cands = append(cands, req.Spec.Start+i)
 			}
 		}
-		if err := CheckFixed(req.App, fresh, reg, prober); err != nil {
-			return nil, err
+		if err := CheckFixed(req.App, cands, reg, prober); err != nil {
+			return nil, nil, err
 		}
-		return out, nil
+		return out, cands, nil
 	}
-	cands, err := Candidates(req, reg, prober, missing+len(used))
+	if limit < missing {
+		limit = missing
+	}
+	all, err := Candidates(req, reg, prober, limit+len(used))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var free []int
-	for _, p := range cands {
+	for _, p := range all {
 		if !used[p] {
-			free = append(free, p)
+			cands = append(cands, p)
 		}
 	}
-	if len(free) < missing {
-		return nil, fmt.Errorf("Not enough free ports in auto:%d-%d: %d free, %d needed",
-			req.Spec.Start, req.Spec.End, len(free)+len(used), req.Instances)
+	if len(cands) < missing {
+		return nil, nil, fmt.Errorf("Not enough free ports in auto:%d-%d: %d free, %d needed",
+			req.Spec.Start, req.Spec.End, len(cands)+len(used), req.Instances)
+	}
+	return out, cands, nil
+}
+
+// Fill puts ports into the gaps of out, in order: for a fixed spec cands must be exactly the
+// missing ports Prepare returned; for auto the lowest of cands are used.
+func Fill(req Request, out, cands []int) ([]int, error) {
+	missing := 0
+	for _, p := range out {
+		if p == 0 {
+			missing++
+		}
+	}
+	if len(cands) < missing {
+		return nil, fmt.Errorf("Not enough free ports in %s: %d free, %d needed", req.Spec, len(cands), missing)
 	}
 	for i := range out {
 		if out[i] == 0 {
-			out[i], free = free[0], free[1:]
+			out[i], cands = cands[0], cands[1:]
 		}
 	}
 	return out, nil

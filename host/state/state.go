@@ -21,9 +21,21 @@ const Version = 1
 
 // File is the state file's content.
 type File struct {
-	Version int   `json:"version"`
-	NextID  int   `json:"next_id"`
-	Apps    []App `json:"apps"`
+	Version int      `json:"version"`
+	NextID  int      `json:"next_id"`
+	Apps    []App    `json:"apps"`
+	Plugins []Plugin `json:"plugins,omitempty"`
+}
+
+// Plugin is a registered plugin; its binary is pinned by SHA256.
+type Plugin struct {
+	Name    string          `json:"name"`
+	Path    string          `json:"path"`
+	SHA256  string          `json:"sha256"`
+	Kinds   []string        `json:"kinds"`
+	Config  json.RawMessage `json:"config,omitempty"`
+	Timeout time.Duration   `json:"timeout"`
+	AddedAt time.Time       `json:"added_at"`
 }
 
 // App is one app in the registry.

@@ -36,6 +36,7 @@ type Spec struct {
 	ErrLog      string
 	Policy      RestartPolicy
 	KillTimeout time.Duration
+	Port        int // the port the instance was given (PORT in Env), 0 for none; for reports only
 }
 
 // State is a snapshot of an instance, safe to copy.
@@ -56,10 +57,16 @@ type Adopt struct {
 	StartedAt time.Time
 }
 
+// Change is one state transition, reported to the notify callback in the order it happened.
+type Change struct {
+	Spec     Spec
+	Old, New State
+}
+
 // Instance supervises one process. Its goroutine owns the process; others read State.
 type Instance struct {
 	spec     Spec
-	notify   func()
+	notify   func(Change)
 	mu       sync.Mutex
 	st       State
 	stopOnce sync.Once
@@ -72,8 +79,8 @@ type Instance struct {
 
 // Start begins supervising. restarts carries the count over from an earlier incarnation. With
 // adopt set, the instance watches that process instead of spawning one. notify is called after
-// every change of state; it must not block.
-func Start(spec Spec, restarts int, adopt *Adopt, notify func()) *Instance {
+// every change of state, from the instance's goroutine; it must not block.
+func Start(spec Spec, restarts int, adopt *Adopt, notify func(Change)) *Instance {
 	in := &Instance{
 		spec:    spec,
 		notify:  notify,
@@ -124,10 +131,12 @@ func (in *Instance) Done() <-chan struct{} { return in.done }
 
 func (in *Instance) update(f func(*State)) {
 	in.mu.Lock()
+	old := in.st
 	f(&in.st)
+	now := in.st
 	in.mu.Unlock()
 	if in.notify != nil {
-		in.notify()
+		in.notify(Change{Spec: in.spec, Old: old, New: now})
 	}
 }
 

@@ -34,7 +34,7 @@ func (h *harness) spec(policy RestartPolicy, killTimeout time.Duration, argv ...
 }
 
 func (h *harness) start(spec Spec, restarts int, adopt *Adopt) *Instance {
-	in := Start(spec, restarts, adopt, func() {
+	in := Start(spec, restarts, adopt, func(Change) {
 		select {
 		case h.notify <- struct{}{}:
 		default:

@@ -34,7 +34,7 @@ var (
 )
 
 // Main builds the binaries, runs the tests and removes the build. Use it from TestMain.
-func Main(m *testing.M) int {
+func Main(m *testing.M, extra ...Binary) int {
 	var err error
 	buildDir, err = os.MkdirTemp("", "pmd-bin-")
 	if err != nil {
@@ -42,7 +42,7 @@ func Main(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(buildDir)
-	root := moduleRoot()
+	root := ModuleRoot()
 	Bin = filepath.Join(buildDir, "pmdaemon")
 	Echo = filepath.Join(buildDir, "echo")
 	for out, pkg := range map[string]string{Bin: "./cmd/pmdaemon", Echo: "./examples/apps/echo"} {
@@ -57,10 +57,27 @@ func Main(m *testing.M) int {
 			return 1
 		}
 	}
+	for _, x := range extra {
+		*x.Path = filepath.Join(buildDir, filepath.Base(x.Pkg))
+		cmd := exec.Command("go", "build", "-o", *x.Path, x.Pkg)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", x.Pkg, err, b)
+			return 1
+		}
+	}
 	return m.Run()
 }
 
-func moduleRoot() string {
+// Binary is one more program a suite needs (a plugin), built once per test run without the
+// race detector: it is the daemon under test, not the plugin. Path receives where it is.
+type Binary struct {
+	Path *string
+	Pkg  string // relative to the module root, e.g. "./plugins/reserved-range"
+}
+
+// ModuleRoot is the repository root.
+func ModuleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
 }

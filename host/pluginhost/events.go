@@ -1,0 +1,162 @@
+package pluginhost
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/plugins/sdk"
+)
+
+// maxQueued bounds the events waiting for one hook; beyond it the oldest are dropped (and the
+// drop logged), so that a hook that is slow for long cannot grow the daemon without limit.
+const maxQueued = 10000
+
+// dispatcher delivers one hook's events in order, from its own goroutine, so that supervision
+// only ever appends to a queue.
+type dispatcher struct {
+	p         *Plugin
+	mu        sync.Mutex
+	cond      *sync.Cond
+	queue     []queued
+	enqueued  uint64 // sequence number of the last event queued
+	delivered uint64 // ... and of the last one handled (or dropped)
+	closed    bool
+	done      chan struct{}
+}
+
+type queued struct {
+	seq uint64
+	ev  sdk.Event
+}
+
+func newDispatcher(p *Plugin) *dispatcher {
+	d := &dispatcher{p: p, done: make(chan struct{})}
+	d.cond = sync.NewCond(&d.mu)
+	go d.run()
+	return d
+}
+
+func (d *dispatcher) push(ev sdk.Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	d.enqueued++
+	if len(d.queue) >= maxQueued {
+		d.p.logger.Warn("hook is too slow; dropped an event", "kind", d.queue[0].ev.Kind, "app", d.queue[0].ev.App)
+		d.queue = d.queue[1:]
+	}
+	d.queue = append(d.queue, queued{seq: d.enqueued, ev: ev})
+	d.cond.Broadcast()
+}
+
+func (d *dispatcher) run() {
+	defer close(d.done)
+	for {
+		d.mu.Lock()
+		for len(d.queue) == 0 && !d.closed {
+			d.cond.Wait()
+		}
+		if len(d.queue) == 0 {
+			d.mu.Unlock()
+			return
+		}
+		q := d.queue[0]
+		d.queue = d.queue[1:]
+		d.mu.Unlock()
+		if _, err := d.p.handle(q.ev); err != nil {
+			d.p.logger.Error(fmt.Sprintf("event %s of %s[%d] not delivered: %v", q.ev.Kind, q.ev.App, q.ev.Instance, err))
+		}
+		d.mu.Lock()
+		d.delivered = q.seq
+		d.cond.Broadcast()
+		d.mu.Unlock()
+	}
+}
+
+// flush waits until every event queued so far has been handled, or until deadline.
+func (d *dispatcher) flush(deadline time.Time) bool {
+	d.mu.Lock()
+	target := d.enqueued
+	d.mu.Unlock()
+	timer := time.AfterFunc(time.Until(deadline), func() {
+		d.mu.Lock()
+		d.cond.Broadcast()
+		d.mu.Unlock()
+	})
+	defer timer.Stop()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for d.delivered < target && time.Now().Before(deadline) {
+		d.cond.Wait()
+	}
+	return d.delivered >= target
+}
+
+// close delivers what is queued (each event bounded by the call timeout) and ends the goroutine.
+func (d *dispatcher) close() {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		<-d.done
+		return
+	}
+	d.closed = true
+	d.cond.Broadcast()
+	d.mu.Unlock()
+	<-d.done
+}
+
+// Emit queues ev for every hook plugin and returns at once.
+func (m *Manager) Emit(ev sdk.Event) {
+	for _, p := range m.ofKind(sdk.KindHook) {
+		if p.events != nil {
+			p.events.push(ev)
+		}
+	}
+}
+
+// Flush waits (at most each hook's timeout) until every hook has handled the events emitted so
+// far. A reload calls it before stopping old instances, so a load balancer a hook drives
+// already knows the new ports.
+func (m *Manager) Flush() {
+	var wg sync.WaitGroup
+	for _, p := range m.ofKind(sdk.KindHook) {
+		if p.events == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.events.flush(time.Now().Add(p.spec.timeout() + time.Second))
+		}()
+	}
+	wg.Wait()
+}
+
+// VetoError is a start a hook refused.
+type VetoError struct{ Plugin, App, Reason string }
+
+func (e *VetoError) Error() string {
+	return fmt.Sprintf("start of '%s' vetoed by plugin '%s': %s", e.App, e.Plugin, e.Reason)
+}
+
+// Starting asks every hook, synchronously and in order, whether ev may start. A hook that
+// fails (crash, hang, error) does not stop the start: the failure is logged and returned as a
+// warning, never as a veto.
+func (m *Manager) Starting(ev sdk.Event) (warnings []string, err error) {
+	for _, p := range m.ofKind(sdk.KindHook) {
+		veto, herr := p.handle(ev)
+		if herr != nil {
+			p.logger.Error(fmt.Sprintf("starting of %s[%d]: %v (start goes ahead)", ev.App, ev.Instance, herr))
+			warnings = append(warnings, herr.Error()+" (the start went ahead)")
+			continue
+		}
+		if veto != "" {
+			return warnings, &VetoError{Plugin: p.spec.Name, App: ev.App, Reason: veto}
+		}
+	}
+	return warnings, nil
+}

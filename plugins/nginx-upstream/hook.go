@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/pmdaemon/pmdaemon/plugins/sdk"
+)
+
+// header is the first line of every file the plugin writes. Configure refuses to take over an
+// existing non-empty file without it: that file is someone else's.
+const header = "# written by pmdaemon nginx-upstream plugin; do not edit"
+
+// downPort is the port of the placeholder server of an app with no live instance: nginx refuses
+// an upstream without servers, and a server marked down makes it answer 502 instead.
+const downPort = 9
+
+// maxOutput bounds how much of a failed reload command's output an error carries.
+const maxOutput = 500
+
+// Hook is the plugin.
+type Hook struct {
+	mu  sync.Mutex
+	cfg *config
+	// live is app -> the ports of its running instances, ascending, as last written to cfg.output.
+	live map[string][]int
+	// reloadFailed says the last reload failed, so the next event retries it even when no port
+	// changed.
+	reloadFailed bool
+}
+
+var _ sdk.Hook = (*Hook)(nil)
+
+// Configure validates the configuration, recovers the live ports from the file written last
+// time (a restarted plugin must not forget the apps it heard nothing about since), and writes
+// the file if it is missing or differs from what the configuration renders. It does not run
+// the reload command. A refused configuration leaves the previous one in force.
+func (h *Hook) Configure(_ context.Context, doc json.RawMessage) error {
+	cfg, err := parseConfig(doc)
+	if err != nil {
+		return fmt.Errorf("nginx-upstream: %w", err)
+	}
+	existing, err := os.ReadFile(cfg.output)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("nginx-upstream: reading %s: %w", cfg.output, err)
+	}
+	written, err := parseOutput(existing)
+	if err != nil {
+		return fmt.Errorf("nginx-upstream: %s %v; remove it or choose another \"output\"", cfg.output, err)
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	live := map[string][]int{}
+	for app, up := range cfg.upstreams {
+		if ports, ok := written[up]; ok {
+			live[app] = ports
+		} else if ports, ok := h.live[app]; ok {
+			live[app] = ports
+		}
+	}
+	content := render(cfg, live)
+	if !bytes.Equal(content, existing) {
+		if err := writeAtomic(cfg.output, content); err != nil {
+			return fmt.Errorf("nginx-upstream: %w", err)
+		}
+	}
+	h.cfg, h.live = cfg, live
+	return nil
+}
+
+// Handle rewrites the output file and reloads nginx when an event changes the live ports of a
+// configured app. Starting events and apps not in "upstreams" are ignored; it never vetoes.
+func (h *Hook) Handle(ctx context.Context, ev sdk.Event) (string, error) {
+	switch ev.Kind {
+	case sdk.Started, sdk.Stopped, sdk.Exited, sdk.Crashed, sdk.Errored, sdk.Stopping, sdk.PortsChanged:
+	default:
+		return "", nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cfg == nil {
+		return "", errors.New("nginx-upstream: not configured")
+	}
+	if _, ok := h.cfg.upstreams[ev.App]; !ok {
+		return "", nil
+	}
+	var drop []int
+	if ev.Kind == sdk.Stopping {
+		// Take the instance out of rotation before it is killed.
+		drop = ev.Ports
+	}
+	ports := normalize(ev.AppPorts, drop)
+	if slices.Equal(ports, h.live[ev.App]) {
+		if h.reloadFailed {
+			return "", h.reload(ctx)
+		}
+		return "", nil
+	}
+	live := maps.Clone(h.live)
+	live[ev.App] = ports
+	if err := writeAtomic(h.cfg.output, render(h.cfg, live)); err != nil {
+		return "", fmt.Errorf("nginx-upstream: %w", err)
+	}
+	h.live = live
+	return "", h.reload(ctx)
+}
+
+// reload runs the reload command, if any; h.mu is held.
+func (h *Hook) reload(ctx context.Context) error {
+	if h.cfg.reload == nil {
+		h.reloadFailed = false
+		return nil
+	}
+	cmd := exec.CommandContext(ctx, h.cfg.reload[0], h.cfg.reload[1:]...)
+	// If the command is killed at the deadline, a child it left behind may still hold the
+	// output pipe open; stop waiting for it shortly after.
+	cmd.WaitDelay = time.Second
+	out, err := cmd.CombinedOutput()
+	h.reloadFailed = err != nil
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w (%v)", err, ctx.Err())
+	}
+	msg := fmt.Sprintf("nginx-upstream: wrote %s but the reload command %q failed: %v", h.cfg.output, h.cfg.reloadDesc, err)
+	if text := truncate(strings.TrimSpace(string(out)), maxOutput); text != "" {
+		msg += "; output: " + text
+	}
+	return errors.New(msg)
+}
+
+// truncate cuts s to at most n bytes, on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// normalize returns ports without those in drop and without ports that cannot be, ascending and
+// without repeats; never nil.
+func normalize(ports, drop []int) []int {
+	out := []int{}
+	for _, p := range ports {
+		if p >= 1 && p <= 65535 && !slices.Contains(drop, p) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// render is the whole output file: one upstream block per configured app, sorted by app name.
+func render(cfg *config, live map[string][]int) []byte {
+	var b bytes.Buffer
+	b.WriteString(header + "\n")
+	for i, app := range sortedKeys(cfg.upstreams) {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "upstream %s {\n", cfg.upstreams[app])
+		ports := live[app]
+		if len(ports) == 0 {
+			fmt.Fprintf(&b, "    # no instance of %s is running\n", app)
+			fmt.Fprintf(&b, "    server %s down;\n", net.JoinHostPort(cfg.host, strconv.Itoa(downPort)))
+		}
+		for _, p := range ports {
+			params := ""
+			if cfg.serverParams != "" {
+				params = " " + cfg.serverParams
+			}
+			fmt.Fprintf(&b, "    server %s%s;\n", net.JoinHostPort(cfg.host, strconv.Itoa(p)), params)
+		}
+		b.WriteString("}\n")
+	}
+	return b.Bytes()
+}
+
+// parseOutput reads back a file render wrote: upstream name -> live ports. An empty file holds
+// nothing; a non-empty one without the header is refused.
+func parseOutput(content []byte) (map[string][]int, error) {
+	out := map[string][]int{}
+	if len(bytes.TrimSpace(content)) == 0 {
+		return out, nil
+	}
+	sc := bufio.NewScanner(bytes.NewReader(content))
+	if !sc.Scan() || sc.Text() != header {
+		return nil, fmt.Errorf("exists and was not written by this plugin (its first line is not %q)", header)
+	}
+	upstream := ""
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		fields := strings.Fields(strings.TrimSuffix(line, ";"))
+		switch {
+		case len(fields) == 3 && fields[0] == "upstream" && fields[2] == "{":
+			upstream = fields[1]
+			out[upstream] = []int{}
+		case line == "}":
+			upstream = ""
+		case upstream != "" && len(fields) >= 2 && fields[0] == "server" && !slices.Contains(fields[2:], "down"):
+			_, port, err := net.SplitHostPort(fields[1])
+			if n, perr := strconv.Atoi(port); err == nil && perr == nil {
+				out[upstream] = append(out[upstream], n)
+			}
+		}
+	}
+	for up, ports := range out {
+		out[up] = normalize(ports, nil)
+	}
+	return out, sc.Err()
+}
+
+// writeAtomic replaces path with content: a temporary file in the same directory, synced, then
+// renamed over path, so that nginx never reads a half-written file. The file keeps the mode of
+// the one it replaces (0644 for a new one).
+func writeAtomic(path string, content []byte) (err error) {
+	dir := filepath.Dir(path)
+	mode := fs.FileMode(0o644)
+	if st, err := os.Stat(path); err == nil {
+		mode = st.Mode().Perm()
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+			err = fmt.Errorf("writing %s: %w", path, err)
+		}
+	}()
+	if _, err = f.Write(content); err != nil {
+		return err
+	}
+	if err = f.Chmod(mode); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	// Make the rename itself durable; not all file systems can sync a directory.
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
