@@ -30,7 +30,7 @@ func (f *faulty) Configure(_ context.Context, raw json.RawMessage) error {
 		return fmt.Errorf("config: %v", err)
 	}
 	switch c.Mode {
-	case "ok", "crash", "hang", "error", "outside", "dupes", "toofew", "veto", "deny", "hook-crash", "hook-hang":
+	case "ok", "crash", "hang", "error", "outside", "dupes", "toofew", "veto", "deny", "hook-crash", "hook-hang", "highest":
 	default:
 		return fmt.Errorf("unknown mode %q", c.Mode)
 	}
@@ -90,6 +90,9 @@ func (f *faulty) Allocate(ctx context.Context, req sdk.AllocateRequest) (sdk.All
 		return sdk.Allow(c[:req.Instances-1]), nil
 	case "deny":
 		return sdk.Deny(0, "faulty says no"), nil
+	case "highest":
+		// Allows only the highest candidates: in a chain, that shows which ones it was given.
+		return sdk.Allow(c[len(c)-req.Instances:]), nil
 	}
 	return sdk.Allow(c), nil
 }
