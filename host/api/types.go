@@ -27,6 +27,9 @@ type Instance struct {
 	Restarts int     `json:"restarts"`
 	// Reason says why an instance is errored or was last restarted by the daemon.
 	Reason    string    `json:"reason,omitempty"`
+	// Health is "" without a health check, else checking, healthy or unhealthy.
+	Health      string `json:"health,omitempty"`
+	HealthError string `json:"health_error,omitempty"`
 	StartedAt time.Time `json:"started_at,omitzero"`
 	OutLog    string    `json:"out_log"`
 	ErrLog    string    `json:"err_log"`
@@ -55,6 +58,8 @@ type StartRequest struct {
 	// IfExists says what to do when an app of that name exists: "" refuses, "keep" leaves it
 	// as it is, "update" replaces its saved config with this one and restarts it.
 	IfExists string `json:"if_exists,omitempty"`
+	// WaitTimeout overrides the app's wait_timeout for this start (with wait_ready).
+	WaitTimeout time.Duration `json:"wait_timeout,omitempty"`
 }
 
 // Started reports what a start, restart or reload brought up.
@@ -75,6 +80,10 @@ type TargetRequest struct {
 	Target    string `json:"target"`
 	Port      string `json:"port,omitempty"`
 	Instances int    `json:"instances,omitempty"`
+	// WaitReady makes a restart answer once every new instance is ready (a reload always
+	// waits); WaitTimeout bounds the wait (0: the app's wait_timeout).
+	WaitReady   bool          `json:"wait_ready,omitempty"`
+	WaitTimeout time.Duration `json:"wait_timeout,omitempty"`
 }
 
 // Result lists the apps an action touched.

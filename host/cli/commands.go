@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
@@ -28,6 +29,10 @@ func (e *Env) startCmd() *cobra.Command {
 		envs                                             []string
 		maxRestarts                                      int
 		noAutorestart                                    bool
+		health                                           healthFlags
+		waitReady                                        bool
+		waitTimeout, logMaxSize                          string
+		logKeep                                          int
 	)
 	cmd := &cobra.Command{
 		Use:   "start CMD [flags] [-- ARGS...]",
@@ -107,6 +112,26 @@ func (e *Env) startCmd() *cobra.Command {
 				}
 			}
 			app.Autorestart = !noAutorestart
+			if app.HealthCheck, err = health.check(cmd); err != nil {
+				return err
+			}
+			app.WaitReady = waitReady
+			if cmd.Flags().Changed("wait-timeout") {
+				if app.WaitTimeout, err = config.ParseDuration(waitTimeout); err != nil || app.WaitTimeout <= 0 {
+					return flagErr("wait-timeout", waitTimeout, positive(err))
+				}
+			}
+			if logMaxSize != "" {
+				if app.LogMaxSize, err = config.ParseMemory(logMaxSize); err != nil {
+					return flagErr("log-max-size", logMaxSize, err)
+				}
+			}
+			if cmd.Flags().Changed("log-keep") {
+				if logKeep < 1 || logKeep > 1000 {
+					return flagErr("log-keep", strconv.Itoa(logKeep), errors.New("must be 1-1000"))
+				}
+				app.LogKeep = logKeep
+			}
 			if err := app.Validate(); err != nil {
 				return err
 			}
@@ -138,8 +163,62 @@ func (e *Env) startCmd() *cobra.Command {
 	f.StringVar(&expBackoff, "exp-backoff-restart-delay", "0", "initial exponential backoff between unstable restarts")
 	f.StringVar(&killTimeout, "kill-timeout", "5s", "time between SIGTERM and SIGKILL on stop")
 	f.BoolVar(&noAutorestart, "no-autorestart", false, "do not restart the app when it exits")
+	health.register(f)
+	f.BoolVar(&waitReady, "wait-ready", false, "answer only once every instance is ready (healthy, or up for min-uptime)")
+	f.StringVar(&waitTimeout, "wait-timeout", "30s", "how long --wait-ready waits")
+	f.StringVar(&logMaxSize, "log-max-size", "10M", "rotate each log file at this size")
+	f.IntVar(&logKeep, "log-keep", config.DefaultLogKeep, "rotated log files to keep")
 	f.SetInterspersed(true)
 	return cmd
+}
+
+// healthFlags are start's health-check flags.
+type healthFlags struct {
+	url, script, interval, timeout string
+	retries                        int
+	noRestart                      bool
+}
+
+func (h *healthFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&h.url, "health-url", "", "HTTP health check; {port} is the instance's port (http://127.0.0.1:{port}/health)")
+	f.StringVar(&h.script, "health-script", "", "command health check: healthy when it exits 0 (runs in cwd with PORT set)")
+	f.StringVar(&h.interval, "health-interval", "5s", "time between health checks")
+	f.StringVar(&h.timeout, "health-timeout", "2s", "time a health check may take")
+	f.IntVar(&h.retries, "health-retries", config.DefaultHealthRetries, "consecutive failed checks that make an instance unhealthy")
+	f.BoolVar(&h.noRestart, "no-health-restart", false, "report an unhealthy instance without restarting it")
+}
+
+// check builds the health check the flags describe, or nil without --health-url/--health-script.
+func (h *healthFlags) check(cmd *cobra.Command) (*config.HealthCheck, error) {
+	if h.url == "" && h.script == "" {
+		for _, f := range []string{"health-interval", "health-timeout", "health-retries", "no-health-restart"} {
+			if cmd.Flags().Changed(f) {
+				return nil, fmt.Errorf("--%s needs --health-url or --health-script", f)
+			}
+		}
+		return nil, nil
+	}
+	hc := config.NewHealthCheck()
+	hc.URL, hc.Script, hc.Retries, hc.Restart = h.url, h.script, h.retries, !h.noRestart
+	var err error
+	if hc.Interval, err = config.ParseDuration(h.interval); err != nil || hc.Interval <= 0 {
+		return nil, flagErr("health-interval", h.interval, positive(err))
+	}
+	if hc.Timeout, err = config.ParseDuration(h.timeout); err != nil || hc.Timeout <= 0 {
+		return nil, flagErr("health-timeout", h.timeout, positive(err))
+	}
+	if h.retries < 1 {
+		return nil, flagErr("health-retries", strconv.Itoa(h.retries), errors.New("must be at least 1"))
+	}
+	return hc, nil
+}
+
+// positive is the error of a duration that parsed but is not positive.
+func positive(err error) error {
+	if err != nil {
+		return err
+	}
+	return errors.New("must be a positive duration such as 2s")
 }
 
 func firstWord(s string) string {
@@ -204,7 +283,8 @@ func (e *Env) deleteCmd() *cobra.Command {
 }
 
 func (e *Env) restartCmd(verb string) *cobra.Command {
-	var port, instances string
+	var port, instances, waitTimeout string
+	var waitReady bool
 	short := "Restart an app, an instance id, or all (--port: runtime override, saved config unchanged)"
 	if verb == "reload" {
 		short = "Gracefully reload: new instances are up before old ones stop (--port A-B: one instance per port)"
@@ -229,6 +309,14 @@ func (e *Env) restartCmd(verb string) *cobra.Command {
 				}
 				req.Instances = n
 			}
+			req.WaitReady = waitReady
+			if waitTimeout != "" {
+				d, err := config.ParseDuration(waitTimeout)
+				if err != nil || d <= 0 {
+					return flagErr("wait-timeout", waitTimeout, positive(err))
+				}
+				req.WaitTimeout = d
+			}
 			return e.targetAction(cmd.Context(), verb+"ed", args[0], func(c *api.Client) (*api.Result, error) {
 				if verb == "reload" {
 					return c.Reload(cmd.Context(), req)
@@ -239,6 +327,10 @@ func (e *Env) restartCmd(verb string) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&port, "port", "p", "", "new port spec for this run (runtime override)")
 	cmd.Flags().StringVarP(&instances, "instances", "i", "", "new number of instances for this run")
+	if verb == "restart" {
+		cmd.Flags().BoolVar(&waitReady, "wait-ready", false, "answer only once every new instance is ready")
+	}
+	cmd.Flags().StringVar(&waitTimeout, "wait-timeout", "", "how long to wait for readiness (default: the app's wait_timeout, 30s)")
 	return cmd
 }
 

@@ -43,7 +43,7 @@ func RenderList(w io.Writer, rows []api.Instance) error {
 			uptime = FormatUptime(time.Duration(r.UptimeMS) * time.Millisecond)
 		}
 		if err := t.Append([]string{
-			strconv.Itoa(r.ID), r.Name, StatusLabel(r.Status), pid, port,
+			strconv.Itoa(r.ID), r.Name, StatusLabel(r.Status) + healthNote(r.Health), pid, port,
 			strconv.FormatFloat(r.CPU, 'f', 1, 64), FormatBytes(r.Memory), uptime, strconv.Itoa(r.Restarts),
 		}); err != nil {
 			return err
@@ -77,6 +77,14 @@ func StatusLabel(s string) string {
 		return "🟡 Stopping"
 	}
 	return s
+}
+
+// healthNote follows the status of an instance with a health check.
+func healthNote(h string) string {
+	if h == "" {
+		return ""
+	}
+	return " (" + h + ")"
 }
 
 // FormatBytes prints memory like the seed: "45.2 MB".
@@ -141,6 +149,23 @@ func RenderInfo(w io.Writer, a *api.App) error {
 	if c.MaxMemoryRestart > 0 {
 		line("max memory", FormatBytes(uint64(c.MaxMemoryRestart)))
 	}
+	if h := c.HealthCheck; h != nil {
+		what := "GET " + h.URL
+		if h.Script != "" {
+			what = "run " + h.Script
+		}
+		onFail := "restart"
+		if !h.Restart {
+			onFail = "report only"
+		}
+		line("health check", fmt.Sprintf("%s every %s, timeout %s, unhealthy after %d failures (%s)",
+			what, h.Interval, h.Timeout, h.Retries, onFail))
+	}
+	if c.WaitReady {
+		line("wait ready", "yes, up to "+c.Waiting().String())
+	}
+	size, keep := c.LogLimits()
+	line("log rotation", fmt.Sprintf("at %s, keeping %d", FormatBytes(uint64(size)), keep))
 	line("created", a.CreatedAt.Format(time.RFC3339))
 	if len(c.Env) > 0 {
 		b.WriteString("env:\n")
@@ -160,6 +185,12 @@ func RenderInfo(w io.Writer, a *api.App) error {
 		}
 		fmt.Fprintf(&b, "  [%d] id %d  status %s  pid %d  port %s  restarts %d  started %s\n",
 			in.Instance, in.ID, in.Status, in.Pid, port, in.Restarts, started)
+		if in.Health != "" {
+			fmt.Fprintf(&b, "      health: %s\n", in.Health)
+			if in.HealthError != "" {
+				fmt.Fprintf(&b, "      last failed check: %s\n", in.HealthError)
+			}
+		}
 		if in.Reason != "" {
 			fmt.Fprintf(&b, "      reason: %s\n", in.Reason)
 		}

@@ -4,8 +4,11 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -23,7 +26,98 @@ const (
 	DefaultKillTimeout = 5 * time.Second
 	// MaxBackoffDelay caps exp_backoff_restart_delay growth.
 	MaxBackoffDelay = 15 * time.Second
+
+	DefaultHealthInterval = 5 * time.Second
+	DefaultHealthTimeout  = 2 * time.Second
+	DefaultHealthRetries  = 3
+	// DefaultWaitTimeout bounds wait_ready (PM2's listen_timeout is 3 s; apps that build
+	// caches at start need more).
+	DefaultWaitTimeout = 30 * time.Second
+	DefaultLogMaxSize  = 10 << 20
+	DefaultLogKeep     = 5
+	// MinLogMaxSize keeps rotation meaningful: it moves whole filesystem blocks.
+	MinLogMaxSize = 64 << 10
 )
+
+// HealthCheck probes an instance: an HTTP GET answered with 2xx, or a command that exits 0.
+type HealthCheck struct {
+	// URL may contain {port}, replaced by the instance's port. Only loopback hosts: a health
+	// check probes the instance on this machine.
+	URL string `json:"url,omitempty"`
+	// Script is a command line run in the app's cwd with the instance's environment (PORT).
+	Script   string        `json:"script,omitempty"`
+	Interval time.Duration `json:"interval"`
+	Timeout  time.Duration `json:"timeout"`
+	// Retries consecutive failed checks make the instance unhealthy.
+	Retries int `json:"retries"`
+	// Restart an unhealthy instance (the default); false only reports it.
+	Restart bool `json:"restart"`
+}
+
+// NewHealthCheck returns a check with the defaults applied.
+func NewHealthCheck() *HealthCheck {
+	return &HealthCheck{Interval: DefaultHealthInterval, Timeout: DefaultHealthTimeout, Retries: DefaultHealthRetries, Restart: true}
+}
+
+// Check validates the health check of app (which has ports when hasPort).
+func (h *HealthCheck) Check(app string, hasPort bool) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("app %q: health_check: %s", app, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case h.URL == "" && h.Script == "":
+		return bad("set url (an HTTP check) or script (a command check)")
+	case h.URL != "" && h.Script != "":
+		return bad("set url or script, not both")
+	case h.Interval <= 0:
+		return bad("interval must be positive, got %s", h.Interval)
+	case h.Timeout <= 0:
+		return bad("timeout must be positive, got %s", h.Timeout)
+	case h.Retries < 1:
+		return bad("retries must be at least 1, got %d", h.Retries)
+	}
+	if h.Script != "" {
+		words, err := SplitCommand(h.Script)
+		if err != nil {
+			return bad("script: %v", err)
+		}
+		if len(words) == 0 {
+			return bad("script is empty")
+		}
+		return nil
+	}
+	if strings.Contains(h.URL, "{port}") && !hasPort {
+		return bad("url %q uses {port} but the app has no port", h.URL)
+	}
+	u, err := url.Parse(strings.ReplaceAll(h.URL, "{port}", "1"))
+	if err != nil {
+		return bad("url %q is not a URL: %v", h.URL, errors.Unwrap(err))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return bad("url %q must start with http:// or https://", h.URL)
+	}
+	if u.Host == "" {
+		return bad("url %q has no host; write http://127.0.0.1:{port}/health", h.URL)
+	}
+	if !loopback(u.Hostname()) {
+		return bad("url %q points at %s, which is not this machine's loopback; a health check probes "+
+			"the instance itself: use 127.0.0.1, [::1] or localhost", h.URL, u.Hostname())
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return bad("url %q has port %q, not one of 1-65535", h.URL, p)
+		}
+	}
+	return nil
+}
+
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
 
 // App is one application as the user configured it. The daemon saves it unchanged; runtime
 // overrides (restart --port) live beside it, never inside it.
@@ -44,6 +138,35 @@ type App struct {
 	MaxMemoryRestart       int64             `json:"max_memory_restart,omitempty"`
 	OutFile                string            `json:"out_file,omitempty"`
 	ErrorFile              string            `json:"error_file,omitempty"`
+	HealthCheck            *HealthCheck      `json:"health_check,omitempty"`
+	// WaitReady makes start, restart and reload answer only once every new instance is ready
+	// (healthy, or up for min_uptime without a health check), failing after WaitTimeout.
+	WaitReady   bool          `json:"wait_ready,omitempty"`
+	WaitTimeout time.Duration `json:"wait_timeout,omitempty"`
+	// LogMaxSize and LogKeep rotate each log file at that size, keeping that many old ones;
+	// 0 means the default.
+	LogMaxSize int64 `json:"log_max_size,omitempty"`
+	LogKeep    int   `json:"log_keep,omitempty"`
+}
+
+// Waiting is the wait_timeout in force.
+func (a *App) Waiting() time.Duration {
+	if a.WaitTimeout > 0 {
+		return a.WaitTimeout
+	}
+	return DefaultWaitTimeout
+}
+
+// LogLimits are the rotation size and count in force.
+func (a *App) LogLimits() (int64, int) {
+	size, keep := a.LogMaxSize, a.LogKeep
+	if size == 0 {
+		size = DefaultLogMaxSize
+	}
+	if keep == 0 {
+		keep = DefaultLogKeep
+	}
+	return size, keep
 }
 
 // NewApp returns an App with every default applied.
@@ -87,6 +210,20 @@ func (a *App) Validate() error {
 	}
 	if a.MaxMemoryRestart < 0 {
 		return fmt.Errorf("app %q: max_memory_restart must not be negative", a.Name)
+	}
+	if a.WaitTimeout < 0 {
+		return fmt.Errorf("app %q: wait_timeout must not be negative, got %s", a.Name, a.WaitTimeout)
+	}
+	if a.LogMaxSize != 0 && a.LogMaxSize < MinLogMaxSize {
+		return fmt.Errorf("app %q: log_max_size must be at least 64K, got %d bytes", a.Name, a.LogMaxSize)
+	}
+	if a.LogKeep < 0 || a.LogKeep > 1000 {
+		return fmt.Errorf("app %q: log_keep must be 1-1000, got %d", a.Name, a.LogKeep)
+	}
+	if a.HealthCheck != nil {
+		if err := a.HealthCheck.Check(a.Name, a.Port != ""); err != nil {
+			return err
+		}
 	}
 	for k := range a.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {

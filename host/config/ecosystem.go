@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -22,15 +23,11 @@ const MaxEcosystemSize = 10 << 20
 var keys = []string{
 	"name", "script", "args", "cwd", "env", "instances", "port", "autorestart", "max_restarts",
 	"min_uptime", "restart_delay", "exp_backoff_restart_delay", "kill_timeout",
-	"max_memory_restart", "out_file", "error_file",
+	"max_memory_restart", "out_file", "error_file", "health_check", "wait_ready", "wait_timeout",
+	"log_max_size", "log_keep",
 }
 
-// unbuilt are keys of DESIGN §5 whose feature this build does not have yet; they are refused
-// with a clear error instead of being accepted and ignored.
-var unbuilt = map[string]string{
-	"health_check": "health checks are not supported by this build yet",
-	"wait_ready":   "wait_ready is not supported by this build yet",
-}
+var healthKeys = []string{"url", "script", "interval", "timeout", "retries", "restart"}
 
 // LoadFile reads a JSON ecosystem file: {"apps": [...]} or one app object. Relative cwd and
 // log paths are resolved against the file's directory; errors name the file, the app and the key.
@@ -182,6 +179,67 @@ func ParseEcosystem(data []byte, file, baseDir string) (*Ecosystem, error) {
 	return eco, nil
 }
 
+// durationValue reads milliseconds or a duration string.
+func durationValue(v any) (time.Duration, error) {
+	if str, ok := v.(string); ok {
+		return ParseDuration(str)
+	}
+	if n, ok := wholeNumber(v); ok {
+		return ParseDuration(strconv.FormatInt(n, 10))
+	}
+	return 0, fmt.Errorf("must be milliseconds or a duration string like \"2s\", got %s", describe(v))
+}
+
+// healthFromMap reads a health_check object; the check is validated with its app.
+func healthFromMap(m map[string]any) (*HealthCheck, error) {
+	h := NewHealthCheck()
+	for k, v := range m {
+		switch k {
+		case "url", "script":
+			s, ok := v.(string)
+			if !ok || strings.TrimSpace(s) == "" {
+				return nil, fmt.Errorf("%s must be a non-empty string, got %s", k, describe(v))
+			}
+			if k == "url" {
+				h.URL = s
+			} else {
+				h.Script = s
+			}
+		case "interval", "timeout":
+			d, err := durationValue(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s %v", k, err)
+			}
+			if d <= 0 {
+				return nil, fmt.Errorf("%s must be positive, got %s", k, describe(v))
+			}
+			if k == "interval" {
+				h.Interval = d
+			} else {
+				h.Timeout = d
+			}
+		case "retries":
+			n, ok := wholeNumber(v)
+			if !ok || n < 1 || n > 1000 {
+				return nil, fmt.Errorf("retries must be a whole number from 1 to 1000, got %s", describe(v))
+			}
+			h.Retries = int(n)
+		case "restart":
+			b, ok := v.(bool)
+			if !ok {
+				return nil, fmt.Errorf("restart must be true or false, got %s", typeName(v))
+			}
+			h.Restart = b
+		default:
+			if s := suggest(k, healthKeys); s != "" {
+				return nil, fmt.Errorf("unknown key %q (did you mean %q?)", k, s)
+			}
+			return nil, fmt.Errorf("unknown key %q (a health check has %s)", k, strings.Join(healthKeys, ", "))
+		}
+	}
+	return h, nil
+}
+
 // PluginFromMap builds a plugin declaration from a decoded object (JSON or Lua): name and path
 // (relative to baseDir) are required; config is any JSON value; timeout a duration like "2s".
 func PluginFromMap(m map[string]any, where, baseDir string) (PluginDecl, error) {
@@ -259,9 +317,6 @@ func AppFromMap(m map[string]any, where, baseDir string) (App, error) {
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		if why, ok := unbuilt[k]; ok {
-			return App{}, fmt.Errorf("%s: %q: %s", label, k, why)
-		}
 		if !contains(keys, k) {
 			if s := suggest(k, keys); s != "" {
 				return App{}, fmt.Errorf("%s: unknown key %q (did you mean %q?)", label, k, s)
@@ -359,20 +414,14 @@ func AppFromMap(m map[string]any, where, baseDir string) (App, error) {
 				return bad(k, "must be a whole number of at least 0, got %s", describe(v))
 			}
 			app.MaxRestarts = int(n)
-		case "min_uptime", "restart_delay", "exp_backoff_restart_delay", "kill_timeout":
-			var s string
-			if str, ok := v.(string); ok {
-				s = str
-			} else if n, ok := wholeNumber(v); ok {
-				s = strconv.FormatInt(n, 10)
-			} else {
-				return bad(k, "must be milliseconds or a duration string like \"2s\", got %s", describe(v))
-			}
-			d, err := ParseDuration(s)
+		case "min_uptime", "restart_delay", "exp_backoff_restart_delay", "kill_timeout", "wait_timeout":
+			d, err := durationValue(v)
 			if err != nil {
 				return bad(k, "%v", err)
 			}
 			switch k {
+			case "wait_timeout":
+				app.WaitTimeout = d
 			case "min_uptime":
 				app.MinUptime = d
 			case "restart_delay":
@@ -382,15 +431,41 @@ func AppFromMap(m map[string]any, where, baseDir string) (App, error) {
 			case "kill_timeout":
 				app.KillTimeout = d
 			}
-		case "max_memory_restart":
+		case "max_memory_restart", "log_max_size":
+			var size int64
 			if s, ok := v.(string); ok {
-				if app.MaxMemoryRestart, err = ParseMemory(s); err != nil {
+				if size, err = ParseMemory(s); err != nil {
 					return bad(k, "%v", err)
 				}
 			} else if n, ok := wholeNumber(v); ok && n > 0 {
-				app.MaxMemoryRestart = n
+				size = n
 			} else {
 				return bad(k, "must be a size like \"200M\" or a number of bytes, got %s", describe(v))
+			}
+			if k == "log_max_size" {
+				app.LogMaxSize = size
+			} else {
+				app.MaxMemoryRestart = size
+			}
+		case "log_keep":
+			n, ok := wholeNumber(v)
+			if !ok || n < 1 || n > 1000 {
+				return bad(k, "must be a whole number from 1 to 1000, got %s", describe(v))
+			}
+			app.LogKeep = int(n)
+		case "wait_ready":
+			b, ok := v.(bool)
+			if !ok {
+				return bad(k, "must be true or false, got %s", typeName(v))
+			}
+			app.WaitReady = b
+		case "health_check":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return bad(k, "must be an object like {\"url\": \"http://127.0.0.1:{port}/health\"}, got %s", typeName(v))
+			}
+			if app.HealthCheck, err = healthFromMap(obj); err != nil {
+				return bad(k, "%v", err)
 			}
 		}
 	}

@@ -406,8 +406,22 @@ func TestEcosystemParseJSONErrors(t *testing.T) {
 
 		// Unknown and unbuilt keys.
 		{"unknown key with suggestion", `{"apps": [{"script": "a"}, {"script": "b", "instnaces": 2}]}`, []string{"apps[1]", `unknown key "instnaces"`, `did you mean "instances"`}},
-		{"health_check refused", `{"name": "web", "script": "w", "health_check": {"url": "http://x"}}`, []string{"apps[0] (web)", `"health_check"`, "not supported"}},
-		{"wait_ready refused", `{"apps": [{"script": "a"}, {"name": "web", "script": "w", "wait_ready": true}]}`, []string{"apps[1] (web)", `"wait_ready"`, "not supported"}},
+		{"health_check off loopback", `{"name": "web", "script": "w", "health_check": {"url": "http://10.1.2.3/health"}}`, []string{"apps[0] (web)", "health_check", "10.1.2.3", "not this machine's loopback"}},
+		{"health_check not a URL", `{"name": "web", "script": "w", "port": 3000, "health_check": {"url": "http://127.0.0.1:{port}/%zz"}}`, []string{"apps[0] (web)", "health_check", "is not a URL"}},
+		{"health_check scheme", `{"name": "web", "script": "w", "health_check": {"url": "ftp://127.0.0.1/"}}`, []string{"health_check", "must start with http://"}},
+		{"health_check port without port", `{"name": "web", "script": "w", "health_check": {"url": "http://127.0.0.1:{port}/"}}`, []string{"health_check", "uses {port} but the app has no port"}},
+		{"health_check zero interval", `{"name": "web", "script": "w", "health_check": {"script": "true", "interval": 0}}`, []string{`"health_check"`, "interval must be positive"}},
+		{"health_check negative timeout", `{"name": "web", "script": "w", "health_check": {"script": "true", "timeout": "-1s"}}`, []string{`"health_check"`, "timeout"}},
+		{"health_check zero retries", `{"name": "web", "script": "w", "health_check": {"script": "true", "retries": 0}}`, []string{`"health_check"`, "retries must be a whole number from 1"}},
+		{"health_check both", `{"name": "web", "script": "w", "health_check": {"script": "true", "url": "http://localhost/"}}`, []string{"health_check", "not both"}},
+		{"health_check neither", `{"name": "web", "script": "w", "health_check": {"retries": 2}}`, []string{"health_check", "set url"}},
+		{"health_check typo", `{"name": "web", "script": "w", "health_check": {"urll": "http://localhost/"}}`, []string{`"health_check"`, `unknown key "urll"`, `did you mean "url"`}},
+		{"health_check not object", `{"name": "web", "script": "w", "health_check": "http://localhost/"}`, []string{`"health_check"`, "must be an object"}},
+		{"wait_ready not bool", `{"apps": [{"script": "a"}, {"name": "web", "script": "w", "wait_ready": "yes"}]}`, []string{"apps[1] (web)", `"wait_ready"`, "true or false"}},
+		{"wait_timeout bad", `{"name": "web", "script": "w", "wait_timeout": "soon"}`, []string{`"wait_timeout"`}},
+		{"log_max_size Q", `{"name": "web", "script": "w", "log_max_size": "12Q"}`, []string{`"log_max_size"`, "12Q"}},
+		{"log_max_size tiny", `{"name": "web", "script": "w", "log_max_size": "1K"}`, []string{"log_max_size must be at least 64K"}},
+		{"log_keep zero", `{"name": "web", "script": "w", "log_keep": 0}`, []string{`"log_keep"`, "1 to 1000"}},
 
 		// Wrong types, for every key.
 		{"name number", `{"name": 5, "script": "w"}`, []string{"apps[0]", `"name"`, "string", "a number"}},

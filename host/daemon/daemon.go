@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -351,8 +352,26 @@ func (d *Daemon) launch(a *app, s *slot, adopt *supervisor.Adopt) {
 		},
 		KillTimeout: a.cfg.KillTimeout,
 		Port:        s.port,
+		Health:      healthSpec(a.cfg, s.port),
 	}
 	s.inst = supervisor.Start(spec, s.last.Restarts, adopt, d.instanceChanged)
+}
+
+// healthSpec resolves an app's health check for the instance on port.
+func healthSpec(cfg config.App, port int) *supervisor.HealthSpec {
+	h := cfg.HealthCheck
+	if h == nil {
+		return nil
+	}
+	out := &supervisor.HealthSpec{
+		URL: strings.ReplaceAll(h.URL, "{port}", strconv.Itoa(port)), Interval: h.Interval, Timeout: h.Timeout,
+		Retries: h.Retries, Restart: h.Restart,
+		Grace: max(cfg.MinUptime, h.Interval*time.Duration(h.Retries)),
+	}
+	if h.Script != "" {
+		out.Argv, _ = config.SplitCommand(strings.ReplaceAll(h.Script, "{port}", strconv.Itoa(port)))
+	}
+	return out
 }
 
 func (d *Daemon) outLog(a *app, s *slot) string {

@@ -56,18 +56,18 @@ func (d *Daemon) Start(req api.StartRequest) (*api.Started, error) {
 			st.Existed = true
 			return st, nil
 		case "update":
-			return d.update(a, req.App)
+			return d.update(a, req.App, req.WaitTimeout)
 		case "":
 		default:
 			return nil, userErr("if_exists must be \"\", \"keep\" or \"update\", got %q", req.IfExists)
 		}
 	}
-	return d.startLocked(req.App)
+	return d.startLocked(req.App, req.WaitTimeout)
 }
 
 // update replaces a's saved configuration with cfg and restarts it under that configuration
 // (any runtime override ends). Nothing changes if cfg is invalid or its ports cannot be had.
-func (d *Daemon) update(a *app, cfg config.App) (*api.Started, error) {
+func (d *Daemon) update(a *app, cfg config.App, waitTimeout time.Duration) (*api.Started, error) {
 	argv, err := checkApp(cfg)
 	if err != nil {
 		return nil, err
@@ -91,13 +91,22 @@ func (d *Daemon) update(a *app, cfg config.App) (*api.Started, error) {
 		return nil, err
 	}
 	d.waitSpawned(a.slots)
+	var werr error
+	if wait, timeout := readiness(cfg, false, waitTimeout); wait {
+		d.mu.Lock()
+		slots := append([]*slot(nil), a.slots...)
+		d.mu.Unlock()
+		if werr = waitAllReady(a, slots, timeout); werr != nil {
+			werr = notReady(cfg.Name, werr)
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.portsChanged(cfg.Name, before, slotPorts(a))
 	d.saveLocked()
 	st := started(a)
 	st.Existed, st.Updated, st.Warnings = true, true, warnings
-	return st, nil
+	return st, werr
 }
 
 // launchPlans describes the n instances an operation on a will start on ps, for the starting
@@ -161,7 +170,7 @@ func (d *Daemon) waitSpawned(slots []*slot) {
 	}
 }
 
-func (d *Daemon) startLocked(cfg config.App) (*api.Started, error) {
+func (d *Daemon) startLocked(cfg config.App, waitTimeout time.Duration) (*api.Started, error) {
 	argv, err := checkApp(cfg)
 	if err != nil {
 		return nil, err
@@ -207,11 +216,24 @@ func (d *Daemon) startLocked(cfg config.App) (*api.Started, error) {
 	}
 	d.mu.Unlock()
 	d.waitSpawned(a.slots)
+	var werr error
+	if wait, timeout := readiness(cfg, false, waitTimeout); wait {
+		werr = waitAllReady(a, a.slots, timeout)
+	}
 	d.mu.Lock()
 	d.saveLocked()
 	st := started(a)
 	st.Warnings = warnings
+	if werr != nil {
+		return st, notReady(cfg.Name, werr)
+	}
 	return st, nil
+}
+
+// notReady is a start or restart whose instances run but did not become ready in time; they
+// are left running (as PM2 does), and the error says so.
+func notReady(name string, err error) error {
+	return userErr("%s started but is not ready: %v (its instances keep running; see pmdaemon info %s)", name, err, name)
 }
 
 // checkLogs makes sure an instance's log files can be written before anything starts.
@@ -357,6 +379,8 @@ type plan struct {
 	override string
 	ports    []int // per instance; nil without ports
 	n        int
+	wait     bool          // restart: wait for readiness (reload always does)
+	timeout  time.Duration // how long readiness may take
 }
 
 // planFor validates the overrides of req for app a and allocates the ports; d.mu must not be
@@ -364,6 +388,7 @@ type plan struct {
 func (d *Daemon) planFor(a *app, req api.TargetRequest, reload bool) (*plan, error) {
 	d.mu.Lock()
 	p := &plan{spec: a.liveSpec(), override: a.override, n: len(a.slots)}
+	p.wait, p.timeout = readiness(a.cfg, req.WaitReady, req.WaitTimeout)
 	cfgPort := a.cfg.Port
 	var held []int
 	for _, s := range a.slots {
@@ -458,11 +483,21 @@ func (d *Daemon) restartOrReload(req api.TargetRequest, reload bool) (*api.Resul
 		var err error
 		switch {
 		case t.slot != nil:
-			err = d.restartSlot(t.app, t.slot, reload)
+			d.mu.Lock()
+			wait, timeout := readiness(t.app.cfg, req.WaitReady || reload, req.WaitTimeout)
+			d.mu.Unlock()
+			err = d.restartSlot(t.app, t.slot, wait, timeout)
 		case reload:
 			err = d.reloadApp(t.app, plans[i])
 		default:
 			err = d.restartApp(t.app, plans[i])
+			if err == nil && plans[i].wait {
+				d.waitSpawned(t.slots())
+				d.mu.Lock()
+				slots := append([]*slot(nil), t.app.slots...)
+				d.mu.Unlock()
+				err = waitAllReady(t.app, slots, plans[i].timeout)
+			}
 		}
 		d.waitSpawned(t.slots())
 		d.mu.Lock()
@@ -478,7 +513,7 @@ func (d *Daemon) restartOrReload(req api.TargetRequest, reload bool) (*api.Resul
 }
 
 // restartSlot restarts one instance on its port (or a fresh one if it had none).
-func (d *Daemon) restartSlot(a *app, s *slot, wait bool) error {
+func (d *Daemon) restartSlot(a *app, s *slot, wait bool, timeout time.Duration) error {
 	d.stopSlots([]*slot{s}, false)
 	d.mu.Lock()
 	needPort := s.port == 0 && a.liveSpec() != ""
@@ -500,7 +535,7 @@ func (d *Daemon) restartSlot(a *app, s *slot, wait bool) error {
 	inst := s.inst
 	d.mu.Unlock()
 	if wait && inst != nil {
-		return waitReady(a, inst)
+		return waitReady(a, inst, timeout)
 	}
 	return nil
 }
@@ -627,7 +662,7 @@ func (d *Daemon) reloadApp(a *app, p *plan) error {
 	a.slots = append(old, fresh...)
 	d.mu.Unlock()
 
-	if err := waitAllReady(a, fresh); err != nil {
+	if err := waitAllReady(a, fresh, p.timeout); err != nil {
 		d.stopSlots(fresh, true)
 		d.mu.Lock()
 		d.reg.Release(a.cfg.Name, p.ports)
@@ -705,7 +740,7 @@ func (d *Daemon) rollingReload(a *app, p *plan) error {
 		inst := s.inst
 		d.mu.Unlock()
 		if inst != nil {
-			if err := waitReady(a, inst); err != nil {
+			if err := waitReady(a, inst, p.timeout); err != nil {
 				return fmt.Errorf("reload of %s stopped at instance %d: %w", a.cfg.Name, i, err)
 			}
 		}
@@ -732,14 +767,20 @@ func contains(xs []int, x int) bool {
 	return false
 }
 
-// waitReady waits until inst has been online for the app's min_uptime, or fails when it exits.
-func waitReady(a *app, inst *supervisor.Instance) error {
-	deadline := time.Now().Add(a.cfg.MinUptime + 30*time.Second)
+// waitReady waits until inst is ready: healthy when the app has a health check, else online
+// for the app's min_uptime. It fails when the instance exits or timeout passes.
+func waitReady(a *app, inst *supervisor.Instance, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	name, index := a.cfg.Name, inst.Spec().Index
+	checked := inst.Spec().Health != nil
 	for {
 		st := inst.State()
 		switch st.Status {
 		case supervisor.Online:
-			if time.Since(st.StartedAt) >= a.cfg.MinUptime {
+			if checked && st.Health == supervisor.HealthHealthy {
+				return nil
+			}
+			if !checked && time.Since(st.StartedAt) >= a.cfg.MinUptime {
 				return nil
 			}
 		case supervisor.Errored, supervisor.Stopped, supervisor.WaitingRestart:
@@ -747,16 +788,23 @@ func waitReady(a *app, inst *supervisor.Instance) error {
 			if why == "" {
 				why = fmt.Sprintf("exit code %d", st.ExitCode)
 			}
-			return fmt.Errorf("instance %d of %s did not stay up (%s)", inst.Spec().Index, a.cfg.Name, why)
+			return fmt.Errorf("instance %d of %s did not stay up (%s)", index, name, why)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("instance %d of %s was not ready in time", inst.Spec().Index, a.cfg.Name)
+			if checked {
+				last := st.HealthError
+				if last == "" {
+					last = "no check has answered yet"
+				}
+				return fmt.Errorf("instance %d of %s was not healthy within %s (last check: %s)", index, name, timeout, last)
+			}
+			return fmt.Errorf("instance %d of %s was not up for min_uptime %s within %s", index, name, a.cfg.MinUptime, timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func waitAllReady(a *app, slots []*slot) error {
+func waitAllReady(a *app, slots []*slot, timeout time.Duration) error {
 	errs := make([]error, len(slots))
 	var wg sync.WaitGroup
 	for i, s := range slots {
@@ -767,11 +815,20 @@ func waitAllReady(a *app, slots []*slot) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = waitReady(a, s.inst)
+			errs[i] = waitReady(a, s.inst, timeout)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// readiness is how long an operation waits for readiness, and whether a start or restart
+// waits at all (a reload always does).
+func readiness(cfg config.App, wait bool, timeout time.Duration) (bool, time.Duration) {
+	if timeout <= 0 {
+		timeout = cfg.Waiting()
+	}
+	return wait || cfg.WaitReady, timeout
 }
 
 // List returns one row per instance, in creation order.
@@ -803,6 +860,7 @@ func (d *Daemon) row(a *app, s *slot) api.Instance {
 		m := d.sampler.Get(s.id)
 		r.CPU, r.Memory = m.CPU, m.Memory
 		r.UptimeMS = time.Since(st.StartedAt).Milliseconds()
+		r.Health, r.HealthError = st.Health, st.HealthError
 	}
 	return r
 }
@@ -873,7 +931,7 @@ func (d *Daemon) Resurrect() (*api.Result, error) {
 		switch {
 		case !exists:
 			d.opMu.Lock()
-			st, err := d.startLocked(cfg)
+			st, err := d.startLocked(cfg, 0)
 			d.opMu.Unlock()
 			if err != nil {
 				errs = append(errs, err)
@@ -883,7 +941,7 @@ func (d *Daemon) Resurrect() (*api.Result, error) {
 		case idle:
 			// The dump's config is the saved one; any runtime override ends here.
 			d.opMu.Lock()
-			st, err := d.update(a, cfg)
+			st, err := d.update(a, cfg, 0)
 			d.opMu.Unlock()
 			if err != nil {
 				errs = append(errs, err)

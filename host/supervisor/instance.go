@@ -37,6 +37,7 @@ type Spec struct {
 	Policy      RestartPolicy
 	KillTimeout time.Duration
 	Port        int // the port the instance was given (PORT in Env), 0 for none; for reports only
+	Health      *HealthSpec
 }
 
 // State is a snapshot of an instance, safe to copy.
@@ -48,6 +49,10 @@ type State struct {
 	Restarts  int
 	ExitCode  int
 	Reason    string // why it is errored or last restarted
+	// Health is "" without a health check, else checking, healthy or unhealthy.
+	Health      string
+	HealthFails int    // consecutive failed checks
+	HealthError string // what the last failed check said
 }
 
 // Adopt describes a process left running by an earlier daemon that this instance takes back.
@@ -152,6 +157,12 @@ func (in *Instance) run(adopt *Adopt) {
 	defer in.markSpawned()
 	var bo backoff
 	var proc *running
+	var hc *checker
+	stopChecks := func() {
+		hc.close()
+		hc = nil
+	}
+	defer func() { stopChecks() }()
 	if adopt != nil {
 		proc = &running{pid: adopt.Pid, started: adopt.StartedAt, exited: watchPid(adopt.Pid, adopt.PidStart)}
 		in.update(func(s *State) {
@@ -171,8 +182,24 @@ func (in *Instance) run(adopt *Adopt) {
 			proc = p
 		}
 		in.markSpawned()
+		if hc == nil && proc.pid > 0 && in.spec.Health != nil {
+			in.update(func(s *State) { s.Health, s.HealthFails, s.HealthError = HealthChecking, 0, "" })
+			hc = in.startChecker()
+		}
 		select {
+		case r := <-hc.resultsCh():
+			if reason := in.judge(r, proc.started); reason != "" {
+				stopChecks()
+				in.update(func(s *State) { s.Status = Stopping })
+				code := in.killGroup(proc)
+				proc = nil
+				in.update(func(s *State) {
+					s.Status, s.Pid, s.PidStart, s.ExitCode, s.Restarts = WaitingRestart, 0, 0, code, s.Restarts+1
+					s.Reason = reason
+				})
+			}
 		case code := <-proc.exited:
+			stopChecks()
 			uptime := time.Since(proc.started)
 			if proc.pid > 0 && code != exitNotOurs {
 				// Whatever the app left in its group is orphaned now; a fresh instance may follow.
@@ -227,6 +254,7 @@ func (in *Instance) run(adopt *Adopt) {
 			if proc.pid <= 0 {
 				continue
 			}
+			stopChecks()
 			in.update(func(s *State) { s.Status = Stopping })
 			code := in.killGroup(proc)
 			proc = nil
@@ -235,12 +263,41 @@ func (in *Instance) run(adopt *Adopt) {
 				s.Reason = reason
 			})
 		case <-in.stopCh:
+			stopChecks()
 			in.update(func(s *State) { s.Status = Stopping })
 			code := in.killGroup(proc)
 			in.update(func(s *State) { s.Status, s.Pid, s.PidStart, s.ExitCode = Stopped, 0, 0, code })
 			return
 		}
 	}
+}
+
+// judge records a health result and returns why the process must be restarted, or "".
+func (in *Instance) judge(r healthResult, started time.Time) string {
+	h := in.spec.Health
+	var restart string
+	// Health is read live by list and not persisted: no need to notify anyone of it.
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	func(s *State) {
+		if r.ok {
+			s.Health, s.HealthFails, s.HealthError = HealthHealthy, 0, ""
+			return
+		}
+		s.HealthError = r.msg
+		if s.Health == HealthChecking && time.Since(started) < h.Grace {
+			return // still starting: failures count once the grace period is over
+		}
+		s.HealthFails++
+		if s.HealthFails < h.Retries {
+			return
+		}
+		s.Health = HealthUnhealthy
+		if h.Restart {
+			restart = fmt.Sprintf("unhealthy: %d consecutive failed checks (last: %s)", s.HealthFails, r.msg)
+		}
+	}(&in.st)
+	return restart
 }
 
 func (in *Instance) spawn() (*running, error) {

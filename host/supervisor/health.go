@@ -1,0 +1,156 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// HealthSpec is an instance's health check, resolved for the instance (its port in the URL).
+type HealthSpec struct {
+	URL      string   // HTTP GET; 2xx is healthy
+	Argv     []string // or a command; exit 0 is healthy
+	Interval time.Duration
+	Timeout  time.Duration
+	Retries  int  // consecutive failures that make the instance unhealthy
+	Restart  bool // restart an unhealthy instance
+	// Grace is how long after a start failures do not count until the first success: an app
+	// that takes a while to listen is "checking", not unhealthy.
+	Grace time.Duration
+}
+
+// Health values of State.Health.
+const (
+	HealthChecking  = "checking"
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+)
+
+// checkFast is the pace of checks until the first success, so readiness is seen at once.
+const checkFast = 100 * time.Millisecond
+
+type healthResult struct {
+	ok  bool
+	msg string
+}
+
+// checker probes one process on its own goroutine and hands results to the instance's loop,
+// so that a slow check never delays handling an exit or a stop.
+type checker struct {
+	results chan healthResult
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func (in *Instance) startChecker() *checker {
+	h := in.spec.Health
+	if h == nil {
+		return nil
+	}
+	c := &checker{results: make(chan healthResult), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		delay, healthy := min(checkFast, h.Interval), false
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case <-t.C:
+			}
+			r := in.probe(h)
+			select {
+			case c.results <- r:
+			case <-c.stop:
+				return
+			}
+			healthy = healthy || r.ok
+			delay = h.Interval
+			if !healthy {
+				delay = min(checkFast, h.Interval)
+			}
+			t.Reset(delay)
+		}
+	}()
+	return c
+}
+
+// results is nil (never ready) without a checker.
+func (c *checker) resultsCh() <-chan healthResult {
+	if c == nil {
+		return nil
+	}
+	return c.results
+}
+
+func (c *checker) close() {
+	if c != nil {
+		close(c.stop)
+		<-c.done
+	}
+}
+
+var healthClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
+func (in *Instance) probe(h *HealthSpec) healthResult {
+	ctx, cancel := context.WithTimeout(context.Background(), h.Timeout)
+	defer cancel()
+	if h.URL != "" {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.URL, nil)
+		if err != nil {
+			return healthResult{msg: err.Error()}
+		}
+		resp, err := healthClient.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return healthResult{msg: fmt.Sprintf("GET %s: no answer within %s", h.URL, h.Timeout)}
+			}
+			return healthResult{msg: fmt.Sprintf("GET %s: %v", h.URL, unwrapURLError(err))}
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			return healthResult{msg: fmt.Sprintf("GET %s: HTTP %d", h.URL, resp.StatusCode)}
+		}
+		return healthResult{ok: true}
+	}
+	cmd := exec.CommandContext(ctx, h.Argv[0], h.Argv[1:]...)
+	cmd.Dir = in.spec.Dir
+	cmd.Env = in.spec.Env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// On timeout the check's whole group goes, so a hung check leaves nothing behind.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	if err == nil {
+		return healthResult{ok: true}
+	}
+	first, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
+	if len(first) > 200 {
+		first = first[:200]
+	}
+	if ctx.Err() != nil {
+		return healthResult{msg: fmt.Sprintf("check %q did not finish within %s", strings.Join(h.Argv, " "), h.Timeout)}
+	}
+	if first != "" {
+		return healthResult{msg: fmt.Sprintf("check %q: %v: %s", strings.Join(h.Argv, " "), err, first)}
+	}
+	return healthResult{msg: fmt.Sprintf("check %q: %v", strings.Join(h.Argv, " "), err)}
+}
+
+func unwrapURLError(err error) error {
+	type unwrapper interface{ Unwrap() error }
+	if u, ok := err.(unwrapper); ok && u.Unwrap() != nil {
+		return u.Unwrap()
+	}
+	return err
+}
