@@ -623,3 +623,32 @@ func FuzzEcosystemParseJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestEcosystemReliabilityKeys(t *testing.T) {
+	apps, err := ParseJSON([]byte(`{"name": "web", "script": "w", "port": 3000,
+		"health_check": {"url": "http://localhost:{port}/h", "interval": "1s", "timeout": 500, "retries": 2, "restart": false},
+		"wait_ready": true, "wait_timeout": "10s", "log_max_size": "1M", "log_keep": 3}`), "eco.json", "/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := apps[0]
+	want := HealthCheck{URL: "http://localhost:{port}/h", Interval: time.Second, Timeout: 500 * time.Millisecond, Retries: 2, Restart: false}
+	if a.HealthCheck == nil || *a.HealthCheck != want {
+		t.Errorf("health_check %+v, want %+v", a.HealthCheck, want)
+	}
+	if !a.WaitReady || a.WaitTimeout != 10*time.Second || a.LogMaxSize != 1<<20 || a.LogKeep != 3 {
+		t.Errorf("wait/log keys: %+v", a)
+	}
+	// Defaults: a bare script check restarts after 3 failures, every 5s, 2s timeout.
+	apps, err = ParseJSON([]byte(`{"name": "w", "script": "w", "health_check": {"script": "./check.sh"}}`), "eco.json", "/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := *apps[0].HealthCheck; got != (HealthCheck{Script: "./check.sh", Interval: 5 * time.Second, Timeout: 2 * time.Second, Retries: 3, Restart: true}) {
+		t.Errorf("defaults %+v", got)
+	}
+	size, keep := apps[0].LogLimits()
+	if size != 10<<20 || keep != 5 || apps[0].Waiting() != 30*time.Second {
+		t.Errorf("LogLimits %d %d, Waiting %s", size, keep, apps[0].Waiting())
+	}
+}
