@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 mkdir -p bin
 go build -o bin/pmdaemon ./cmd/pmdaemon
 go build -o bin/echo ./examples/apps/echo
+# The reference plugins, for examples/plugins/ecosystem.{json,lua} and docs/plugins.md.
+go build -o bin/reserved-range ./plugins/reserved-range
+go build -o bin/nginx-upstream ./plugins/nginx-upstream
 export PMDAEMON_HOME="$PWD/.demo-home"
 ./bin/pmdaemon delete all >/dev/null 2>&1 || true
 ./bin/pmdaemon run examples/ecosystem.lua >/dev/null

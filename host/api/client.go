@@ -178,3 +178,9 @@ func (c *Client) EnsurePlugin(ctx context.Context, req PluginAddRequest) (*Plugi
 func (c *Client) RemovePlugin(ctx context.Context, name string) error {
 	return c.do(ctx, "POST", "/v1/plugins/remove", PluginNameRequest{Name: name}, nil)
 }
+
+// TrustPlugin pins a registered plugin's binary as it is now.
+func (c *Client) TrustPlugin(ctx context.Context, name string) (*PluginRow, error) {
+	var out PluginRow
+	return &out, c.do(ctx, "POST", "/v1/plugins/trust", PluginNameRequest{Name: name}, &out)
+}

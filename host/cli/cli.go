@@ -77,7 +77,7 @@ func (e *Env) Root() *cobra.Command {
 	root.AddCommand(
 		e.startCmd(), e.stopCmd(), e.restartCmd("restart"), e.restartCmd("reload"), e.deleteCmd(),
 		e.listCmd(), e.infoCmd(), e.logsCmd(), e.saveCmd(), e.resurrectCmd(),
-		e.pingCmd(), e.killCmd(), e.daemonCmd(), e.runCmd(), e.pluginCmd(),
+		e.pingCmd(), e.killCmd(), e.daemonCmd(), e.runCmd(), e.pluginCmd(), e.startupCmd(),
 	)
 	return root
 }

@@ -20,7 +20,7 @@ func (e *Env) pluginCmd() *cobra.Command {
 		Short: "Register, list and remove plugins (allocation policies and lifecycle hooks)",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(e.pluginAddCmd(), e.pluginListCmd(), e.pluginRemoveCmd())
+	cmd.AddCommand(e.pluginAddCmd(), e.pluginListCmd(), e.pluginRemoveCmd(), e.pluginTrustCmd())
 	return cmd
 }
 
@@ -178,6 +178,32 @@ func (e *Env) pluginRemoveCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(e.Stdout, "[pmdaemon] removed plugin %s\n", args[0])
+			return e.printPlugins(ctx, c)
+		},
+	}
+}
+
+func (e *Env) pluginTrustCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "trust NAME",
+		Short: "Pin a plugin's binary as it is now (after you upgraded it), keeping its config",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("plugin trust takes one NAME, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := e.client(ctx)
+			if err != nil {
+				return err
+			}
+			row, err := c.TrustPlugin(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "[pmdaemon] plugin %s now pinned to sha256 %s\n", row.Name, short(row.SHA256))
 			return e.printPlugins(ctx, c)
 		},
 	}

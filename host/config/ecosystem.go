@@ -278,13 +278,10 @@ func PluginFromMap(m map[string]any, where, baseDir string) (PluginDecl, error) 
 	if !filepath.IsAbs(pd.Path) {
 		pd.Path = filepath.Join(baseDir, pd.Path)
 	}
-	if pd.Timeout, err = str("timeout", false); err != nil {
-		return pd, err
-	}
-	if pd.Timeout != "" {
-		d, err := ParseDuration(pd.Timeout)
+	if v, ok := m["timeout"]; ok {
+		d, err := durationValue(v)
 		if err != nil || d <= 0 {
-			return pd, fmt.Errorf("%s: \"timeout\" %q is not a positive duration such as 2s", where, pd.Timeout)
+			return pd, fmt.Errorf("%s: \"timeout\" must be a positive duration such as \"2s\" or milliseconds, got %s", where, describe(v))
 		}
 		pd.Timeout = d.String()
 	}

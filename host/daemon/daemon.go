@@ -57,6 +57,7 @@ type Daemon struct {
 
 	plugins *pluginhost.Manager
 	live    livePorts
+	emitMu  sync.Mutex // orders hook events with their app_ports snapshots
 
 	sampler  *metrics.Sampler
 	warnings []string // start-up problems, reported by ping

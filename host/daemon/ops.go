@@ -690,6 +690,9 @@ func (d *Daemon) reloadApp(a *app, p *plan) error {
 	for i, s := range fresh {
 		if i < len(old) {
 			s.id = old[i].id
+			if s.inst != nil {
+				s.inst.SetID(s.id)
+			}
 		}
 	}
 	a.slots = fresh

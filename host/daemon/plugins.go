@@ -69,6 +69,10 @@ func (d *Daemon) instanceChanged(c supervisor.Change) {
 	case d.sampleCh <- struct{}{}:
 	default:
 	}
+	// One lock over the app_ports snapshots and the queueing, so that hooks see the events of
+	// two instances in the order their snapshots were taken.
+	d.emitMu.Lock()
+	defer d.emitMu.Unlock()
 	for _, ev := range d.lifecycleEvents(c) {
 		d.plugins.Emit(ev)
 	}
@@ -79,7 +83,7 @@ func (d *Daemon) lifecycleEvents(c supervisor.Change) []sdk.Event {
 	o, n, sp := c.Old, c.New, c.Spec
 	ev := func(kind sdk.EventKind, pid int, up bool) sdk.Event {
 		e := sdk.Event{
-			Kind: kind, App: sp.App, Instance: sp.Index, ID: sp.ID, Pid: pid,
+			Kind: kind, App: sp.App, Instance: sp.Index, ID: c.ID, Pid: pid,
 			Ports: portList(sp.Port), ExitCode: n.ExitCode, Time: time.Now(), Reason: n.Reason,
 		}
 		e.AppPorts = d.live.set(sp.App, sp.ID, sp.Port, up)
@@ -119,6 +123,8 @@ func (d *Daemon) portsChanged(name string, before, now []int) {
 	if slices.Equal(b, n) {
 		return
 	}
+	d.emitMu.Lock()
+	defer d.emitMu.Unlock()
 	d.plugins.Emit(sdk.Event{
 		Kind: sdk.PortsChanged, App: name, Instance: -1, ID: -1, Ports: n, AppPorts: d.live.ports(name), Time: time.Now(),
 	})
@@ -290,6 +296,31 @@ func (d *Daemon) EnsurePlugin(req api.PluginAddRequest) (*api.PluginEnsured, err
 	d.saveLocked()
 	d.mu.Unlock()
 	return &api.PluginEnsured{Plugin: *d.pluginRow(req.Name), Existed: exists, Updated: exists}, nil
+}
+
+// TrustPlugin pins a plugin's binary as it is now (after an upgrade), keeping its config,
+// timeout and place in the chain; the binary is started and configured first.
+func (d *Daemon) TrustPlugin(name string) (*api.PluginRow, error) {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	cur, ok := d.plugins.Get(name)
+	if !ok {
+		return nil, &NotFoundError{Target: name, What: "plugin"}
+	}
+	spec := cur.Spec()
+	req := api.PluginAddRequest{Name: name, Path: spec.Path, Config: spec.Config}
+	if spec.Timeout > 0 {
+		req.Timeout = spec.Timeout.String()
+	}
+	p, err := d.probePlugin(req, true)
+	if err != nil {
+		return nil, err
+	}
+	d.plugins.Replace(p)
+	d.mu.Lock()
+	d.saveLocked()
+	d.mu.Unlock()
+	return d.pluginRow(name), nil
 }
 
 // RemovePlugin unregisters a plugin and stops it.

@@ -175,6 +175,14 @@ func (d *Daemon) Handler(kill func()) http.Handler {
 		out, err := d.EnsurePlugin(req)
 		reply(w, out, err)
 	})
+	mux.HandleFunc("POST /v1/plugins/trust", func(w http.ResponseWriter, r *http.Request) {
+		var req api.PluginNameRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		out, err := d.TrustPlugin(req.Name)
+		reply(w, out, err)
+	})
 	mux.HandleFunc("POST /v1/plugins/remove", func(w http.ResponseWriter, r *http.Request) {
 		var req api.PluginNameRequest
 		if !decode(w, r, &req) {

@@ -80,7 +80,10 @@ func (r AddRequest) Check() error {
 	if r.Timeout < 0 {
 		return fmt.Errorf("plugin '%s': timeout must be positive, got %s", r.Name, r.Timeout)
 	}
-	return checkBinary(r.Path)
+	if err := checkBinary(r.Path); err != nil {
+		return fmt.Errorf("plugin '%s': %v", r.Name, err)
+	}
+	return nil
 }
 
 // Probe starts the binary at r.Path, learns its kinds and hands it r.Config, and returns the

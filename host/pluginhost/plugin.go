@@ -139,8 +139,8 @@ func (p *Plugin) ensure() error {
 	}
 	if sum != p.spec.SHA256 {
 		return p.fail("binary %s has changed since it was added (sha256 %s, now %s); refusing to run it. "+
-			"If the change is yours, run: pmdaemon plugin remove %s && pmdaemon plugin add %s %s",
-			p.spec.Path, short(p.spec.SHA256), short(sum), p.spec.Name, p.spec.Name, p.spec.Path)
+			"If the change is yours, run: pmdaemon plugin trust %s",
+			p.spec.Path, short(p.spec.SHA256), short(sum), p.spec.Name)
 	}
 	want, _ := hex.DecodeString(sum)
 	startTimeout := p.spec.timeout()
@@ -158,8 +158,9 @@ func (p *Plugin) ensure() error {
 		SecureConfig:     &plugin.SecureConfig{Checksum: want, Hash: sha256.New()},
 		StartTimeout:     startTimeout,
 		Logger:           p.logger,
-		SyncStdout:       io.Discard,
-		SyncStderr:       io.Discard,
+		// What the plugin writes to os.Stdout/os.Stderr after the handshake goes to the log.
+		SyncStdout: p.logger.StandardWriter(&hclog.StandardLoggerOptions{ForceLevel: hclog.Info}),
+		SyncStderr: p.logger.StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true}),
 	})
 	rpc, err := client.Client()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -64,13 +65,16 @@ type Adopt struct {
 
 // Change is one state transition, reported to the notify callback in the order it happened.
 type Change struct {
-	Spec     Spec
+	Spec Spec
+	// ID is the id the instance goes by now (SetID), which a graceful reload changes.
+	ID       int
 	Old, New State
 }
 
 // Instance supervises one process. Its goroutine owns the process; others read State.
 type Instance struct {
 	spec     Spec
+	id       atomic.Int64
 	notify   func(Change)
 	mu       sync.Mutex
 	st       State
@@ -95,9 +99,14 @@ func Start(spec Spec, restarts int, adopt *Adopt, notify func(Change)) *Instance
 		done:    make(chan struct{}),
 		spawned: make(chan struct{}),
 	}
+	in.id.Store(int64(spec.ID))
 	go in.run(adopt)
 	return in
 }
+
+// SetID renames the instance for its reports: a graceful reload hands the old instance's id
+// to its replacement.
+func (in *Instance) SetID(id int) { in.id.Store(int64(id)) }
 
 // Spec returns the instance's spec.
 func (in *Instance) Spec() Spec { return in.spec }
@@ -141,7 +150,7 @@ func (in *Instance) update(f func(*State)) {
 	now := in.st
 	in.mu.Unlock()
 	if in.notify != nil {
-		in.notify(Change{Spec: in.spec, Old: old, New: now})
+		in.notify(Change{Spec: in.spec, ID: int(in.id.Load()), Old: old, New: now})
 	}
 }
 

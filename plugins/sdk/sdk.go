@@ -38,7 +38,7 @@ var Handshake = plugin.HandshakeConfig{
 // AllocateRequest asks a policy which ports an app may get.
 type AllocateRequest struct {
 	App       string
-	Instances int    // how many ports the app needs
+	Instances int    // how many ports are still to be chosen (1 when one instance of an app restarts)
 	Spec      string // the app's port spec: "8000", "8000-8003" or "auto:5000-5100"
 	// Candidates are the ports free in pmdaemon's registry and on the OS, ascending. In a chain
 	// of allocators they are what the previous policy allowed.

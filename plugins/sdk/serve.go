@@ -16,11 +16,15 @@ type ServeOpts struct {
 	Logger hclog.Logger
 }
 
+// stderr is the process's real stderr, taken before Serve: go-plugin then points os.Stderr
+// at a pipe of its own, and the daemon reads the plugin's logs from the real one.
+var stderr = os.Stderr
+
 // Logger returns a logger that writes JSON lines to stderr, which the daemon copies into
-// daemon.log under the plugin's name. Write a plugin's own logging through it: a plugin's
-// stdout is not a log.
+// daemon.log under the plugin's name, at their level. Write a plugin's own logging through
+// it (before or after Serve): a plugin's stdout is not a log.
 func Logger(name string) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: name, Output: os.Stderr, JSONFormat: true, Level: hclog.Info})
+	return hclog.New(&hclog.LoggerOptions{Name: name, Output: stderr, JSONFormat: true, Level: hclog.Info})
 }
 
 // Serve runs the plugin until the daemon lets it go. It does not return.

@@ -158,11 +158,19 @@ func TestChangedPluginBinaryIsRefused(t *testing.T) {
 	f.Close()
 	base := harness.FreePorts(t, 4)
 	stderr := h.Fail("start", harness.Echo, "--name", "web", "--port", "auto:"+portRange(base, 4))
-	harness.ErrLike(t, stderr, "plugin 'policy'", "has changed since it was added", "refusing to run it")
+	harness.ErrLike(t, stderr, "plugin 'policy'", "has changed since it was added", "refusing to run it", "pmdaemon plugin trust policy")
 	row := pluginRow(t, h, "policy")
 	if !contains(row.Status, "changed") {
 		t.Errorf("status %q, want it to say the binary changed", row.Status)
 	}
+	// The owner re-pins it; its config and place are kept and it runs again.
+	h.OK("plugin", "trust", "policy")
+	after := pluginRow(t, h, "policy")
+	if after.SHA256 == row.SHA256 || after.Status != "running" || !contains(string(after.Config), `"ok"`) {
+		t.Fatalf("after trust: %+v", after)
+	}
+	h.OK("start", harness.Echo, "--name", "web", "--port", "auto:"+portRange(base, 4))
+	harness.ErrLike(t, h.Fail("plugin", "trust", "nope"), "plugin 'nope' not found")
 }
 
 func copyFile(t *testing.T, from, to string) {

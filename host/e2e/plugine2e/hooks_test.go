@@ -18,6 +18,7 @@ type event struct {
 	Kind     string `json:"kind"`
 	App      string `json:"app"`
 	Instance int    `json:"instance"`
+	ID       int    `json:"id"`
 	Pid      int    `json:"pid"`
 	Ports    []int  `json:"ports"`
 	AppPorts []int  `json:"app_ports"`
@@ -152,4 +153,33 @@ func TestPluginProcessDiesWithTheDaemon(t *testing.T) {
 	}
 	harness.Sigkill(t, h.DaemonPid())
 	harness.Eventually(t, wait, "the plugin process to go", func() bool { return !harness.Alive(plugin) })
+}
+
+// After a reload onto new ports, the new instances take the old ids, and so do their events.
+func TestEventIDsFollowAReload(t *testing.T) {
+	h := harness.NewHome(t)
+	log := filepath.Join(t.TempDir(), "events.log")
+	h.OK("plugin", "add", "eventlog", eventlog, "--config", `{"file": "`+log+`"}`)
+	h.OK("start", harness.Echo, "--name", "web", "-i", "2", "--port", portRange(harness.FreePorts(t, 2), 2), "--min-uptime", "200ms")
+	h.WaitList(wait, "web online", harness.AllOnline("web", 2))
+	h.OK("reload", "web", "--port", portRange(harness.FreePorts(t, 2), 2))
+	rows := h.WaitList(wait, "web online", harness.AllOnline("web", 2))
+	ids := map[int]bool{}
+	for _, r := range rows {
+		ids[r.ID] = true
+	}
+	harness.Sigkill(t, rows[0].Pid)
+	harness.Eventually(t, wait, "the crash event", func() bool {
+		for _, e := range readEvents(t, log) {
+			if e.Kind == "crashed" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, e := range readEvents(t, log) {
+		if e.Kind == "crashed" && (e.ID != rows[0].ID || !ids[e.ID]) {
+			t.Errorf("crashed event has id %d; list says the instance is id %d", e.ID, rows[0].ID)
+		}
+	}
 }
