@@ -26,13 +26,13 @@ type Instance struct {
 	UptimeMS int64   `json:"uptime_ms"`
 	Restarts int     `json:"restarts"`
 	// Reason says why an instance is errored or was last restarted by the daemon.
-	Reason    string    `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"`
 	// Health is "" without a health check, else checking, healthy or unhealthy.
-	Health      string `json:"health,omitempty"`
-	HealthError string `json:"health_error,omitempty"`
-	StartedAt time.Time `json:"started_at,omitzero"`
-	OutLog    string    `json:"out_log"`
-	ErrLog    string    `json:"err_log"`
+	Health      string    `json:"health,omitempty"`
+	HealthError string    `json:"health_error,omitempty"`
+	StartedAt   time.Time `json:"started_at,omitzero"`
+	OutLog      string    `json:"out_log"`
+	ErrLog      string    `json:"err_log"`
 }
 
 // App is what `info` shows.

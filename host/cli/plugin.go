@@ -162,12 +162,7 @@ func (e *Env) pluginRemoveCmd() *cobra.Command {
 		Use:     "remove NAME",
 		Aliases: []string{"rm"},
 		Short:   "Unregister a plugin and stop it",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("plugin remove takes one NAME, got %d arguments", len(args))
-			}
-			return nil
-		},
+		Args:    oneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := e.client(ctx)
@@ -187,12 +182,7 @@ func (e *Env) pluginTrustCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "trust NAME",
 		Short: "Pin a plugin's binary as it is now (after you upgraded it), keeping its config",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("plugin trust takes one NAME, got %d arguments", len(args))
-			}
-			return nil
-		},
+		Args:  oneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := e.client(ctx)
@@ -207,6 +197,13 @@ func (e *Env) pluginTrustCmd() *cobra.Command {
 			return e.printPlugins(ctx, c)
 		},
 	}
+}
+
+func oneName(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("plugin %s takes one NAME, got %d arguments", cmd.Name(), len(args))
+	}
+	return nil
 }
 
 // warn prints the warnings an answer carried.

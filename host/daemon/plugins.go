@@ -337,13 +337,7 @@ func (d *Daemon) RemovePlugin(name string) error {
 }
 
 // Plugins lists the registered plugins.
-func (d *Daemon) Plugins() []api.PluginRow {
-	out := []api.PluginRow{}
-	for _, r := range d.plugins.List() {
-		out = append(out, api.PluginRow(r))
-	}
-	return out
-}
+func (d *Daemon) Plugins() []api.PluginRow { return d.plugins.List() }
 
 func (d *Daemon) pluginRow(name string) *api.PluginRow {
 	for _, r := range d.Plugins() {

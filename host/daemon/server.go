@@ -109,25 +109,11 @@ func (d *Daemon) Handler(kill func()) http.Handler {
 		out, err := d.Info(r.URL.Query().Get("target"))
 		reply(w, out, err)
 	})
-	mux.HandleFunc("POST /v1/start", func(w http.ResponseWriter, r *http.Request) {
-		var req api.StartRequest
-		if !decode(w, r, &req) {
-			return
-		}
-		out, err := d.Start(req)
-		reply(w, out, err)
-	})
+	post(mux, "/v1/start", d.Start)
 	for verb, op := range map[string]func(api.TargetRequest) (*api.Result, error){
 		"stop": d.Stop, "restart": d.Restart, "reload": d.Reload, "delete": d.Delete,
 	} {
-		mux.HandleFunc("POST /v1/"+verb, func(w http.ResponseWriter, r *http.Request) {
-			var req api.TargetRequest
-			if !decode(w, r, &req) {
-				return
-			}
-			out, err := op(req)
-			reply(w, out, err)
-		})
+		post(mux, "/v1/"+verb, op)
 	}
 	mux.HandleFunc("POST /v1/save", func(w http.ResponseWriter, r *http.Request) {
 		p, err := d.Save()
@@ -159,41 +145,28 @@ func (d *Daemon) Handler(kill func()) http.Handler {
 	mux.HandleFunc("GET /v1/plugins", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, d.Plugins(), nil)
 	})
-	mux.HandleFunc("POST /v1/plugins/add", func(w http.ResponseWriter, r *http.Request) {
-		var req api.PluginAddRequest
-		if !decode(w, r, &req) {
-			return
-		}
-		out, err := d.AddPlugin(req)
-		reply(w, out, err)
-	})
-	mux.HandleFunc("POST /v1/plugins/ensure", func(w http.ResponseWriter, r *http.Request) {
-		var req api.PluginAddRequest
-		if !decode(w, r, &req) {
-			return
-		}
-		out, err := d.EnsurePlugin(req)
-		reply(w, out, err)
-	})
-	mux.HandleFunc("POST /v1/plugins/trust", func(w http.ResponseWriter, r *http.Request) {
-		var req api.PluginNameRequest
-		if !decode(w, r, &req) {
-			return
-		}
-		out, err := d.TrustPlugin(req.Name)
-		reply(w, out, err)
-	})
-	mux.HandleFunc("POST /v1/plugins/remove", func(w http.ResponseWriter, r *http.Request) {
-		var req api.PluginNameRequest
-		if !decode(w, r, &req) {
-			return
-		}
-		reply(w, map[string]string{"removed": req.Name}, d.RemovePlugin(req.Name))
+	post(mux, "/v1/plugins/add", d.AddPlugin)
+	post(mux, "/v1/plugins/ensure", d.EnsurePlugin)
+	post(mux, "/v1/plugins/trust", func(req api.PluginNameRequest) (*api.PluginRow, error) { return d.TrustPlugin(req.Name) })
+	post(mux, "/v1/plugins/remove", func(req api.PluginNameRequest) (map[string]string, error) {
+		return map[string]string{"removed": req.Name}, d.RemovePlugin(req.Name)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})
 	return mux
+}
+
+// post serves POST path: the body decoded strictly into Req, answered with op's result.
+func post[Req, Resp any](mux *http.ServeMux, path string, op func(Req) (Resp, error)) {
+	mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if !decode(w, r, &req) {
+			return
+		}
+		out, err := op(req)
+		reply(w, out, err)
+	})
 }
 
 // decode reads a JSON body strictly: unknown fields and trailing data are errors.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/plugins/sdk"
 )
 
@@ -208,28 +209,16 @@ func (m *Manager) Close() {
 	}
 }
 
-// Row is what `plugin list` shows of one plugin.
-type Row struct {
-	Name    string          `json:"name"`
-	Kinds   []string        `json:"kinds"`
-	Path    string          `json:"path"`
-	SHA256  string          `json:"sha256"`
-	Status  string          `json:"status"`
-	Config  json.RawMessage `json:"config,omitempty"`
-	Timeout string          `json:"timeout"`
-	Starts  int             `json:"starts"`
-}
-
 // List describes every plugin, in registration order.
-func (m *Manager) List() []Row {
+func (m *Manager) List() []api.PluginRow {
 	m.mu.Lock()
 	list := append([]*Plugin(nil), m.list...)
 	m.mu.Unlock()
-	out := []Row{}
+	out := []api.PluginRow{}
 	for _, p := range list {
 		st := p.status()
 		p.mu.Lock()
-		out = append(out, Row{
+		out = append(out, api.PluginRow{
 			Name: p.spec.Name, Kinds: p.spec.Kinds, Path: p.spec.Path, SHA256: p.spec.SHA256, Status: st,
 			Config: p.spec.Config, Timeout: p.spec.timeout().String(), Starts: p.starts,
 		})

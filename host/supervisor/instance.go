@@ -199,13 +199,8 @@ func (in *Instance) run(adopt *Adopt) {
 		case r := <-hc.resultsCh():
 			if reason := in.judge(r, proc.started); reason != "" {
 				stopChecks()
-				in.update(func(s *State) { s.Status = Stopping })
-				code := in.killGroup(proc)
+				in.replace(proc, reason)
 				proc = nil
-				in.update(func(s *State) {
-					s.Status, s.Pid, s.PidStart, s.ExitCode, s.Restarts = WaitingRestart, 0, 0, code, s.Restarts+1
-					s.Reason = reason
-				})
 			}
 		case code := <-proc.exited:
 			stopChecks()
@@ -264,13 +259,8 @@ func (in *Instance) run(adopt *Adopt) {
 				continue
 			}
 			stopChecks()
-			in.update(func(s *State) { s.Status = Stopping })
-			code := in.killGroup(proc)
+			in.replace(proc, reason)
 			proc = nil
-			in.update(func(s *State) {
-				s.Status, s.Pid, s.PidStart, s.ExitCode, s.Restarts = WaitingRestart, 0, 0, code, s.Restarts+1
-				s.Reason = reason
-			})
 		case <-in.stopCh:
 			stopChecks()
 			in.update(func(s *State) { s.Status = Stopping })
@@ -279,6 +269,17 @@ func (in *Instance) run(adopt *Adopt) {
 			return
 		}
 	}
+}
+
+// replace stops proc as a stop would, for a restart the daemon or a health check asked for;
+// the loop then spawns a new process at once.
+func (in *Instance) replace(proc *running, reason string) {
+	in.update(func(s *State) { s.Status = Stopping })
+	code := in.killGroup(proc)
+	in.update(func(s *State) {
+		s.Status, s.Pid, s.PidStart, s.ExitCode, s.Restarts = WaitingRestart, 0, 0, code, s.Restarts+1
+		s.Reason = reason
+	})
 }
 
 // judge records a health result and returns why the process must be restarted, or "".
