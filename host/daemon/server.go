@@ -75,6 +75,11 @@ func Serve(home string, logw io.Writer) error {
 		}
 	}), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
+	// Once start-up is over, and again a little later (the first requests and metrics passes
+	// touch code once), give the kernel back the code pages start-up mapped.
+	trimText()
+	trimTimer := time.AfterFunc(5*time.Second, trimText)
+	defer trimTimer.Stop()
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
