@@ -77,7 +77,7 @@ func (e *Env) Root() *cobra.Command {
 	root.AddCommand(
 		e.startCmd(), e.stopCmd(), e.restartCmd("restart"), e.restartCmd("reload"), e.deleteCmd(),
 		e.listCmd(), e.infoCmd(), e.logsCmd(), e.saveCmd(), e.resurrectCmd(),
-		e.pingCmd(), e.killCmd(), e.daemonCmd(), e.runCmd(), e.pluginCmd(), e.startupCmd(),
+		e.pingCmd(), e.killCmd(), e.daemonCmd(), e.runCmd(), e.pluginCmd(), e.startupCmd(), e.flushCmd(),
 	)
 	return root
 }
@@ -87,9 +87,16 @@ func (e *Env) paths() daemon.Paths { return daemon.Paths{Home: e.Home} }
 // client returns a client for a running daemon, starting one first if none answers.
 func (e *Env) client(ctx context.Context) (*api.Client, error) {
 	c := api.NewClient(e.paths().Socket())
-	if _, err := c.Ping(ctx); err == nil {
+	p, err := c.Ping(ctx)
+	if err == nil {
+		printWarnings(e.Stderr, p.Problems)
 		return c, nil
-	} else if !errors.Is(err, api.ErrNoDaemon) {
+	}
+	// Only an answer from the daemon means one runs. A refused or reset connection, or a
+	// socket that closes mid-request, is a daemon that is gone or going (a SIGKILLed daemon's
+	// socket can accept for a moment): start one, and the home's lock decides which lives.
+	var remote *api.RemoteError
+	if errors.As(err, &remote) || ctx.Err() != nil {
 		return nil, err
 	}
 	if err := e.spawnDaemon(); err != nil {
@@ -99,15 +106,20 @@ func (e *Env) client(ctx context.Context) (*api.Client, error) {
 	for {
 		p, err := c.Ping(ctx)
 		if err == nil {
-			for _, w := range p.Warnings {
-				fmt.Fprintf(e.Stderr, "Warning: %s\n", w)
-			}
+			printWarnings(e.Stderr, p.Warnings)
+			printWarnings(e.Stderr, p.Problems)
 			return c, nil
 		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("the daemon did not answer within 15s (see %s): %v", e.paths().Log(), err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func printWarnings(w io.Writer, ws []string) {
+	for _, m := range ws {
+		fmt.Fprintf(w, "Warning: %s\n", m)
 	}
 }
 

@@ -3,14 +3,17 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/logs"
 )
 
 func (e *Env) logsCmd() *cobra.Command {
@@ -40,22 +43,23 @@ func (e *Env) logsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			offsets := make([]int64, len(files))
+			positions := make([]logs.Position, len(files))
 			for i, f := range files {
 				fmt.Fprintf(e.Stdout, "==> %s <==\n", f.path)
-				tail, end, err := tailFile(f.path, lines)
-				if err != nil && !os.IsNotExist(err) {
+				// The last lines span the rotated files (path.1, ...) when the live one holds fewer.
+				tail, pos, err := logs.Tail(f.path, lines)
+				if err != nil && !errors.Is(err, fs.ErrNotExist) {
 					return err
 				}
 				for _, l := range tail {
 					fmt.Fprintf(e.Stdout, "%s | %s\n", f.label, l)
 				}
-				offsets[i] = end
+				positions[i] = pos
 			}
 			if !follow {
 				return nil
 			}
-			return followFiles(ctx, e.Stdout, files, offsets)
+			return followFiles(ctx, e.Stdout, files, positions)
 		},
 	}
 	cmd.Flags().IntVarP(&lines, "lines", "n", 15, "how many lines to print from the end of each file")
@@ -68,26 +72,9 @@ func (e *Env) logsCmd() *cobra.Command {
 type logFile struct{ path, label string }
 
 func logFiles(ctx context.Context, c *api.Client, target string, out, errs bool) ([]logFile, error) {
-	var rows []api.Instance
-	if target == "all" {
-		var err error
-		if rows, err = c.List(ctx); err != nil {
-			return nil, err
-		}
-	} else {
-		info, err := c.Info(ctx, target)
-		if err != nil {
-			return nil, err
-		}
-		rows = info.Instances
-		if id, ok := parseID(target); ok {
-			rows = nil
-			for _, r := range info.Instances {
-				if r.ID == id {
-					rows = append(rows, r)
-				}
-			}
-		}
+	rows, err := targetRows(ctx, c, target)
+	if err != nil {
+		return nil, err
 	}
 	var files []logFile
 	seen := map[string]bool{}
@@ -105,6 +92,28 @@ func logFiles(ctx context.Context, c *api.Client, target string, out, errs bool)
 	return files, nil
 }
 
+// targetRows are the instances TARGET names: all of them, an app's, or one instance id's. An
+// unknown target is the daemon's not-found error.
+func targetRows(ctx context.Context, c *api.Client, target string) ([]api.Instance, error) {
+	if target == "all" {
+		return c.List(ctx)
+	}
+	info, err := c.Info(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	rows := info.Instances
+	if id, ok := parseID(target); ok {
+		rows = nil
+		for _, r := range info.Instances {
+			if r.ID == id {
+				rows = append(rows, r)
+			}
+		}
+	}
+	return rows, nil
+}
+
 func parseID(s string) (int, bool) {
 	var n int
 	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || fmt.Sprint(n) != s {
@@ -113,90 +122,64 @@ func parseID(s string) (int, bool) {
 	return n, true
 }
 
-// tailFile returns the last n lines of path and the file's size, reading backwards in blocks so a
-// large log costs only what is printed.
-func tailFile(path string, n int) ([]string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, err
+// followFiles prints what is appended to the files, from where Tail stopped, until ctx ends.
+// logs.FollowFrom goes on across rotations (reading what it had not printed yet from the new
+// rotated file), truncations (flush) and recreations.
+func followFiles(ctx context.Context, w io.Writer, files []logFile, positions []logs.Position) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex // one line at a time on w
+	errs := make(chan error, len(files))
+	for i, f := range files {
+		lw := &lineWriter{w: w, mu: &mu, label: f.label}
+		go func() {
+			err := logs.FollowFrom(ctx, f.path, positions[i], lw, followPoll)
+			if err != nil {
+				cancel()
+			}
+			errs <- err
+		}()
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, 0, err
-	}
-	size := st.Size()
-	if n == 0 {
-		return nil, size, nil
-	}
-	const block = 64 << 10
-	var buf []byte
-	pos := size
-	for pos > 0 && bytes.Count(buf, []byte{'\n'}) <= n {
-		step := min(int64(block), pos)
-		pos -= step
-		chunk := make([]byte, step)
-		if _, err := f.ReadAt(chunk, pos); err != nil && err != io.EOF {
-			return nil, 0, err
+	var first error
+	for range files {
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
-		buf = append(chunk, buf...)
 	}
-	text := bytes.TrimSuffix(buf, []byte{'\n'})
-	if len(text) == 0 {
-		return nil, size, nil
-	}
-	all := bytes.Split(text, []byte{'\n'})
-	if len(all) > n {
-		all = all[len(all)-n:]
-	}
-	out := make([]string, len(all))
-	for i, l := range all {
-		out[i] = string(l)
-	}
-	return out, size, nil
+	return first
 }
 
-// followFiles prints what is appended to the files until ctx ends. A file that shrank was
-// flushed or rotated; it is read again from its start.
-func followFiles(ctx context.Context, w io.Writer, files []logFile, offsets []int64) error {
-	partial := make([][]byte, len(files))
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
+// followPoll is how often --follow looks at the files.
+const followPoll = 200 * time.Millisecond
+
+// lineWriter prints each complete line written to it as "label | line"; an unterminated
+// line waits for its end.
+type lineWriter struct {
+	w       io.Writer
+	mu      *sync.Mutex
+	label   string
+	partial []byte
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	data := append(l.partial, p...)
+	var out bytes.Buffer
 	for {
-		for i, f := range files {
-			st, err := os.Stat(f.path)
-			if err != nil {
-				continue
-			}
-			if st.Size() < offsets[i] {
-				offsets[i] = 0
-			}
-			if st.Size() == offsets[i] {
-				continue
-			}
-			fh, err := os.Open(f.path)
-			if err != nil {
-				continue
-			}
-			data := make([]byte, st.Size()-offsets[i])
-			n, _ := fh.ReadAt(data, offsets[i])
-			fh.Close()
-			offsets[i] += int64(n)
-			data = append(partial[i], data[:n]...)
-			for {
-				j := bytes.IndexByte(data, '\n')
-				if j < 0 {
-					break
-				}
-				fmt.Fprintf(w, "%s | %s\n", f.label, data[:j])
-				data = data[j+1:]
-			}
-			partial[i] = data
+		j := bytes.IndexByte(data, '\n')
+		if j < 0 {
+			break
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+		fmt.Fprintf(&out, "%s | %s\n", l.label, data[:j])
+		data = data[j+1:]
 	}
+	l.partial = append(l.partial[:0:0], data...)
+	if out.Len() == 0 {
+		return len(p), nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := l.w.Write(out.Bytes()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
