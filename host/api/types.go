@@ -100,6 +100,9 @@ type Ping struct {
 	// Warnings are problems the daemon met at start-up (a corrupt state file moved aside); the
 	// CLI that started the daemon shows them.
 	Warnings []string `json:"warnings,omitempty"`
+	// Problems are conditions now, shown on every call until they end (the state file cannot
+	// be written).
+	Problems []string `json:"problems,omitempty"`
 }
 
 // PortsAssigned maps ports to the apps holding them.

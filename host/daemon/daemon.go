@@ -59,9 +59,12 @@ type Daemon struct {
 	live    livePorts
 	emitMu  sync.Mutex // orders hook events with their app_ports snapshots
 
-	sampler  *metrics.Sampler
-	warnings []string // start-up problems, reported by ping
-	saveCh   chan struct{}
+	sampler   *metrics.Sampler
+	warnings  []string // start-up problems, reported by ping
+	orphans   []orphan // new instances of a reload the previous daemon did not finish
+	saveErr   string   // why the last state write failed; "" when it succeeded
+	saveRetry bool     // a retry of the state write is scheduled
+	saveCh    chan struct{}
 	// sampleCh asks for a metrics pass now, so new instances show memory before the next tick.
 	sampleCh chan struct{}
 	quit     chan struct{}
@@ -83,6 +86,11 @@ type slot struct {
 	wanted          bool
 	inst            *supervisor.Instance
 	last            supervisor.State // state kept while no process runs
+	// transient marks a new instance of a side-by-side reload before the swap.
+	transient bool
+	// carry is the unstable-exit count a restored instance resumes with; launches by the
+	// user start from zero, as a restart of an errored app should.
+	carry int
 }
 
 func (s *slot) state() supervisor.State {
@@ -140,9 +148,15 @@ func (d *Daemon) load(f *state.File) {
 	for _, sa := range f.Apps {
 		a := &app{cfg: sa.Config, override: sa.PortOverride, created: sa.CreatedAt}
 		for _, si := range sa.Instances {
+			if si.Transient {
+				// A reload was under way when the daemon died: its new instance is not part of
+				// the app. Stop it (if it still runs) and keep the old instances.
+				d.orphans = append(d.orphans, orphan{app: sa.Config.Name, pid: si.Pid, start: si.PidStart, kill: sa.Config.KillTimeout})
+				continue
+			}
 			s := &slot{id: si.ID, index: si.Index, port: si.Port, wanted: si.Wanted}
 			s.last = supervisor.State{Status: supervisor.Status(si.Status), Pid: si.Pid, PidStart: si.PidStart,
-				StartedAt: si.StartedAt, Restarts: si.Restarts}
+				StartedAt: si.StartedAt, Restarts: si.Restarts, Unstable: si.Unstable}
 			if !s.wanted {
 				s.last.Status, s.port = supervisor.Stopped, 0
 			}
@@ -153,6 +167,14 @@ func (d *Daemon) load(f *state.File) {
 	}
 }
 
+// orphan is a process of an interrupted reload, to be stopped.
+type orphan struct {
+	app   string
+	pid   int
+	start uint64
+	kill  time.Duration
+}
+
 // Restore brings every wanted instance back: a process still running from an earlier daemon
 // (same pid and start time) is taken back, any other is started afresh on its old port.
 func (d *Daemon) Restore() {
@@ -160,6 +182,13 @@ func (d *Daemon) Restore() {
 	defer d.opMu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for _, o := range d.orphans {
+		if o.pid > 0 && supervisor.Alive(o.pid, o.start) {
+			d.logger.Printf("stopping pid %d of %s: a new instance of a reload the previous daemon did not finish", o.pid, o.app)
+			go supervisor.StopOrphan(o.pid, o.start, o.kill)
+		}
+	}
+	d.orphans = nil
 	for _, name := range d.order {
 		a := d.apps[name]
 		a.argv, a.argvErr = a.cfg.Argv(pathOf(a.cfg.Env))
@@ -182,7 +211,12 @@ func (d *Daemon) Restore() {
 			if supervisor.Alive(s.last.Pid, s.last.PidStart) {
 				adopt = &supervisor.Adopt{Pid: s.last.Pid, PidStart: s.last.PidStart, StartedAt: s.last.StartedAt}
 				d.logger.Printf("took back %s[%d] pid %d", name, s.index, s.last.Pid)
+			} else if s.last.Pid > 0 || s.last.Status == supervisor.WaitingRestart {
+				// It died while no daemon watched, or was waiting for its restart: starting it
+				// again is a restart like any other.
+				s.last.Restarts++
 			}
+			s.carry = s.last.Unstable
 			d.launch(a, s, adopt)
 		}
 	}
@@ -191,9 +225,10 @@ func (d *Daemon) Restore() {
 
 // Run starts the background loops (metrics, state writer). Stop ends them.
 func (d *Daemon) Run() {
-	d.wg.Add(2)
+	d.wg.Add(3)
 	go d.saveLoop()
 	go d.metricsLoop(2 * time.Second)
+	go d.rotateLoop(2 * time.Second)
 }
 
 func (d *Daemon) metricsLoop(every time.Duration) {
@@ -284,7 +319,8 @@ func (d *Daemon) saveLocked() error {
 			st := s.state()
 			sa.Instances = append(sa.Instances, state.Instance{
 				ID: s.id, Index: s.index, Port: s.port, Wanted: s.wanted, Pid: st.Pid, PidStart: st.PidStart,
-				StartedAt: st.StartedAt, Restarts: st.Restarts, Status: string(st.Status),
+				StartedAt: st.StartedAt, Restarts: st.Restarts, Unstable: st.Unstable, Status: string(st.Status),
+				Transient: s.transient,
 			})
 		}
 		f.Apps = append(f.Apps, sa)
@@ -294,9 +330,37 @@ func (d *Daemon) saveLocked() error {
 	}
 	err := state.Save(d.paths.State(), f)
 	if err != nil {
-		d.logger.Printf("saving state: %v", err)
+		if d.saveErr == "" {
+			d.logger.Printf("saving state: %v (retrying every second)", err)
+		}
+		d.saveErr = err.Error()
+		// The change lives in memory only until a write succeeds: try again soon, so that a
+		// disk that was full loses nothing once it has room.
+		if !d.saveRetry {
+			d.saveRetry = true
+			time.AfterFunc(time.Second, func() {
+				d.mu.Lock()
+				d.saveRetry = false
+				d.mu.Unlock()
+				d.requestSave()
+			})
+		}
+	} else if d.saveErr != "" {
+		d.logger.Printf("state saved again after: %s", d.saveErr)
+		d.saveErr = ""
 	}
 	return err
+}
+
+// problems are the conditions ping reports on every call while they last.
+func (d *Daemon) problems() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.saveErr == "" {
+		return nil
+	}
+	return []string{"the daemon cannot write its state file (" + d.saveErr + "); changes are kept in memory " +
+		"and written as soon as it can. Until then a daemon crash would lose them."}
 }
 
 // Shutdown stops every instance (in parallel, each with its kill timeout), keeps them wanted so
@@ -354,7 +418,9 @@ func (d *Daemon) launch(a *app, s *slot, adopt *supervisor.Adopt) {
 		KillTimeout: a.cfg.KillTimeout,
 		Port:        s.port,
 		Health:      healthSpec(a.cfg, s.port),
+		Unstable:    s.carry,
 	}
+	s.carry = 0
 	s.inst = supervisor.Start(spec, s.last.Restarts, adopt, d.instanceChanged)
 }
 

@@ -237,6 +237,7 @@ func notReady(name string, err error) error {
 }
 
 // checkLogs makes sure an instance's log files can be written before anything starts.
+// Rotation also creates files beside each log, so its directory must be writable too.
 func (d *Daemon) checkLogs(a *app, s *slot) error {
 	for _, p := range []string{d.outLog(a, s), d.errLog(a, s)} {
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
@@ -244,6 +245,13 @@ func (d *Daemon) checkLogs(a *app, s *slot) error {
 			return userErr("app %q: log file cannot be written: %v", a.cfg.Name, err)
 		}
 		f.Close()
+		tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".check-*")
+		if err != nil {
+			return userErr("app %q: log directory %s is not writable, so its logs could not be rotated: %v",
+				a.cfg.Name, filepath.Dir(p), errors.Unwrap(err))
+		}
+		tmp.Close()
+		os.Remove(tmp.Name())
 	}
 	return nil
 }
@@ -453,15 +461,38 @@ func (d *Daemon) restartOrReload(req api.TargetRequest, reload bool) (*api.Resul
 	}
 	// Plan every app first and ask the hooks, so that a bad override or a veto changes nothing
 	// anywhere.
+	// Each plan's new ports are held for its app while the next apps are planned, so that two
+	// stopped apps of one auto: range are not both given its lowest free port.
 	plans := make([]*plan, len(ts))
 	var warnings []string
+	type held struct {
+		app   string
+		ports []int
+	}
+	tentative := make([]held, len(ts))
+	release := func(from int) { // the reservations of plans from..end, which will not run
+		d.mu.Lock()
+		for _, h := range tentative[from:] {
+			d.reg.Release(h.app, h.ports)
+		}
+		d.mu.Unlock()
+	}
 	for i, t := range ts {
 		var lp []launchPlan
 		if t.slot == nil {
 			if plans[i], err = d.planFor(t.app, req, reload); err != nil {
+				release(0)
 				return nil, err
 			}
 			d.mu.Lock()
+			var fresh []int
+			for _, p := range plans[i].ports {
+				if _, taken := d.reg.Holder(p); !taken {
+					fresh = append(fresh, p)
+				}
+			}
+			d.reg.Reserve(t.app.cfg.Name, fresh)
+			tentative[i] = held{t.app.cfg.Name, fresh}
 			lp = d.launchPlans(t.app, plans[i].n, plans[i].ports)
 			d.mu.Unlock()
 		} else {
@@ -472,6 +503,7 @@ func (d *Daemon) restartOrReload(req api.TargetRequest, reload bool) (*api.Resul
 		w, err := d.starting(t.app.cfg.Name, lp)
 		warnings = append(warnings, w...)
 		if err != nil {
+			release(0)
 			return nil, err
 		}
 	}
@@ -506,6 +538,7 @@ func (d *Daemon) restartOrReload(req api.TargetRequest, reload bool) (*api.Resul
 		d.saveLocked()
 		d.mu.Unlock()
 		if err != nil {
+			release(i + 1)
 			return res, err
 		}
 	}
@@ -644,11 +677,12 @@ func (d *Daemon) reloadApp(a *app, p *plan) error {
 		d.mu.Unlock()
 		return err
 	}
+	// The new instances are transient until the swap: a daemon that dies meanwhile (kill -9)
+	// leaves a state file in which they are marked so, and the next daemon stops them and
+	// keeps the old ones, as if the reload had not begun. The override changes at the swap.
 	fresh := make([]*slot, p.n)
-	savedOverride := a.override
-	a.override = p.override
 	for i := range fresh {
-		s := &slot{id: d.nextID, index: i, wanted: true}
+		s := &slot{id: d.nextID, index: i, wanted: true, transient: true}
 		d.nextID++
 		if p.ports != nil {
 			s.port = p.ports[i]
@@ -672,7 +706,6 @@ func (d *Daemon) reloadApp(a *app, p *plan) error {
 			}
 		}
 		a.slots = old
-		a.override = savedOverride
 		d.mu.Unlock()
 		return fmt.Errorf("reload of %s failed, the old instances keep running: %w", a.cfg.Name, err)
 	}
@@ -694,8 +727,10 @@ func (d *Daemon) reloadApp(a *app, p *plan) error {
 				s.inst.SetID(s.id)
 			}
 		}
+		s.transient = false
 	}
 	a.slots = fresh
+	a.override = p.override
 	return nil
 }
 

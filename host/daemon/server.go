@@ -64,6 +64,15 @@ func Serve(home string, logw io.Writer) error {
 	os.WriteFile(paths.Pid(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
 	defer os.Remove(paths.Pid())
 	d.Restore()
+	// Answer only once every instance taken back or restarted has its process, so that the
+	// first list after a daemon restart shows pids, not "starting".
+	d.mu.Lock()
+	var all []*slot
+	for _, a := range d.apps {
+		all = append(all, a.slots...)
+	}
+	d.mu.Unlock()
+	d.waitSpawned(all)
 	d.Run()
 	logger.Printf("daemon %d listening on %s", os.Getpid(), paths.Socket())
 
@@ -105,7 +114,7 @@ const maxBody = 1 << 20
 func (d *Daemon) Handler(kill func()) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, api.Ping{Pid: os.Getpid(), Version: api.Version, Home: d.paths.Home, Warnings: d.warnings}, nil)
+		reply(w, api.Ping{Pid: os.Getpid(), Version: api.Version, Home: d.paths.Home, Warnings: d.warnings, Problems: d.problems()}, nil)
 	})
 	mux.HandleFunc("GET /v1/list", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, d.List(), nil)

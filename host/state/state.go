@@ -59,7 +59,11 @@ type Instance struct {
 	PidStart  uint64    `json:"pid_start,omitempty"`
 	StartedAt time.Time `json:"started_at,omitzero"`
 	Restarts  int       `json:"restarts"`
-	Status    string    `json:"status"`
+	// Unstable counts consecutive unstable exits towards max_restarts.
+	Unstable int `json:"unstable,omitempty"`
+	// Transient marks a new instance of a reload in progress; the next daemon stops it.
+	Transient bool   `json:"transient,omitempty"`
+	Status    string `json:"status"`
 }
 
 // Load reads path. A missing file is an empty registry. A file that does not parse is moved

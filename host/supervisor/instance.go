@@ -39,6 +39,9 @@ type Spec struct {
 	KillTimeout time.Duration
 	Port        int // the port the instance was given (PORT in Env), 0 for none; for reports only
 	Health      *HealthSpec
+	// Unstable is the count of consecutive unstable exits carried over from an earlier daemon,
+	// so that a crash loop's max_restarts budget survives the daemon's own restart.
+	Unstable int
 }
 
 // State is a snapshot of an instance, safe to copy.
@@ -48,6 +51,7 @@ type State struct {
 	PidStart  uint64 // the process's start time, to tell it from a later process with its pid
 	StartedAt time.Time
 	Restarts  int
+	Unstable  int // consecutive unstable exits, towards max_restarts
 	ExitCode  int
 	Reason    string // why it is errored or last restarted
 	// Health is "" without a health check, else checking, healthy or unhealthy.
@@ -164,7 +168,10 @@ type running struct {
 func (in *Instance) run(adopt *Adopt) {
 	defer close(in.done)
 	defer in.markSpawned()
-	var bo backoff
+	bo := backoff{unstable: in.spec.Unstable}
+	in.mu.Lock()
+	in.st.Unstable = bo.unstable
+	in.mu.Unlock()
 	var proc *running
 	var hc *checker
 	stopChecks := func() {
@@ -210,6 +217,9 @@ func (in *Instance) run(adopt *Adopt) {
 				syscall.Kill(-proc.pid, syscall.SIGKILL)
 			}
 			restart, delay := in.spec.Policy.decide(uptime, &bo)
+			in.mu.Lock()
+			in.st.Unstable = bo.unstable
+			in.mu.Unlock()
 			if !restart {
 				final := Stopped
 				reason := ""

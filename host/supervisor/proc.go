@@ -134,3 +134,17 @@ func exitCode(err error) int {
 	}
 	return -1
 }
+
+// StopOrphan stops the process group of pid, a process no instance supervises (left by an
+// interrupted operation of an earlier daemon), as a stop would: SIGTERM, kill timeout, SIGKILL.
+// It does nothing unless pid is still the process that started at start.
+func StopOrphan(pid int, start uint64, timeout time.Duration) {
+	if !Alive(pid, start) {
+		return
+	}
+	syscall.Kill(-pid, syscall.SIGTERM)
+	if !waitGroupGone(pid, time.Now().Add(timeout)) {
+		syscall.Kill(-pid, syscall.SIGKILL)
+		waitGroupGone(pid, time.Now().Add(2*time.Second))
+	}
+}

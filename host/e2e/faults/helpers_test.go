@@ -1,0 +1,322 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
+	"github.com/pmdaemon/pmdaemon/host/procfs"
+	"github.com/pmdaemon/pmdaemon/host/state"
+)
+
+// runCLI runs pmdaemon in h's home without touching a testing.T, so goroutines may use it.
+func runCLI(h *harness.Home, args ...string) harness.Result {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, harness.Bin, args...)
+	cmd.Env = append(os.Environ(), "PMDAEMON_HOME="+h.Dir, "GORACE=atexit_sleep_ms=0 halt_on_error=0")
+	cmd.Env = append(cmd.Env, h.Env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		code = -1
+		errb.WriteString(err.Error())
+	}
+	return harness.Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+}
+
+// daemonProcs lists this home's live processes whose command line is `<Bin> daemon`.
+func daemonProcs(h *harness.Home) []int {
+	want := harness.Bin + "\x00daemon\x00"
+	var out []int
+	for _, p := range h.Processes() {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
+		if err == nil && string(b) == want {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// oneDaemon waits until exactly one daemon process runs in h (losers of a start race exit at
+// once) and returns its pid, which must be the one in daemon.pid.
+func oneDaemon(t *testing.T, h *harness.Home) int {
+	t.Helper()
+	harness.Eventually(t, 10*time.Second, "exactly one daemon process", func() bool {
+		return len(daemonProcs(h)) == 1
+	})
+	ds := daemonProcs(h)
+	if d := h.DaemonPid(); len(ds) != 1 || ds[0] != d {
+		t.Fatalf("daemon processes %v, daemon.pid %d", ds, d)
+	}
+	return ds[0]
+}
+
+// waitDead waits until none of pids is a live process.
+func waitDead(t *testing.T, timeout time.Duration, what string, pids ...int) {
+	t.Helper()
+	harness.Eventually(t, timeout, what, func() bool {
+		for _, p := range pids {
+			if harness.Alive(p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// stateFile reads state.json as it is on disk, without any of state.Load's side effects.
+func stateFile(dir string) (*state.File, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return nil, err
+	}
+	var f state.File
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("state.json does not parse: %v\n%s", err, b)
+	}
+	return &f, nil
+}
+
+// stateApp returns app name of f, or nil.
+func stateApp(f *state.File, name string) *state.App {
+	for i := range f.Apps {
+		if f.Apps[i].Config.Name == name {
+			return &f.Apps[i]
+		}
+	}
+	return nil
+}
+
+// byID indexes rows by instance id.
+func byID(rows []api.Instance) map[int]api.Instance {
+	m := map[int]api.Instance{}
+	for _, r := range rows {
+		m[r.ID] = r
+	}
+	return m
+}
+
+// sorted returns a sorted copy of xs.
+func sorted(xs []int) []int {
+	out := slices.Clone(xs)
+	slices.Sort(out)
+	return out
+}
+
+// onlinePids returns the pids of the rows that have one, sorted.
+func onlinePids(rows []api.Instance) []int {
+	var out []int
+	for _, r := range rows {
+		if r.Pid != 0 {
+			out = append(out, r.Pid)
+		}
+	}
+	return sorted(out)
+}
+
+// duplicates reports pids or ports held by two rows ("" when there are none).
+func duplicates(rows []api.Instance) string {
+	pids, ports := map[int]int{}, map[int]int{}
+	var msg []string
+	for _, r := range rows {
+		if r.Pid != 0 {
+			if o, ok := pids[r.Pid]; ok {
+				msg = append(msg, fmt.Sprintf("pid %d on ids %d and %d", r.Pid, o, r.ID))
+			}
+			pids[r.Pid] = r.ID
+		}
+		if r.Port != nil {
+			if o, ok := ports[*r.Port]; ok {
+				msg = append(msg, fmt.Sprintf("port %d on ids %d and %d", *r.Port, o, r.ID))
+			}
+			ports[*r.Port] = r.ID
+		}
+	}
+	return strings.Join(msg, "; ")
+}
+
+// port returns a row's port, 0 for none.
+func port(r api.Instance) int {
+	if r.Port == nil {
+		return 0
+	}
+	return *r.Port
+}
+
+// writeScript writes an executable script into dir and returns its path.
+func writeScript(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// readPids waits until path holds n complete lines of pids (written by an app) and returns them.
+func readPids(t *testing.T, path string, n int) []int {
+	t.Helper()
+	var pids []int
+	harness.Eventually(t, 10*time.Second, fmt.Sprintf("%d pids in %s", n, path), func() bool {
+		b, err := os.ReadFile(path)
+		if err != nil || !bytes.HasSuffix(b, []byte("\n")) {
+			return false
+		}
+		pids = pids[:0]
+		for _, l := range strings.Fields(string(b)) {
+			p, err := strconv.Atoi(l)
+			if err != nil {
+				return false
+			}
+			pids = append(pids, p)
+		}
+		return len(pids) >= n
+	})
+	return pids[:n]
+}
+
+// cpuTicks is the user+system CPU time of pid itself (children excluded), in clock ticks.
+func cpuTicks(t *testing.T, pid int) uint64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatalf("reading the stat of %d: %v", pid, err)
+	}
+	i := bytes.LastIndexByte(b, ')')
+	f := bytes.Fields(b[i+1:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	u, err1 := strconv.ParseUint(string(f[11]), 10, 64)
+	s, err2 := strconv.ParseUint(string(f[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("malformed /proc/%d/stat: %q", pid, b)
+	}
+	return u + s
+}
+
+// clockTicks is `getconf CLK_TCK`.
+func clockTicks(t *testing.T) int {
+	t.Helper()
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if err != nil {
+		t.Fatalf("getconf CLK_TCK: %v", err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil || n <= 0 {
+		t.Fatalf("getconf CLK_TCK: %q", out)
+	}
+	return n
+}
+
+// stranger starts `sleep 1000` in its own process group, outside any pmdaemon home, and kills
+// it at cleanup. It stands for an unrelated process that got a pid pmdaemon once knew.
+func stranger(t *testing.T) (pid int, start uint64) {
+	t.Helper()
+	cmd := exec.Command("sleep", "1000")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	st, err := procfs.Read(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid, st.StartTime
+}
+
+// settled is a WaitList condition: no row is in a passing state.
+func settled(rows []api.Instance) bool {
+	for _, r := range rows {
+		switch r.Status {
+		case "online", "stopped", "errored":
+		default:
+			return false
+		}
+		if r.Status == "online" && r.Pid == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// readLog returns daemon.log ("" when there is none).
+func readLog(h *harness.Home) string {
+	b, _ := os.ReadFile(filepath.Join(h.Dir, "daemon.log"))
+	return string(b)
+}
+
+// stateMatches compares state.json with the rows: same ids, apps, indexes, statuses, pids and
+// ports, and every online instance is wanted (the next daemon brings it back).
+func stateMatches(h *harness.Home, rows []api.Instance) error {
+	f, err := stateFile(h.Dir)
+	if err != nil {
+		return err
+	}
+	type inst struct {
+		name       string
+		index, pid int
+		port       int
+		status     string
+	}
+	fromState, wanted := map[int]inst{}, map[int]bool{}
+	for _, a := range f.Apps {
+		for _, in := range a.Instances {
+			fromState[in.ID] = inst{a.Config.Name, in.Index, in.Pid, in.Port, in.Status}
+			wanted[in.ID] = in.Wanted
+		}
+	}
+	if len(fromState) != len(rows) {
+		return fmt.Errorf("state.json has %d instances, list %d", len(fromState), len(rows))
+	}
+	for _, r := range rows {
+		s, ok := fromState[r.ID]
+		want := inst{r.Name, r.Instance, r.Pid, port(r), r.Status}
+		if !ok || s != want {
+			return fmt.Errorf("id %d: state.json %+v, list %+v", r.ID, s, want)
+		}
+		if r.Status == "online" && !wanted[r.ID] {
+			return fmt.Errorf("id %d (%s[%d]) is online but not wanted in state.json", r.ID, r.Name, r.Instance)
+		}
+	}
+	return nil
+}
+
+// sigkillDaemon kills daemon pid of h with SIGKILL and waits until it is gone for good: not
+// only its main thread (a zombie main thread still has live threads holding the socket) but
+// every thread, so that its socket refuses connections. See TestCLIAfterDaemonDiesMidRequest
+// for what a CLI call meets before that.
+func sigkillDaemon(t *testing.T, h *harness.Home, pid int) {
+	t.Helper()
+	harness.Sigkill(t, pid)
+	waitDead(t, 10*time.Second, "the daemon to die", pid)
+	sock := filepath.Join(h.Dir, "daemon.sock")
+	harness.Eventually(t, 10*time.Second, "the dead daemon's socket to refuse connections", func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+			return false
+		}
+		return true
+	})
+}
