@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,10 @@ func TestMaxMemoryRestart(t *testing.T) {
 	if !strings.Contains(info, "exceeded max_memory_restart") {
 		t.Errorf("info does not show the memory restart reason:\n%s", info)
 	}
+	harness.Eventually(t, 10*time.Second, "the reason in daemon.log", func() bool {
+		b, _ := os.ReadFile(filepath.Join(h.Dir, "daemon.log"))
+		return strings.Contains(string(b), "hog[0]") && strings.Contains(string(b), "exceeded max_memory_restart")
+	})
 	// An app under its limit is left alone.
 	h.OK("start", "sleep 100000", "--name", "small", "--max-memory", "200M")
 	h.WaitList(10*time.Second, "small online", harness.AllOnline("small", 1))
