@@ -110,6 +110,12 @@ func (c *Client) Start(ctx context.Context, req StartRequest) (*Started, error) 
 	return &out, c.do(ctx, "POST", "/v1/start", req, &out)
 }
 
+// StartMany starts the apps in order in one request; see StartManyResult.
+func (c *Client) StartMany(ctx context.Context, req StartManyRequest) (*StartManyResult, error) {
+	var out StartManyResult
+	return &out, c.do(ctx, "POST", "/v1/start-many", req, &out)
+}
+
 func (c *Client) action(ctx context.Context, verb string, req TargetRequest) (*Result, error) {
 	var out Result
 	return &out, c.do(ctx, "POST", "/v1/"+verb, req, &out)

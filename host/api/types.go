@@ -62,6 +62,19 @@ type StartRequest struct {
 	WaitTimeout time.Duration `json:"wait_timeout,omitempty"`
 }
 
+// StartManyRequest starts several apps in one request (an ecosystem file), in order.
+type StartManyRequest struct {
+	Apps []StartRequest `json:"apps"`
+}
+
+// StartManyResult says what a StartManyRequest started; Failed is the index of the app that
+// failed (and stopped the run), or -1, with Error its error.
+type StartManyResult struct {
+	Started []Started `json:"started"`
+	Failed  int       `json:"failed"`
+	Error   string    `json:"error,omitempty"`
+}
+
 // Started reports what a start, restart or reload brought up.
 type Started struct {
 	Name      string `json:"name"`

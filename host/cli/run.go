@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -191,29 +192,38 @@ func (e *Env) applyApps(ctx context.Context, c *api.Client, where string, apps [
 	if update {
 		ifExists = "update"
 	}
-	var done []string
+	reqs := make([]api.StartRequest, len(apps))
 	for i, a := range apps {
-		st, err := c.Start(ctx, api.StartRequest{App: a, IfExists: ifExists})
-		if err != nil {
-			if where != "" {
-				idx := i
-				if strings.HasSuffix(where, ".lua") {
-					idx = i + 1 // Lua tables count from 1, as the script's own errors do
-				}
-				err = fmt.Errorf("%s: apps[%d] (%s): %w", where, idx, a.Name, err)
-			}
-			if len(done) > 0 {
-				return fmt.Errorf("%v (started before the error: %s)", err, strings.Join(done, ", "))
-			}
-			return err
-		}
-		e.reportStarted(*st)
+		reqs[i] = api.StartRequest{App: a, IfExists: ifExists}
+	}
+	// One request for the whole file: the daemon writes its state once, not once per app.
+	res, err := c.StartMany(ctx, api.StartManyRequest{Apps: reqs})
+	if err != nil {
+		return err
+	}
+	var done []string
+	for _, st := range res.Started {
+		e.reportStarted(st)
 		e.warn(st.Warnings)
 		if !st.Existed {
 			done = append(done, st.Name)
 		}
 	}
-	return nil
+	if res.Failed < 0 {
+		return nil
+	}
+	err = errors.New(res.Error)
+	if where != "" {
+		idx := res.Failed
+		if strings.HasSuffix(where, ".lua") {
+			idx++ // Lua tables count from 1, as the script's own errors do
+		}
+		err = fmt.Errorf("%s: apps[%d] (%s): %w", where, idx, apps[res.Failed].Name, err)
+	}
+	if len(done) > 0 {
+		return fmt.Errorf("%v (started before the error: %s)", err, strings.Join(done, ", "))
+	}
+	return err
 }
 
 // RenderPlan prints what an ecosystem would start.

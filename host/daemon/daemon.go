@@ -48,12 +48,14 @@ type Daemon struct {
 	prober ports.Prober
 	logger *log.Logger
 
-	opMu   sync.Mutex
-	mu     sync.Mutex
-	apps   map[string]*app
-	order  []string // app names in creation order
-	reg    *ports.Registry
-	nextID int
+	opMu sync.Mutex
+	// batch (under opMu) defers the state writes of the operations of one request to its end.
+	batch, batchDirty bool
+	mu                sync.Mutex
+	apps              map[string]*app
+	order             []string // app names in creation order
+	reg               *ports.Registry
+	nextID            int
 
 	plugins *pluginhost.Manager
 	live    livePorts
@@ -65,10 +67,10 @@ type Daemon struct {
 	saveErr   string   // why the last state write failed; "" when it succeeded
 	saveRetry bool     // a retry of the state write is scheduled
 	saveCh    chan struct{}
-	// sampleCh asks for a metrics pass now, so new instances show memory before the next tick.
-	sampleCh chan struct{}
-	quit     chan struct{}
-	wg       sync.WaitGroup
+	sampleMu  sync.Mutex
+	sampled   time.Time // when every instance was last measured
+	quit      chan struct{}
+	wg        sync.WaitGroup
 }
 
 type app struct {
@@ -112,16 +114,15 @@ func (a *app) liveSpec() string {
 // moved aside; its error is returned with a usable daemon.
 func New(home string, logger *log.Logger) (*Daemon, error) {
 	d := &Daemon{
-		paths:    Paths{Home: home},
-		prober:   ports.OSProber{},
-		logger:   logger,
-		apps:     map[string]*app{},
-		reg:      ports.NewRegistry(),
-		sampler:  metrics.NewSampler(),
-		saveCh:   make(chan struct{}, 1),
-		sampleCh: make(chan struct{}, 1),
-		quit:     make(chan struct{}),
-		plugins:  pluginhost.NewManager(logger.Writer()),
+		paths:   Paths{Home: home},
+		prober:  ports.OSProber{},
+		logger:  logger,
+		apps:    map[string]*app{},
+		reg:     ports.NewRegistry(),
+		sampler: metrics.NewSampler(),
+		saveCh:  make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		plugins: pluginhost.NewManager(logger.Writer()),
 	}
 	if err := os.MkdirAll(d.paths.LogDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create log directory: %w", err)
@@ -231,6 +232,9 @@ func (d *Daemon) Run() {
 	go d.rotateLoop(2 * time.Second)
 }
 
+// metricsLoop enforces memory limits: every tick it measures the instances whose app has
+// max_memory_restart and restarts those over it. Everything else is measured when someone
+// looks (list, info), so an idle daemon with no limits does no sampling at all.
 func (d *Daemon) metricsLoop(every time.Duration) {
 	defer d.wg.Done()
 	t := time.NewTicker(every)
@@ -240,42 +244,49 @@ func (d *Daemon) metricsLoop(every time.Duration) {
 		case <-d.quit:
 			return
 		case <-t.C:
-		case <-d.sampleCh:
-			// A nudge after an instance changed state; at most a few passes a second, so a
-			// crash loop cannot turn sampling into a busy loop.
-			select {
-			case <-d.quit:
-				return
-			case <-time.After(300 * time.Millisecond):
-			}
 		}
-		d.sampleOnce()
+		d.enforceMemoryLimits()
 	}
 }
 
-// sampleOnce measures every running instance and restarts those over their memory limit.
-func (d *Daemon) sampleOnce() {
-	type limited struct {
-		inst  *supervisor.Instance
-		limit int64
-		name  string
-		index int
-	}
+type limited struct {
+	inst  *supervisor.Instance
+	limit int64
+	name  string
+	index int
+}
+
+// roots lists running instances (id -> pid); with onlyLimited, those with a memory limit.
+func (d *Daemon) roots(onlyLimited bool) (map[int]int, map[int]limited) {
 	roots := map[int]int{}
 	limits := map[int]limited{}
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	for _, a := range d.apps {
 		for _, s := range a.slots {
-			if st := s.state(); st.Pid > 0 {
-				roots[s.id] = st.Pid
-				if a.cfg.MaxMemoryRestart > 0 && s.inst != nil {
-					limits[s.id] = limited{s.inst, a.cfg.MaxMemoryRestart, a.cfg.Name, s.index}
-				}
+			st := s.state()
+			if st.Pid <= 0 {
+				continue
 			}
+			if a.cfg.MaxMemoryRestart > 0 && s.inst != nil {
+				limits[s.id] = limited{s.inst, a.cfg.MaxMemoryRestart, a.cfg.Name, s.index}
+			} else if onlyLimited {
+				continue
+			}
+			roots[s.id] = st.Pid
 		}
 	}
-	d.mu.Unlock()
-	d.sampler.Sample(roots)
+	return roots, limits
+}
+
+// enforceMemoryLimits restarts every instance whose process tree uses more memory than its
+// app's max_memory_restart.
+func (d *Daemon) enforceMemoryLimits() {
+	roots, limits := d.roots(true)
+	if len(roots) == 0 {
+		return
+	}
+	d.sampler.Sample(roots, false)
 	for id, l := range limits {
 		if rss := d.sampler.Get(id).Memory; int64(rss) > l.limit {
 			reason := fmt.Sprintf("memory %d bytes exceeded max_memory_restart %d bytes; restarted at %s",
@@ -284,6 +295,19 @@ func (d *Daemon) sampleOnce() {
 			l.inst.Restart(reason)
 		}
 	}
+}
+
+// freshMetrics measures every running instance for list and info, unless that was done less
+// than a second ago. CPU is then the average since the previous measure. d.mu must not be held.
+func (d *Daemon) freshMetrics() {
+	d.sampleMu.Lock()
+	defer d.sampleMu.Unlock()
+	if time.Since(d.sampled) < time.Second {
+		return
+	}
+	roots, _ := d.roots(false)
+	d.sampler.Sample(roots, true)
+	d.sampled = time.Now()
 }
 
 // requestSave asks the writer loop for a save; many requests collapse into one write.

@@ -44,6 +44,53 @@ func (e *NotFoundError) Error() string {
 func (d *Daemon) Start(req api.StartRequest) (*api.Started, error) {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
+	return d.startOne(req)
+}
+
+// StartMany starts the apps of an ecosystem file in order, as Start would each, and stops at
+// the first that fails. The state file is written once, at the end, rather than once per app.
+func (d *Daemon) StartMany(req api.StartManyRequest) (*api.StartManyResult, error) {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	defer d.beginBatch()()
+	res := &api.StartManyResult{Started: []api.Started{}, Failed: -1}
+	for i, r := range req.Apps {
+		st, err := d.startOne(r)
+		if err != nil {
+			res.Failed, res.Error = i, err.Error()
+			return res, nil
+		}
+		res.Started = append(res.Started, *st)
+	}
+	return res, nil
+}
+
+// beginBatch makes the operations until the returned end share one state write, done by end.
+// opMu must be held throughout.
+func (d *Daemon) beginBatch() (end func()) {
+	d.batch = true
+	return func() {
+		d.batch = false
+		if d.batchDirty {
+			d.batchDirty = false
+			d.mu.Lock()
+			d.saveLocked()
+			d.mu.Unlock()
+		}
+	}
+}
+
+// commitLocked saves the state after a change, or, inside a batch, marks it for the save at
+// the batch's end. d.mu and opMu must be held.
+func (d *Daemon) commitLocked() {
+	if d.batch {
+		d.batchDirty = true
+		return
+	}
+	d.saveLocked()
+}
+
+func (d *Daemon) startOne(req api.StartRequest) (*api.Started, error) {
 	d.mu.Lock()
 	a, exists := d.apps[req.App.Name]
 	d.mu.Unlock()
@@ -103,7 +150,7 @@ func (d *Daemon) update(a *app, cfg config.App, waitTimeout time.Duration) (*api
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.portsChanged(cfg.Name, before, slotPorts(a))
-	d.saveLocked()
+	d.commitLocked()
 	st := started(a)
 	st.Existed, st.Updated, st.Warnings = true, true, warnings
 	return st, werr
@@ -221,7 +268,7 @@ func (d *Daemon) startLocked(cfg config.App, waitTimeout time.Duration) (*api.St
 		werr = waitAllReady(a, a.slots, timeout)
 	}
 	d.mu.Lock()
-	d.saveLocked()
+	d.commitLocked()
 	st := started(a)
 	st.Warnings = warnings
 	if werr != nil {
@@ -332,7 +379,7 @@ func (d *Daemon) Stop(req api.TargetRequest) (*api.Result, error) {
 		d.mu.Unlock()
 	}
 	d.mu.Lock()
-	d.saveLocked()
+	d.commitLocked()
 	d.mu.Unlock()
 	return res, nil
 }
@@ -376,7 +423,7 @@ func (d *Daemon) Delete(req api.TargetRequest) (*api.Result, error) {
 		d.mu.Unlock()
 	}
 	d.mu.Lock()
-	d.saveLocked()
+	d.commitLocked()
 	d.mu.Unlock()
 	return res, nil
 }
@@ -450,6 +497,7 @@ func (d *Daemon) Reload(req api.TargetRequest) (*api.Result, error) {
 func (d *Daemon) restartOrReload(req api.TargetRequest, reload bool) (*api.Result, error) {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
+	defer d.beginBatch()()
 	d.mu.Lock()
 	ts, err := d.resolve(req.Target)
 	if err == nil && (req.Port != "" || req.Instances != 0) && (len(ts) != 1 || ts[0].slot != nil) {
@@ -535,7 +583,7 @@ func (d *Daemon) restartOrReload(req api.TargetRequest, reload bool) (*api.Resul
 		d.mu.Lock()
 		d.portsChanged(t.app.cfg.Name, before, slotPorts(t.app))
 		res.Apps = append(res.Apps, *started(t.app))
-		d.saveLocked()
+		d.commitLocked()
 		d.mu.Unlock()
 		if err != nil {
 			release(i + 1)
@@ -871,6 +919,7 @@ func readiness(cfg config.App, wait bool, timeout time.Duration) (bool, time.Dur
 
 // List returns one row per instance, in creation order.
 func (d *Daemon) List() []api.Instance {
+	d.freshMetrics()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := []api.Instance{}
@@ -905,6 +954,7 @@ func (d *Daemon) row(a *app, s *slot) api.Instance {
 
 // Info describes the app a target names (for an id, the app it belongs to).
 func (d *Daemon) Info(t string) (*api.App, error) {
+	d.freshMetrics()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ts, err := d.resolve(t)

@@ -61,14 +61,10 @@ func (l *livePorts) portsLocked(app string) []int {
 	return out
 }
 
-// instanceChanged is every instance's notify callback: persist, refresh metrics soon, and tell
-// the hooks. It runs on the instance's goroutine and never blocks.
+// instanceChanged is every instance's notify callback: persist, and tell the hooks. It runs on
+// the instance's goroutine and never blocks.
 func (d *Daemon) instanceChanged(c supervisor.Change) {
 	d.requestSave()
-	select {
-	case d.sampleCh <- struct{}{}:
-	default:
-	}
 	// One lock over the app_ports snapshots and the queueing, so that hooks see the events of
 	// two instances in the order their snapshots were taken.
 	d.emitMu.Lock()

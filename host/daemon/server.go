@@ -124,6 +124,7 @@ func (d *Daemon) Handler(kill func()) http.Handler {
 		reply(w, out, err)
 	})
 	post(mux, "/v1/start", d.Start)
+	post(mux, "/v1/start-many", d.StartMany)
 	for verb, op := range map[string]func(api.TargetRequest) (*api.Result, error){
 		"stop": d.Stop, "restart": d.Restart, "reload": d.Reload, "delete": d.Delete,
 	} {

@@ -1,6 +1,7 @@
-// Package metrics samples CPU and memory of each instance's whole process tree. One pass per
-// tick reads the process table once; gopsutil handles are kept between ticks so CPU is the
-// change since the previous sample, not a lifetime average.
+// Package metrics samples CPU and memory of each instance's whole process tree. A tree is found
+// from its root through the kernel's children lists, so a sample reads only the apps' own
+// processes, never the whole process table; gopsutil handles are kept between samples so CPU
+// is the change since the previous sample, not a lifetime average.
 package metrics
 
 import (
@@ -32,6 +33,8 @@ type Sampler struct {
 }
 
 func NewSampler() *Sampler {
+	// Each CPU-times read would otherwise read /proc/stat again for the boot time.
+	process.EnableBootTimeCache(true)
 	return &Sampler{handles: map[int32]*handle{}, last: map[int]Sample{}}
 }
 
@@ -42,9 +45,10 @@ func (s *Sampler) Get(id int) Sample {
 	return s.last[id]
 }
 
-// Sample measures the trees rooted at roots (instance id -> pid).
-func (s *Sampler) Sample(roots map[int]int) {
-	children := childMap()
+// Sample measures the trees rooted at roots (instance id -> pid). With full, roots are every
+// running instance and what is not among them is forgotten; otherwise only the given
+// instances are updated.
+func (s *Sampler) Sample(roots map[int]int, full bool) {
 	now := time.Now()
 	out := make(map[int]Sample, len(roots))
 	seen := map[int32]bool{}
@@ -60,7 +64,9 @@ func (s *Sampler) Sample(roots map[int]int) {
 				continue
 			}
 			seen[pid] = true
-			stack = append(stack, children[pid]...)
+			for _, c := range procfs.Children(int(pid)) {
+				stack = append(stack, int32(c))
+			}
 			h := s.handles[pid]
 			if h == nil {
 				p, err := process.NewProcess(pid)
@@ -85,20 +91,16 @@ func (s *Sampler) Sample(roots map[int]int) {
 		}
 		out[id] = sm
 	}
-	for pid := range s.handles {
-		if !seen[pid] {
-			delete(s.handles, pid)
+	if full {
+		for pid := range s.handles {
+			if !seen[pid] {
+				delete(s.handles, pid)
+			}
 		}
+		s.last = out
+		return
 	}
-	s.last = out
-}
-
-// childMap reads the parent of every process once.
-func childMap() map[int32][]int32 {
-	m := map[int32][]int32{}
-	all, _ := procfs.All()
-	for _, st := range all {
-		m[int32(st.Ppid)] = append(m[int32(st.Ppid)], int32(st.Pid))
+	for id, sm := range out {
+		s.last[id] = sm
 	}
-	return m
 }

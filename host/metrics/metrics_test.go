@@ -24,7 +24,7 @@ func TestSampleTree(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	var got Sample
 	for time.Now().Before(deadline) {
-		s.Sample(roots)
+		s.Sample(roots, true)
 		got = s.Get(7)
 		if got.CPU > 30 && got.Memory > 0 {
 			break

@@ -74,6 +74,30 @@ func All() ([]Stat, error) {
 	return out, nil
 }
 
+// Children lists the processes pid forked that are still its children, from the children
+// files of each of its threads: it costs a few reads per process rather than a pass over the
+// whole process table.
+func Children(pid int) []int {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range bytes.Fields(b) {
+			if c, err := strconv.Atoi(string(f)); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
 // Alive reports whether pid is a live (non-zombie) process.
 func Alive(pid int) bool {
 	s, err := Read(pid)

@@ -139,7 +139,8 @@ func decode(b []byte, f *File) error {
 
 // Save writes f to path atomically.
 func Save(path string, f *File) error {
-	b, err := json.MarshalIndent(f, "", "  ")
+	// Compact: with 1000 apps an indented file takes twice the time to write.
+	b, err := json.Marshal(f)
 	if err != nil {
 		return err
 	}

@@ -345,8 +345,7 @@ func (in *Instance) spawn() (*running, error) {
 	pid := cmd.Process.Pid
 	start, _ := StartTime(pid)
 	now := time.Now()
-	exited := make(chan int, 1)
-	go func() { exited <- exitCode(cmd.Wait()) }()
+	exited := waitChild(cmd)
 	in.update(func(s *State) {
 		s.Status, s.Pid, s.PidStart, s.StartedAt = Online, pid, start, now
 	})

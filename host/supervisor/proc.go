@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"syscall"
 	"time"
 
@@ -84,25 +85,43 @@ func watchPid(pid int, start uint64) <-chan int {
 		ch <- exitNotOurs
 		return ch
 	}
-	f := os.NewFile(uintptr(fd), "pidfd")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		go pollPid(pid, start, ch)
-		return ch
-	}
 	go func() {
-		defer f.Close()
-		err := rc.Read(func(fd uintptr) bool {
-			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-			n, err := unix.Poll(fds, 0)
-			return err == nil && n > 0
-		})
-		if err != nil {
+		if err := awaitPidfd(fd); err != nil {
 			pollPid(pid, start, ch)
 			return
 		}
 		ch <- -1
+	}()
+	return ch
+}
+
+// awaitPidfd returns once the process of the pidfd has exited, and closes the pidfd. The
+// goroutine waits in Go's poller, not in a system call, so it holds no OS thread: a daemon
+// with 1000 instances does not need 1000 threads.
+func awaitPidfd(fd int) error {
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Read(func(fd uintptr) bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		return err == nil && n > 0
+	})
+}
+
+// waitChild reports the exit code of a child we started. It waits for the exit on a pidfd
+// (no thread held, see awaitPidfd), then reaps the child with cmd.Wait, which no longer
+// blocks.
+func waitChild(cmd *exec.Cmd) <-chan int {
+	ch := make(chan int, 1)
+	go func() {
+		if fd, err := unix.PidfdOpen(cmd.Process.Pid, unix.PIDFD_NONBLOCK); err == nil {
+			awaitPidfd(fd) // on error, Wait below blocks a thread: slower, still right
+		}
+		ch <- exitCode(cmd.Wait())
 	}()
 	return ch
 }

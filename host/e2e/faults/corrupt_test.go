@@ -50,10 +50,10 @@ func TestCorruptStateFileVariants(t *testing.T) {
 		{name: "real_zero_padded", real: true, make: func(r []byte) []byte { return append(r[:len(r):len(r)], make([]byte, 4096)...) }},
 		{name: "all_zeros", real: true, make: func(r []byte) []byte { return make([]byte, len(r)) }},
 		{name: "real_future_version", real: true, make: func(r []byte) []byte {
-			return bytes.Replace(r, []byte(`"version": 1,`), []byte(`"version": 2,`), 1)
+			return bytes.Replace(r, []byte(`"version":1,`), []byte(`"version":2,`), 1)
 		}},
 		{name: "real_unknown_field", real: true, make: func(r []byte) []byte {
-			return bytes.Replace(r, []byte(`"version": 1,`), []byte(`"version": 1, "from_the_future": true,`), 1)
+			return bytes.Replace(r, []byte(`"version":1,`), []byte(`"version":1,"from_the_future":true,`), 1)
 		}},
 		{name: "real_trailing_data", real: true, make: func(r []byte) []byte { return append(r[:len(r):len(r)], "{}\n"...) }},
 		{name: "real_doubled", real: true, make: func(r []byte) []byte { return append(r[:len(r):len(r)], r...) }},
