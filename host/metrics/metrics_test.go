@@ -41,3 +41,31 @@ func TestSampleTree(t *testing.T) {
 		t.Error("an unknown instance has a sample")
 	}
 }
+
+// BenchmarkSample100 measures 100 real processes (each a root with no children), as a list
+// with 100 instances does.
+func BenchmarkSample100(b *testing.B) {
+	roots := map[int]int{}
+	var cmds []*exec.Cmd
+	for i := 0; i < 100; i++ {
+		cmd := exec.Command("sleep", "1000")
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+		roots[i] = cmd.Process.Pid
+	}
+	defer func() {
+		for _, c := range cmds {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}()
+	s := NewSampler()
+	for b.Loop() {
+		s.Sample(roots, true)
+	}
+	if s.Get(0).Memory == 0 {
+		b.Fatal("no memory measured")
+	}
+}
