@@ -90,6 +90,8 @@ type slot struct {
 	last            supervisor.State // state kept while no process runs
 	// transient marks a new instance of a side-by-side reload before the swap.
 	transient bool
+	// restarting marks an instance stopped by an operation that starts it again.
+	restarting bool
 	// carry is the unstable-exit count a restored instance resumes with; launches by the
 	// user start from zero, as a restart of an errored app should.
 	carry int
@@ -341,6 +343,9 @@ func (d *Daemon) saveLocked() error {
 		sa := state.App{Config: a.cfg, PortOverride: a.override, CreatedAt: a.created}
 		for _, s := range a.slots {
 			st := s.state()
+			if s.restarting && (st.Status == supervisor.Stopping || st.Status == supervisor.Stopped) {
+				st.Status = supervisor.WaitingRestart
+			}
 			sa.Instances = append(sa.Instances, state.Instance{
 				ID: s.id, Index: s.index, Port: s.port, Wanted: s.wanted, Pid: st.Pid, PidStart: st.PidStart,
 				StartedAt: st.StartedAt, Restarts: st.Restarts, Unstable: st.Unstable, Status: string(st.Status),
@@ -407,6 +412,7 @@ func (d *Daemon) Shutdown() {
 	// running ones and leaves finished or errored ones as they were.
 	d.mu.Lock()
 	for s, st := range before {
+		s.restarting = false
 		if st == supervisor.Stopping {
 			st = supervisor.Stopped
 		}
@@ -426,6 +432,7 @@ func (d *Daemon) Shutdown() {
 
 // launch starts supervising slot s of a; d.mu must be held.
 func (d *Daemon) launch(a *app, s *slot, adopt *supervisor.Adopt) {
+	s.restarting = false
 	if a.argvErr != nil {
 		s.inst = nil
 		s.last = supervisor.State{Status: supervisor.Errored, Restarts: s.last.Restarts, Reason: a.argvErr.Error()}
@@ -533,6 +540,10 @@ func (d *Daemon) stopSlots(slots []*slot, unwant bool) {
 	var wg sync.WaitGroup
 	for _, s := range slots {
 		d.mu.Lock()
+		// Stopped to be started again (restart, reload): until it is, the state file says
+		// so, and a daemon that dies meanwhile has the next one start it, not take it for an
+		// instance that had finished.
+		s.restarting = !unwant
 		inst := s.inst
 		d.mu.Unlock()
 		if inst == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,6 +66,22 @@ func (d *Daemon) StartMany(req api.StartManyRequest) (*api.StartManyResult, erro
 	return res, nil
 }
 
+// releaseUnusedLocked frees the ports a holds that none of its instances is on: what a failed
+// operation had planned. d.mu must be held.
+func (d *Daemon) releaseUnusedLocked(a *app) {
+	used := map[int]bool{}
+	for _, s := range a.slots {
+		used[s.port] = true
+	}
+	var free []int
+	for _, p := range d.reg.PortsOf(a.cfg.Name) {
+		if !used[p] {
+			free = append(free, p)
+		}
+	}
+	d.reg.Release(a.cfg.Name, free)
+}
+
 // beginBatch makes the operations until the returned end share one state write, done by end.
 // opMu must be held throughout.
 func (d *Daemon) beginBatch() (end func()) {
@@ -118,6 +135,12 @@ func (d *Daemon) update(a *app, cfg config.App, waitTimeout time.Duration) (*api
 	argv, err := checkApp(cfg)
 	if err != nil {
 		return nil, err
+	}
+	probe := &app{cfg: cfg}
+	for i := 0; i < cfg.Instances; i++ {
+		if err := d.checkLogs(probe, &slot{index: i}); err != nil {
+			return nil, err
+		}
 	}
 	ps, err := d.pickPorts(cfg.Name, cfg.Port, cfg.Instances, nil)
 	if err != nil {
@@ -587,6 +610,9 @@ func (d *Daemon) restartOrReload(req api.TargetRequest, reload bool) (*api.Resul
 		d.mu.Unlock()
 		if err != nil {
 			release(i + 1)
+			d.mu.Lock()
+			d.releaseUnusedLocked(t.app)
+			d.mu.Unlock()
 			return res, err
 		}
 	}
@@ -757,6 +783,18 @@ func (d *Daemon) reloadApp(a *app, p *plan) error {
 		d.mu.Unlock()
 		return fmt.Errorf("reload of %s failed, the old instances keep running: %w", a.cfg.Name, err)
 	}
+	// Commit to the new instances before stopping the old: from here a daemon that dies keeps
+	// the new ones and stops the old (now the transient ones) on its next start.
+	d.mu.Lock()
+	for _, s := range fresh {
+		s.transient = false
+	}
+	for _, s := range old {
+		s.transient = true
+	}
+	a.override = p.override
+	d.saveLocked()
+	d.mu.Unlock()
 	// Hooks (a load balancer's, say) learn of the new instances before the old ones go.
 	d.plugins.Flush()
 	d.stopSlots(old, true)
@@ -775,20 +813,45 @@ func (d *Daemon) reloadApp(a *app, p *plan) error {
 				s.inst.SetID(s.id)
 			}
 		}
-		s.transient = false
 	}
 	a.slots = fresh
-	a.override = p.override
 	return nil
 }
 
-// rollingReload replaces instances one by one on ports that may be the same as before.
+// rollingReload replaces instances one by one on ports that may be the same as before. The
+// order is chosen so that an instance's new port is free when it starts: with 3000-3002
+// reloaded onto 3001-3003, instance 2 goes first (to 3003, freeing 3002), then 1, then 0.
 func (d *Daemon) rollingReload(a *app, p *plan) error {
 	d.mu.Lock()
-	a.override = p.override
 	old := append([]*slot(nil), a.slots...)
 	d.mu.Unlock()
-	for i := 0; i < p.n; i++ {
+	order, err := replaceOrder(old, p)
+	if err != nil {
+		return userErr("reload of %s onto %s: %v", a.cfg.Name, p.spec, err)
+	}
+	var extra []*slot
+	if p.n < len(old) {
+		extra = old[p.n:]
+	}
+	stopExtra := func() {
+		d.stopSlots(extra, true)
+		d.mu.Lock()
+		for _, s := range extra {
+			d.reg.Release(a.cfg.Name, []int{s.port})
+		}
+		a.slots = slices.DeleteFunc(a.slots, func(s *slot) bool { return slices.Contains(extra, s) })
+		d.mu.Unlock()
+		extra = nil
+	}
+	// Instances that go away are stopped first when one of their ports is wanted, else last
+	// (so the app keeps its capacity while the others are replaced).
+	for _, s := range extra {
+		if s.port > 0 && slices.Contains(p.ports, s.port) {
+			stopExtra()
+			break
+		}
+	}
+	for _, i := range order {
 		d.mu.Lock()
 		var s *slot
 		if i < len(old) {
@@ -831,17 +894,53 @@ func (d *Daemon) rollingReload(a *app, p *plan) error {
 			}
 		}
 	}
-	if p.n < len(old) {
-		extra := old[p.n:]
-		d.stopSlots(extra, true)
-		d.mu.Lock()
-		for _, s := range extra {
-			d.reg.Release(a.cfg.Name, []int{s.port})
-		}
-		a.slots = a.slots[:p.n]
-		d.mu.Unlock()
+	if extra != nil {
+		stopExtra()
 	}
+	d.mu.Lock()
+	a.override = p.override
+	sort.SliceStable(a.slots, func(i, j int) bool { return a.slots[i].index < a.slots[j].index })
+	d.mu.Unlock()
 	return nil
+}
+
+// replaceOrder orders the instance indexes 0..p.n-1 so that each one's new port is no longer
+// held by another old instance when its turn comes. Ports that would have to swap between
+// instances have no such order.
+func replaceOrder(old []*slot, p *plan) ([]int, error) {
+	holder := map[int]int{} // port -> index of the old instance still on it
+	for i, s := range old {
+		if i < p.n && s.port > 0 {
+			holder[s.port] = i
+		}
+	}
+	done := make([]bool, p.n)
+	var order []int
+	for len(order) < p.n {
+		progress := false
+		for i := 0; i < p.n; i++ {
+			if done[i] {
+				continue
+			}
+			target := 0
+			if p.ports != nil {
+				target = p.ports[i]
+			}
+			if h, held := holder[target]; target > 0 && held && h != i {
+				continue
+			}
+			done[i], progress = true, true
+			order = append(order, i)
+			if i < len(old) && holder[old[i].port] == i {
+				delete(holder, old[i].port)
+			}
+		}
+		if !progress {
+			return nil, errors.New("instances would have to swap ports, which cannot be done one at a time; " +
+				"restart the app instead, or reload onto ports it does not use")
+		}
+	}
+	return order, nil
 }
 
 func contains(xs []int, x int) bool {
@@ -1004,6 +1103,11 @@ func (d *Daemon) Resurrect() (*api.Result, error) {
 	}
 	res := &api.Result{Apps: []api.Started{}}
 	var errs []error
+	// The whole resurrect is one operation: an app is looked up and started under opMu, so a
+	// delete cannot slip in between and have a deleted app brought back unlisted.
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	defer d.beginBatch()()
 	for _, cfg := range dump.Apps {
 		d.mu.Lock()
 		a, exists := d.apps[cfg.Name]
@@ -1016,27 +1120,22 @@ func (d *Daemon) Resurrect() (*api.Result, error) {
 			}
 		}
 		d.mu.Unlock()
+		var st *api.Started
+		var err error
 		switch {
 		case !exists:
-			d.opMu.Lock()
-			st, err := d.startLocked(cfg, 0)
-			d.opMu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			res.Apps = append(res.Apps, *st)
+			st, err = d.startLocked(cfg, 0)
 		case idle:
 			// The dump's config is the saved one; any runtime override ends here.
-			d.opMu.Lock()
-			st, err := d.update(a, cfg, 0)
-			d.opMu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			res.Apps = append(res.Apps, *st)
+			st, err = d.update(a, cfg, 0)
+		default:
+			continue
 		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res.Apps = append(res.Apps, *st)
 	}
 	sort.Slice(res.Apps, func(i, j int) bool { return res.Apps[i].Name < res.Apps[j].Name })
 	return res, errors.Join(errs...)

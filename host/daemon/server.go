@@ -87,7 +87,9 @@ func Serve(home string, logw io.Writer) error {
 	// Once start-up is over, and again a little later (the first requests and metrics passes
 	// touch code once), give the kernel back the code pages start-up mapped.
 	trimText()
-	trimTimer := time.AfterFunc(5*time.Second, trimText)
+	trimTimer := time.AfterFunc(5*time.Second, func() {
+		logger.Printf("code pages given back (%d KiB of code mapped)", trimText()>>10)
+	})
 	defer trimTimer.Stop()
 
 	sigs := make(chan os.Signal, 1)

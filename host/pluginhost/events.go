@@ -22,6 +22,7 @@ type dispatcher struct {
 	enqueued  uint64 // sequence number of the last event queued
 	delivered uint64 // ... and of the last one handled (or dropped)
 	closed    bool
+	drainBy   time.Time // after close: queued events after this are dropped, not delivered
 	done      chan struct{}
 }
 
@@ -59,7 +60,13 @@ func (d *dispatcher) run() {
 		for len(d.queue) == 0 && !d.closed {
 			d.cond.Wait()
 		}
-		if len(d.queue) == 0 {
+		if len(d.queue) == 0 || d.closed && time.Now().After(d.drainBy) {
+			if n := len(d.queue); n > 0 {
+				d.p.logger.Warn(fmt.Sprintf("closing: dropped %d queued event(s) not delivered in time", n))
+			}
+			d.queue = nil
+			d.delivered = d.enqueued
+			d.cond.Broadcast()
 			d.mu.Unlock()
 			return
 		}
@@ -95,16 +102,16 @@ func (d *dispatcher) flush(deadline time.Time) bool {
 	return d.delivered >= target
 }
 
-// close delivers what is queued (each event bounded by the call timeout) and ends the goroutine.
-func (d *dispatcher) close() {
+// close ends the goroutine after delivering what is queued for at most drain (0: drop the
+// queue; the event in flight, if any, still finishes within its call timeout). A hook that hangs
+// therefore cannot hold up a remove or a shutdown for more than drain plus one timeout.
+func (d *dispatcher) close(drain time.Duration) {
 	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		<-d.done
-		return
+	if !d.closed {
+		d.closed = true
+		d.drainBy = time.Now().Add(drain)
+		d.cond.Broadcast()
 	}
-	d.closed = true
-	d.cond.Broadcast()
 	d.mu.Unlock()
 	<-d.done
 }

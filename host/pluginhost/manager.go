@@ -167,7 +167,7 @@ func (m *Manager) Replace(p *Plugin) {
 	}
 	m.mu.Unlock()
 	if old != nil {
-		old.close()
+		old.close(0)
 	}
 }
 
@@ -186,27 +186,38 @@ func (m *Manager) Remove(name string) error {
 	if gone == nil {
 		return fmt.Errorf("no plugin named '%s' is registered", name)
 	}
-	gone.close()
+	gone.close(0)
 	return nil
 }
 
-// close stops delivering events (what is queued is delivered first, within the timeout) and
-// ends the process.
-func (p *Plugin) close() {
+// close stops delivering events, delivering what is queued for at most drain, and ends the
+// process.
+func (p *Plugin) close(drain time.Duration) {
 	if p.events != nil {
-		p.events.close()
+		p.events.close(drain)
 	}
 	p.Kill()
 }
 
-// Close ends every plugin, delivering queued events first.
+// closeDrain bounds how long a shutdown delivers the hooks' queued events (the stop events
+// of the apps, say) before it drops the rest.
+const closeDrain = 5 * time.Second
+
+// Close ends every plugin, delivering queued events first for at most a few seconds, all
+// hooks at once.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	list := append([]*Plugin(nil), m.list...)
 	m.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, p := range list {
-		p.close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.close(closeDrain)
+		}()
 	}
+	wg.Wait()
 }
 
 // List describes every plugin, in registration order.

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -219,7 +220,15 @@ func (p *Plugin) ensure() error {
 		p.killLocked()
 		return p.fail("implements no kind of plugin")
 	}
-	p.spec.Kinds = kinds
+	// Kinds are fixed at registration (the chain and the hook list read them without p.mu);
+	// a binary that now says otherwise is refused like a changed one.
+	if len(p.spec.Kinds) == 0 {
+		p.spec.Kinds = kinds
+	} else if !slices.Equal(p.spec.Kinds, kinds) {
+		p.killLocked()
+		return p.fail("now implements %s but was registered as %s; run: pmdaemon plugin trust %s",
+			strings.Join(kinds, "+"), strings.Join(p.spec.Kinds, "+"), p.spec.Name)
+	}
 	p.lastErr = ""
 	return nil
 }

@@ -171,7 +171,7 @@ func TestLazyStartAndPinning(t *testing.T) {
 	b, _ := os.ReadFile(faulty)
 	os.WriteFile(bin, b, 0o755)
 	sum, _ := Hash(bin)
-	m.Load([]Spec{{Name: "policy", Path: bin, SHA256: sum, Kinds: []string{sdk.KindAllocator}, Config: json.RawMessage(`{"mode":"ok"}`)}})
+	m.Load([]Spec{{Name: "policy", Path: bin, SHA256: sum, Kinds: []string{sdk.KindAllocator, sdk.KindHook}, Config: json.RawMessage(`{"mode":"ok"}`)}})
 	if st := m.List()[0].Status; st != "idle" {
 		t.Fatalf("status %q before first use, want idle", st)
 	}

@@ -45,6 +45,7 @@ type healthResult struct {
 type checker struct {
 	results chan healthResult
 	stop    chan struct{}
+	cancel  context.CancelFunc // ends a probe in flight, so close never waits out a timeout
 	done    chan struct{}
 }
 
@@ -53,7 +54,9 @@ func (in *Instance) startChecker() *checker {
 	if h == nil {
 		return nil
 	}
-	c := &checker{results: make(chan healthResult), stop: make(chan struct{}), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &checker{results: make(chan healthResult), stop: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	started := time.Now()
 	go func() {
 		defer close(c.done)
 		delay, healthy := min(checkFast, h.Interval), false
@@ -65,15 +68,17 @@ func (in *Instance) startChecker() *checker {
 				return
 			case <-t.C:
 			}
-			r := in.probe(h)
+			r := in.probe(ctx, h)
 			select {
 			case c.results <- r:
 			case <-c.stop:
 				return
 			}
 			healthy = healthy || r.ok
+			// Fast until the first success, but only through the grace period: an instance
+			// that never passes is checked at the interval after that.
 			delay = h.Interval
-			if !healthy {
+			if !healthy && time.Since(started) < h.Grace {
 				delay = min(checkFast, h.Interval)
 			}
 			t.Reset(delay)
@@ -93,14 +98,15 @@ func (c *checker) resultsCh() <-chan healthResult {
 func (c *checker) close() {
 	if c != nil {
 		close(c.stop)
+		c.cancel()
 		<-c.done
 	}
 }
 
 var healthClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
-func (in *Instance) probe(h *HealthSpec) healthResult {
-	ctx, cancel := context.WithTimeout(context.Background(), h.Timeout)
+func (in *Instance) probe(parent context.Context, h *HealthSpec) healthResult {
+	ctx, cancel := context.WithTimeout(parent, h.Timeout)
 	defer cancel()
 	if h.URL != "" {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.URL, nil)

@@ -208,6 +208,9 @@ func (in *Instance) run(adopt *Adopt) {
 				stopChecks()
 				in.replace(proc, reason)
 				proc = nil
+				if in.stopRequested() {
+					return
+				}
 			}
 		case code := <-proc.exited:
 			stopChecks()
@@ -271,6 +274,9 @@ func (in *Instance) run(adopt *Adopt) {
 			stopChecks()
 			in.replace(proc, reason)
 			proc = nil
+			if in.stopRequested() {
+				return
+			}
 		case <-in.stopCh:
 			stopChecks()
 			in.update(func(s *State) { s.Status = Stopping })
@@ -278,6 +284,18 @@ func (in *Instance) run(adopt *Adopt) {
 			in.update(func(s *State) { s.Status, s.Pid, s.PidStart, s.ExitCode = Stopped, 0, 0, code })
 			return
 		}
+	}
+}
+
+// stopRequested reports (and records) a stop that came while the process was being replaced,
+// so that no new process is spawned only to be stopped at once.
+func (in *Instance) stopRequested() bool {
+	select {
+	case <-in.stopCh:
+		in.update(func(s *State) { s.Status = Stopped })
+		return true
+	default:
+		return false
 	}
 }
 

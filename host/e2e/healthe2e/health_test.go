@@ -181,3 +181,45 @@ func TestReloadUnderLoadFailsNoRequest(t *testing.T) {
 	}
 	t.Logf("%d requests through nginx during the reload, %d failed", res.Total, res.Failed)
 }
+
+// A stop does not wait for a health check in flight: the check is abandoned.
+func TestStopDoesNotWaitForAHealthCheck(t *testing.T) {
+	t.Parallel()
+	h := harness.NewHome(t)
+	h.OK("start", "sleep 1000", "--name", "slowcheck", "--health-script", "sleep 30", "--health-timeout", "15s", "--kill-timeout", "1s")
+	h.WaitList(wait, "the first check under way", func(rs []api.Instance) bool {
+		r := harness.Rows(rs, "slowcheck")
+		return len(r) == 1 && r[0].Health == "checking"
+	})
+	start := time.Now()
+	h.OK("stop", "slowcheck")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("stop took %s: it waited for the health check (timeout 15s)", took)
+	}
+}
+
+// A stop that comes while an unhealthy instance is being replaced does not start a new
+// process only to stop it.
+func TestStopDuringAHealthRestart(t *testing.T) {
+	t.Parallel()
+	h := harness.NewHome(t)
+	dir := t.TempDir()
+	started := filepath.Join(dir, "starts")
+	script := filepath.Join(dir, "app.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\necho x >> "+started+"\ntrap '' TERM\nwhile :; do sleep 0.1; done\n"), 0o755)
+	h.OK("start", script, "--name", "sick", "--health-script", "false", "--health-interval", "100ms",
+		"--health-retries", "1", "--min-uptime", "100ms", "--kill-timeout", "2s")
+	h.WaitList(wait, "the health restart under way", func(rs []api.Instance) bool {
+		r := harness.Rows(rs, "sick")
+		return len(r) == 1 && r[0].Status == "stopping"
+	})
+	h.OK("stop", "sick")
+	r := row(t, h, "sick")
+	if r.Status != "stopped" || r.Pid != 0 {
+		t.Fatalf("after stop: %+v", r)
+	}
+	b, _ := os.ReadFile(started)
+	if n := strings.Count(string(b), "x"); n != 1 {
+		t.Errorf("the app was started %d times; the stop during its health restart started another", n)
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
 )
 
@@ -181,5 +183,29 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A hook that hangs on every event cannot hold up its removal (or anything waiting behind
+// it): what is queued for it is dropped, not delivered one timeout at a time.
+func TestRemovingAHungHookIsPrompt(t *testing.T) {
+	t.Parallel()
+	h := harness.NewHome(t)
+	h.OK("plugin", "add", "hang", faulty, "--timeout", "300ms", "--config", `{"mode": "events-hang"}`)
+	// A crash loop makes events faster than the hook fails to handle them.
+	h.OK("start", "sh -c 'exit 1'", "--name", "crash", "--max-restarts", "40", "--min-uptime", "1s")
+	h.WaitList(wait, "a queue of events", func(rows []api.Instance) bool {
+		r := harness.Rows(rows, "crash")
+		return len(r) == 1 && r[0].Restarts >= 20
+	})
+	start := time.Now()
+	h.OK("plugin", "remove", "hang")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("plugin remove took %s with a hung hook's queue, want it prompt", took)
+	}
+	start = time.Now()
+	h.OK("start", "sleep 1000", "--name", "after")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a start after the removal took %s", took)
 	}
 }

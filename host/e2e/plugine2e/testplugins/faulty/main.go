@@ -30,7 +30,7 @@ func (f *faulty) Configure(_ context.Context, raw json.RawMessage) error {
 		return fmt.Errorf("config: %v", err)
 	}
 	switch c.Mode {
-	case "ok", "crash", "hang", "error", "outside", "dupes", "toofew", "veto", "deny", "hook-crash", "hook-hang", "highest":
+	case "ok", "crash", "hang", "error", "outside", "dupes", "toofew", "veto", "deny", "hook-crash", "hook-hang", "highest", "events-hang":
 	default:
 		return fmt.Errorf("unknown mode %q", c.Mode)
 	}
@@ -73,7 +73,7 @@ func (f *faulty) common(ctx context.Context, mode string) error {
 }
 
 func (f *faulty) Allocate(ctx context.Context, req sdk.AllocateRequest) (sdk.AllocateResponse, error) {
-	if m := f.peek(); m == "hook-crash" || m == "hook-hang" {
+	if m := f.peek(); m == "hook-crash" || m == "hook-hang" || m == "events-hang" {
 		return sdk.Allow(req.Candidates), nil
 	}
 	mode := f.fault()
@@ -99,6 +99,10 @@ func (f *faulty) Allocate(ctx context.Context, req sdk.AllocateRequest) (sdk.All
 
 func (f *faulty) Handle(ctx context.Context, ev sdk.Event) (string, error) {
 	if ev.Kind != sdk.Starting {
+		if f.peek() == "events-hang" {
+			<-ctx.Done()
+			select {}
+		}
 		return "", nil
 	}
 	mode := strings.TrimPrefix(f.fault(), "hook-")
