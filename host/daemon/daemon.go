@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -69,8 +70,10 @@ type Daemon struct {
 	saveCh    chan struct{}
 	sampleMu  sync.Mutex
 	sampled   time.Time // when every instance was last measured
-	quit      chan struct{}
-	wg        sync.WaitGroup
+	// sampledRoots are the processes measured then (instance id -> pid).
+	sampledRoots map[int]int
+	quit         chan struct{}
+	wg           sync.WaitGroup
 }
 
 type app struct {
@@ -299,17 +302,18 @@ func (d *Daemon) enforceMemoryLimits() {
 	}
 }
 
-// freshMetrics measures every running instance for list and info, unless that was done less
-// than a second ago. CPU is then the average since the previous measure. d.mu must not be held.
+// freshMetrics measures every running instance for list and info, unless the same processes
+// were measured less than a second ago. CPU is then the average since the previous measure.
+// d.mu must not be held.
 func (d *Daemon) freshMetrics() {
 	d.sampleMu.Lock()
 	defer d.sampleMu.Unlock()
-	if time.Since(d.sampled) < time.Second {
+	roots, _ := d.roots(false)
+	if time.Since(d.sampled) < time.Second && maps.Equal(roots, d.sampledRoots) {
 		return
 	}
-	roots, _ := d.roots(false)
 	d.sampler.Sample(roots, true)
-	d.sampled = time.Now()
+	d.sampled, d.sampledRoots = time.Now(), roots
 }
 
 // requestSave asks the writer loop for a save; many requests collapse into one write.

@@ -102,3 +102,17 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// Metrics are measured when list asks; a list right after another must still measure the
+// instances the first did not see.
+func TestListMeasuresNewInstancesAtOnce(t *testing.T) {
+	t.Parallel()
+	h := harness.NewHome(t)
+	h.OK("start", "sleep 100000", "--name", "first")
+	h.OK("delete", "all") // its answer lists (and measures) no instance
+	h.OK("start", "sleep 100000", "--name", "second")
+	rows := harness.Rows(h.List(), "second")
+	if len(rows) != 1 || rows[0].Memory == 0 {
+		t.Fatalf("a new instance listed at once shows no memory: %+v", rows)
+	}
+}
