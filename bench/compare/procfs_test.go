@@ -86,7 +86,7 @@ func TestProcReaders(t *testing.T) {
 	cmd := exec.Command("sleep", "30")
 	cmd.Env = append(os.Environ(), "BENCH_TEST_MARK=/tmp/mark-"+t.Name())
 	if err := cmd.Start(); err != nil {
-		t.Skip("no sleep:", err)
+		t.Fatal("cannot start sleep:", err)
 	}
 	pid := cmd.Process.Pid
 	defer cmd.Wait()
@@ -139,7 +139,7 @@ func BenchmarkNewChild(b *testing.B) {
 func TestFreeBlock(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	defer l.Close()
 	busy := l.Addr().(*net.TCPAddr).Port

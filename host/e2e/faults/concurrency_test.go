@@ -79,7 +79,7 @@ func TestConcurrentMixedCLICalls(t *testing.T) {
 			defer wg.Done()
 			<-gate
 			begin := time.Now()
-			results[i] = runCLI(h, args...)
+			results[i] = h.Exec(args...)
 			took[i] = time.Since(begin)
 		}()
 	}

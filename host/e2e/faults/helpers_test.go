@@ -2,7 +2,6 @@ package faults
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -22,47 +21,14 @@ import (
 	"github.com/pmdaemon/pmdaemon/host/state"
 )
 
-// runCLI runs pmdaemon in h's home without touching a testing.T, so goroutines may use it.
-func runCLI(h *harness.Home, args ...string) harness.Result {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, harness.Bin, args...)
-	cmd.Env = append(os.Environ(), "PMDAEMON_HOME="+h.Dir, "GORACE=atexit_sleep_ms=0 halt_on_error=0")
-	cmd.Env = append(cmd.Env, h.Env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		code = -1
-		errb.WriteString(err.Error())
-	}
-	return harness.Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
-}
-
-// daemonProcs lists this home's live processes whose command line is `<Bin> daemon`.
-func daemonProcs(h *harness.Home) []int {
-	want := harness.Bin + "\x00daemon\x00"
-	var out []int
-	for _, p := range h.Processes() {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
-		if err == nil && string(b) == want {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // oneDaemon waits until exactly one daemon process runs in h (losers of a start race exit at
 // once) and returns its pid, which must be the one in daemon.pid.
 func oneDaemon(t *testing.T, h *harness.Home) int {
 	t.Helper()
 	harness.Eventually(t, 10*time.Second, "exactly one daemon process", func() bool {
-		return len(daemonProcs(h)) == 1
+		return len(h.DaemonProcs()) == 1
 	})
-	ds := daemonProcs(h)
+	ds := h.DaemonProcs()
 	if d := h.DaemonPid(); len(ds) != 1 || ds[0] != d {
 		t.Fatalf("daemon processes %v, daemon.pid %d", ds, d)
 	}

@@ -28,7 +28,7 @@ func TestDaemonSigkillDuringRestart(t *testing.T) {
 	h.OK("start", script, "--name", "web", "-i", "2", "--kill-timeout", "3s")
 	h.WaitList(10*time.Second, "web online", harness.AllOnline("web", 2))
 	done := make(chan harness.Result, 1)
-	go func() { done <- runCLI(h, "restart", "web") }()
+	go func() { done <- h.Exec("restart", "web") }()
 	h.WaitList(10*time.Second, "instance 0 stopped, instance 1 stopping", func(rows []api.Instance) bool {
 		r := harness.Rows(rows, "web")
 		return len(r) == 2 && r[0].Status == "stopped" && r[1].Status == "stopping"

@@ -217,7 +217,7 @@ func TestDaemonSigkillDuringReload(t *testing.T) {
 	h.OK("start", harness.Echo, "--name", "web", "--instances", "2", "--port", fmt.Sprintf("%d-%d", a, a+1), "--min-uptime", "10s")
 	h.WaitList(10*time.Second, "web online", harness.AllOnline("web", 2))
 	done := make(chan harness.Result, 1)
-	go func() { done <- runCLI(h, "reload", "web", "--port", fmt.Sprintf("%d-%d", b, b+1)) }()
+	go func() { done <- h.Exec("reload", "web", "--port", fmt.Sprintf("%d-%d", b, b+1)) }()
 	h.WaitList(10*time.Second, "the new instances up beside the old", func(rows []api.Instance) bool {
 		return len(rows) == 4 && settled(rows)
 	})

@@ -97,6 +97,19 @@ func (h *Home) DaemonPid() int {
 	return pid
 }
 
+// DaemonProcs lists this home's live processes whose command line is `<Bin> daemon`.
+func (h *Home) DaemonProcs() []int {
+	want := Bin + "\x00daemon\x00"
+	var out []int
+	for _, p := range h.Processes() {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
+		if err == nil && string(b) == want {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // AppProcs lists this home's live processes that are not a `pmdaemon daemon`.
 func (h *Home) AppProcs() []int {
 	want := Bin + "\x00daemon\x00"

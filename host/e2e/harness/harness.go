@@ -172,6 +172,16 @@ type Result struct {
 // Run runs pmdaemon with args in this home.
 func (h *Home) Run(args ...string) Result {
 	h.T.Helper()
+	r := h.Exec(args...)
+	if r.Code == -1 {
+		h.T.Fatalf("pmdaemon %v: %s", args, r.Stderr)
+	}
+	return r
+}
+
+// Exec is Run without a testing.T, for goroutines: a failure to run at all is Code -1 with
+// the error in Stderr.
+func (h *Home) Exec(args ...string) Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, Bin, args...)
@@ -183,7 +193,8 @@ func (h *Home) Run(args ...string) Result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		h.T.Fatalf("pmdaemon %v: %v", args, err)
+		code = -1
+		errb.WriteString(err.Error())
 	}
 	return Result{out.String(), errb.String(), code}
 }

@@ -43,9 +43,9 @@ func TestConcurrentFirstUse(t *testing.T) {
 	}
 	// Daemons that lost the race exit at once; wait for them, then exactly one is left.
 	harness.Eventually(t, 10*time.Second, "exactly one daemon process", func() bool {
-		return len(daemonProcs(h)) == 1
+		return len(h.DaemonProcs()) == 1
 	})
-	ds := daemonProcs(h)
+	ds := h.DaemonProcs()
 	if d := h.DaemonPid(); len(ds) != 1 || ds[0] != d {
 		t.Errorf("daemon processes %v, daemon.pid %d", ds, d)
 	}
@@ -57,7 +57,7 @@ func TestConcurrentFirstUse(t *testing.T) {
 	// It works.
 	h.OK("start", "sleep 1000", "--name", "one")
 	h.WaitList(10*time.Second, "one online", harness.AllOnline("one", 1))
-	if ds := daemonProcs(h); len(ds) != 1 {
+	if ds := h.DaemonProcs(); len(ds) != 1 {
 		t.Errorf("daemon processes after start: %v", ds)
 	}
 }
@@ -163,7 +163,7 @@ func TestConcurrentStarts(t *testing.T) {
 		t.Errorf("ids are not unique: %+v", rows)
 	}
 	harness.Eventually(t, 10*time.Second, "exactly one daemon process", func() bool {
-		return len(daemonProcs(h)) == 1
+		return len(h.DaemonProcs()) == 1
 	})
 	if apps := h.AppProcs(); len(apps) != n {
 		t.Errorf("%d app processes, want %d", len(apps), n)

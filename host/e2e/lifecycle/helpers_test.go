@@ -79,19 +79,6 @@ func pgid(pid int) int {
 	return g
 }
 
-// daemonProcs lists this home's live processes whose command line is `<Bin> daemon`.
-func daemonProcs(h *harness.Home) []int {
-	want := harness.Bin + "\x00daemon\x00"
-	var out []int
-	for _, p := range h.Processes() {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
-		if err == nil && string(b) == want {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // byID indexes rows by instance id.
 func byID(rows []api.Instance) map[int]api.Instance {
 	m := map[int]api.Instance{}

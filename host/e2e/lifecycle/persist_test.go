@@ -125,7 +125,7 @@ func TestDaemonSigkillTakeBack(t *testing.T) {
 			t.Errorf("%s[%d]: restarts %d, want %d", r.Name, r.Instance, r.Restarts, prev[r.ID].Restarts)
 		}
 	}
-	ds := daemonProcs(h)
+	ds := h.DaemonProcs()
 	if len(ds) != 1 || ds[0] == oldDaemon {
 		t.Errorf("daemon processes %v, want exactly one new one (old %d)", ds, oldDaemon)
 	}
@@ -189,7 +189,7 @@ func TestDaemonSigkillAppDiedMeanwhile(t *testing.T) {
 	if apps := h.AppProcs(); len(apps) != 3 {
 		t.Errorf("%d app processes, want 3: %v", len(apps), apps)
 	}
-	if ds := daemonProcs(h); len(ds) != 1 {
+	if ds := h.DaemonProcs(); len(ds) != 1 {
 		t.Errorf("daemon processes: %v", ds)
 	}
 }

@@ -1,11 +1,7 @@
 package portse2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,25 +40,6 @@ func wantErr(t *testing.T, stderr, msg string) {
 	if got := strings.TrimRight(stderr, "\n"); got != "Error: "+msg {
 		t.Errorf("stderr:\n  got  %q\n  want %q", stderr, "Error: "+msg+"\n")
 	}
-}
-
-// runCLI runs pmdaemon in home dir without a testing.T, for use from goroutines.
-func runCLI(dir string, args ...string) harness.Result {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, harness.Bin, args...)
-	cmd.Env = append(os.Environ(), "PMDAEMON_HOME="+dir)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		code = -1
-		errb.WriteString(err.Error())
-	}
-	return harness.Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
 }
 
 // noApp checks that list has no row for name.
