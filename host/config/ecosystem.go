@@ -121,22 +121,13 @@ func ParseEcosystem(data []byte, file, baseDir string) (*Ecosystem, error) {
 				if !ok {
 					return fail("\"plugins\" must be an array of plugin objects, got %s", typeName(ps))
 				}
-				seen := map[string]int{}
-				for i, o := range list {
-					where := fmt.Sprintf("%s: plugins[%d]", file, i)
-					m, ok := o.(map[string]any)
-					if !ok {
-						return nil, fmt.Errorf("%s: must be a plugin object, got %s", where, typeName(o))
-					}
+				var err error
+				eco.Plugins, err = parseList(list, file, "plugins", "a plugin", func(m map[string]any, where string) (PluginDecl, string, error) {
 					pd, err := PluginFromMap(m, where, baseDir)
-					if err != nil {
-						return nil, err
-					}
-					if j, dup := seen[pd.Name]; dup {
-						return nil, fmt.Errorf("%s: duplicate plugin name %q (also plugins[%d])", where, pd.Name, j)
-					}
-					seen[pd.Name] = i
-					eco.Plugins = append(eco.Plugins, pd)
+					return pd, pd.Name, err
+				})
+				if err != nil {
+					return nil, err
 				}
 			}
 			list, ok := apps.([]any)
@@ -157,26 +148,39 @@ func ParseEcosystem(data []byte, file, baseDir string) (*Ecosystem, error) {
 	if len(objs) == 0 {
 		return fail("\"apps\" is empty")
 	}
-	apps := make([]App, 0, len(objs))
-	seen := map[string]int{}
-	for i, o := range objs {
-		where := fmt.Sprintf("%s: apps[%d]", file, i)
-		m, ok := o.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("%s: must be an app object, got %s", where, typeName(o))
-		}
+	apps, err := parseList(objs, file, "apps", "an app", func(m map[string]any, where string) (App, string, error) {
 		app, err := AppFromMap(m, where, baseDir)
-		if err != nil {
-			return nil, err
-		}
-		if j, dup := seen[app.Name]; dup {
-			return nil, fmt.Errorf("%s (%s): duplicate name %q (also apps[%d])", where, app.Name, app.Name, j)
-		}
-		seen[app.Name] = i
-		apps = append(apps, app)
+		return app, app.Name, err
+	})
+	if err != nil {
+		return nil, err
 	}
 	eco.Apps = apps
 	return eco, nil
+}
+
+// parseList reads the objects of the array key of an ecosystem file with from, naming each
+// key[i] in errors, and refuses a name used twice.
+func parseList[T any](list []any, file, key, kind string, from func(m map[string]any, where string) (T, string, error)) ([]T, error) {
+	out := make([]T, 0, len(list))
+	seen := map[string]int{}
+	for i, o := range list {
+		where := fmt.Sprintf("%s: %s[%d]", file, key, i)
+		m, ok := o.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: must be %s object, got %s", where, kind, typeName(o))
+		}
+		v, name, err := from(m, where)
+		if err != nil {
+			return nil, err
+		}
+		if j, dup := seen[name]; dup {
+			return nil, fmt.Errorf("%s (%s): duplicate name %q (also %s[%d])", where, name, name, key, j)
+		}
+		seen[name] = i
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // durationValue reads milliseconds or a duration string.
