@@ -126,7 +126,7 @@ func TestConcurrentMixedCLICalls(t *testing.T) {
 		if len(now) != len(rows) || !settled(now) {
 			return false
 		}
-		m := byID(now)
+		m := harness.ByID(now)
 		for _, r := range rows {
 			n := m[r.ID]
 			if n.Name != r.Name || n.Status != r.Status || port(n) != port(r) {
@@ -141,7 +141,7 @@ func TestConcurrentMixedCLICalls(t *testing.T) {
 // checkConsistent checks rows (settled) against state.json, the live processes and the ports.
 func checkConsistent(t *testing.T, h *harness.Home, rows []api.Instance) {
 	t.Helper()
-	if len(byID(rows)) != len(rows) {
+	if len(harness.ByID(rows)) != len(rows) {
 		t.Errorf("duplicate ids: %+v", rows)
 	}
 	if d := duplicates(rows); d != "" {

@@ -122,7 +122,7 @@ func TestDiskFullOnStateWrite(t *testing.T) {
 	if r.Code != 0 {
 		harness.ErrLike(t, r.Stderr)
 	} else {
-		waitDead(t, 10*time.Second, "first to stop", first.Pid)
+		harness.WaitDead(t, 10*time.Second, "first to stop", first.Pid)
 	}
 	firstStopped := r.Code == 0
 

@@ -35,19 +35,6 @@ func oneDaemon(t *testing.T, h *harness.Home) int {
 	return ds[0]
 }
 
-// waitDead waits until none of pids is a live process.
-func waitDead(t *testing.T, timeout time.Duration, what string, pids ...int) {
-	t.Helper()
-	harness.Eventually(t, timeout, what, func() bool {
-		for _, p := range pids {
-			if harness.Alive(p) {
-				return false
-			}
-		}
-		return true
-	})
-}
-
 // stateFile reads state.json as it is on disk, without any of state.Load's side effects.
 func stateFile(dir string) (*state.File, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
@@ -69,15 +56,6 @@ func stateApp(f *state.File, name string) *state.App {
 		}
 	}
 	return nil
-}
-
-// byID indexes rows by instance id.
-func byID(rows []api.Instance) map[int]api.Instance {
-	m := map[int]api.Instance{}
-	for _, r := range rows {
-		m[r.ID] = r
-	}
-	return m
 }
 
 // sorted returns a sorted copy of xs.
@@ -125,16 +103,6 @@ func port(r api.Instance) int {
 		return 0
 	}
 	return *r.Port
-}
-
-// writeScript writes an executable script into dir and returns its path.
-func writeScript(t *testing.T, dir, name, body string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // readPids waits until path holds n complete lines of pids (written by an app) and returns them.
@@ -275,7 +243,7 @@ func stateMatches(h *harness.Home, rows []api.Instance) error {
 func sigkillDaemon(t *testing.T, h *harness.Home, pid int) {
 	t.Helper()
 	harness.Sigkill(t, pid)
-	waitDead(t, 10*time.Second, "the daemon to die", pid)
+	harness.WaitDead(t, 10*time.Second, "the daemon to die", pid)
 	sock := filepath.Join(h.Dir, "daemon.sock")
 	harness.Eventually(t, 10*time.Second, "the dead daemon's socket to refuse connections", func() bool {
 		c, err := net.Dial("unix", sock)

@@ -24,7 +24,7 @@ func TestDaemonSigkillDuringRestart(t *testing.T) {
 	dir := t.TempDir()
 	// Instance 1 ignores SIGTERM, so the restart's stop waits its kill timeout (3 s) while
 	// instance 0 is already stopped.
-	script := writeScript(t, dir, "app.sh", "#!/bin/sh\n"+`[ "$PM2_INSTANCE_ID" = 1 ] && trap '' TERM`+"\nwhile :; do sleep 0.1; done\n")
+	script := harness.WriteScript(t, dir, "app.sh", "#!/bin/sh\n"+`[ "$PM2_INSTANCE_ID" = 1 ] && trap '' TERM`+"\nwhile :; do sleep 0.1; done\n")
 	h.OK("start", script, "--name", "web", "-i", "2", "--kill-timeout", "3s")
 	h.WaitList(10*time.Second, "web online", harness.AllOnline("web", 2))
 	done := make(chan harness.Result, 1)

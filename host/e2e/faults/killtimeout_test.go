@@ -56,7 +56,7 @@ func TestKillTimeoutOnEveryPath(t *testing.T) {
 				t.Parallel()
 				dir := t.TempDir()
 				h := harness.NewHome(t)
-				writeScript(t, dir, "app.sh", sc.body)
+				harness.WriteScript(t, dir, "app.sh", sc.body)
 				kt := 500 * time.Millisecond
 				if !sc.ignores {
 					kt = 4 * time.Second
@@ -162,7 +162,7 @@ exit 3
 			t.Parallel()
 			dir := t.TempDir()
 			h := harness.NewHome(t)
-			writeScript(t, dir, "app.sh", script)
+			harness.WriteScript(t, dir, "app.sh", script)
 			kt := 500 * time.Millisecond
 			h.OK("start", "./app.sh", "--cwd", dir, "--name", "grp", "--kill-timeout", kt.String())
 			before := harness.Rows(h.WaitList(10*time.Second, "grp online", harness.AllOnline("grp", 1)), "grp")[0]
@@ -184,7 +184,7 @@ exit 3
 					r := harness.Rows(rows, "grp")
 					return len(r) == 1 && r[0].Status == "online" && r[0].Pid != 0 && r[0].Pid != before.Pid
 				})
-				waitDead(t, 5*time.Second, "the old leader's orphans to be killed", kids...)
+				harness.WaitDead(t, 5*time.Second, "the old leader's orphans to be killed", kids...)
 				if m := groupMembers(before.Pid); len(m) != 0 {
 					t.Errorf("the old group %d still has %v", before.Pid, m)
 				}

@@ -62,7 +62,7 @@ func TestPidReuseIsNotAdopted(t *testing.T) {
 			case "sigkill":
 				sigkillDaemon(t, h, old)
 				harness.Sigkill(t, before.Pid)
-				waitDead(t, 10*time.Second, "the app to die", before.Pid)
+				harness.WaitDead(t, 10*time.Second, "the app to die", before.Pid)
 			case "kill":
 				h.OK("kill")
 			}
@@ -94,7 +94,7 @@ func TestPidReuseIsNotAdopted(t *testing.T) {
 				t.Errorf("the daemon log mentions the stranger's pid %d:\n%s", spid, log)
 			}
 			h.OK("delete", "all")
-			waitDead(t, 10*time.Second, "the fresh instance gone after delete all", r.Pid)
+			harness.WaitDead(t, 10*time.Second, "the fresh instance gone after delete all", r.Pid)
 			strangerUntouched(t, spid, sstart, "after delete all")
 			h.OK("kill")
 			strangerUntouched(t, spid, sstart, "after kill")

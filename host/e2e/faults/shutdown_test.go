@@ -42,7 +42,7 @@ func TestDaemonSignalShutdown(t *testing.T) {
 			if err := syscall.Kill(d, sig); err != nil {
 				t.Fatal(err)
 			}
-			waitDead(t, 15*time.Second, "the daemon to exit", d)
+			harness.WaitDead(t, 15*time.Second, "the daemon to exit", d)
 			took := time.Since(begin)
 			t.Logf("%v: the daemon stopped 4 instances and exited in %s (slow's kill timeout %s)", sig, took.Round(time.Millisecond), kt)
 			if took < kt {
@@ -71,7 +71,7 @@ func TestDaemonSignalShutdown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			prev := byID(before)
+			prev := harness.ByID(before)
 			for _, a := range f.Apps {
 				for _, in := range a.Instances {
 					b := prev[in.ID]

@@ -57,7 +57,7 @@ func sameRows(t *testing.T, before, after []api.Instance, fresh map[int]bool, ea
 	if len(after) != len(before) {
 		t.Errorf("%d rows, want %d", len(after), len(before))
 	}
-	now := byID(after)
+	now := harness.ByID(after)
 	for _, b := range before {
 		r, ok := now[b.ID]
 		switch {
@@ -137,10 +137,10 @@ func TestDaemonSigkillLoopTakesBackFleet(t *testing.T) {
 	for _, v := range []api.Instance{harness.Rows(before, "rb")[3], harness.Rows(before, "xa")[2]} {
 		harness.Sigkill(t, v.Pid)
 		rows := h.WaitList(10*time.Second, fmt.Sprintf("%s[%d] restarted", v.Name, v.Instance), func(rows []api.Instance) bool {
-			r := byID(rows)[v.ID]
+			r := harness.ByID(rows)[v.ID]
 			return r.Status == "online" && r.Pid != 0 && r.Pid != v.Pid
 		})
-		r := byID(rows)[v.ID]
+		r := harness.ByID(rows)[v.ID]
 		if port(r) != port(v) || r.Restarts != v.Restarts+1 {
 			t.Errorf("%s[%d] after kill -9: port %d restarts %d, want port %d restarts %d", v.Name, v.Instance, port(r), r.Restarts, port(v), v.Restarts+1)
 		}
@@ -157,7 +157,7 @@ func TestDaemonSigkillLoopTakesBackFleet(t *testing.T) {
 	}
 	// And a stop of everything still reaches the taken-back processes.
 	h.OK("stop", "all")
-	waitDead(t, 10*time.Second, "every app process gone after stop all", procs...)
+	harness.WaitDead(t, 10*time.Second, "every app process gone after stop all", procs...)
 	if ps := h.AppProcs(); len(ps) != 0 {
 		t.Errorf("app processes left after stop all: %v", ps)
 	}
@@ -177,12 +177,12 @@ func TestDaemonSigkillInstancesDiedMeanwhile(t *testing.T) {
 		harness.Sigkill(t, v.Pid)
 		fresh[v.ID] = true
 	}
-	waitDead(t, 10*time.Second, "the two instances to die", dead[0].Pid, dead[1].Pid)
+	harness.WaitDead(t, 10*time.Second, "the two instances to die", dead[0].Pid, dead[1].Pid)
 
 	h.List() // starts the new daemon
 	after := h.WaitList(15*time.Second, "the fleet online again", fleetOnline)
 	sameRows(t, before, after, fresh, false)
-	now := byID(after)
+	now := harness.ByID(after)
 	for _, v := range dead {
 		r := now[v.ID]
 		if w := harness.WaitWho(t, port(v), v.Name, v.Instance); w.Pid != r.Pid {
@@ -198,7 +198,7 @@ func TestDaemonSigkillInstancesDiedMeanwhile(t *testing.T) {
 	v := now[dead[1].ID]
 	harness.Sigkill(t, v.Pid)
 	h.WaitList(10*time.Second, "the restarted instance restarted again", func(rows []api.Instance) bool {
-		r := byID(rows)[v.ID]
+		r := harness.ByID(rows)[v.ID]
 		return r.Status == "online" && r.Pid != 0 && r.Pid != v.Pid && port(r) == port(v)
 	})
 }

@@ -159,3 +159,35 @@ func Seq(a, n int) []int {
 	}
 	return out
 }
+
+// WriteScript writes an executable script body into dir/name and returns its path.
+func WriteScript(t testing.TB, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// WaitDead waits until none of pids is a live process.
+func WaitDead(t testing.TB, timeout time.Duration, what string, pids ...int) {
+	t.Helper()
+	Eventually(t, timeout, what, func() bool {
+		for _, p := range pids {
+			if Alive(p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// ByID indexes rows by instance id.
+func ByID(rows []api.Instance) map[int]api.Instance {
+	m := map[int]api.Instance{}
+	for _, r := range rows {
+		m[r.ID] = r
+	}
+	return m
+}

@@ -55,7 +55,7 @@ func TestTargetActions(t *testing.T) {
 			}
 			h.OK(tc.verb, target)
 			rows := h.List()
-			now := byID(rows)
+			now := harness.ByID(rows)
 			for i, b := range before {
 				r, listed := now[b.ID]
 				switch tc.effect[i] {
@@ -93,7 +93,7 @@ func TestTargetActions(t *testing.T) {
 			}
 			// Restarted rows are online (they may pass through starting first).
 			h.WaitList(10*time.Second, "restarted instances online", func(rows []api.Instance) bool {
-				now := byID(rows)
+				now := harness.ByID(rows)
 				for i, b := range before {
 					if tc.effect[i] == restarted && now[b.ID].Status != "online" {
 						return false

@@ -159,7 +159,7 @@ func TestConcurrentStarts(t *testing.T) {
 		}
 		return len(rows) == n
 	})
-	if len(byID(rows)) != n {
+	if len(harness.ByID(rows)) != n {
 		t.Errorf("ids are not unique: %+v", rows)
 	}
 	harness.Eventually(t, 10*time.Second, "exactly one daemon process", func() bool {

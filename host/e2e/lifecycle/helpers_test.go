@@ -3,7 +3,6 @@ package lifecycle
 import (
 	"bytes"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,16 +12,6 @@ import (
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
 )
-
-// writeScript writes an executable script into dir and returns its path.
-func writeScript(t *testing.T, dir, name, body string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // readPidFile waits until path holds a pid (written by an app) and returns it.
 func readPidFile(t *testing.T, path string) int {
@@ -37,19 +26,6 @@ func readPidFile(t *testing.T, path string) int {
 		return err == nil && pid > 0
 	})
 	return pid
-}
-
-// waitDead waits until none of pids is a live process.
-func waitDead(t *testing.T, timeout time.Duration, what string, pids ...int) {
-	t.Helper()
-	harness.Eventually(t, timeout, what, func() bool {
-		for _, p := range pids {
-			if harness.Alive(p) {
-				return false
-			}
-		}
-		return true
-	})
 }
 
 // ppid returns the parent pid of pid (0 if unknown).
@@ -77,15 +53,6 @@ func pgid(pid int) int {
 		return 0
 	}
 	return g
-}
-
-// byID indexes rows by instance id.
-func byID(rows []api.Instance) map[int]api.Instance {
-	m := map[int]api.Instance{}
-	for _, r := range rows {
-		m[r.ID] = r
-	}
-	return m
 }
 
 // pidsOf returns the pids of rows.

@@ -48,7 +48,7 @@ func TestLogs(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	h := harness.NewHome(t)
-	writeScript(t, dir, "chatty.sh", chattyScript)
+	harness.WriteScript(t, dir, "chatty.sh", chattyScript)
 	h.OK("start", "./chatty.sh", "--cwd", dir)
 	rows := h.WaitList(10*time.Second, "chatty online", harness.AllOnline("chatty", 1))
 	outLog := filepath.Join(h.Dir, "logs", "chatty-0-out.log")

@@ -108,7 +108,7 @@ func TestDaemonSigkillTakeBack(t *testing.T) {
 	before := startTwoApps(t, h)
 	oldDaemon := h.DaemonPid()
 	harness.Sigkill(t, oldDaemon)
-	waitDead(t, 10*time.Second, "the daemon to die", oldDaemon)
+	harness.WaitDead(t, 10*time.Second, "the daemon to die", oldDaemon)
 	for _, r := range before {
 		if !harness.Alive(r.Pid) {
 			t.Errorf("%s[%d] pid %d died with the daemon", r.Name, r.Instance, r.Pid)
@@ -116,7 +116,7 @@ func TestDaemonSigkillTakeBack(t *testing.T) {
 	}
 	after := h.WaitList(15*time.Second, "p1 and p2 taken back", bothOnline)
 	sameIdentities(t, before, after)
-	prev := byID(before)
+	prev := harness.ByID(before)
 	for _, r := range after {
 		if r.Pid != prev[r.ID].Pid {
 			t.Errorf("%s[%d]: pid %d, want the same process %d", r.Name, r.Instance, r.Pid, prev[r.ID].Pid)
@@ -137,10 +137,10 @@ func TestDaemonSigkillTakeBack(t *testing.T) {
 	v := harness.Rows(after, "p1")[0]
 	harness.Sigkill(t, v.Pid)
 	rows := h.WaitList(10*time.Second, "taken-back p1[0] restarted", func(rows []api.Instance) bool {
-		r := byID(rows)[v.ID]
+		r := harness.ByID(rows)[v.ID]
 		return r.Status == "online" && r.Pid != 0 && r.Pid != v.Pid
 	})
-	if r := byID(rows)[v.ID]; r.Restarts != v.Restarts+1 || !harness.Alive(r.Pid) {
+	if r := harness.ByID(rows)[v.ID]; r.Restarts != v.Restarts+1 || !harness.Alive(r.Pid) {
 		t.Errorf("taken-back instance after kill -9: %+v (before %+v)", r, v)
 	}
 	p2 := harness.Rows(after, "p2")[0]
@@ -161,15 +161,15 @@ func TestDaemonSigkillAppDiedMeanwhile(t *testing.T) {
 	before := h.List()
 	oldDaemon := h.DaemonPid()
 	harness.Sigkill(t, oldDaemon)
-	waitDead(t, 10*time.Second, "the daemon to die", oldDaemon)
+	harness.WaitDead(t, 10*time.Second, "the daemon to die", oldDaemon)
 	dead := harness.Rows(before, "p1")[1]
 	harness.Sigkill(t, dead.Pid)
-	waitDead(t, 10*time.Second, "p1[1] to die", dead.Pid)
+	harness.WaitDead(t, 10*time.Second, "p1[1] to die", dead.Pid)
 	after := h.WaitList(15*time.Second, "p1 and p2 online again", func(rows []api.Instance) bool {
 		return harness.AllOnline("p1", 2)(rows) && harness.AllOnline("p2", 1)(rows)
 	})
 	sameIdentities(t, before, after)
-	prev := byID(before)
+	prev := harness.ByID(before)
 	for _, r := range after {
 		switch {
 		case r.ID == dead.ID:
@@ -203,7 +203,7 @@ func TestStaleSocketRecovery(t *testing.T) {
 	before := h.WaitList(10*time.Second, "s online", harness.AllOnline("s", 1))
 	oldDaemon := h.DaemonPid()
 	harness.Sigkill(t, oldDaemon)
-	waitDead(t, 10*time.Second, "the daemon to die", oldDaemon)
+	harness.WaitDead(t, 10*time.Second, "the daemon to die", oldDaemon)
 	sock := filepath.Join(h.Dir, "daemon.sock")
 	if st, err := os.Stat(sock); err != nil || st.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("expected a stale socket at %s: %v", sock, err)
@@ -274,7 +274,7 @@ func TestSaveResurrect(t *testing.T) {
 	if len(again) != 3 {
 		t.Errorf("second resurrect changed the list: %+v", again)
 	}
-	prev := byID(after)
+	prev := harness.ByID(after)
 	for _, r := range again {
 		if prev[r.ID].Pid != r.Pid {
 			t.Errorf("second resurrect touched %s[%d]: pid %d -> %d", r.Name, r.Instance, prev[r.ID].Pid, r.Pid)

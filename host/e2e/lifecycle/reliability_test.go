@@ -51,7 +51,7 @@ func TestDaemonRestartKeepsEndedInstancesEnded(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	dir := t.TempDir()
-	oneshot := writeScript(t, dir, "oneshot.sh", "#!/bin/sh\necho ran >> "+dir+"/runs\n")
+	oneshot := harness.WriteScript(t, dir, "oneshot.sh", "#!/bin/sh\necho ran >> "+dir+"/runs\n")
 	h.OK("start", "bash -c 'exit 1'", "--name", "crasher", "--max-restarts", "1", "--min-uptime", "1s")
 	h.OK("start", oneshot, "--name", "oneshot", "--no-autorestart")
 	h.OK("start", "sleep 100000", "--name", "server")
@@ -59,7 +59,7 @@ func TestDaemonRestartKeepsEndedInstancesEnded(t *testing.T) {
 		c, o := harness.Rows(rows, "crasher"), harness.Rows(rows, "oneshot")
 		return len(c) == 1 && c[0].Status == "errored" && len(o) == 1 && o[0].Status == "stopped"
 	})
-	before := byID(h.List())
+	before := harness.ByID(h.List())
 	h.OK("kill")
 	rows := h.WaitList(20*time.Second, "server back online", harness.AllOnline("server", 1))
 	for _, r := range rows {

@@ -19,10 +19,10 @@ func TestKilledInstanceRestarts(t *testing.T) {
 	v, other := before[1], before[0]
 	harness.Sigkill(t, v.Pid)
 	rows := h.WaitList(10*time.Second, "victim[1] back with a new pid", func(rows []api.Instance) bool {
-		r, ok := byID(rows)[v.ID]
+		r, ok := harness.ByID(rows)[v.ID]
 		return ok && r.Status == "online" && r.Pid != 0 && r.Pid != v.Pid
 	})
-	r := byID(rows)[v.ID]
+	r := harness.ByID(rows)[v.ID]
 	if r.Restarts != v.Restarts+1 {
 		t.Errorf("restarts %d, want %d", r.Restarts, v.Restarts+1)
 	}
@@ -35,7 +35,7 @@ func TestKilledInstanceRestarts(t *testing.T) {
 	if harness.Alive(v.Pid) {
 		t.Errorf("old pid %d is alive", v.Pid)
 	}
-	if o := byID(rows)[other.ID]; o.Pid != other.Pid || o.Restarts != other.Restarts || o.Status != "online" {
+	if o := harness.ByID(rows)[other.ID]; o.Pid != other.Pid || o.Restarts != other.Restarts || o.Status != "online" {
 		t.Errorf("sibling disturbed: before %+v, after %+v", other, o)
 	}
 	if len(rows) != 2 {

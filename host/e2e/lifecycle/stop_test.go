@@ -58,7 +58,7 @@ wait
 			t.Parallel()
 			dir := t.TempDir()
 			h := harness.NewHome(t)
-			writeScript(t, dir, "group.sh", tc.script)
+			harness.WriteScript(t, dir, "group.sh", tc.script)
 			h.OK(append([]string{"start", "./group.sh", "--cwd", dir, "--name", "grp"}, tc.flags...)...)
 			rows := h.WaitList(10*time.Second, "grp online", harness.AllOnline("grp", 1))
 			leader := rows[0].Pid
