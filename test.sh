@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Linux machine with Go: installs the programs the end-to-end
+# tests drive for real (from Debian, when missing and when it can), then runs every test with
+# the race detector.
+set -euo pipefail
+cd "$(dirname "$0")"
+export PATH="$PATH:/usr/local/go/bin"
+
+need=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test.sh: installing ${need[*]} from Debian" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+    # A packaged nginx may be started by its postinst; the tests run their own.
+    if command -v service >/dev/null; then service nginx stop >/dev/null 2>&1 || true; fi
+  else
+    echo "test.sh: the tests need ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
+    exit 1
+  fi
+fi
+
+exec go test -race -count=1 -timeout 20m ./... "$@"
