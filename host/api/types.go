@@ -27,6 +27,9 @@ type Instance struct {
 	Restarts int     `json:"restarts"`
 	// Reason says why an instance is errored or was last restarted by the daemon.
 	Reason string `json:"reason,omitempty"`
+	// Cgroup is the instance's cgroup v2 directory; "" where the daemon runs in
+	// process-group mode (Ping.ProcessMode).
+	Cgroup string `json:"cgroup,omitempty"`
 	// Health is "" without a health check, else checking, healthy or unhealthy.
 	Health      string    `json:"health,omitempty"`
 	HealthError string    `json:"health_error,omitempty"`
@@ -116,6 +119,13 @@ type Ping struct {
 	// Problems are conditions now, shown on every call until they end (the state file cannot
 	// be written).
 	Problems []string `json:"problems,omitempty"`
+	// ProcessMode is how the daemon owns processes: "cgroup" (each instance in its own cgroup
+	// v2, killed whole) or "process-group" (the fallback where no cgroup can be made).
+	ProcessMode string `json:"process_mode"`
+	// CgroupRoot is the daemon's cgroup directory in cgroup mode; in process-group mode,
+	// ProcessModeReason says why no cgroup could be made.
+	CgroupRoot        string `json:"cgroup_root,omitempty"`
+	ProcessModeReason string `json:"process_mode_reason,omitempty"`
 }
 
 // PortsAssigned maps ports to the apps holding them.
