@@ -468,9 +468,10 @@ func (e *Env) resurrectCmd() *cobra.Command {
 }
 
 func (e *Env) pingCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "ping",
-		Short: "Check that the daemon answers (starting it if needed)",
+		Short: "Check that the daemon answers (starting it if needed), and how it owns processes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := e.client(cmd.Context())
@@ -481,10 +482,20 @@ func (e *Env) pingCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSON(e.Stdout, p)
+			}
 			fmt.Fprintf(e.Stdout, "pong: daemon pid %d, version %s, home %s\n", p.Pid, p.Version, p.Home)
+			if p.ProcessMode == "cgroup" {
+				fmt.Fprintf(e.Stdout, "processes: one cgroup per instance under %s\n", p.CgroupRoot)
+			} else {
+				fmt.Fprintf(e.Stdout, "processes: process groups (no cgroups: %s); see docs/guarantees.md\n", p.ProcessModeReason)
+			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the daemon's answer as JSON")
+	return cmd
 }
 
 func (e *Env) killCmd() *cobra.Command {

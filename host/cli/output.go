@@ -195,6 +195,11 @@ func RenderInfo(w io.Writer, a *api.App) error {
 			fmt.Fprintf(&b, "      reason: %s\n", in.Reason)
 		}
 		fmt.Fprintf(&b, "      out log: %s\n      err log: %s\n", in.OutLog, in.ErrLog)
+		if in.Cgroup != "" {
+			fmt.Fprintf(&b, "      cgroup: %s\n", in.Cgroup)
+		} else {
+			fmt.Fprintf(&b, "      cgroup: none (process-group mode: see pmdaemon ping)\n")
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -13,8 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/pmdaemon/pmdaemon/host/cgroup"
 	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/metrics"
 	"github.com/pmdaemon/pmdaemon/host/pluginhost"
@@ -58,6 +60,10 @@ type Daemon struct {
 	reg               *ports.Registry
 	nextID            int
 
+	// cg owns the instances' cgroups; nil in process-group mode, cgReason says why.
+	cg       *cgroup.Manager
+	cgReason string
+
 	plugins *pluginhost.Manager
 	live    livePorts
 	emitMu  sync.Mutex // orders hook events with their app_ports snapshots
@@ -83,6 +89,8 @@ type app struct {
 	argvErr  error
 	created  time.Time
 	slots    []*slot
+	// rollback is set while a rolling reload runs (see state.Rollback).
+	rollback *state.Rollback
 }
 
 // slot is one instance position of an app: its id and port outlive the process in it.
@@ -98,6 +106,11 @@ type slot struct {
 	// carry is the unstable-exit count a restored instance resumes with; launches by the
 	// user start from zero, as a restart of an errored app should.
 	carry int
+	// unit names the slot's processes for as long as the slot lives: its cgroup directory,
+	// and the PMDAEMON_UNIT marker every process it spawns carries. It is fixed when the slot
+	// is made (from the app and the id it had then), so a reload handing ids over does not
+	// rename it.
+	unit string
 }
 
 func (s *slot) state() supervisor.State {
@@ -132,6 +145,7 @@ func New(home string, logger *log.Logger) (*Daemon, error) {
 	if err := os.MkdirAll(d.paths.LogDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create log directory: %w", err)
 	}
+	d.setupOwnership()
 	f, err := state.Load(d.paths.State())
 	var corrupt *state.CorruptError
 	if err != nil && !errors.As(err, &corrupt) {
@@ -152,15 +166,22 @@ func (d *Daemon) load(f *state.File) {
 	}
 	d.plugins.Load(specs)
 	for _, sa := range f.Apps {
-		a := &app{cfg: sa.Config, override: sa.PortOverride, created: sa.CreatedAt}
+		a := &app{cfg: sa.Config, override: sa.PortOverride, created: sa.CreatedAt, rollback: sa.Rollback}
 		for _, si := range sa.Instances {
 			if si.Transient {
 				// A reload was under way when the daemon died: its new instance is not part of
 				// the app. Stop it (if it still runs) and keep the old instances.
-				d.orphans = append(d.orphans, orphan{app: sa.Config.Name, pid: si.Pid, start: si.PidStart, kill: sa.Config.KillTimeout})
+				unit := si.Unit
+				if unit == "" {
+					unit = unitName(sa.Config.Name, si.ID)
+				}
+				d.orphans = append(d.orphans, orphan{app: sa.Config.Name, pid: si.Pid, start: si.PidStart, kill: sa.Config.KillTimeout, unit: unit})
 				continue
 			}
-			s := &slot{id: si.ID, index: si.Index, port: si.Port, wanted: si.Wanted}
+			s := &slot{id: si.ID, index: si.Index, port: si.Port, wanted: si.Wanted, unit: si.Unit}
+			if s.unit == "" { // written by a daemon before units
+				s.unit = unitName(sa.Config.Name, si.ID)
+			}
 			s.last = supervisor.State{Status: supervisor.Status(si.Status), Pid: si.Pid, PidStart: si.PidStart,
 				StartedAt: si.StartedAt, Restarts: si.Restarts, Unstable: si.Unstable}
 			if !s.wanted {
@@ -179,27 +200,52 @@ type orphan struct {
 	pid   int
 	start uint64
 	kill  time.Duration
+	unit  string
 }
 
 // Restore brings every wanted instance back: a process still running from an earlier daemon
-// (same pid and start time) is taken back, any other is started afresh on its old port.
+// (same pid and start time, in the slot's cgroup) is taken back, any other is started afresh
+// on its old port. Before anything starts, every process of the home that no slot owns is
+// killed (reconcile), so nothing runs twice and nothing runs unlisted.
 func (d *Daemon) Restore() {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	spare := map[string]bool{} // units of an unfinished reload, stopped gracefully below
 	for _, o := range d.orphans {
-		if o.pid > 0 && supervisor.Alive(o.pid, o.start) {
-			d.logger.Printf("stopping pid %d of %s: a new instance of a reload the previous daemon did not finish", o.pid, o.app)
-			go supervisor.StopOrphan(o.pid, o.start, o.kill)
-		}
+		spare[o.unit] = true
+		d.stopOrphan(o)
 	}
 	d.orphans = nil
+	// First decide, for every slot, whether its process is taken back; then kill everything
+	// else; only then start anything, so that no fresh process is mistaken for a stray.
+	keep := map[string]int{}
+	adopt := map[*slot]*supervisor.Adopt{}
 	for _, name := range d.order {
 		a := d.apps[name]
 		a.argv, a.argvErr = a.cfg.Argv(pathOf(a.cfg.Env))
+		d.rollBackInterrupted(a)
+		for _, s := range a.slots {
+			st := s.last.Status
+			if !s.wanted || st == supervisor.Errored || st == supervisor.Stopped {
+				keep[s.unit] = 0
+				continue
+			}
+			if d.adoptable(s) {
+				adopt[s] = &supervisor.Adopt{Pid: s.last.Pid, PidStart: s.last.PidStart, StartedAt: s.last.StartedAt}
+				keep[s.unit] = s.last.Pid
+			} else {
+				keep[s.unit] = 0
+			}
+		}
+	}
+	d.reconcile(keep, spare)
+	for _, name := range d.order {
+		a := d.apps[name]
 		for _, s := range a.slots {
 			if !s.wanted {
+				d.clearSlot(s)
 				continue
 			}
 			if s.port > 0 {
@@ -210,23 +256,55 @@ func (d *Daemon) Restore() {
 			if st := s.last.Status; st == supervisor.Errored || st == supervisor.Stopped {
 				// It had given up (crash loop) or finished (autorestart off) before the daemon
 				// went down; a restart of the daemon does not run it again. It keeps its ports.
+				d.clearSlot(s)
 				s.last.Pid, s.last.PidStart = 0, 0
 				continue
 			}
-			var adopt *supervisor.Adopt
-			if supervisor.Alive(s.last.Pid, s.last.PidStart) {
-				adopt = &supervisor.Adopt{Pid: s.last.Pid, PidStart: s.last.PidStart, StartedAt: s.last.StartedAt}
+			if ad := adopt[s]; ad != nil {
 				d.logger.Printf("took back %s[%d] pid %d", name, s.index, s.last.Pid)
-			} else if s.last.Pid > 0 || s.last.Status == supervisor.WaitingRestart {
-				// It died while no daemon watched, or was waiting for its restart: starting it
-				// again is a restart like any other.
+				s.carry = s.last.Unstable
+				d.launch(a, s, ad)
+				continue
+			}
+			// It died while no daemon watched, was waiting for its restart, or was being
+			// spawned when the daemon died: starting it again is a restart like any other.
+			d.clearSlot(s)
+			if s.last.Pid > 0 || s.last.Status == supervisor.WaitingRestart {
 				s.last.Restarts++
 			}
 			s.carry = s.last.Unstable
-			d.launch(a, s, adopt)
+			if err := d.portReady(a, s); err != nil {
+				d.logger.Printf("restore %s[%d]: %v", name, s.index, err)
+				continue
+			}
+			d.launch(a, s, nil)
 		}
 	}
-	d.saveLocked()
+	if err := d.saveLocked(); err != nil {
+		d.logger.Printf("restore: %v", err)
+	}
+}
+
+// stopOrphan stops, in the background, the processes of a reload the previous daemon did not
+// finish, as a stop would: SIGTERM, kill timeout, SIGKILL.
+func (d *Daemon) stopOrphan(o orphan) {
+	if p := d.cgroupOf(&slot{unit: o.unit}); p != "" {
+		if cgroup.Populated(p) {
+			d.logger.Printf("stopping %s of %s: a new instance of a reload the previous daemon did not finish", o.unit, o.app)
+		}
+		go func() {
+			cgroup.Signal(p, syscall.SIGTERM)
+			if !cgroup.WaitEmpty(p, time.Now().Add(o.kill)) {
+				cgroup.Kill(p)
+			}
+			d.dropUnit(&slot{unit: o.unit})
+		}()
+		return
+	}
+	if o.pid > 0 && supervisor.Alive(o.pid, o.start) {
+		d.logger.Printf("stopping pid %d of %s: a new instance of a reload the previous daemon did not finish", o.pid, o.app)
+		go supervisor.StopOrphan(o.pid, o.start, o.kill)
+	}
 }
 
 // Run starts the background loops (metrics, state writer). Stop ends them.
@@ -261,9 +339,11 @@ type limited struct {
 	index int
 }
 
-// roots lists running instances (id -> pid); with onlyLimited, those with a memory limit.
-func (d *Daemon) roots(onlyLimited bool) (map[int]int, map[int]limited) {
+// roots lists running instances (id -> pid) and the cgroups of those that have one; with
+// onlyLimited, those with a memory limit.
+func (d *Daemon) roots(onlyLimited bool) (map[int]int, map[int]string, map[int]limited) {
 	roots := map[int]int{}
+	groups := map[int]string{}
 	limits := map[int]limited{}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -279,19 +359,22 @@ func (d *Daemon) roots(onlyLimited bool) (map[int]int, map[int]limited) {
 				continue
 			}
 			roots[s.id] = st.Pid
+			if p := d.cgroupOf(s); p != "" {
+				groups[s.id] = p
+			}
 		}
 	}
-	return roots, limits
+	return roots, groups, limits
 }
 
 // enforceMemoryLimits restarts every instance whose process tree uses more memory than its
 // app's max_memory_restart.
 func (d *Daemon) enforceMemoryLimits() {
-	roots, limits := d.roots(true)
+	roots, groups, limits := d.roots(true)
 	if len(roots) == 0 {
 		return
 	}
-	d.sampler.Sample(roots, false)
+	d.sampler.Sample(roots, groups, false)
 	for id, l := range limits {
 		if rss := d.sampler.Get(id).Memory; int64(rss) > l.limit {
 			reason := fmt.Sprintf("memory %d bytes exceeded max_memory_restart %d bytes; restarted at %s",
@@ -308,11 +391,11 @@ func (d *Daemon) enforceMemoryLimits() {
 func (d *Daemon) freshMetrics() {
 	d.sampleMu.Lock()
 	defer d.sampleMu.Unlock()
-	roots, _ := d.roots(false)
+	roots, groups, _ := d.roots(false)
 	if time.Since(d.sampled) < time.Second && maps.Equal(roots, d.sampledRoots) {
 		return
 	}
-	d.sampler.Sample(roots, true)
+	d.sampler.Sample(roots, groups, true)
 	d.sampled, d.sampledRoots = time.Now(), roots
 }
 
@@ -344,7 +427,7 @@ func (d *Daemon) saveLocked() error {
 	f := &state.File{Version: state.Version, NextID: d.nextID}
 	for _, name := range d.order {
 		a := d.apps[name]
-		sa := state.App{Config: a.cfg, PortOverride: a.override, CreatedAt: a.created}
+		sa := state.App{Config: a.cfg, PortOverride: a.override, CreatedAt: a.created, Rollback: a.rollback}
 		for _, s := range a.slots {
 			st := s.state()
 			if s.restarting && (st.Status == supervisor.Stopping || st.Status == supervisor.Stopped) {
@@ -353,7 +436,7 @@ func (d *Daemon) saveLocked() error {
 			sa.Instances = append(sa.Instances, state.Instance{
 				ID: s.id, Index: s.index, Port: s.port, Wanted: s.wanted, Pid: st.Pid, PidStart: st.PidStart,
 				StartedAt: st.StartedAt, Restarts: st.Restarts, Unstable: st.Unstable, Status: string(st.Status),
-				Transient: s.transient,
+				Transient: s.transient, Unit: s.unit,
 			})
 		}
 		f.Apps = append(f.Apps, sa)
@@ -432,6 +515,9 @@ func (d *Daemon) Shutdown() {
 	d.saveLocked()
 	d.mu.Unlock()
 	d.plugins.Close() // hooks get the stop events first
+	if d.cg != nil {
+		d.cg.Close()
+	}
 }
 
 // launch starts supervising slot s of a; d.mu must be held.
@@ -442,7 +528,14 @@ func (d *Daemon) launch(a *app, s *slot, adopt *supervisor.Adopt) {
 		s.last = supervisor.State{Status: supervisor.Errored, Restarts: s.last.Restarts, Reason: a.argvErr.Error()}
 		return
 	}
-	spec := supervisor.Spec{
+	spec := d.specFor(a, s)
+	s.carry = 0
+	s.inst = supervisor.Start(spec, s.last.Restarts, adopt, d.instanceChanged)
+}
+
+// specFor is what slot s of a runs as now; d.mu must be held.
+func (d *Daemon) specFor(a *app, s *slot) supervisor.Spec {
+	return supervisor.Spec{
 		ID: s.id, App: a.cfg.Name, Index: s.index, Argv: a.argv, Dir: a.cfg.Cwd,
 		Env:    d.env(a, s),
 		OutLog: d.outLog(a, s), ErrLog: d.errLog(a, s),
@@ -454,9 +547,9 @@ func (d *Daemon) launch(a *app, s *slot, adopt *supervisor.Adopt) {
 		Port:        s.port,
 		Health:      healthSpec(a.cfg, s.port),
 		Unstable:    s.carry,
+		Cgroup:      d.cgroupOf(s),
+		BeforeSpawn: d.respawnCheck(a, s),
 	}
-	s.carry = 0
-	s.inst = supervisor.Start(spec, s.last.Restarts, adopt, d.instanceChanged)
 }
 
 // healthSpec resolves an app's health check for the instance on port.
@@ -513,6 +606,7 @@ func (d *Daemon) env(a *app, s *slot) []string {
 	m["NODE_APP_INSTANCE"] = idx
 	m["PMDAEMON_APP_NAME"] = a.cfg.Name
 	m["PMDAEMON_HOME"] = d.paths.Home
+	m[unitEnv] = s.unit
 	out := make([]string, 0, len(m))
 	for k, v := range m {
 		out = append(out, k+"="+v)
@@ -568,6 +662,7 @@ func (d *Daemon) stopSlots(slots []*slot, unwant bool) {
 		}
 		if unwant {
 			s.wanted = false
+			d.dropUnit(s)
 		}
 	}
 	d.mu.Unlock()

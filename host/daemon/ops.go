@@ -273,6 +273,7 @@ func (d *Daemon) startLocked(cfg config.App, waitTimeout time.Duration) (*api.St
 		if err := d.checkLogs(a, s); err != nil {
 			return nil, err
 		}
+		s.unit = unitName(cfg.Name, d.nextID)
 		d.nextID++
 		a.slots = append(a.slots, s)
 	}
@@ -638,6 +639,11 @@ func (d *Daemon) restartSlot(a *app, s *slot, wait bool, timeout time.Duration) 
 	d.mu.Lock()
 	s.wanted = true
 	s.last.Restarts++
+	d.mu.Unlock()
+	if err := d.portReady(a, s); err != nil {
+		return cannotStart(a, s, err)
+	}
+	d.mu.Lock()
 	d.launch(a, s, nil)
 	inst := s.inst
 	d.mu.Unlock()
@@ -691,18 +697,20 @@ func fillFixed(ps ports.Spec, index int) []int {
 	return keep
 }
 
-// restartApp stops all of a's instances, then starts p.n of them on p.ports.
+// restartApp stops all of a's instances, then starts p.n of them on p.ports. An instance whose
+// port a stranger took meanwhile does not start (see portReady); the error names it.
 func (d *Daemon) restartApp(a *app, p *plan) error {
 	d.stopSlots(a.slots, false)
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.reg.ReleaseApp(a.cfg.Name)
 	if err := d.reg.Reserve(a.cfg.Name, p.ports); err != nil {
+		d.mu.Unlock()
 		return err // cannot happen: the plan was made under opMu
 	}
 	a.override = p.override
 	d.resize(a, p.n)
-	for i, s := range a.slots {
+	slots := append([]*slot(nil), a.slots...)
+	for i, s := range slots {
 		s.index = i // after a delete by id, indexes are made dense again
 		s.port = 0
 		if p.ports != nil {
@@ -710,16 +718,27 @@ func (d *Daemon) restartApp(a *app, p *plan) error {
 		}
 		s.wanted = true
 		s.last.Restarts++
-		d.launch(a, s, nil)
 	}
-	return nil
+	d.mu.Unlock()
+	var errs []error
+	for _, s := range slots {
+		if err := d.portReady(a, s); err != nil {
+			errs = append(errs, cannotStart(a, s, err))
+			continue
+		}
+		d.mu.Lock()
+		d.launch(a, s, nil)
+		d.mu.Unlock()
+	}
+	return errors.Join(errs...)
 }
 
 // resize grows or shrinks a's slots to n; removed slots must already be stopped.
 func (d *Daemon) resize(a *app, n int) {
 	for len(a.slots) < n {
-		a.slots = append(a.slots, &slot{id: d.nextID, index: len(a.slots), last: supervisor.State{Status: supervisor.Stopped}})
-		d.nextID++
+		s := d.newSlot(a, len(a.slots))
+		s.last = supervisor.State{Status: supervisor.Stopped}
+		a.slots = append(a.slots, s)
 	}
 	a.slots = a.slots[:n]
 }
@@ -756,8 +775,8 @@ func (d *Daemon) reloadApp(a *app, p *plan) error {
 	// keeps the old ones, as if the reload had not begun. The override changes at the swap.
 	fresh := make([]*slot, p.n)
 	for i := range fresh {
-		s := &slot{id: d.nextID, index: i, wanted: true, transient: true}
-		d.nextID++
+		s := d.newSlot(a, i)
+		s.wanted, s.transient = true, true
 		if p.ports != nil {
 			s.port = p.ports[i]
 		}
@@ -829,6 +848,19 @@ func (d *Daemon) rollingReload(a *app, p *plan) error {
 	if err != nil {
 		return userErr("reload of %s onto %s: %v", a.cfg.Name, p.spec, err)
 	}
+	d.mu.Lock()
+	err = d.beginRollback(a)
+	d.mu.Unlock()
+	if err != nil {
+		d.mu.Lock()
+		a.rollback = nil
+		d.mu.Unlock()
+		return fmt.Errorf("reload of %s not begun: its rollback record cannot be written: %w", a.cfg.Name, err)
+	}
+	fail := func(err error) error {
+		d.rollBack(a)
+		return fmt.Errorf("%w; the reload was rolled back and %s runs as before", err, a.cfg.Name)
+	}
 	var extra []*slot
 	if p.n < len(old) {
 		extra = old[p.n:]
@@ -863,8 +895,7 @@ func (d *Daemon) rollingReload(a *app, p *plan) error {
 		}
 		d.mu.Lock()
 		if s == nil {
-			s = &slot{id: d.nextID, index: i}
-			d.nextID++
+			s = d.newSlot(a, i)
 			a.slots = append(a.slots, s)
 		} else {
 			s.index = i
@@ -881,16 +912,21 @@ func (d *Daemon) rollingReload(a *app, p *plan) error {
 		if newPort > 0 {
 			if err := d.reg.Reserve(a.cfg.Name, []int{newPort}); err != nil {
 				d.mu.Unlock()
-				return err
+				return fail(err)
 			}
 		}
 		s.wanted = true
+		d.mu.Unlock()
+		if err := d.portReady(a, s); err != nil {
+			return fail(fmt.Errorf("reload of %s stopped at instance %d: %w", a.cfg.Name, i, err))
+		}
+		d.mu.Lock()
 		d.launch(a, s, nil)
 		inst := s.inst
 		d.mu.Unlock()
 		if inst != nil {
 			if err := waitReady(a, inst, p.timeout); err != nil {
-				return fmt.Errorf("reload of %s stopped at instance %d: %w", a.cfg.Name, i, err)
+				return fail(fmt.Errorf("reload of %s stopped at instance %d: %w", a.cfg.Name, i, err))
 			}
 		}
 	}
@@ -898,6 +934,7 @@ func (d *Daemon) rollingReload(a *app, p *plan) error {
 		stopExtra()
 	}
 	d.mu.Lock()
+	a.rollback = nil
 	a.override = p.override
 	sort.SliceStable(a.slots, func(i, j int) bool { return a.slots[i].index < a.slots[j].index })
 	d.mu.Unlock()
@@ -1036,7 +1073,7 @@ func (d *Daemon) row(a *app, s *slot) api.Instance {
 	r := api.Instance{
 		ID: s.id, Name: a.cfg.Name, Instance: s.index, Status: string(st.Status), Pid: st.Pid,
 		Restarts: st.Restarts, Reason: st.Reason, StartedAt: st.StartedAt,
-		OutLog: d.outLog(a, s), ErrLog: d.errLog(a, s),
+		OutLog: d.outLog(a, s), ErrLog: d.errLog(a, s), Cgroup: d.cgroupOf(s),
 	}
 	if s.port > 0 {
 		p := s.port

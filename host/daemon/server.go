@@ -116,7 +116,9 @@ const maxBody = 1 << 20
 func (d *Daemon) Handler(kill func()) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, api.Ping{Pid: os.Getpid(), Version: api.Version, Home: d.paths.Home, Warnings: d.warnings, Problems: d.problems()}, nil)
+		mode, root, why := d.processMode()
+		reply(w, api.Ping{Pid: os.Getpid(), Version: api.Version, Home: d.paths.Home, Warnings: d.warnings, Problems: d.problems(),
+			ProcessMode: mode, CgroupRoot: root, ProcessModeReason: why}, nil)
 	})
 	mux.HandleFunc("GET /v1/list", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, d.List(), nil)

@@ -1,4 +1,5 @@
-// Package metrics samples CPU and memory of each instance's whole process tree. A tree is found
+// Package metrics samples CPU and memory of each instance: its cgroup where it has one (every
+// process it made, setsid children included), else its whole process tree. A tree is found
 // from its root through the kernel's children lists, so a sample reads only the apps' own
 // processes, never the whole process table; gopsutil handles are kept between samples so CPU
 // is the change since the previous sample, not a lifetime average.
@@ -10,6 +11,7 @@ import (
 
 	"github.com/shirou/gopsutil/v4/process"
 
+	"github.com/pmdaemon/pmdaemon/host/cgroup"
 	"github.com/pmdaemon/pmdaemon/host/procfs"
 )
 
@@ -30,12 +32,20 @@ type Sampler struct {
 	mu      sync.Mutex
 	handles map[int32]*handle
 	last    map[int]Sample // by instance id
+	groups  map[int]groupMark
+}
+
+// groupMark is a cgroup's CPU time at the previous sample.
+type groupMark struct {
+	path string
+	cpu  time.Duration
+	wall time.Time
 }
 
 func NewSampler() *Sampler {
 	// Each CPU-times read would otherwise read /proc/stat again for the boot time.
 	process.EnableBootTimeCache(true)
-	return &Sampler{handles: map[int32]*handle{}, last: map[int]Sample{}}
+	return &Sampler{handles: map[int32]*handle{}, last: map[int]Sample{}, groups: map[int]groupMark{}}
 }
 
 // Get returns the latest sample of an instance.
@@ -45,16 +55,20 @@ func (s *Sampler) Get(id int) Sample {
 	return s.last[id]
 }
 
-// Sample measures the trees rooted at roots (instance id -> pid). With full, roots are every
-// running instance and what is not among them is forgotten; otherwise only the given
-// instances are updated.
-func (s *Sampler) Sample(roots map[int]int, full bool) {
+// Sample measures the trees rooted at roots (instance id -> pid), or for the instances in
+// cgroups (id -> cgroup directory) their cgroups. With full, roots are every running instance
+// and what is not among them is forgotten; otherwise only the given instances are updated.
+func (s *Sampler) Sample(roots map[int]int, cgroups map[int]string, full bool) {
 	now := time.Now()
 	out := make(map[int]Sample, len(roots))
 	seen := map[int32]bool{}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, root := range roots {
+		if p := cgroups[id]; p != "" {
+			out[id] = s.sampleGroup(id, p, now)
+			continue
+		}
 		var sm Sample
 		stack := []int32{int32(root)}
 		for len(stack) > 0 {
@@ -92,6 +106,11 @@ func (s *Sampler) Sample(roots map[int]int, full bool) {
 		out[id] = sm
 	}
 	if full {
+		for id := range s.groups {
+			if _, ok := out[id]; !ok {
+				delete(s.groups, id)
+			}
+		}
 		for pid := range s.handles {
 			if !seen[pid] {
 				delete(s.handles, pid)
@@ -103,4 +122,21 @@ func (s *Sampler) Sample(roots map[int]int, full bool) {
 	for id, sm := range out {
 		s.last[id] = sm
 	}
+}
+
+// sampleGroup measures one instance's cgroup; CPU is the change of its usage since the
+// previous sample of the same cgroup.
+func (s *Sampler) sampleGroup(id int, path string, now time.Time) Sample {
+	u := cgroup.Read(path)
+	if !u.OK {
+		return Sample{}
+	}
+	sm := Sample{Memory: u.Memory}
+	if m, ok := s.groups[id]; ok && m.path == path && u.CPU >= m.cpu {
+		if wall := now.Sub(m.wall).Seconds(); wall > 0 {
+			sm.CPU = (u.CPU - m.cpu).Seconds() / wall * 100
+		}
+	}
+	s.groups[id] = groupMark{path: path, cpu: u.CPU, wall: now}
+	return sm
 }

@@ -24,7 +24,7 @@ func TestSampleTree(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	var got Sample
 	for time.Now().Before(deadline) {
-		s.Sample(roots, true)
+		s.Sample(roots, nil, true)
 		got = s.Get(7)
 		if got.CPU > 30 && got.Memory > 0 {
 			break
@@ -63,7 +63,7 @@ func BenchmarkSample100(b *testing.B) {
 	}()
 	s := NewSampler()
 	for b.Loop() {
-		s.Sample(roots, true)
+		s.Sample(roots, nil, true)
 	}
 	if s.Get(0).Memory == 0 {
 		b.Fatal("no memory measured")

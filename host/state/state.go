@@ -45,6 +45,17 @@ type App struct {
 	PortOverride string     `json:"port_override,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
 	Instances    []Instance `json:"instances"`
+	// Rollback is set while a rolling reload runs: what the app ran as before it. A daemon
+	// that finds it at start-up puts the app back as it was, so that no reload is left half
+	// done with `info` showing a spec the instances do not run.
+	Rollback *Rollback `json:"rollback,omitempty"`
+}
+
+// Rollback is an app's live port override and each instance's port (by index) before a
+// rolling reload.
+type Rollback struct {
+	Override string `json:"override,omitempty"`
+	Ports    []int  `json:"ports"`
 }
 
 // Instance is one process slot of an app.
@@ -64,6 +75,9 @@ type Instance struct {
 	// Transient marks a new instance of a reload in progress; the next daemon stops it.
 	Transient bool   `json:"transient,omitempty"`
 	Status    string `json:"status"`
+	// Unit names the slot's cgroup and the marker in its processes' environment, so that the
+	// next daemon can tell every process of the home to its slot.
+	Unit string `json:"unit,omitempty"`
 }
 
 // Load reads path. A missing file is an empty registry. A file that does not parse is moved

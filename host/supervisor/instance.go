@@ -11,6 +11,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pmdaemon/pmdaemon/host/cgroup"
 )
 
 // Status is what `list` shows for an instance.
@@ -42,6 +46,15 @@ type Spec struct {
 	// Unstable is the count of consecutive unstable exits carried over from an earlier daemon,
 	// so that a crash loop's max_restarts budget survives the daemon's own restart.
 	Unstable int
+	// Cgroup is the instance's cgroup v2 directory: every process is spawned into it and every
+	// stop kills all of it. "" in process-group mode, where the process group is all there is.
+	Cgroup string
+	// BeforeSpawn, when set, is called before each automatic respawn (not the first spawn,
+	// which the operation that launches the instance checks itself). It may veto the respawn
+	// with the reason the instance then goes errored with (its port is held by a stranger), or
+	// return the spec the next process runs with (another port of an auto: range). stop is
+	// closed when the instance is being stopped, so the callback can give up waiting.
+	BeforeSpawn func(stop <-chan struct{}) (*Spec, error)
 }
 
 // State is a snapshot of an instance, safe to copy.
@@ -113,7 +126,11 @@ func Start(spec Spec, restarts int, adopt *Adopt, notify func(Change)) *Instance
 func (in *Instance) SetID(id int) { in.id.Store(int64(id)) }
 
 // Spec returns the instance's spec.
-func (in *Instance) Spec() Spec { return in.spec }
+func (in *Instance) Spec() Spec {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.spec
+}
 
 // State returns a snapshot.
 func (in *Instance) State() State {
@@ -185,7 +202,14 @@ func (in *Instance) run(adopt *Adopt) {
 			s.Status, s.Pid, s.PidStart, s.StartedAt = Online, adopt.Pid, adopt.PidStart, adopt.StartedAt
 		})
 	}
+	respawn := adopt != nil
 	for {
+		if proc == nil && respawn && in.spec.BeforeSpawn != nil {
+			if done := in.checkRespawn(); done {
+				return
+			}
+		}
+		respawn = true
 		if proc == nil {
 			p, err := in.spawn()
 			if err != nil {
@@ -215,10 +239,8 @@ func (in *Instance) run(adopt *Adopt) {
 		case code := <-proc.exited:
 			stopChecks()
 			uptime := time.Since(proc.started)
-			if proc.pid > 0 && code != exitNotOurs {
-				// Whatever the app left in its group is orphaned now; a fresh instance may follow.
-				syscall.Kill(-proc.pid, syscall.SIGKILL)
-			}
+			// Whatever the app left behind is orphaned now; a fresh instance may follow.
+			in.clearLeftovers(proc.pid, code)
 			restart, delay := in.spec.Policy.decide(uptime, &bo)
 			in.mu.Lock()
 			in.st.Unstable = bo.unstable
@@ -287,6 +309,29 @@ func (in *Instance) run(adopt *Adopt) {
 	}
 }
 
+// checkRespawn asks the spec's BeforeSpawn whether (and as what) the next process may start.
+// A veto makes the instance errored with the reason until it is stopped; it returns true when
+// supervision is over.
+func (in *Instance) checkRespawn() bool {
+	next, err := in.spec.BeforeSpawn(in.stopCh)
+	if in.stopRequested() {
+		return true
+	}
+	if err != nil {
+		in.update(func(s *State) { s.Status, s.Pid, s.PidStart, s.Reason = Errored, 0, 0, err.Error() })
+		<-in.stopCh
+		in.update(func(s *State) { s.Status = Stopped })
+		return true
+	}
+	if next != nil {
+		next.BeforeSpawn = in.spec.BeforeSpawn
+		in.mu.Lock()
+		in.spec = *next
+		in.mu.Unlock()
+	}
+	return false
+}
+
 // stopRequested reports (and records) a stop that came while the process was being replaced,
 // so that no new process is spawned only to be stopped at once.
 func (in *Instance) stopRequested() bool {
@@ -338,6 +383,18 @@ func (in *Instance) judge(r healthResult, started time.Time) string {
 	return restart
 }
 
+// clearLeftovers kills what an exited instance left behind: its whole cgroup, or in
+// process-group mode its process group (unless the pid was a stranger's already).
+func (in *Instance) clearLeftovers(pid, code int) {
+	if in.spec.Cgroup != "" {
+		cgroup.KillAll(in.spec.Cgroup, 2*time.Second)
+		return
+	}
+	if pid > 0 && code != exitNotOurs {
+		syscall.Kill(-pid, syscall.SIGKILL)
+	}
+}
+
 func (in *Instance) spawn() (*running, error) {
 	out, err := openLog(in.spec.OutLog)
 	if err != nil {
@@ -357,6 +414,14 @@ func (in *Instance) spawn() (*running, error) {
 	cmd.Stdout = out
 	cmd.Stderr = errf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if in.spec.Cgroup != "" {
+		fd, err := cgroup.Open(in.spec.Cgroup)
+		if err != nil {
+			return nil, err
+		}
+		defer unix.Close(fd)
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("cannot start %s: %w", in.spec.Argv[0], err)
 	}
@@ -370,39 +435,60 @@ func (in *Instance) spawn() (*running, error) {
 	return &running{pid: pid, started: now, exited: exited}, nil
 }
 
-// killGroup sends SIGTERM to the process group, gives it KillTimeout to go (leader and every
-// other member), then SIGKILLs what is left. It returns the leader's exit code.
+// killGroup sends SIGTERM to the instance's processes (its cgroup, or its process group), gives
+// them KillTimeout to go (leader and every other member), then SIGKILLs what is left. It
+// returns the leader's exit code.
 func (in *Instance) killGroup(p *running) int {
 	if p.pid <= 0 {
 		return <-p.exited
 	}
 	select {
 	case code := <-p.exited:
-		if code == exitNotOurs {
-			return code // the pid is a stranger's now: signal nothing
+		// It has just exited on its own; clear what it left as for a stop.
+		in.clearLeftovers(p.pid, code)
+		if in.spec.Cgroup == "" && code != exitNotOurs {
+			waitGroupGone(p.pid, time.Now().Add(2*time.Second))
 		}
-		// It has just exited on its own; clear its group below as for a stop.
-		syscall.Kill(-p.pid, syscall.SIGKILL)
-		waitGroupGone(p.pid, time.Now().Add(2*time.Second))
 		return code
 	default:
 	}
 	deadline := time.Now().Add(in.spec.KillTimeout)
-	syscall.Kill(-p.pid, syscall.SIGTERM)
+	in.signalAll(p.pid, syscall.SIGTERM)
 	code := 0
 	t := time.NewTimer(in.spec.KillTimeout)
 	select {
 	case code = <-p.exited:
 		t.Stop()
-		if !waitGroupGone(p.pid, deadline) {
-			syscall.Kill(-p.pid, syscall.SIGKILL)
+		if !in.waitAllGone(p.pid, deadline) {
+			in.signalAll(p.pid, syscall.SIGKILL)
 		}
 	case <-t.C:
-		syscall.Kill(-p.pid, syscall.SIGKILL)
+		in.signalAll(p.pid, syscall.SIGKILL)
 		code = <-p.exited
 	}
-	waitGroupGone(p.pid, time.Now().Add(2*time.Second))
+	in.waitAllGone(p.pid, time.Now().Add(2*time.Second))
 	return code
+}
+
+// signalAll signals every process of the instance: the cgroup's members (SIGKILL through
+// cgroup.kill, which also catches processes forked meanwhile), or the process group.
+func (in *Instance) signalAll(pid int, sig syscall.Signal) {
+	switch {
+	case in.spec.Cgroup == "":
+		syscall.Kill(-pid, sig)
+	case sig == syscall.SIGKILL:
+		cgroup.Kill(in.spec.Cgroup)
+	default:
+		cgroup.Signal(in.spec.Cgroup, sig)
+	}
+}
+
+// waitAllGone polls until no process of the instance is left, or the deadline passes.
+func (in *Instance) waitAllGone(pid int, deadline time.Time) bool {
+	if in.spec.Cgroup != "" {
+		return cgroup.WaitEmpty(in.spec.Cgroup, deadline)
+	}
+	return waitGroupGone(pid, deadline)
 }
 
 func openLog(path string) (*os.File, error) {
