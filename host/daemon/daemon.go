@@ -273,9 +273,11 @@ func (d *Daemon) Restore() {
 				s.last.Restarts++
 			}
 			s.carry = s.last.Unstable
-			if err := d.portReady(a, s); err != nil {
-				d.logger.Printf("restore %s[%d]: %v", name, s.index, err)
-				continue
+			d.mu.Unlock() // portReady takes it; nothing else changes the apps meanwhile (opMu)
+			err := d.portReady(a, s)
+			d.mu.Lock()
+			if err != nil {
+				continue // errored, with the reason
 			}
 			d.launch(a, s, nil)
 		}

@@ -391,7 +391,9 @@ func (in *Instance) clearLeftovers(pid, code int) {
 		return
 	}
 	if pid > 0 && code != exitNotOurs {
+		// Wait for them to be gone: one may still hold the instance's port.
 		syscall.Kill(-pid, syscall.SIGKILL)
+		waitGroupGone(pid, time.Now().Add(2*time.Second))
 	}
 }
 
@@ -446,9 +448,6 @@ func (in *Instance) killGroup(p *running) int {
 	case code := <-p.exited:
 		// It has just exited on its own; clear what it left as for a stop.
 		in.clearLeftovers(p.pid, code)
-		if in.spec.Cgroup == "" && code != exitNotOurs {
-			waitGroupGone(p.pid, time.Now().Add(2*time.Second))
-		}
 		return code
 	default:
 	}

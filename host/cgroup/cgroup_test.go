@@ -1,0 +1,119 @@
+package cgroup
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// setup makes a Manager for a fresh home in the machine's real cgroup hierarchy, or fails the
+// test where the machine has none the test can use (the suite runs as root on a cgroup2 host).
+func setup(t *testing.T) *Manager {
+	t.Helper()
+	m, why := Setup(t.TempDir())
+	if m == nil {
+		t.Fatalf("no cgroup for the test: %s", why)
+	}
+	t.Cleanup(func() {
+		units, _ := m.Units()
+		for _, u := range units {
+			m.Remove(u)
+		}
+		m.Close()
+		if _, err := os.Stat(m.Dir()); err == nil {
+			t.Errorf("%s is left after Close", m.Dir())
+		}
+	})
+	return m
+}
+
+// spawnInto starts a shell in the cgroup at p that leaves a setsid child behind.
+func spawnInto(t *testing.T, p string) *exec.Cmd {
+	t.Helper()
+	fd, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	cmd := exec.Command("sh", "-c", "setsid sleep 300 & exec sleep 300")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, UseCgroupFD: true, CgroupFD: fd}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	return cmd
+}
+
+func TestKillTakesSetsidChildren(t *testing.T) {
+	m := setup(t)
+	p := m.Path("web-0")
+	cmd := spawnInto(t, p)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		procs, _ := Procs(p)
+		if len(procs) >= 3 { // sh (exec'd into sleep), the setsid sleep, and the subshell's
+			break
+		}
+		if len(procs) == 2 && Contains(p, cmd.Process.Pid) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cgroup %s holds %v, want the app and its setsid child", p, procs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !Populated(p) {
+		t.Fatal("Populated is false for a cgroup with processes")
+	}
+	u := Read(p)
+	if !u.OK || u.Memory == 0 {
+		t.Errorf("Read = %+v, want memory of the processes", u)
+	}
+	if err := KillAll(p, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if procs, _ := Procs(p); len(procs) != 0 {
+		t.Fatalf("after KillAll the cgroup still holds %v", procs)
+	}
+	if err := m.Remove("web-0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Fatalf("%s still exists after Remove: %v", p, err)
+	}
+}
+
+func TestUnitsListsWhatWasMade(t *testing.T) {
+	m := setup(t)
+	for _, u := range []string{"a-1", "b-2"} {
+		fd, err := Open(m.Path(u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		syscall.Close(fd)
+	}
+	units, err := m.Units()
+	if err != nil || strings.Join(units, ",") != "a-1,b-2" {
+		t.Fatalf("Units = %v, %v; want a-1,b-2", units, err)
+	}
+}
+
+func TestFallbackReasons(t *testing.T) {
+	plain := t.TempDir()
+	for _, tt := range []struct{ root, want string }{
+		{plain, "is not on a cgroup2 file system"},
+		{"relative/dir", "is not an absolute path"},
+		{"/nonexistent/pmd", "cannot be used"},
+	} {
+		t.Run(tt.root, func(t *testing.T) {
+			t.Setenv(RootEnv, tt.root)
+			m, why := Setup(t.TempDir())
+			if m != nil || !strings.Contains(why, tt.want) {
+				t.Fatalf("Setup with %s=%s = %v, %q; want nil and %q", RootEnv, tt.root, m, why, tt.want)
+			}
+		})
+	}
+}
