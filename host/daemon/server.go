@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -186,13 +187,22 @@ func post[Req, Resp any](mux *http.ServeMux, path string, op func(Req) (Resp, er
 	})
 }
 
-// decode reads a JSON body strictly: unknown fields and trailing data are errors.
+// decode reads a JSON body strictly: unknown fields, a key given twice in one object and
+// trailing data are errors.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	var raw json.RawMessage
+	err := dec.Decode(&raw)
 	if err == nil {
 		err = config.EnsureEOF(dec)
+	}
+	if err == nil {
+		err = config.CheckDuplicateKeys(raw)
+	}
+	if err == nil {
+		strict := json.NewDecoder(bytes.NewReader(raw))
+		strict.DisallowUnknownFields()
+		err = strict.Decode(v)
 	}
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, "bad request body: "+err.Error())
