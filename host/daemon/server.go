@@ -18,6 +18,7 @@ import (
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
+	"github.com/pmdaemon/pmdaemon/host/state"
 )
 
 // ErrAlreadyRunning means another daemon holds this home's lock.
@@ -42,6 +43,17 @@ func Serve(home string, logw io.Writer) error {
 		return ErrAlreadyRunning
 	}
 	logger := log.New(logw, "", log.LstdFlags)
+	// Holding the lock, we are the only writer of these files: a temp file beside them is
+	// what a write cut short by a crash left behind.
+	for _, p := range []string{paths.State(), paths.Dump()} {
+		removed, err := state.RemoveStaleTemps(p)
+		for _, r := range removed {
+			logger.Printf("removed %s, left by a write the previous daemon did not finish", r)
+		}
+		if err != nil {
+			logger.Printf("WARNING: %v", err)
+		}
+	}
 	// We hold the lock, so any socket file left behind belongs to a dead daemon.
 	os.Remove(paths.Socket())
 	ln, err := net.Listen("unix", paths.Socket())
