@@ -27,7 +27,10 @@ func TestDaemonStoppedMidRequest(t *testing.T) {
 		{"nothing", "", true, func(c *Client) error { _, err := c.Start(context.Background(), StartRequest{}); return err },
 			"the daemon stopped while handling start (it may have crashed: see DIR/daemon.log); run 'pmdaemon list' to see what is running"},
 		{"half an answer", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nContent-Type: application/json\r\n\r\n{\"apps\":", true,
-			func(c *Client) error { _, err := c.Restart(context.Background(), TargetRequest{Target: "all"}); return err },
+			func(c *Client) error {
+				_, err := c.Restart(context.Background(), TargetRequest{Target: "all"})
+				return err
+			},
 			"the daemon stopped while handling restart (it may have crashed: see DIR/daemon.log)"},
 		{"headers cut", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n", true,
 			func(c *Client) error { _, err := c.StartMany(context.Background(), StartManyRequest{}); return err },
