@@ -10,7 +10,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -65,11 +69,17 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if errors.As(err, &op) && op.Op == "dial" {
 			return fmt.Errorf("%w (%v)", ErrNoDaemon, op.Err)
 		}
+		if ctx.Err() == nil && connectionLost(err) {
+			return c.stopped(path, err)
+		}
 		return fmt.Errorf("daemon: %w", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
+		if ctx.Err() == nil && connectionLost(err) {
+			return c.stopped(path, err)
+		}
 		return fmt.Errorf("daemon: reading answer: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
@@ -85,6 +95,47 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 	}
 	return nil
+}
+
+// StoppedError is a request the daemon took but never answered: the connection closed under
+// it, as when the daemon crashes or is killed while it works on the request.
+type StoppedError struct {
+	Op  string // what the request was: "start", "restart", "plugin add", ...
+	Log string // the daemon's log, "" when there is none to read
+	Err error  // what the connection said
+}
+
+func (e *StoppedError) Error() string {
+	where := "see the daemon's log"
+	if e.Log != "" {
+		where = "see " + e.Log
+	}
+	return fmt.Sprintf("the daemon stopped while handling %s (it may have crashed: %s); run 'pmdaemon list' to see what is running", e.Op, where)
+}
+
+func (e *StoppedError) Unwrap() error { return e.Err }
+
+// connectionLost reports whether err is a connection that closed before the answer came:
+// an EOF where the answer should start, a cut answer, a reset or a broken pipe.
+func connectionLost(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// stopped is the StoppedError of a request to path.
+func (c *Client) stopped(path string, err error) error {
+	op, _, _ := strings.Cut(strings.TrimPrefix(path, "/v1/"), "?")
+	switch op {
+	case "start-many":
+		op = "start"
+	default:
+		op = strings.ReplaceAll(op, "/", " ")
+	}
+	log := filepath.Join(filepath.Dir(c.Socket), "daemon.log")
+	if _, serr := os.Stat(log); serr != nil {
+		log = "" // a daemon run in the foreground logs to its stderr
+	}
+	return &StoppedError{Op: op, Log: log, Err: err}
 }
 
 // Ping asks the daemon whether it is alive; it fails fast when it is not.

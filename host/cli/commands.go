@@ -505,14 +505,11 @@ func (e *Env) killCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, ok := e.existingClient(ctx)
-			if !ok {
-				fmt.Fprintln(e.Stdout, "[pmdaemon] daemon is not running")
-				return nil
-			}
+			c := api.NewClient(e.paths().Socket())
 			p, err := c.Ping(ctx)
 			if err != nil {
-				return err
+				// No answer does not mean no daemon: it may be stopped or wedged.
+				return e.killUnanswering(err)
 			}
 			if err := c.Kill(ctx); err != nil {
 				return err

@@ -29,6 +29,15 @@ var keys = []string{
 
 var healthKeys = []string{"url", "script", "interval", "timeout", "retries", "restart"}
 
+// wholeKeys are the keys whose numbers must be whole: counts, ports, milliseconds and bytes
+// (of an app, of its health_check, and of a plugin declaration).
+var wholeKeys = map[string]bool{
+	"instances": true, "port": true, "max_restarts": true, "min_uptime": true, "restart_delay": true,
+	"exp_backoff_restart_delay": true, "kill_timeout": true, "wait_timeout": true,
+	"max_memory_restart": true, "log_max_size": true, "log_keep": true,
+	"interval": true, "timeout": true, "retries": true,
+}
+
 // LoadFile reads a JSON ecosystem file: {"apps": [...]} or one app object. Relative cwd and
 // log paths are resolved against the file's directory; errors name the file, the app and the key.
 func LoadFile(path string) ([]App, error) {
@@ -104,6 +113,13 @@ func ParseEcosystem(data []byte, file, baseDir string) (*Ecosystem, error) {
 		return fail("%s", jsonError(data, err))
 	}
 	if err := EnsureEOF(dec); err != nil {
+		return fail("%v", err)
+	}
+	if err := CheckDuplicateKeys(data); err != nil {
+		var dup *DuplicateKeyError
+		if errors.As(err, &dup) {
+			return fail("%v (line %d)", err, lineAt(data, dup.Offset))
+		}
 		return fail("%v", err)
 	}
 	var objs []any
@@ -198,6 +214,11 @@ func durationValue(v any) (time.Duration, error) {
 func healthFromMap(m map[string]any) (*HealthCheck, error) {
 	h := NewHealthCheck()
 	for k, v := range m {
+		if wholeKeys[k] {
+			if msg := notWhole(v); msg != "" {
+				return nil, fmt.Errorf("%s: %s", k, msg)
+			}
+		}
 		switch k {
 		case "url", "script":
 			s, ok := v.(string)
@@ -283,6 +304,9 @@ func PluginFromMap(m map[string]any, where, baseDir string) (PluginDecl, error) 
 		pd.Path = filepath.Join(baseDir, pd.Path)
 	}
 	if v, ok := m["timeout"]; ok {
+		if msg := notWhole(v); msg != "" {
+			return pd, fmt.Errorf("%s: \"timeout\": %s", where, msg)
+		}
 		d, err := durationValue(v)
 		if err != nil || d <= 0 {
 			return pd, fmt.Errorf("%s: \"timeout\" must be a positive duration such as \"2s\" or milliseconds, got %s", where, describe(v))
@@ -328,6 +352,11 @@ func AppFromMap(m map[string]any, where, baseDir string) (App, error) {
 	var err error
 	for _, k := range names {
 		v := m[k]
+		if wholeKeys[k] {
+			if msg := notWhole(v); msg != "" {
+				return App{}, fmt.Errorf("%s: %q: %s", label, k, msg)
+			}
+		}
 		switch k {
 		case "name", "script", "cwd", "out_file", "error_file":
 			s, ok := v.(string)
@@ -504,12 +533,19 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-// wholeNumber accepts the number types that JSON and Lua decoding produce.
+// wholeNumber accepts the number types that JSON and Lua decoding produce, when they hold a
+// whole number (3000, 3e3 and 3000.0 alike) no larger than 2^53.
 func wholeNumber(v any) (int64, bool) {
 	switch n := v.(type) {
 	case json.Number:
-		i, err := n.Int64()
-		return i, err == nil
+		if i, err := n.Int64(); err == nil {
+			return i, true
+		}
+		f, err := n.Float64()
+		if err != nil {
+			return 0, false
+		}
+		return wholeNumber(f)
 	case float64:
 		if n != math.Trunc(n) || math.Abs(n) > 1<<53 {
 			return 0, false
@@ -521,6 +557,45 @@ func wholeNumber(v any) (int64, bool) {
 		return n, true
 	}
 	return 0, false
+}
+
+// notWhole says what is wrong with a number that is not a whole number a key can take
+// ("3000.5 is not a whole number"), and returns "" for anything else: a whole number, or a
+// value of another type, which the key's own check reports.
+func notWhole(v any) string {
+	var text string
+	var f float64
+	switch n := v.(type) {
+	case json.Number:
+		if _, err := n.Int64(); err == nil {
+			return ""
+		}
+		text = n.String()
+		var err error
+		if f, err = n.Float64(); err != nil {
+			return text + " is too large"
+		}
+	case float64:
+		text, f = strconv.FormatFloat(n, 'g', -1, 64), n
+		if math.IsNaN(n) || math.IsInf(n, 0) {
+			return text + " is not a whole number"
+		}
+	default:
+		return ""
+	}
+	if f != math.Trunc(f) {
+		return text + " is not a whole number"
+	}
+	if math.Abs(f) > 1<<53 {
+		return text + " is too large"
+	}
+	return ""
+}
+
+// lineAt is the line (from 1) of byte offset off in data.
+func lineAt(data []byte, off int64) int {
+	off = max(0, min(off, int64(len(data))))
+	return 1 + bytes.Count(data[:off], []byte{'\n'})
 }
 
 // scalarString renders env values and args: strings as they are, numbers and booleans as text.

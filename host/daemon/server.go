@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
+	"github.com/pmdaemon/pmdaemon/host/state"
 )
 
 // ErrAlreadyRunning means another daemon holds this home's lock.
@@ -41,6 +43,17 @@ func Serve(home string, logw io.Writer) error {
 		return ErrAlreadyRunning
 	}
 	logger := log.New(logw, "", log.LstdFlags)
+	// Holding the lock, we are the only writer of these files: a temp file beside them is
+	// what a write cut short by a crash left behind.
+	for _, p := range []string{paths.State(), paths.Dump()} {
+		removed, err := state.RemoveStaleTemps(p)
+		for _, r := range removed {
+			logger.Printf("removed %s, left by a write the previous daemon did not finish", r)
+		}
+		if err != nil {
+			logger.Printf("WARNING: %v", err)
+		}
+	}
 	// We hold the lock, so any socket file left behind belongs to a dead daemon.
 	os.Remove(paths.Socket())
 	ln, err := net.Listen("unix", paths.Socket())
@@ -188,13 +201,22 @@ func post[Req, Resp any](mux *http.ServeMux, path string, op func(Req) (Resp, er
 	})
 }
 
-// decode reads a JSON body strictly: unknown fields and trailing data are errors.
+// decode reads a JSON body strictly: unknown fields, a key given twice in one object and
+// trailing data are errors.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	var raw json.RawMessage
+	err := dec.Decode(&raw)
 	if err == nil {
 		err = config.EnsureEOF(dec)
+	}
+	if err == nil {
+		err = config.CheckDuplicateKeys(raw)
+	}
+	if err == nil {
+		strict := json.NewDecoder(bytes.NewReader(raw))
+		strict.DisallowUnknownFields()
+		err = strict.Decode(v)
 	}
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, "bad request body: "+err.Error())

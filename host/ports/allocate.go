@@ -15,8 +15,14 @@ type Request struct {
 // Candidates returns the ports of an auto spec that are free in the registry (or held by the
 // requesting app itself) and on the OS, ascending, stopping once limit are found (limit <= 0:
 // all). Ports the app already holds skip the OS check: its own instances may be bound to them.
+// Ports in use, and ports this user may not bind (ErrPrivileged), are skipped.
 func Candidates(req Request, reg *Registry, prober Prober, limit int) ([]int, error) {
-	var out []int
+	out, _, err := candidates(req, reg, prober, limit)
+	return out, err
+}
+
+// candidates is Candidates that also counts the ports skipped because they need privileges.
+func candidates(req Request, reg *Registry, prober Prober, limit int) (out []int, privileged int, err error) {
 	for p := req.Spec.Start; p <= req.Spec.End; p++ {
 		if holder, ok := reg.Holder(p); ok {
 			if holder == req.App {
@@ -29,8 +35,12 @@ func Candidates(req Request, reg *Registry, prober Prober, limit int) ([]int, er
 			if errors.Is(err, ErrInUse) {
 				continue
 			}
+			if errors.Is(err, ErrPrivileged) {
+				privileged++
+				continue
+			}
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			out = append(out, p)
 		}
@@ -38,7 +48,7 @@ func Candidates(req Request, reg *Registry, prober Prober, limit int) ([]int, er
 			break
 		}
 	}
-	return out, nil
+	return out, privileged, nil
 }
 
 // Allocate picks ports for req without reserving them: the caller reserves the result in the
@@ -95,7 +105,7 @@ func Prepare(req Request, keep []int, reg *Registry, prober Prober, limit int) (
 	if limit < missing {
 		limit = missing
 	}
-	all, err := Candidates(req, reg, prober, limit+len(used))
+	all, privileged, err := candidates(req, reg, prober, limit+len(used))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -105,8 +115,13 @@ func Prepare(req Request, keep []int, reg *Registry, prober Prober, limit int) (
 		}
 	}
 	if len(cands) < missing {
-		return nil, nil, fmt.Errorf("Not enough free ports in auto:%d-%d: %d free, %d needed",
-			req.Spec.Start, req.Spec.End, len(cands)+len(used), req.Instances)
+		why := ""
+		if privileged > 0 {
+			why = fmt.Sprintf(" (%d port(s) of the range need privileges: ports below %d need root or CAP_NET_BIND_SERVICE)",
+				privileged, unprivilegedStart())
+		}
+		return nil, nil, fmt.Errorf("Not enough free ports in auto:%d-%d: %d free, %d needed%s",
+			req.Spec.Start, req.Spec.End, len(cands)+len(used), req.Instances, why)
 	}
 	return out, cands, nil
 }

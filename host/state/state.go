@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/config"
@@ -165,7 +166,7 @@ func Save(path string, f *File) error {
 // the old content or the new one, never a mix. On any error the old file is left as it was.
 func WriteAtomic(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, tempPrefix(path)+"*")
 	if err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
@@ -197,6 +198,39 @@ func WriteAtomic(path string, data []byte, perm os.FileMode) error {
 		d.Close()
 	}
 	return nil
+}
+
+// tempPrefix is how the temporary files of WriteAtomic(path) begin; os.CreateTemp puts
+// decimal digits after it.
+func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }
+
+// RemoveStaleTemps removes the temporary files that writes of path by WriteAtomic left behind
+// when the writer died between creating one and renaming it, and returns their paths. Only
+// regular files named exactly as WriteAtomic names them are removed: symbolic links (which are
+// not followed), directories and any other name are left alone. A write in progress looks the
+// same, so only the one writer of path may call it, before it writes: the daemon, at start,
+// holding its lock.
+func RemoveStaleTemps(path string) ([]string, error) {
+	dir, prefix := filepath.Dir(path), tempPrefix(path)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot look for stale temporary files of %s: %w", path, err)
+	}
+	var removed []string
+	var errs []error
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" || !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, p)
+	}
+	return removed, errors.Join(errs...)
 }
 
 // Dump is what `save` writes and `resurrect` reads: the saved configurations, no live state.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -416,4 +417,68 @@ func jsonOf(f *File) ([]byte, error) {
 		return nil, err
 	}
 	return os.ReadFile(p)
+}
+
+// RemoveStaleTemps removes exactly the regular files WriteAtomic names for the path, and
+// touches nothing else: not a symlink so named (nor what it points to), not a directory, not
+// the temp files of another path, not a name that only looks alike.
+func TestRemoveStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	outside := filepath.Join(t.TempDir(), "precious")
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("state.json", `{"version": 1}`)
+	write(".state.json.tmp-123456", "half a state")
+	write(".state.json.tmp-9", "")
+	write(".state.json.tmp-", "no digits")
+	write(".state.json.tmp-12a", "not digits")
+	write("state.json.tmp-77", "no dot")
+	write(".dump.json.tmp-55", "another file's")
+	write(".state.json.check-1", "another kind")
+	if err := os.WriteFile(outside, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, ".state.json.tmp-42")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".state.json.tmp-43"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// A temp file as a crash leaves it: created by WriteAtomic's own naming, never renamed.
+	f, err := os.CreateTemp(dir, tempPrefix(path)+"*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	removed, err := RemoveStaleTemps(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(dir, ".state.json.tmp-123456"), filepath.Join(dir, ".state.json.tmp-9"), f.Name()}
+	if got, w := slices.Sorted(slices.Values(removed)), slices.Sorted(slices.Values(want)); !reflect.DeepEqual(got, w) {
+		t.Errorf("removed %q, want %q", got, w)
+	}
+	for _, p := range want {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there (%v)", p, err)
+		}
+	}
+	for _, name := range []string{"state.json", ".state.json.tmp-", ".state.json.tmp-12a", "state.json.tmp-77",
+		".dump.json.tmp-55", ".state.json.check-1", ".state.json.tmp-42", ".state.json.tmp-43"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s was touched: %v", name, err)
+		}
+	}
+	if b, err := os.ReadFile(outside); err != nil || string(b) != "keep me" {
+		t.Errorf("the symlink's target: %q, %v", b, err)
+	}
+	if again, err := RemoveStaleTemps(path); err != nil || len(again) != 0 {
+		t.Errorf("second run removed %q, %v", again, err)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -122,25 +123,51 @@ func (h *Hook) Handle(ctx context.Context, ev sdk.Event) (string, error) {
 	return "", h.reload(ctx)
 }
 
-// reload runs the reload command, if any; h.mu is held.
+// maxReloadTime bounds the reload command when the call has no deadline of its own.
+const maxReloadTime = 30 * time.Second
+
+// reloadTime splits the time the call has left into the reload command's time limit and what
+// is kept back to kill the command and answer before the daemon gives up on the call (after
+// which the daemon would kill this plugin, and the command's processes would live on).
+func reloadTime(ctx context.Context) (limit, reserve time.Duration) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return maxReloadTime, time.Second
+	}
+	left := time.Until(dl)
+	reserve = min(left/4, 500*time.Millisecond)
+	return left - reserve, reserve
+}
+
+// reload runs the reload command, if any; h.mu is held. The command runs in a process group
+// of its own; when it runs out of time the whole group is killed, so that nothing it started
+// (a shell's background job, say) outlives it.
 func (h *Hook) reload(ctx context.Context) error {
 	if h.cfg.reload == nil {
 		h.reloadFailed = false
 		return nil
 	}
-	cmd := exec.CommandContext(ctx, h.cfg.reload[0], h.cfg.reload[1:]...)
-	// If the command is killed at the deadline, a child it left behind may still hold the
-	// output pipe open; stop waiting for it shortly after.
-	cmd.WaitDelay = time.Second
+	limit, reserve := reloadTime(ctx)
+	rctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	cmd := exec.CommandContext(rctx, h.cfg.reload[0], h.cfg.reload[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A process that left the group (setsid) may still hold the output pipe open; stop
+	// waiting for it shortly after.
+	cmd.WaitDelay = max(reserve/2, 10*time.Millisecond)
 	out, err := cmd.CombinedOutput()
 	h.reloadFailed = err != nil
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (%v)", err, ctx.Err())
+	var msg string
+	if rctx.Err() != nil {
+		msg = fmt.Sprintf("nginx-upstream: wrote %s but the reload command %q did not finish within %s; it was killed with every process of its group",
+			h.cfg.output, h.cfg.reloadDesc, limit.Round(time.Millisecond))
+	} else {
+		msg = fmt.Sprintf("nginx-upstream: wrote %s but the reload command %q failed: %v", h.cfg.output, h.cfg.reloadDesc, err)
 	}
-	msg := fmt.Sprintf("nginx-upstream: wrote %s but the reload command %q failed: %v", h.cfg.output, h.cfg.reloadDesc, err)
 	if text := truncate(strings.TrimSpace(string(out)), maxOutput); text != "" {
 		msg += "; output: " + text
 	}

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -478,9 +481,9 @@ func TestReloadFailure(t *testing.T) {
 		{name: "missing program", reload: `["/nonexistent/nginx", "-s", "reload"]`,
 			want: []string{`the reload command "/nonexistent/nginx -s reload" failed: `, "no such file or directory"}},
 		{name: "deadline", script: "sleep 5\n", timeout: 200 * time.Millisecond,
-			want: []string{"failed: signal: killed (context deadline exceeded)"}},
+			want: []string{"reload command", "did not finish within ", "ms; it was killed with every process of its group"}},
 		{name: "deadline, child keeps the pipe", reload: `"sleep 5; echo never"`, timeout: 200 * time.Millisecond,
-			want: []string{"(context deadline exceeded)"}},
+			want: []string{`the reload command "sleep 5; echo never" did not finish within `}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -521,6 +524,70 @@ func TestReloadFailure(t *testing.T) {
 				t.Error("the file was not written before the reload")
 			}
 		})
+	}
+}
+
+// marked lists the live processes (zombies aside) whose environment holds marker.
+func marked(marker string) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !bytes.Contains(append(env, 0), []byte(marker+"\x00")) {
+			continue
+		}
+		if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
+			if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
+				continue
+			}
+		}
+		out = append(out, pid)
+	}
+	return out
+}
+
+// A reload command that runs out of time is killed with everything it started: a shell's
+// background job included, which before outlived it by a minute (only the command itself was
+// killed). The error says the command timed out, and comes back within the call's time.
+func TestReloadTimeoutKillsItsProcesses(t *testing.T) {
+	marker := fmt.Sprintf("NGINX_UPSTREAM_RELOAD_TEST=%d-%d", os.Getpid(), time.Now().UnixNano())
+	name, value, _ := strings.Cut(marker, "=")
+	t.Setenv(name, value) // the reload command inherits it, and so does all it starts
+	e := newEnv(t)
+	h := &Hook{}
+	doc := fmt.Sprintf(`{"output": %q, "upstreams": {"web": "w"}, "reload": %q}`, e.output, `sh -c 'sleep 60 & sleep 60'`)
+	if err := h.Configure(context.Background(), json.RawMessage(doc)); err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 300 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	_, err := h.Handle(ctx, sdk.Event{Kind: sdk.Started, App: "web", AppPorts: []int{8000}})
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), `the reload command "sh -c 'sleep 60 & sleep 60'" did not finish within `) {
+		t.Errorf("Handle = %v, want the reload's timeout", err)
+	}
+	if took > timeout {
+		t.Errorf("Handle took %s, more than the call's %s", took, timeout)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left := marked(marker)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, p := range left {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
+			t.Fatalf("processes of the reload command left running: %v", left)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
