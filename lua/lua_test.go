@@ -121,6 +121,14 @@ func TestDeclarativeErrors(t *testing.T) {
 		{`return { foo = 1 }`, `the returned table has no "apps"`},
 		{`cluster.start { name = "a", script = "x" }
 return { apps = { { name = "a", script = "y" } } }`, `app "a" is already started by this script (ecosystem.lua:1)`},
+		{`return { apps = { { name = "all ", script = "x" } } }`, `ecosystem.lua: apps[1] ("all "): app name "all " is not allowed: it has trailing whitespace`},
+		{"cluster.start { name = 'my\tapp', script = 'x' }", `ecosystem.lua:1: cluster.start ("my\tapp"): app name "my\tapp" is not allowed: it contains the control character U+0009 (tab)`},
+		{`cluster.start { name = " 3", script = "x" }`, `app name " 3" is not allowed: it has leading whitespace`},
+		{`return { apps = { { name = "a", script = "x", instances = 20000 } } }`, `"instances" 20000 is too many (at most 1024)`},
+		{"local apps = {}\nfor i = 1, 1025 do apps[i] = { name = 'a' .. i, script = 'x' } end\nreturn { apps = apps }\n",
+			`ecosystem.lua: apps[1025] (a1025): app "a1025" would be app number 1025 of this script; an ecosystem file starts at most 1024`},
+		{"for i = 1, 1024 do cluster.start { name = 'a' .. i, script = 'x' } end\ncluster.start { name = 'last', script = 'x' }\n",
+			`ecosystem.lua:2: cluster.start: app "last" would be app number 1025 of this script; an ecosystem file starts at most 1024`},
 	} {
 		_, err, _ := dry(t, c.body)
 		wantErr(t, err, c.want)
@@ -344,7 +352,7 @@ func TestArgumentErrors(t *testing.T) {
 		"cluster.restart('a', 'b')":              "cluster.restart: options must be a table, got a string",
 		"cluster.restart('a', { prot = 1 })":     `cluster.restart: unknown option "prot"`,
 		"cluster.restart('a', { port = '9-1' })": `invalid port spec "9-1"`,
-		"cluster.reload('a', { instances = 0 })": "cluster.reload: options.instances must be a whole number from 1 to 10000",
+		"cluster.reload('a', { instances = 0 })": "cluster.reload: options.instances must be a whole number from 1 to 1024",
 		"cluster.info({})":                       "cluster.info: expected an app name",
 		"env.get(1)":                             "env.get: name must be a string, got a number",
 		"json.decode(1)":                         "json.decode: the JSON text must be a string, got a number",

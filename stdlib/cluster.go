@@ -234,8 +234,8 @@ func checkOverrides(L *glua.LState, fn string, opts *glua.LTable) (port string, 
 			port = spec.String()
 		case "instances":
 			f, ok := v.(float64)
-			if !ok || f != float64(int(f)) || f < 1 || f > 10000 {
-				raise(L, fn, "options.instances must be a whole number from 1 to 10000")
+			if !ok || f != float64(int(f)) || f < 1 || f > config.MaxInstances {
+				raise(L, fn, "options.instances must be a whole number from 1 to %d", config.MaxInstances)
 			}
 			instances = int(f)
 		default:

@@ -118,6 +118,9 @@ func (h *Host) ClaimName(name, where string) error {
 	if prev, ok := h.names[name]; ok {
 		return fmt.Errorf("app %q is already started by this script (%s)", name, prev)
 	}
+	if len(h.order) >= config.MaxApps {
+		return fmt.Errorf("app %q would be app number %d of this script; an ecosystem file starts at most %d", name, len(h.order)+1, config.MaxApps)
+	}
 	h.names[name] = where
 	h.order = append(h.order, name)
 	return nil

@@ -182,20 +182,17 @@ func NewApp() App {
 
 // Validate checks everything that can be checked without touching the system.
 func (a *App) Validate() error {
-	if a.Name == "" {
-		return fmt.Errorf("app has no name")
-	}
-	if strings.ContainsAny(a.Name, "/\x00") || a.Name == "." || a.Name == ".." || a.Name == "all" {
-		return fmt.Errorf("app name %q is not allowed (no '/', and not \"all\")", a.Name)
-	}
-	if _, err := strconv.Atoi(a.Name); err == nil {
-		return fmt.Errorf("app name %q is not allowed: a number would be taken for an instance id", a.Name)
+	if err := CheckName(a.Name); err != nil {
+		return err
 	}
 	if strings.TrimSpace(a.Script) == "" {
 		return fmt.Errorf("app %q: script is missing", a.Name)
 	}
 	if a.Instances < 1 {
 		return fmt.Errorf("app %q: instances must be at least 1, got %d", a.Name, a.Instances)
+	}
+	if err := a.checkSizes(); err != nil {
+		return err
 	}
 	if a.MaxRestarts < 0 {
 		return fmt.Errorf("app %q: max_restarts must not be negative, got %d", a.Name, a.MaxRestarts)
@@ -443,8 +440,8 @@ func ParseInstances(s string) (int, error) {
 	if n < 1 {
 		return 0, fmt.Errorf("instances must be at least 1, got %d", n)
 	}
-	if n > 10000 {
-		return 0, fmt.Errorf("instances %d is too many (at most 10000)", n)
+	if n > MaxInstances {
+		return 0, fmt.Errorf("instances %d is too many (at most %d)", n, MaxInstances)
 	}
 	return n, nil
 }

@@ -125,7 +125,7 @@ func TestParseInstances(t *testing.T) {
 		{in: "4", want: 4},
 		{in: " 4 ", want: 4},
 		{in: "1", want: 1},
-		{in: "10000", want: 10000},
+		{in: "1024", want: MaxInstances},
 		{in: "max", want: runtime.NumCPU()},
 		{in: "MAX", want: runtime.NumCPU()},
 		{in: "0", wantErr: "at least 1"},
@@ -133,7 +133,8 @@ func TestParseInstances(t *testing.T) {
 		{in: "abc", wantErr: `"abc" is not valid`},
 		{in: "", wantErr: "not valid"},
 		{in: "1.5", wantErr: "not valid"},
-		{in: "10001", wantErr: "too many"},
+		{in: "1025", wantErr: "too many (at most 1024)"},
+		{in: "20000", wantErr: "too many (at most 1024)"},
 	}
 	for _, tt := range tests {
 		t.Run(strconv.Quote(tt.in), func(t *testing.T) {
@@ -234,6 +235,17 @@ func TestNewAppDefaults(t *testing.T) {
 	}
 }
 
+// manyEnv is n env entries K0..K(n-1) with values of size bytes.
+func manyEnv(n, size int) map[string]string {
+	m := make(map[string]string, n)
+	for i := range n {
+		m["K"+strconv.Itoa(i)] = big(size)
+	}
+	return m
+}
+
+func big(n int) string { return strings.Repeat("x", n) }
+
 func TestValidate(t *testing.T) {
 	valid := func() App {
 		a := NewApp()
@@ -268,6 +280,21 @@ func TestValidate(t *testing.T) {
 			wantSub: []string{"max_memory_restart"}},
 		{name: "empty env name", modify: func(a *App) { a.Env = map[string]string{"": "x"} }, wantSub: []string{"env"}},
 		{name: "env name with =", modify: func(a *App) { a.Env = map[string]string{"A=B": "x"} }, wantSub: []string{"env", "A=B"}},
+		{name: "instances over the cap", modify: func(a *App) { a.Instances = 20000 }, wantSub: []string{"instances 20000 is too many (at most 1024)"}},
+		{name: "instances at the cap", modify: func(a *App) { a.Instances = MaxInstances }},
+		{name: "too many env entries", modify: func(a *App) { a.Env = manyEnv(MaxEnv+1, 1) }, wantSub: []string{"env has 1025 entries; the limit is 1024"}},
+		{name: "env at the entry cap", modify: func(a *App) { a.Env = manyEnv(MaxEnv, 1) }},
+		{name: "env too big in all", modify: func(a *App) { a.Env = manyEnv(4, 70<<10) }, wantSub: []string{"env is", "bytes in all; the limit is 262144 (256 KiB)"}},
+		{name: "one env entry over 128 KiB", modify: func(a *App) { a.Env = manyEnv(1, 128<<10) },
+			wantSub: []string{`env "K0"`, "Linux refuses an environment entry of 128 KiB or more"}},
+		{name: "NUL in an env value", modify: func(a *App) { a.Env = map[string]string{"A": "x\x00y"} }, wantSub: []string{`env "A"`, "NUL"}},
+		{name: "too many args", modify: func(a *App) { a.Args = make([]string, MaxArgs) }, wantSub: []string{"script and args have 1026 words; the limit is 1024"}},
+		{name: "args at the cap", modify: func(a *App) { a.Args = make([]string, MaxArgs-2) }},
+		{name: "args too big in all", modify: func(a *App) { a.Args = []string{big(100 << 10), big(100 << 10), big(100 << 10)} },
+			wantSub: []string{"script and args are", "bytes in all; the limit is 262144"}},
+		{name: "one arg over 128 KiB", modify: func(a *App) { a.Args = []string{"x", big(128 << 10)} },
+			wantSub: []string{"word 4 of script and args is 131072 bytes; Linux refuses an argument of 128 KiB or more"}},
+		{name: "NUL in an arg", modify: func(a *App) { a.Args = []string{"a\x00b"} }, wantSub: []string{"word 3 of script and args contains a NUL byte"}},
 		{name: "bad port spec", modify: func(a *App) { a.Port = "abc" }, wantSub: []string{"port", `"abc"`}},
 		{name: "single port many instances", modify: func(a *App) { a.Port, a.Instances = "3000", 4 },
 			wantSub: []string{"port", "3000"}},

@@ -164,6 +164,9 @@ func ParseEcosystem(data []byte, file, baseDir string) (*Ecosystem, error) {
 	if len(objs) == 0 {
 		return fail("\"apps\" is empty")
 	}
+	if len(objs) > MaxApps {
+		return fail("\"apps\" has %d apps; a file may have at most %d", len(objs), MaxApps)
+	}
 	apps, err := parseList(objs, file, "apps", "an app", func(m map[string]any, where string) (App, string, error) {
 		app, err := AppFromMap(m, where, baseDir)
 		return app, app.Name, err
@@ -332,6 +335,10 @@ func AppFromMap(m map[string]any, where, baseDir string) (App, error) {
 	label := where
 	if n, ok := m["name"].(string); ok && n != "" {
 		label = fmt.Sprintf("%s (%s)", where, n)
+		if q := strconv.Quote(n); n != strings.TrimSpace(n) || q[1:len(q)-1] != n || len(n) > MaxNameLen {
+			// Quoted (and cut), so that spaces, tabs and newlines in a refused name show.
+			label = fmt.Sprintf("%s (%s)", where, quoteShort(n))
+		}
 	}
 	bad := func(key, format string, a ...any) (App, error) {
 		return App{}, fmt.Errorf("%s: %q %s", label, key, fmt.Sprintf(format, a...))

@@ -345,9 +345,10 @@ type target struct {
 	slot *slot // nil: the whole app
 }
 
-// resolve finds TARGET: an app name, an instance id, or "all". d.mu must be held.
+// resolve finds TARGET: an app name, an instance id (decimal digits only), or "all". The
+// target is taken exactly as given, never trimmed: "all " or " 3" name an app of that name or
+// nothing (app names cannot have such spaces, be numbers or be "all"). d.mu must be held.
 func (d *Daemon) resolve(t string) ([]target, error) {
-	t = strings.TrimSpace(t)
 	if t == "" {
 		return nil, userErr("no target given: name an app, an instance id, or all")
 	}
@@ -361,7 +362,7 @@ func (d *Daemon) resolve(t string) ([]target, error) {
 	if a, ok := d.apps[t]; ok {
 		return []target{{app: a}}, nil
 	}
-	if id, err := strconv.Atoi(t); err == nil {
+	if id, err := strconv.Atoi(t); err == nil && strings.Trim(t, "0123456789") == "" {
 		for _, name := range d.order {
 			a := d.apps[name]
 			for _, s := range a.slots {

@@ -122,9 +122,6 @@ func Serve(home string, logw io.Writer) error {
 	return nil
 }
 
-// maxBody bounds a request body; an App spec is a few KiB.
-const maxBody = 1 << 20
-
 // Handler returns the API. kill is called once the kill request has been answered.
 func (d *Daemon) Handler(kill func()) http.Handler {
 	mux := http.NewServeMux()
@@ -140,12 +137,12 @@ func (d *Daemon) Handler(kill func()) http.Handler {
 		out, err := d.Info(r.URL.Query().Get("target"))
 		reply(w, out, err)
 	})
-	post(mux, "/v1/start", d.Start)
-	post(mux, "/v1/start-many", d.StartMany)
+	post(mux, "/v1/start", checked(d.checkStartOne, d.Start))
+	post(mux, "/v1/start-many", checked(d.checkStartMany, d.StartMany))
 	for verb, op := range map[string]func(api.TargetRequest) (*api.Result, error){
 		"stop": d.Stop, "restart": d.Restart, "reload": d.Reload, "delete": d.Delete,
 	} {
-		post(mux, "/v1/"+verb, op)
+		post(mux, "/v1/"+verb, checked(d.checkTarget, op))
 	}
 	mux.HandleFunc("POST /v1/save", func(w http.ResponseWriter, r *http.Request) {
 		p, err := d.Save()
@@ -201,10 +198,22 @@ func post[Req, Resp any](mux *http.ServeMux, path string, op func(Req) (Resp, er
 	})
 }
 
+// checked runs check on a request before op; a request check refuses returns check's error.
+func checked[Req, Resp any](check func(Req) error, op func(Req) (Resp, error)) func(Req) (Resp, error) {
+	return func(req Req) (Resp, error) {
+		if err := check(req); err != nil {
+			var zero Resp
+			return zero, err
+		}
+		return op(req)
+	}
+}
+
 // decode reads a JSON body strictly: unknown fields, a key given twice in one object and
-// trailing data are errors.
+// trailing data are errors, and a body over config.MaxRequestBody is answered 413 without
+// being read further.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, config.MaxRequestBody))
 	var raw json.RawMessage
 	err := dec.Decode(&raw)
 	if err == nil {
@@ -219,7 +228,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		err = strict.Decode(v)
 	}
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, "bad request body: "+err.Error())
+		if !bodyTooLarge(w, err) {
+			writeErr(w, http.StatusBadRequest, "bad request body: "+err.Error())
+		}
 		return false
 	}
 	return true

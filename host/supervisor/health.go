@@ -32,8 +32,18 @@ const (
 	HealthUnhealthy = "unhealthy"
 )
 
-// checkFast is the pace of checks until the first success, so readiness is seen at once.
+// checkFast is the pace of checks until the first success, so readiness is seen at once. It
+// is also the floor on the interval: no setting runs checks (processes, connections) in a busy
+// loop.
 const checkFast = 100 * time.Millisecond
+
+// maxCheckOutput is how much of a script check's output is kept for the error message; the
+// rest is read and discarded as it comes, so a check that prints without end costs no memory.
+// maxCheckBody is how much of an HTTP check's answer is read before the connection is closed.
+const (
+	maxCheckOutput = 4 << 10
+	maxCheckBody   = 4 << 10
+)
 
 type healthResult struct {
 	ok  bool
@@ -59,7 +69,7 @@ func (in *Instance) startChecker() *checker {
 	started := time.Now()
 	go func() {
 		defer close(c.done)
-		delay, healthy := min(checkFast, h.Interval), false
+		delay, healthy := checkFast, false
 		t := time.NewTimer(delay)
 		defer t.Stop()
 		for {
@@ -77,9 +87,9 @@ func (in *Instance) startChecker() *checker {
 			healthy = healthy || r.ok
 			// Fast until the first success, but only through the grace period: an instance
 			// that never passes is checked at the interval after that.
-			delay = h.Interval
+			delay = max(h.Interval, checkFast)
 			if !healthy && time.Since(started) < h.Grace {
-				delay = min(checkFast, h.Interval)
+				delay = checkFast
 			}
 			t.Reset(delay)
 		}
@@ -103,7 +113,15 @@ func (c *checker) close() {
 	}
 }
 
-var healthClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+// healthClient never follows a redirect: a check probes the instance itself, and a 3xx
+// would send the daemon (often root) to whatever host the app names. The 3xx is the answer,
+// and it is not healthy.
+var healthClient = &http.Client{
+	Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
+}
 
 func (in *Instance) probe(parent context.Context, h *HealthSpec) healthResult {
 	ctx, cancel := context.WithTimeout(parent, h.Timeout)
@@ -120,8 +138,18 @@ func (in *Instance) probe(parent context.Context, h *HealthSpec) healthResult {
 			}
 			return healthResult{msg: fmt.Sprintf("GET %s: %v", h.URL, unwrapURLError(err))}
 		}
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxCheckBody))
 		resp.Body.Close()
+		if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+			to := resp.Header.Get("Location")
+			if len(to) > 200 {
+				to = to[:200] + "..."
+			}
+			if to == "" {
+				to = "(no Location)"
+			}
+			return healthResult{msg: fmt.Sprintf("GET %s: HTTP %d, redirected to %s; a health check does not follow redirects", h.URL, resp.StatusCode, to)}
+		}
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
 			return healthResult{msg: fmt.Sprintf("GET %s: HTTP %d", h.URL, resp.StatusCode)}
 		}
@@ -130,8 +158,8 @@ func (in *Instance) probe(parent context.Context, h *HealthSpec) healthResult {
 	cmd := exec.CommandContext(ctx, h.Argv[0], h.Argv[1:]...)
 	cmd.Dir = in.spec.Dir
 	cmd.Env = in.spec.Env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &headWriter{max: maxCheckOutput}
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// On timeout the check's whole group goes, so a hung check leaves nothing behind.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -152,6 +180,22 @@ func (in *Instance) probe(parent context.Context, h *HealthSpec) healthResult {
 	}
 	return healthResult{msg: fmt.Sprintf("check %q: %v", strings.Join(h.Argv, " "), err)}
 }
+
+// headWriter keeps the first max bytes written to it and discards the rest, always reporting
+// success so that the process writing is never stopped by a short write.
+type headWriter struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (w *headWriter) Write(p []byte) (int, error) {
+	if room := w.max - w.buf.Len(); room > 0 {
+		w.buf.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
+
+func (w *headWriter) String() string { return w.buf.String() }
 
 func unwrapURLError(err error) error {
 	type unwrapper interface{ Unwrap() error }

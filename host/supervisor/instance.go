@@ -250,8 +250,7 @@ func (in *Instance) run(adopt *Adopt) {
 				reason := ""
 				if in.spec.Policy.Autorestart {
 					final = Errored
-					reason = fmt.Sprintf("exited %d times within min_uptime %s; gave up after max_restarts %d",
-						bo.unstable, in.spec.Policy.MinUptime, in.spec.Policy.MaxRestarts)
+					reason = in.spec.Policy.gaveUp(bo.unstable)
 					if proc.pid <= 0 {
 						reason += " (last attempt: " + in.State().Reason + ")"
 					}

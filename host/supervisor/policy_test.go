@@ -63,10 +63,10 @@ func TestRestartPolicyDecide(t *testing.T) {
 			},
 		},
 		{
-			name:   "unstable restart never below 50ms",
+			name:   "unstable restart never below 100ms",
 			policy: RestartPolicy{Autorestart: true, MaxRestarts: 5, MinUptime: time.Second, RestartDelay: 10 * ms},
 			steps: []step{
-				{uptime: 0, restart: true, delay: 50 * ms, unstable: 1},
+				{uptime: 0, restart: true, delay: 100 * ms, unstable: 1},
 				{uptime: 5 * time.Second, restart: true, delay: 10 * ms, unstable: 0},
 			},
 		},
@@ -99,15 +99,49 @@ func TestRestartPolicyDecide(t *testing.T) {
 			},
 		},
 		{
-			name: "small exp backoff still respects the 50ms floor",
+			name: "small exp backoff still respects the 100ms floor",
 			policy: RestartPolicy{Autorestart: true, MaxRestarts: 100, MinUptime: time.Second,
-				ExpBackoff: 10 * ms},
+				ExpBackoff: 20 * ms},
 			steps: []step{
-				{uptime: 0, restart: true, delay: 50 * ms, unstable: 1}, // 10ms
-				{uptime: 0, restart: true, delay: 50 * ms, unstable: 2}, // 15ms
-				{uptime: 0, restart: true, delay: 50 * ms, unstable: 3}, // 22.5ms
-				{uptime: 0, restart: true, delay: 50 * ms, unstable: 4}, // 33.75ms
-				{uptime: 0, restart: true, delay: 50625 * time.Microsecond, unstable: 5},
+				{uptime: 0, restart: true, delay: 100 * ms, unstable: 1}, // 20ms
+				{uptime: 0, restart: true, delay: 100 * ms, unstable: 2}, // 30ms
+				{uptime: 0, restart: true, delay: 100 * ms, unstable: 3}, // 45ms
+				{uptime: 0, restart: true, delay: 100 * ms, unstable: 4}, // 67.5ms
+				{uptime: 0, restart: true, delay: 101250 * time.Microsecond, unstable: 5},
+			},
+		},
+		{
+			name:   "min_uptime 0: a run under 1s is still unstable, paced and ends errored",
+			policy: RestartPolicy{Autorestart: true, MaxRestarts: 3, MinUptime: 0},
+			steps: []step{
+				{uptime: 0, restart: true, delay: 100 * ms, unstable: 1},
+				{uptime: 1 * ms, restart: true, delay: 100 * ms, unstable: 2},
+				{uptime: 999 * ms, restart: true, delay: 100 * ms, unstable: 3},
+				{uptime: 0, restart: false, delay: 0, unstable: 4},
+			},
+		},
+		{
+			name:   "min_uptime 0: a run of 1s is stable and restarts at once",
+			policy: RestartPolicy{Autorestart: true, MaxRestarts: 3, MinUptime: 0},
+			steps: []step{
+				{uptime: 10 * ms, restart: true, delay: 100 * ms, unstable: 1},
+				{uptime: time.Second, restart: true, delay: 0, unstable: 0},
+			},
+		},
+		{
+			name:   "min_uptime 300ms: a 500ms run is unstable",
+			policy: RestartPolicy{Autorestart: true, MaxRestarts: 1, MinUptime: 300 * ms, RestartDelay: 20 * ms},
+			steps: []step{
+				{uptime: 500 * ms, restart: true, delay: 100 * ms, unstable: 1},
+				{uptime: 500 * ms, restart: false, delay: 0, unstable: 2},
+			},
+		},
+		{
+			name:   "min_uptime above the floor is kept",
+			policy: RestartPolicy{Autorestart: true, MaxRestarts: 1, MinUptime: 3 * time.Second},
+			steps: []step{
+				{uptime: 2 * time.Second, restart: true, delay: 100 * ms, unstable: 1},
+				{uptime: 3 * time.Second, restart: true, delay: 0, unstable: 0},
 			},
 		},
 		{
@@ -140,11 +174,13 @@ func TestRestartPolicyDecide(t *testing.T) {
 	}
 }
 
-// A long crash loop with any policy never restarts faster than every 50ms and never waits
+// A long crash loop with any policy never restarts faster than every 100ms and never waits
 // more than max(restart_delay, 15s, initial backoff).
 func TestRestartPolicyBounds(t *testing.T) {
 	for _, p := range []RestartPolicy{
 		{Autorestart: true, MaxRestarts: 1000, MinUptime: time.Second},
+		{Autorestart: true, MaxRestarts: 1000, MinUptime: 0},
+		{Autorestart: true, MaxRestarts: 1000, MinUptime: time.Nanosecond, RestartDelay: time.Nanosecond},
 		{Autorestart: true, MaxRestarts: 1000, MinUptime: time.Second, ExpBackoff: time.Millisecond},
 		{Autorestart: true, MaxRestarts: 1000, MinUptime: time.Second, ExpBackoff: 700 * time.Millisecond},
 		{Autorestart: true, MaxRestarts: 1000, MinUptime: time.Second, RestartDelay: time.Millisecond},
@@ -161,6 +197,61 @@ func TestRestartPolicyBounds(t *testing.T) {
 		}
 		if restart, _ := p.decide(0, &b); restart {
 			t.Fatalf("%+v: restarted after %d unstable exits", p, p.MaxRestarts+1)
+		}
+	}
+}
+
+// Whatever the settings and however long a run lasted, the next spawn of an instance comes at
+// least 100ms after the previous one (run + delay), and runs under 1s in a row end errored
+// after max_restarts: no setting makes the daemon spawn in a busy loop.
+func TestRestartPolicyPacingFloor(t *testing.T) {
+	const ms = time.Millisecond
+	uptimes := []time.Duration{0, time.Nanosecond, ms, 50 * ms, 99 * ms, 100 * ms, 500 * ms, 999 * ms, time.Second, time.Minute}
+	for _, minUptime := range []time.Duration{0, time.Nanosecond, ms, 500 * ms, time.Second, 5 * time.Second} {
+		for _, delay := range []time.Duration{0, time.Nanosecond, 10 * ms, 200 * ms} {
+			for _, exp := range []time.Duration{0, time.Nanosecond, 30 * ms} {
+				p := RestartPolicy{Autorestart: true, MaxRestarts: 5, MinUptime: minUptime, RestartDelay: delay, ExpBackoff: exp}
+				for _, u := range uptimes {
+					var b backoff
+					restart, d := p.decide(u, &b)
+					if !restart {
+						t.Fatalf("%+v: no restart after one run of %v", p, u)
+					}
+					if u+d < minUnstableDelay {
+						t.Errorf("%+v: run of %v restarted after %v: next spawn %v after the last, under %v", p, u, d, u+d, minUnstableDelay)
+					}
+				}
+				var b backoff
+				for i := 0; ; i++ {
+					restart, _ := p.decide(MinStableRun-time.Nanosecond, &b)
+					if !restart {
+						if i != p.MaxRestarts {
+							t.Errorf("%+v: gave up after %d short runs, want %d", p, i+1, p.MaxRestarts+1)
+						}
+						break
+					}
+					if i > p.MaxRestarts {
+						t.Fatalf("%+v: still restarting after %d runs shorter than %v", p, i+1, MinStableRun)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestRestartPolicyGaveUpReason(t *testing.T) {
+	tests := []struct {
+		policy RestartPolicy
+		want   string
+	}{
+		{RestartPolicy{MaxRestarts: 15, MinUptime: time.Second}, "exited 16 times within min_uptime 1s; gave up after max_restarts 15"},
+		{RestartPolicy{MaxRestarts: 2, MinUptime: 5 * time.Second}, "exited 3 times within min_uptime 5s; gave up after max_restarts 2"},
+		{RestartPolicy{MaxRestarts: 15, MinUptime: 0},
+			"exited 16 times within 1s of starting (min_uptime 0s; a run under 1s is never stable); gave up after max_restarts 15"},
+	}
+	for _, tt := range tests {
+		if got := tt.policy.gaveUp(tt.policy.MaxRestarts + 1); got != tt.want {
+			t.Errorf("gaveUp = %q\nwant     %q", got, tt.want)
 		}
 	}
 }

@@ -1,0 +1,131 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"syscall"
+
+	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/config"
+)
+
+// The API checks every request against the bounds of host/config before it reaches an
+// operation, whoever sent it: the CLI and the loaders check the same numbers, but the socket is
+// the daemon's real entry.
+
+// fdsPerInstance is what the daemon budgets per instance for its own file descriptors: a
+// running instance holds two pidfds, and while it is spawned or health-checked its log files
+// and the exec status pipe, or the check's pipe or connection.
+const fdsPerInstance = 4
+
+// fdReserve is kept for the daemon itself: its socket and clients, the state and log files,
+// plugins.
+const fdReserve = 256
+
+// instanceBudget is how many instances the daemon's open-file limit (RLIMIT_NOFILE) can hold,
+// and that limit.
+func instanceBudget() (int, uint64) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == ^uint64(0) { // RLIM_INFINITY
+		return int(^uint(0) >> 1), rl.Cur
+	}
+	if rl.Cur <= fdReserve {
+		return 0, rl.Cur
+	}
+	return int((rl.Cur - fdReserve) / fdsPerInstance), rl.Cur
+}
+
+// checkBudget refuses an operation that would leave the daemon with more instances than its
+// open-file limit can hold. change maps app names to their instance count after the operation.
+func (d *Daemon) checkBudget(change map[string]int) error {
+	d.mu.Lock()
+	total := 0
+	for name, a := range d.apps {
+		if _, ok := change[name]; !ok {
+			total += len(a.slots)
+		}
+	}
+	d.mu.Unlock()
+	adding := 0
+	for _, n := range change {
+		adding += n
+	}
+	budget, limit := instanceBudget()
+	if total+adding > budget {
+		return userErr("refused: the daemon would supervise %d instances (%d now, %d by this request), more than "+
+			"its open-file limit of %d (RLIMIT_NOFILE) allows at %d descriptors an instance: at most %d; "+
+			"raise the limit (ulimit -n, or LimitNOFILE= in the systemd unit) and restart the daemon, or run fewer instances",
+			total+adding, total, adding, limit, fdsPerInstance, budget)
+	}
+	return nil
+}
+
+// checkStart checks a start request as it arrives: the app's spec (names, counts, sizes) and
+// the instance budget. where prefixes errors ("apps[3]: ") for start-many.
+func (d *Daemon) checkStart(req api.StartRequest, where string, change map[string]int) error {
+	if err := req.App.Validate(); err != nil {
+		return userErr("%s%v", where, err)
+	}
+	d.mu.Lock()
+	_, exists := d.apps[req.App.Name]
+	d.mu.Unlock()
+	if exists && req.IfExists != "update" {
+		return nil // left as it is, or refused by the operation
+	}
+	change[req.App.Name] = req.App.Instances
+	return nil
+}
+
+// checkStartOne is the check of POST /v1/start.
+func (d *Daemon) checkStartOne(req api.StartRequest) error {
+	change := map[string]int{}
+	if err := d.checkStart(req, "", change); err != nil {
+		return err
+	}
+	return d.checkBudget(change)
+}
+
+// checkStartMany is the check of POST /v1/start-many: at most config.MaxApps apps, each valid,
+// all within the budget. Nothing starts unless every app passes.
+func (d *Daemon) checkStartMany(req api.StartManyRequest) error {
+	if len(req.Apps) > config.MaxApps {
+		return userErr("a start-many request has %d apps; the limit is %d (split the ecosystem file)", len(req.Apps), config.MaxApps)
+	}
+	change := map[string]int{}
+	for i, r := range req.Apps {
+		if err := d.checkStart(r, fmt.Sprintf("apps[%d]: ", i), change); err != nil {
+			return err
+		}
+	}
+	return d.checkBudget(change)
+}
+
+// checkTarget is the check of stop, restart, reload and delete: the instances override is
+// bounded like an app's instances, and must fit the budget.
+func (d *Daemon) checkTarget(req api.TargetRequest) error {
+	if req.Instances > config.MaxInstances {
+		return userErr("instances %d is too many (at most %d)", req.Instances, config.MaxInstances)
+	}
+	if req.Instances <= 0 {
+		return nil
+	}
+	d.mu.Lock()
+	_, exists := d.apps[req.Target]
+	d.mu.Unlock()
+	if !exists {
+		return nil // an id or all is refused by the operation, with --instances
+	}
+	return d.checkBudget(map[string]int{req.Target: req.Instances})
+}
+
+// bodyTooLarge answers a request whose body passed config.MaxRequestBody.
+func bodyTooLarge(w http.ResponseWriter, err error) bool {
+	var mbe *http.MaxBytesError
+	if !errors.As(err, &mbe) {
+		return false
+	}
+	writeErr(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d MiB, the daemon's limit "+
+		"for one request (a start-many request carries every app of an ecosystem file: split the file)", mbe.Limit>>20))
+	return true
+}
