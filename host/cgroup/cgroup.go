@@ -176,14 +176,7 @@ func (m *Manager) Units() ([]string, error) {
 
 // Remove kills what is left in unit's cgroup and removes it.
 func (m *Manager) Remove(unit string) error {
-	p := m.Path(unit)
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err := KillAll(p, 2*time.Second); err != nil {
-		return err
-	}
-	return rmdir(p)
+	return KillAll(m.Path(unit), 2*time.Second)
 }
 
 // Close removes the home's cgroup when no unit is left in it (the daemon's clean exit).
@@ -207,6 +200,9 @@ func rmdir(p string) error {
 			return nil
 		}
 		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			if errors.Is(err, unix.ENOTDIR) {
+				return nil
+			}
 			return fmt.Errorf("cannot remove cgroup %s: %v", p, err)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -269,18 +265,20 @@ func WaitEmpty(p string, deadline time.Time) bool {
 	}
 }
 
-// KillAll kills the cgroup at p and waits up to wait for it to empty.
+// KillAll kills what is left in the cgroup at p, waits up to wait for it to empty, and removes
+// the directory (Open makes it anew for the next process). The removal is not tidiness: on
+// some kernels (seen on Linux 6.18) a process cloned into a cgroup that was once killed through
+// cgroup.kill is killed at birth, so a killed cgroup is never reused.
 func KillAll(p string, wait time.Duration) error {
-	if !Populated(p) {
-		return nil
+	if Populated(p) {
+		if err := Kill(p); err != nil {
+			return err
+		}
+		if !WaitEmpty(p, time.Now().Add(wait)) {
+			return fmt.Errorf("cgroup %s still has processes %s after cgroup.kill", p, wait)
+		}
 	}
-	if err := Kill(p); err != nil {
-		return err
-	}
-	if !WaitEmpty(p, time.Now().Add(wait)) {
-		return fmt.Errorf("cgroup %s still has processes %s after cgroup.kill", p, wait)
-	}
-	return nil
+	return rmdir(p)
 }
 
 // Contains reports whether pid is a member of the cgroup at p.

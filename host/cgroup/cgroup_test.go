@@ -117,3 +117,22 @@ func TestFallbackReasons(t *testing.T) {
 		})
 	}
 }
+
+// A unit's next process after a kill must live: KillAll leaves no cgroup behind to be reused
+// (see KillAll for the kernel behaviour this guards against).
+func TestProcessAfterKillAllLives(t *testing.T) {
+	m := setup(t)
+	p := m.Path("app-7")
+	spawnInto(t, p)
+	if err := KillAll(p, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	cmd := spawnInto(t, p)
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := syscall.Kill(cmd.Process.Pid, 0); err != nil || !Contains(p, cmd.Process.Pid) {
+			t.Fatalf("the process spawned after KillAll died or left the cgroup: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

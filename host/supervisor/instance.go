@@ -464,7 +464,11 @@ func (in *Instance) killGroup(p *running) int {
 		in.signalAll(p.pid, syscall.SIGKILL)
 		code = <-p.exited
 	}
-	in.waitAllGone(p.pid, time.Now().Add(2*time.Second))
+	if in.spec.Cgroup != "" {
+		cgroup.KillAll(in.spec.Cgroup, 2*time.Second) // and a fresh cgroup for the next process
+	} else {
+		waitGroupGone(p.pid, time.Now().Add(2*time.Second))
+	}
 	return code
 }
 
