@@ -241,11 +241,19 @@ func (d *Daemon) Restore() {
 		}
 	}
 	d.reconcile(keep, spare)
+	// Empty every slot whose process is not taken back before any starts: a process of one
+	// slot may still hold the port another slot is to start on (a reload cut short).
+	for _, name := range d.order {
+		for _, s := range d.apps[name].slots {
+			if adopt[s] == nil {
+				d.clearSlot(s)
+			}
+		}
+	}
 	for _, name := range d.order {
 		a := d.apps[name]
 		for _, s := range a.slots {
 			if !s.wanted {
-				d.clearSlot(s)
 				continue
 			}
 			if s.port > 0 {
@@ -256,7 +264,6 @@ func (d *Daemon) Restore() {
 			if st := s.last.Status; st == supervisor.Errored || st == supervisor.Stopped {
 				// It had given up (crash loop) or finished (autorestart off) before the daemon
 				// went down; a restart of the daemon does not run it again. It keeps its ports.
-				d.clearSlot(s)
 				s.last.Pid, s.last.PidStart = 0, 0
 				continue
 			}
@@ -268,7 +275,6 @@ func (d *Daemon) Restore() {
 			}
 			// It died while no daemon watched, was waiting for its restart, or was being
 			// spawned when the daemon died: starting it again is a restart like any other.
-			d.clearSlot(s)
 			if s.last.Pid > 0 || s.last.Status == supervisor.WaitingRestart {
 				s.last.Restarts++
 			}
