@@ -121,6 +121,7 @@ func (d *Daemon) reconcile(keep map[string]int, spare map[string]bool) {
 	home := []byte("PMDAEMON_HOME=" + d.paths.Home + "\x00")
 	marker := []byte(unitEnv + "=")
 	self := os.Getpid()
+	var killed []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -147,6 +148,14 @@ func (d *Daemon) reconcile(keep map[string]int, spare map[string]bool) {
 			syscall.Kill(-pid, syscall.SIGKILL)
 		}
 		syscall.Kill(pid, syscall.SIGKILL)
+		killed = append(killed, pid)
+	}
+	// Wait for them to be gone: one may hold a port an instance is about to start on.
+	deadline := time.Now().Add(2 * time.Second)
+	for _, pid := range killed {
+		for procfs.Alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }
 
