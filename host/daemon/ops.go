@@ -54,6 +54,7 @@ func (d *Daemon) StartMany(req api.StartManyRequest) (*api.StartManyResult, erro
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	defer d.beginBatch()()
+	defer d.plugins.Operation()() // a hook that hangs costs one timeout per operation, not per app
 	res := &api.StartManyResult{Started: []api.Started{}, Failed: -1}
 	for i, r := range req.Apps {
 		st, err := d.startOne(r)
@@ -523,6 +524,7 @@ func (d *Daemon) restartOrReload(req api.TargetRequest, reload bool) (*api.Resul
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	defer d.beginBatch()()
+	defer d.plugins.Operation()() // a hook that hangs costs one timeout per operation, not per app
 	d.mu.Lock()
 	ts, err := d.resolve(req.Target)
 	if err == nil && (req.Port != "" || req.Instances != 0) && (len(ts) != 1 || ts[0].slot != nil) {
@@ -1146,6 +1148,7 @@ func (d *Daemon) Resurrect() (*api.Result, error) {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	defer d.beginBatch()()
+	defer d.plugins.Operation()() // a hook that hangs costs one timeout per operation, not per app
 	for _, cfg := range dump.Apps {
 		d.mu.Lock()
 		a, exists := d.apps[cfg.Name]

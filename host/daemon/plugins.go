@@ -199,8 +199,11 @@ func (d *Daemon) pickPorts(name, spec string, n int, keep []int) ([]int, error) 
 type launchPlan struct{ index, id, port int }
 
 // starting asks the hooks whether the instances of app may start. A veto is a UserError; hooks
-// that fail do not stop the start and come back as warnings. d.mu must not be held.
+// that fail do not stop the start and come back as warnings. A hook that hangs or crashes is
+// asked no more during the operation (see pluginhost.Manager.Operation; an operation over
+// several apps opens one around all of its starting calls). d.mu must not be held.
 func (d *Daemon) starting(name string, plans []launchPlan) ([]string, error) {
+	defer d.plugins.Operation()()
 	var warnings []string
 	for _, p := range plans {
 		w, err := d.plugins.Starting(sdk.Event{

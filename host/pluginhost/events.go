@@ -73,7 +73,7 @@ func (d *dispatcher) run() {
 		q := d.queue[0]
 		d.queue = d.queue[1:]
 		d.mu.Unlock()
-		if _, err := d.p.handle(q.ev); err != nil {
+		if _, _, err := d.p.handle(q.ev); err != nil {
 			d.p.logger.Error(fmt.Sprintf("event %s of %s[%d] not delivered: %v", q.ev.Kind, q.ev.App, q.ev.Instance, err))
 		}
 		d.mu.Lock()
@@ -150,15 +150,74 @@ func (e *VetoError) Error() string {
 	return fmt.Sprintf("start of '%s' vetoed by plugin '%s': %s", e.App, e.Plugin, e.Reason)
 }
 
+// Operation scopes the Starting calls of one user operation (a start of N instances, a
+// restart of all apps) until the returned end is called: a hook that hangs, crashes or will
+// not start on one of them is not asked about the others, so that a broken hook costs the
+// operation one timeout rather than one timeout and one plugin restart per instance. Operations
+// do not overlap (the daemon serialises them); a nested call joins the operation in progress
+// and its end does nothing.
+func (m *Manager) Operation() (end func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.op != nil {
+		return func() {}
+	}
+	op := &operation{down: map[*Plugin]bool{}}
+	m.op = op
+	return func() {
+		m.mu.Lock()
+		if m.op == op {
+			m.op = nil
+		}
+		m.mu.Unlock()
+	}
+}
+
+// operation is the state of one Operation: the hooks that went down during it.
+type operation struct {
+	mu   sync.Mutex
+	down map[*Plugin]bool
+}
+
+func (o *operation) isDown(p *Plugin) bool {
+	if o == nil {
+		return false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.down[p]
+}
+
+func (o *operation) setDown(p *Plugin) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	o.down[p] = true
+	o.mu.Unlock()
+}
+
 // Starting asks every hook, synchronously and in order, whether ev may start. A hook that
 // fails (crash, hang, error) does not stop the start: the failure is logged and returned as a
-// warning, never as a veto.
+// warning, never as a veto. Within an Operation, a hook that hung, crashed or would not start
+// is skipped for the rest of the operation, with that one warning.
 func (m *Manager) Starting(ev sdk.Event) (warnings []string, err error) {
+	m.mu.Lock()
+	op := m.op
+	m.mu.Unlock()
 	for _, p := range m.ofKind(sdk.KindHook) {
-		veto, herr := p.handle(ev)
+		if op.isDown(p) {
+			continue
+		}
+		veto, down, herr := p.handle(ev)
 		if herr != nil {
-			p.logger.Error(fmt.Sprintf("starting of %s[%d]: %v (start goes ahead)", ev.App, ev.Instance, herr))
-			warnings = append(warnings, herr.Error()+" (the start went ahead)")
+			note := " (the start went ahead)"
+			if down && op != nil {
+				op.setDown(p)
+				note = " (the start went ahead; the plugin is not asked about the other starts of this operation)"
+			}
+			p.logger.Error(fmt.Sprintf("starting of %s[%d]: %v%s", ev.App, ev.Instance, herr, note))
+			warnings = append(warnings, herr.Error()+note)
 			continue
 		}
 		if veto != "" {

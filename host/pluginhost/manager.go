@@ -21,6 +21,7 @@ type Manager struct {
 	logOut io.Writer
 	mu     sync.Mutex
 	list   []*Plugin
+	op     *operation // the Operation in progress, if any
 }
 
 // NewManager returns an empty manager; plugins log (their stderr, go-plugin's messages) to

@@ -324,31 +324,32 @@ func (p *Plugin) allocate(req sdk.AllocateRequest) (sdk.AllocateResponse, error)
 }
 
 // handle delivers one event; a crash is retried once on a fresh process, so that a hook that
-// died on an earlier event still sees this one.
-func (p *Plugin) handle(ev sdk.Event) (string, error) {
+// died on an earlier event still sees this one. down says the plugin could not serve the call
+// at all (it would not start, hung or crashed): asking it again at once would likely cost
+// another timeout or start.
+func (p *Plugin) handle(ev sdk.Event) (veto string, down bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for attempt := 0; ; attempt++ {
 		if err := p.ensure(); err != nil {
-			return "", err
+			return "", true, err
 		}
 		if p.hook == nil {
-			return "", p.fail("is registered as a hook but no longer serves one")
+			return "", true, p.fail("is registered as a hook but no longer serves one")
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.spec.timeout())
 		veto, err := p.hook.Handle(ctx, ev)
 		cancel()
 		if err == nil {
 			p.lastErr = ""
-			return veto, nil
+			return veto, false, nil
 		}
-		crashed := p.client == nil || p.client.Exited()
-		if st, _ := status.FromError(err); st.Code() == codes.Unavailable {
-			crashed = true
-		}
+		st, _ := status.FromError(err)
+		hung := errors.Is(err, context.DeadlineExceeded) || st.Code() == codes.DeadlineExceeded
+		crashed := p.client == nil || p.client.Exited() || st.Code() == codes.Unavailable
 		err = p.callError("Handle("+string(ev.Kind)+")", err)
 		if !crashed || attempt > 0 {
-			return "", err
+			return "", hung || crashed, err
 		}
 	}
 }

@@ -193,6 +193,62 @@ func TestLazyStartAndPinning(t *testing.T) {
 	}
 }
 
+// Within one operation, a hook that hangs on a starting call is asked once, not once per
+// instance: the other starts skip it (one warning says so), while the other hooks are still
+// asked and can still veto. The next operation asks it again. Before, ten starts cost ten
+// timeouts and ten plugin restarts.
+func TestStartingSkipsAHungHookForTheOperation(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	m := newManager(t)
+	for _, h := range []struct{ name, mode string }{{"hang", "hook-hang"}, {"veto", "veto"}} {
+		p, err := m.Probe(AddRequest{Name: h.name, Path: faulty, Timeout: timeout, Config: json.RawMessage(`{"mode": "` + h.mode + `"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for op := 0; op < 2; op++ {
+		end := m.Operation()
+		begin := time.Now()
+		var warnings []string
+		for i := 0; i < 10; i++ {
+			w, err := m.Starting(sdk.Event{Kind: sdk.Starting, App: "web", Instance: i, Time: time.Now()})
+			warnings = append(warnings, w...)
+			var veto *VetoError
+			if !errors.As(err, &veto) || veto.Plugin != "veto" {
+				t.Errorf("operation %d, start %d: %v; want the veto of plugin 'veto'", op, i, err)
+			}
+		}
+		end()
+		took := time.Since(begin)
+		t.Logf("operation %d: 10 starting calls took %s", op, took.Round(time.Millisecond))
+		if limit := 4*timeout + 2*time.Second; took > limit {
+			t.Errorf("operation %d: 10 starting calls took %s, more than %s", op, took, limit)
+		}
+		want := "plugin 'hang': did not answer Handle(starting) within 300ms; it was stopped and will be started afresh on next use" +
+			" (the start went ahead; the plugin is not asked about the other starts of this operation)"
+		if len(warnings) != 1 || warnings[0] != want {
+			t.Errorf("operation %d: warnings %q; want one: %q", op, warnings, want)
+		}
+	}
+	// Outside an operation each call stands alone, as before.
+	w, _ := m.Starting(sdk.Event{Kind: sdk.Starting, App: "web", Time: time.Now()})
+	if len(w) != 1 || !strings.HasSuffix(w[0], " (the start went ahead)") {
+		t.Errorf("a starting call outside an operation: warnings %q", w)
+	}
+	// A nested Operation joins the one in progress; its end does not end it.
+	end := m.Operation()
+	m.Operation()()
+	m.Starting(sdk.Event{Kind: sdk.Starting, App: "web", Time: time.Now()})
+	begin := time.Now()
+	if w, _ := m.Starting(sdk.Event{Kind: sdk.Starting, App: "web", Time: time.Now()}); len(w) != 0 || time.Since(begin) > timeout {
+		t.Errorf("after a nested operation ended, the hung hook was asked again: %q", w)
+	}
+	end()
+}
+
 // BenchmarkAllocation is the daemon's allocation path (candidates from the registry and a real
 // OS bind probe, the policy chain, the pick) for 4 instances in a 100-port auto: range, with
 // the built-in allocator only and with one real allocator plugin (reserved-range, over gRPC).
