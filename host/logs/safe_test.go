@@ -398,7 +398,7 @@ func TestRotateRefusesPlantedRotatedNames(t *testing.T) {
 					t.Errorf("the live log changed")
 				}
 				if b, _ := os.ReadFile(path + ".2"); string(b) != "older\n" {
-					t.Errorf(".2 changed: %q", b)
+					t.Errorf(".2 changed: %d bytes", len(b))
 				}
 				if fi, err := os.Lstat(planted); err != nil || fi.Mode().IsRegular() {
 					t.Errorf("the planted %s is gone: %v, %v", kind, fi, err)
