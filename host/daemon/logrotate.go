@@ -10,11 +10,12 @@ import (
 )
 
 // rotateGap is the least time between two rounds of rotation checks set off by writes (see
-// logs.Watcher). At 100 MB/s a log grows 2 MB in it, a fifth of the default log_max_size; what
+// logs.Watcher). At 100 MB/s a log grows 1 MB in it, a tenth of the default log_max_size; what
 // the app writes while the rotation runs (10 ms for 10 MB on tmpfs, 40 to 100 ms on ext4 under
 // such a writer) comes on top, so a live log stays under 2 × log_max_size as long as rotations
-// take less than log_max_size / rate. A chatty app costs the daemon at most 50 looks a second.
-const rotateGap = 20 * time.Millisecond
+// take less than log_max_size / rate. A chatty app costs the daemon at most 100 looks a second
+// (a stat and a few opens each).
+const rotateGap = 10 * time.Millisecond
 
 // rotateLoop rotates the instances' log files that have grown past their app's log_max_size.
 // It looks at a file when inotify reports a write to it (at most every rotateGap), and at every
