@@ -82,7 +82,7 @@ func (e *Env) flushCmd() *cobra.Command {
 // and its rotated ones.
 func logFileCount(path string) (int, error) {
 	n := 0
-	if fi, err := os.Stat(path); err == nil {
+	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().IsRegular() {
 			n++
 		}

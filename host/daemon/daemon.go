@@ -80,6 +80,7 @@ type Daemon struct {
 	sampledRoots map[int]int
 	quit         chan struct{}
 	wg           sync.WaitGroup
+	logw         logWatch // new log files for the rotation loop (logrotate.go)
 }
 
 type app struct {

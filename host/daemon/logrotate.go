@@ -2,26 +2,113 @@ package daemon
 
 import (
 	"errors"
+	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/logs"
 )
 
+// rotateGap is the least time between two rounds of rotation checks set off by writes (see
+// logs.Watcher). At 100 MB/s a log grows 1 MB in it, a tenth of the default log_max_size; what
+// the app writes while the rotation runs (10 ms for 10 MB on tmpfs, 40 to 100 ms on ext4 under
+// such a writer) comes on top, so a live log stays under 2 × log_max_size as long as rotations
+// take less than log_max_size / rate. A chatty app costs the daemon at most 100 looks a second
+// (a stat and a few opens each).
+const rotateGap = 10 * time.Millisecond
+
 // rotateLoop rotates the instances' log files that have grown past their app's log_max_size.
-// It runs on its own goroutine so that a big copy never delays metrics; apps write straight
-// into their files and never wait for it (see package logs).
+// It looks at a file when inotify reports a write to it (at most every rotateGap), and at every
+// file each tick of every, which also picks up apps added or removed; an idle daemon wakes only
+// for the tick. Without inotify (a kernel limit reached) it falls back to the tick alone, and
+// says so in daemon.log. It runs on its own goroutine so that a big copy never delays metrics;
+// apps write straight into their files and never wait for it (see package logs).
 func (d *Daemon) rotateLoop(every time.Duration) {
 	defer d.wg.Done()
+	var written <-chan struct{}
+	w, err := logs.NewWatcher(rotateGap)
+	if err != nil {
+		d.logger.Printf("log rotation cannot watch the logs for writes (%v): it checks them every %s only, and a log written fast grows past log_max_size in between", err, every)
+	} else {
+		defer w.Close()
+		written = w.C()
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	files := map[string]logs.Rotator{}
+	// added are the logs checkLogs handed over, kept for two ticks: by then the operation that
+	// checked them has put them in d.apps (or failed).
+	type added struct {
+		r     logs.Rotator
+		until time.Time
+	}
+	extra := map[string]added{}
 	failed := map[string]string{} // path -> the error last logged for it
+	watchErr := ""
+	refresh := func() {
+		now := time.Now()
+		for p, r := range d.logw.take() {
+			extra[filepath.Clean(p)] = added{r, now.Add(2 * every)}
+		}
+		files = d.logFiles()
+		for p, e := range extra {
+			if now.After(e.until) {
+				delete(extra, p)
+				continue
+			}
+			files[p] = e.r
+		}
+		if w == nil {
+			return
+		}
+		dirs := map[string]bool{}
+		for p := range files {
+			dirs[filepath.Dir(p)] = true
+		}
+		list := make([]string, 0, len(dirs))
+		for dir := range dirs {
+			list = append(list, dir)
+		}
+		msg := ""
+		if err := w.Watch(list); err != nil {
+			msg = err.Error()
+		}
+		if msg != watchErr {
+			if msg != "" {
+				d.logger.Printf("log rotation: %s; those logs are checked every %s only", msg, every)
+			}
+			watchErr = msg
+		}
+	}
+	refresh()
 	for {
+		var paths []string // the files to look at; nil: all of them
 		select {
 		case <-d.quit:
 			return
 		case <-t.C:
+			refresh()
+		case <-d.logw.signal():
+			refresh()
+		case <-written:
+			p, all := w.Written()
+			if !all {
+				paths = p
+				if len(paths) == 0 {
+					continue
+				}
+			}
 		}
-		for path, r := range d.logFiles() {
+		if paths == nil {
+			for p := range files {
+				paths = append(paths, p)
+			}
+		}
+		for _, path := range paths {
+			r, ok := files[path]
+			if !ok {
+				continue // another file in a log directory
+			}
 			_, err := r.Rotate(path)
 			switch {
 			case err == nil:
@@ -30,7 +117,7 @@ func (d *Daemon) rotateLoop(every time.Duration) {
 					delete(failed, path)
 				}
 			case errors.Is(err, logs.ErrBusy):
-				// Someone holds the file (a flush, a reader): next tick.
+				// Someone holds the file (a flush, a reader): next time.
 			case failed[path] != err.Error():
 				d.logger.Printf("rotating logs: %v", err)
 				failed[path] = err.Error()
@@ -49,9 +136,56 @@ func (d *Daemon) logFiles() map[string]logs.Rotator {
 		size, keep := a.cfg.LogLimits()
 		for _, s := range a.slots {
 			for _, p := range []string{d.outLog(a, s), d.errLog(a, s)} {
-				out[p] = logs.Rotator{MaxSize: size, Keep: keep}
+				out[filepath.Clean(p)] = logs.Rotator{MaxSize: size, Keep: keep}
 			}
 		}
 	}
 	return out
+}
+
+// logWatch passes the rotation loop the log files an operation is about to have written (see
+// checkLogs), so that it watches them from the app's first write rather than from its next
+// tick.
+type logWatch struct {
+	mu      sync.Mutex
+	pending map[string]logs.Rotator
+	ch      chan struct{}
+}
+
+func (l *logWatch) chanLocked() chan struct{} {
+	if l.ch == nil {
+		l.ch = make(chan struct{}, 1)
+	}
+	return l.ch
+}
+
+// add hands path over to the rotation loop.
+func (l *logWatch) add(path string, r logs.Rotator) {
+	l.mu.Lock()
+	if l.pending == nil {
+		l.pending = map[string]logs.Rotator{}
+	}
+	l.pending[path] = r
+	ch := l.chanLocked()
+	l.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// signal receives a value when add was called.
+func (l *logWatch) signal() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.chanLocked()
+}
+
+// take returns and forgets what add handed over.
+func (l *logWatch) take() map[string]logs.Rotator {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.pending
+	l.pending = nil
+	return p
 }

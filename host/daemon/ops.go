@@ -15,6 +15,7 @@ import (
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
+	"github.com/pmdaemon/pmdaemon/host/logs"
 	"github.com/pmdaemon/pmdaemon/host/ports"
 	"github.com/pmdaemon/pmdaemon/host/state"
 	"github.com/pmdaemon/pmdaemon/host/supervisor"
@@ -308,22 +309,17 @@ func notReady(name string, err error) error {
 	return userErr("%s started but is not ready: %v (its instances keep running; see pmdaemon info %s)", name, err, name)
 }
 
-// checkLogs makes sure an instance's log files can be written before anything starts.
-// Rotation also creates files beside each log, so its directory must be writable too.
+// checkLogs makes sure an instance's log files can be written, safely, before anything starts:
+// a log directory others can write in, a symbolic link or anything but a regular file at a log
+// path is refused, and rotation must be able to create files beside each log (see
+// logs.Prepare). The files are handed to the rotation loop, which watches them from then on.
 func (d *Daemon) checkLogs(a *app, s *slot) error {
+	size, keep := a.cfg.LogLimits()
 	for _, p := range []string{d.outLog(a, s), d.errLog(a, s)} {
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-		if err != nil {
-			return userErr("app %q: log file cannot be written: %v", a.cfg.Name, err)
+		if err := logs.Prepare(p); err != nil {
+			return userErr("app %q: %v", a.cfg.Name, err)
 		}
-		f.Close()
-		tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".check-*")
-		if err != nil {
-			return userErr("app %q: log directory %s is not writable, so its logs could not be rotated: %v",
-				a.cfg.Name, filepath.Dir(p), errors.Unwrap(err))
-		}
-		tmp.Close()
-		os.Remove(tmp.Name())
+		d.logw.add(p, logs.Rotator{MaxSize: size, Keep: keep})
 	}
 	return nil
 }

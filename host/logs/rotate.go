@@ -7,13 +7,19 @@
 // copy-then-truncate loses what the app writes between the copy and the truncation. Rotation
 // here instead keeps the live file (same inode, same descriptors) and cuts its head:
 //
-//  1. the head [start, n) of the live file is copied into a temporary file, which is fsynced;
-//     n is the largest multiple of the filesystem block size below the file's size, start is
-//     where its data begins (0, or the end of a punched hole, see below);
+//  1. the head [start, n) of the live file is copied into a temporary file created under a new
+//     name (O_EXCL); n is the largest multiple of the filesystem block size below the file's
+//     size, start is where its data begins (0, or the end of a punched hole, see below);
 //  2. path.1 ... path.(Keep-1) are renamed to path.2 ... path.Keep (the old path.Keep is dropped,
-//     as is any path.k with k > Keep) and the copy is renamed to path.1;
+//     as is any path.k with k > Keep) and the copy is renamed to path.1, then fsynced with the
+//     directory;
 //  3. the first n bytes of the live file (the copied head, after any hole) are removed with
 //     fallocate(FALLOC_FL_COLLAPSE_RANGE, 0, n): the file now starts with what was at offset n.
+//
+// A head much longer than MaxSize (the app wrote faster than the rotation was checked) is cut
+// into several rotated files of about MaxSize each, so no rotated file exceeds 2 × MaxSize. How
+// the files are opened (never through a symbolic link, only in a directory no other user can
+// write in) is in safe.go; when the daemon checks is in watch.go.
 //
 // What the app appends while this runs lands after offset n and stays in the live file, so no
 // byte is lost, and the app never waits for the rotation: nothing it does takes a lock of ours,
@@ -33,8 +39,8 @@
 // readers skip the hole. A filesystem with neither makes Rotate fail before it touches anything
 // (it probes on its temporary file); it never falls back to copy-then-truncate.
 //
-// A crash in the middle of a rotation loses nothing either: path.1 is synced and renamed into
-// place before the head is removed, so at worst those lines are in both files.
+// A crash in the middle of a rotation loses nothing either: path.1 is renamed into place and
+// synced before the head is removed, so at worst those lines are in both files.
 //
 // Readers and the rotation coordinate with an advisory flock(2) on the live file: Rotate and
 // Flush hold it exclusively, ReadTail and Follow take it shared for the instant of a snapshot,
@@ -49,7 +55,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -96,31 +101,44 @@ const (
 )
 
 // Rotate rotates path if it holds at least MaxSize bytes of data, and reports whether it did.
-// A path that does not exist, or is not a regular file, is not rotated and is no error. The
+// A path that does not exist, or is the null device, is not rotated and is no error. A log
+// directory others can write in, a symbolic link at path or at one of its rotated names, or a
+// file that is not a regular file there is an error, and nothing is touched (see safe.go). The
 // errors name the file and what failed; an error wrapping ErrBusy is worth retrying.
 func (r Rotator) Rotate(path string) (rotated bool, err error) {
 	if err := r.Validate(); err != nil {
 		return false, err
 	}
-	fi, err := os.Stat(path)
+	d, base, err := openLogDir(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("cannot rotate log: %w", err)
+		return false, fmt.Errorf("cannot rotate log %s: %w", path, err)
 	}
-	if !fi.Mode().IsRegular() || fi.Size() < r.MaxSize {
+	defer d.close()
+	st, err := d.lstat(base)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("cannot rotate log %s: %w", path, err)
+	case nullDevice(st):
+		return false, nil
+	case !regular(st):
+		return false, fmt.Errorf("cannot rotate log %s: %w", path, badFile("log file", path, st.Mode))
+	case st.Size < r.MaxSize:
 		return false, nil
 	}
-	f, err := openLive(path, os.O_RDWR)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular) {
+	f, err := d.open("log file", base, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("cannot rotate log: %w", err)
+		return false, fmt.Errorf("cannot rotate log %s: %w", path, err)
 	}
 	defer f.Close()
-	if _, n, _, err := r.due(f); err != nil || n == 0 {
+	if _, n, fi, err := r.due(f); err != nil || n == 0 || !fi.Mode().IsRegular() {
 		return false, err
 	}
 	held, busy := flockWait(f, unix.LOCK_EX, lockWait)
@@ -135,7 +153,27 @@ func (r Rotator) Rotate(path string) (rotated bool, err error) {
 	if err != nil || n == 0 {
 		return false, err
 	}
-	if err := r.rotate(path, f, fi.Mode().Perm(), start, n); err != nil {
+	// The rotated names are only renamed and removed, which never follows a link, but a link
+	// there was planted by someone: say so instead of shuffling it along.
+	ks, err := d.rotatedIndexes(base)
+	if err != nil {
+		return false, fmt.Errorf("cannot rotate log %s: %w", path, err)
+	}
+	for _, k := range ks {
+		name := rotatedName(base, k)
+		st, err := d.lstat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err == nil && !regular(st) {
+			err = badFile("rotated log", d.path(name), st.Mode)
+		}
+		if err != nil {
+			return false, fmt.Errorf("cannot rotate log %s: %w", path, err)
+		}
+	}
+	d.removeStaleTemps(base)
+	if err := r.rotate(d, base, f, fi.Mode().Perm(), start, n); err != nil {
 		return false, fmt.Errorf("cannot rotate log %s: %w", path, err)
 	}
 	return true, nil
@@ -165,64 +203,103 @@ func (r Rotator) due(f *os.File) (start, n int64, fi os.FileInfo, err error) {
 }
 
 // rotate does the work under the lock; it changes nothing before it knows it can trim.
-func (r Rotator) rotate(path string, f *os.File, perm fs.FileMode, start, n int64) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
+//
+// The head [start, n) normally becomes path.1. When the log grew well past MaxSize before this
+// rotation came (an app writing faster than the daemon noticed), the head is cut into pieces of
+// MaxSize, the last one taking the rest (so under 2 × MaxSize), which become path.m ... path.1,
+// oldest first: a rotated file stays under 2 × MaxSize whatever the write rate. Pieces that
+// Keep would drop at once are not copied at all.
+func (r Rotator) rotate(d *logDir, base string, f *os.File, perm fs.FileMode, start, n int64) (err error) {
+	bs := blockSize(f)
+	piece := max(r.MaxSize/bs, 1) * bs
+	count := max((n-start)/piece, 1)
+	cut := func(i int64) int64 {
+		if i >= count {
+			return n
+		}
+		return start + i*piece
 	}
-	tmpPath := filepath.Join(dir, "."+base+".rotating")
-	tmp, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return fmt.Errorf("cannot write in the log directory: %w", err)
+	first := max(count-int64(r.Keep), 0)
+	// The live file's pages written back now are pages the collapse need not write back while
+	// it holds the inode lock (and an app's write waits). It is done while the copies are
+	// made: both wait for the disk, and together take about the time of the longer.
+	synced := make(chan struct{})
+	fd := int(f.Fd())
+	go func() {
+		unix.Fdatasync(fd)
+		close(synced)
+	}()
+	defer func() { <-synced }()
+
+	type copied struct {
+		f    *os.File
+		name string // its temporary name until renamed into place, then ""
 	}
+	var copies []copied // oldest piece first
 	defer func() {
-		if tmp != nil {
-			tmp.Close()
-			os.Remove(tmpPath)
+		for _, c := range copies {
+			c.f.Close()
+			if err != nil && c.name != "" {
+				d.remove(c.name)
+			}
 		}
 	}()
-	how, err := probeTrim(tmp, blockSize(f))
-	if err != nil {
+	var how trim
+	for i := first; i < count; i++ {
+		tmp, name, err := d.createTemp(tempPrefix(base)+"-", uint32(perm))
+		if err != nil {
+			return fmt.Errorf("cannot write in the log directory: %w", err)
+		}
+		copies = append(copies, copied{tmp, name})
+		if i == first {
+			if how, err = probeTrim(tmp, bs); err != nil {
+				return err
+			}
+		}
+		if err := copyPiece(tmp, f, perm, cut(i), cut(i+1)); err != nil {
+			return err
+		}
+	}
+	if err := shift(d, base, r.Keep, len(copies)); err != nil {
 		return err
 	}
+	for j := range copies {
+		if err := d.rename(copies[j].name, rotatedName(base, len(copies)-j)); err != nil {
+			return err
+		}
+		copies[j].name = ""
+	}
+	// The copies are made durable, with the renames, before the head goes: a crash at any point
+	// leaves those lines in the rotated files, the live file, or both. (Syncing them after the
+	// renames rather than before lets the filesystem commit both in one go.)
+	for j, c := range copies {
+		if err := c.f.Sync(); err != nil {
+			return fmt.Errorf("cannot sync %s: %w", d.path(rotatedName(base, len(copies)-j)), err)
+		}
+	}
+	syncDir(d.f)
+	<-synced
+	if _, err := trimHead(f, how, start, n); err != nil {
+		return fmt.Errorf("copied its head to %s but could not remove it from the live file: %w: those lines now appear twice", d.path(rotatedName(base, 1)), err)
+	}
+	return nil
+}
+
+// copyPiece copies [lo, hi) of f into tmp.
+func copyPiece(tmp, f *os.File, perm fs.FileMode, lo, hi int64) error {
 	if err := tmp.Chmod(perm); err != nil {
 		return err
 	}
-	if _, err := f.Seek(start, io.SeekStart); err != nil {
+	if _, err := f.Seek(lo, io.SeekStart); err != nil {
 		return err
 	}
 	// io.Copy from a LimitedReader over an *os.File copies in the kernel (copy_file_range).
-	copied, err := io.Copy(tmp, io.LimitReader(f, n-start))
+	copied, err := io.Copy(tmp, io.LimitReader(f, hi-lo))
 	if err != nil {
 		return fmt.Errorf("cannot copy the head of the log: %w", err)
 	}
-	if copied != n-start {
-		return fmt.Errorf("cannot copy the head of the log: got %d bytes of %d", copied, n-start)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("cannot sync %s: %w", tmpPath, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	tmp = nil
-	// The live file's pages written back now are pages the collapse need not write back while
-	// it holds the inode lock (and an app's write waits).
-	unix.Fdatasync(int(f.Fd()))
-
-	if err := shift(path, r.Keep); err != nil {
-		os.Remove(tmpPath)
-		return err
-	}
-	if err := os.Rename(tmpPath, rotatedName(path, 1)); err != nil {
-		os.Remove(tmpPath)
-		return err
-	}
-	// Best effort: the renames are made durable before the head goes, but failing here and
-	// trying again at the next tick would copy the same head twice.
-	syncDir(dir)
-	if _, err := trimHead(f, how, start, n); err != nil {
-		return fmt.Errorf("copied its head to %s but could not remove it from the live file: %w: those lines now appear twice", rotatedName(path, 1), err)
+	if copied != hi-lo {
+		return fmt.Errorf("cannot copy the head of the log: got %d bytes of %d", copied, hi-lo)
 	}
 	return nil
 }
@@ -267,20 +344,20 @@ func trimHead(f *os.File, how trim, start, n int64) (worst time.Duration, err er
 	return worst, nil
 }
 
-// Check reports whether the log at path can be rotated: its directory is writable (rotation
-// creates files next to it) and its filesystem can collapse a range or punch a hole. It writes
-// and removes a small temporary file there. The daemon can call it when an app starts so that
-// a log that cannot rotate is a clear error then, not a log that silently grows.
+// Check reports whether the log at path can be rotated: its directory passes the checks of
+// OpenAppend and is writable (rotation creates files next to it) and its filesystem can collapse
+// a range or punch a hole. It writes and removes a small temporary file there.
 func Check(path string) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
+	d, base, err := openLogDir(path)
+	if err != nil {
+		return fmt.Errorf("log %s cannot be rotated: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".check-*")
+	defer d.close()
+	tmp, name, err := d.createTemp("."+base+".check-", 0o600)
 	if err != nil {
 		return fmt.Errorf("log %s cannot be rotated: cannot write in its directory: %w", path, err)
 	}
-	defer os.Remove(tmp.Name())
+	defer d.remove(name)
 	defer tmp.Close()
 	if _, err := probeTrim(tmp, blockSize(tmp)); err != nil {
 		return fmt.Errorf("log %s cannot be rotated: %w", path, err)
@@ -309,39 +386,48 @@ func probeTrim(tmp *os.File, bs int64) (trim, error) {
 	return how, nil
 }
 
-// shift renames path.k to path.(k+1) for k = keep-1 ... 1, dropping path.keep and any path.k
-// with k > keep, so path.1 is free.
-func shift(path string, keep int) error {
-	ks, err := rotatedIndexes(path)
+// shift renames base.k to base.(k+by) in d for every rotated file, from the highest k down,
+// removing those that would go past keep, so base.1 ... base.by are free.
+func shift(d *logDir, base string, keep, by int) error {
+	ks, err := d.rotatedIndexes(base)
 	if err != nil {
 		return err
 	}
 	for i := len(ks) - 1; i >= 0; i-- {
 		k := ks[i]
-		switch {
-		case k > keep:
-			if err := os.Remove(rotatedName(path, k)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if k+by > keep {
+			if err := d.remove(rotatedName(base, k)); err != nil {
 				return err
 			}
-		case k < keep:
-			if err := os.Rename(rotatedName(path, k), rotatedName(path, k+1)); err != nil {
-				return err
-			}
+			continue
 		}
-		// path.keep is replaced by the rename of path.(keep-1) (or, with keep 1, of the new copy).
+		if err := d.rename(rotatedName(base, k), rotatedName(base, k+by)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
 // Flush empties the log at path: the live file is truncated to zero (writers holding it with
 // O_APPEND go on at the new end) and its rotated files are removed. A path that does not exist
-// is no error.
+// is no error. It refuses, touching nothing, what Rotate refuses: a log directory others can
+// write in, a symbolic link at path, a file there that is not a regular file (the null device
+// aside). A rotated name that is a symbolic link is removed like the others (the link, not
+// what it points to).
 func Flush(path string) error {
-	f, err := openLive(path, os.O_WRONLY)
+	d, base, err := openLogDir(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot flush log %s: %w", path, err)
+	}
+	defer d.close()
+	f, err := d.open("log file", base, os.O_WRONLY, 0)
 	switch {
-	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular):
+	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return fmt.Errorf("cannot flush log: %w", err)
+		return fmt.Errorf("cannot flush log %s: %w", path, err)
 	default:
 		defer f.Close()
 		held, busy := flockWait(f, unix.LOCK_EX, 5*lockWait)
@@ -351,21 +437,22 @@ func Flush(path string) error {
 		if held {
 			defer unlock(f)
 		}
-		if err := f.Truncate(0); err != nil {
-			return fmt.Errorf("cannot flush log: %w", err)
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			if err := f.Truncate(0); err != nil {
+				return fmt.Errorf("cannot flush log %s: %w", path, err)
+			}
 		}
 	}
-	rotated, err := Rotated(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	ks, err := d.rotatedIndexes(base)
+	if err != nil {
 		return fmt.Errorf("cannot flush the rotated logs of %s: %w", path, err)
 	}
 	var errs []error
-	for _, p := range rotated {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	for _, k := range ks {
+		if err := d.remove(rotatedName(base, k)); err != nil {
 			errs = append(errs, fmt.Errorf("cannot flush log: %w", err))
 		}
 	}
-	dir, base := filepath.Split(path)
-	os.Remove(filepath.Join(dir, "."+base+".rotating"))
+	d.removeStaleTemps(base)
 	return errors.Join(errs...)
 }

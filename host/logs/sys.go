@@ -54,7 +54,8 @@ func statRotID(path string) (fileID, error) {
 // errNotRegular: the log path is a FIFO, a device, a directory...: nothing to rotate or read.
 var errNotRegular = errors.New("not a regular file")
 
-// openLive opens the live file at path, refusing anything but a regular file. O_NONBLOCK keeps
+// openLive opens the live file at path for a reader, refusing anything but a regular file (the
+// opens for writing are in safe.go). O_NONBLOCK keeps
 // the open of a FIFO (an out_file may be one) from waiting for the other end.
 func openLive(path string, flag int) (*os.File, error) {
 	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, 0)
@@ -86,13 +87,27 @@ func rotatedIndexes(path string) ([]int, error) {
 	if dir == "" {
 		dir = "."
 	}
-	ents, err := os.ReadDir(dir)
+	names, err := readDirNames(dir)
 	if err != nil {
 		return nil, err
 	}
+	return rotatedOf(base, names), nil
+}
+
+func readDirNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// rotatedOf picks the k of every base.k among names, in increasing order.
+func rotatedOf(base string, names []string) []int {
 	var ks []int
-	for _, e := range ents {
-		suffix, ok := strings.CutPrefix(e.Name(), base+".")
+	for _, name := range names {
+		suffix, ok := strings.CutPrefix(name, base+".")
 		if !ok {
 			continue
 		}
@@ -103,7 +118,7 @@ func rotatedIndexes(path string) ([]int, error) {
 		ks = append(ks, k)
 	}
 	sort.Ints(ks)
-	return ks, nil
+	return ks
 }
 
 // Rotated lists the rotated files of path that exist (path.1, path.2, ...), newest first.
@@ -189,13 +204,8 @@ func blockSize(f *os.File) int64 {
 	return 4096
 }
 
-// syncDir makes the renames in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
+// syncDir makes the renames in the directory d durable.
+func syncDir(d *os.File) error {
 	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
 		return err
 	}
