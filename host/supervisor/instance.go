@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pmdaemon/pmdaemon/host/cgroup"
+	"github.com/pmdaemon/pmdaemon/host/logs"
 )
 
 // Status is what `list` shows for an instance.
@@ -493,10 +494,9 @@ func (in *Instance) waitAllGone(pid int, deadline time.Time) bool {
 	return waitGroupGone(pid, deadline)
 }
 
+// openLog opens an instance's log for append as every log open does (host/logs): a symbolic
+// link or a non-regular file planted at the path, or a directory other users may write in, is
+// refused rather than followed.
 func openLog(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("cannot open log file: %w", err)
-	}
-	return f, nil
+	return logs.OpenAppend(path)
 }
