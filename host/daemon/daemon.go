@@ -213,15 +213,19 @@ func (d *Daemon) Restore() {
 	defer d.opMu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	spare := map[string]bool{} // units of an unfinished reload, stopped gracefully below
-	for _, o := range d.orphans {
-		spare[o.unit] = true
-		d.stopOrphan(o)
-	}
-	d.orphans = nil
 	// First decide, for every slot, whether its process is taken back; then kill everything
 	// else; only then start anything, so that no fresh process is mistaken for a stray.
 	keep := map[string]int{}
+	spare := map[string]bool{} // units of an unfinished reload, stopped gracefully below
+	for _, o := range d.orphans {
+		if d.cg != nil {
+			spare[o.unit] = true
+		} else if supervisor.Alive(o.pid, o.start) {
+			keep[o.unit] = o.pid // its recorded process drains; any other process of it goes
+		}
+		d.stopOrphan(o)
+	}
+	d.orphans = nil
 	adopt := map[*slot]*supervisor.Adopt{}
 	for _, name := range d.order {
 		a := d.apps[name]
