@@ -112,12 +112,15 @@ func TestKillAnywhere(t *testing.T) {
 type kaFigures struct {
 	kills, inflight, opFailed, failingRounds int
 	unlisted, dupes, ports, other            int
+	rounds, recover                          time.Duration // summed: whole rounds, kill to audited
 }
 
 func killAnywhere(t *testing.T, mode string, sc kaScenario, kills int, rng *rand.Rand) {
 	began := time.Now()
 	h := modeHome(t, mode)
-	checkMode(t, h, mode)
+	// The cgroup checks run when the daemon says it is in cgroup mode; a daemon in the wrong
+	// mode has failed the test already, and the rest of the checks still run.
+	cg := checkMode(t, h, mode).ProcessMode == cgroupMode
 	ops := sc.ops(t, h)
 
 	// The operation once without a kill: it must leave a clean home, and how long it takes
@@ -134,7 +137,7 @@ func killAnywhere(t *testing.T, mode string, sc kaScenario, kills int, rng *rand
 	if !ok {
 		t.Fatalf("%s without a kill: the list did not settle:\n%s", sc.name, rowsText(rows))
 	}
-	if f := kaAudit(h, mode, rows, ops.check); !f.clean() {
+	if f := kaAudit(h, cg, rows, ops.check); !f.clean() {
 		t.Fatalf("%s without a kill already fails:\n%s\nlist:\n%s", sc.name, f, rowsText(rows))
 	}
 	ops.restore(rows)
@@ -143,6 +146,7 @@ func killAnywhere(t *testing.T, mode string, sc kaScenario, kills int, rng *rand
 
 	var fig kaFigures
 	for round := 1; round <= kills; round++ {
+		roundBegin := time.Now()
 		if ops.prepare != nil {
 			ops.prepare()
 		}
@@ -159,7 +163,9 @@ func killAnywhere(t *testing.T, mode string, sc kaScenario, kills int, rng *rand
 				opErr = append(opErr, fmt.Sprintf("the interrupted operation failed without a clean error: exit %d, stderr %q", r.Code, r.Stderr))
 			}
 		}
-		rows, f := kaAfter(t, h, mode, ops.check)
+		killed := time.Now()
+		rows, f := kaAfter(t, h, cg, ops.check)
+		fig.recover += time.Since(killed)
 		f.other = append(f.other, opErr...)
 		fig.unlisted += len(f.unlisted)
 		fig.dupes += len(f.dupes)
@@ -176,6 +182,11 @@ func killAnywhere(t *testing.T, mode string, sc kaScenario, kills int, rng *rand
 			}
 		}
 		ops.restore(rows)
+		fig.rounds += time.Since(roundBegin)
+	}
+	if fig.kills > 0 {
+		t.Logf("%s/%s: a round took %s on average, %s of it from the kill to a clean audit", mode, sc.name,
+			(fig.rounds / time.Duration(fig.kills)).Round(time.Millisecond), (fig.recover / time.Duration(fig.kills)).Round(time.Millisecond))
 	}
 	t.Logf("%s/%s: %d kills (%d while the CLI call was still running, %d calls failed); found %d unlisted app processes, %d duplicated instances, %d port faults, %d other faults; %d of %d rounds failed; %s",
 		mode, sc.name, fig.kills, fig.inflight, fig.opFailed, fig.unlisted, fig.dupes, fig.ports, fig.other, fig.failingRounds, fig.kills,
@@ -222,7 +233,7 @@ func liveDaemon(t *testing.T, h *harness.Home) int {
 // kaAfter makes the next CLI call (which starts a new daemon), waits for the list to settle and
 // audits the home, polling a few seconds for a clean audit (a daemon may still be reaping what
 // it found). It returns the last rows and findings.
-func kaAfter(t *testing.T, h *harness.Home, mode string, check func([]api.Instance) []string) ([]api.Instance, kaFindings) {
+func kaAfter(t *testing.T, h *harness.Home, cg bool, check func([]api.Instance) []string) ([]api.Instance, kaFindings) {
 	t.Helper()
 	h.List()
 	rows, ok := kaSettle(t, h, 30*time.Second)
@@ -232,7 +243,7 @@ func kaAfter(t *testing.T, h *harness.Home, mode string, check func([]api.Instan
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		f := kaAudit(h, mode, rows, check)
+		f := kaAudit(h, cg, rows, check)
 		if f.clean() || time.Now().After(deadline) {
 			f.other = append(unsettled, f.other...)
 			return rows, f
@@ -252,7 +263,7 @@ func kaSettle(t *testing.T, h *harness.Home, timeout time.Duration) ([]api.Insta
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		rows := h.List()
+		rows := apiList(t, h)
 		if settled(rows) && uniqueIndexes(rows) {
 			return rows, true
 		}
@@ -317,8 +328,9 @@ func describeProc(pid int) string {
 	return fmt.Sprintf("pid %d: %s[%s], parent %d, %s", pid, envOf(pid, "PMDAEMON_APP_NAME"), envOf(pid, "PM2_INSTANCE_ID"), ppid, cmdline(pid))
 }
 
-// kaAudit checks one snapshot of the home against rows (see TestKillAnywhere for the rules).
-func kaAudit(h *harness.Home, mode string, rows []api.Instance, check func([]api.Instance) []string) kaFindings {
+// kaAudit checks one snapshot of the home against rows (see TestKillAnywhere for the rules),
+// with the cgroup checks when cg is set.
+func kaAudit(h *harness.Home, cg bool, rows []api.Instance, check func([]api.Instance) []string) kaFindings {
 	var f kaFindings
 	listed := map[int]bool{}
 	for _, r := range rows {
@@ -367,7 +379,7 @@ func kaAudit(h *harness.Home, mode string, rows []api.Instance, check func([]api
 					f.ports = append(f.ports, fmt.Sprintf("port %d of %s[%d] (pid %d) is answered by pid %d (%s[%s])", p, r.Name, r.Instance, r.Pid, w.Pid, w.App, w.Instance))
 				}
 			}
-			if mode == cgroupMode {
+			if cg {
 				if m := inOwnCgroup(r); m != "" {
 					f.other = append(f.other, fmt.Sprintf("%s[%d] (pid %d): %s", r.Name, r.Instance, r.Pid, m))
 				} else if ps, err := cgroupProcs(r.Cgroup); err == nil {
@@ -387,7 +399,7 @@ func kaAudit(h *harness.Home, mode string, rows []api.Instance, check func([]api
 			}
 		}
 	}
-	if mode == cgroupMode {
+	if cg {
 		for _, p := range procs {
 			if !inCgroups[p] && harness.Alive(p) {
 				f.other = append(f.other, fmt.Sprintf("pid %d (%s[%s]) is in no listed instance's cgroup", p, envOf(p, "PMDAEMON_APP_NAME"), envOf(p, "PM2_INSTANCE_ID")))
@@ -430,7 +442,7 @@ func kaClearLeftovers(t *testing.T, f kaFindings) {
 // kaDeleteAll deletes every app of h and checks that no app process is left.
 func kaDeleteAll(t *testing.T, h *harness.Home) {
 	t.Helper()
-	if len(h.List()) > 0 {
+	if len(apiList(t, h)) > 0 {
 		h.OK("delete", "all")
 	}
 	deadline := time.Now().Add(15 * time.Second)
@@ -506,7 +518,7 @@ func kaRestartAll50(t *testing.T, h *harness.Home) kaOps {
 		}
 		return len(rows) == 50
 	}
-	h.WaitList(30*time.Second, "50 instances online", allOnline)
+	apiWait(t, h, 30*time.Second, "50 instances online", allOnline)
 	return kaOps{
 		act: func() harness.Result { return h.Exec("restart", "all") },
 		check: func(rows []api.Instance) []string {
@@ -519,7 +531,7 @@ func kaRestartAll50(t *testing.T, h *harness.Home) kaOps {
 		restore: func(rows []api.Instance) {
 			if !allOnline(rows) {
 				h.OK("restart", "all")
-				h.WaitList(30*time.Second, "50 instances online again", allOnline)
+				apiWait(t, h, 30*time.Second, "50 instances online again", allOnline)
 			}
 		},
 	}
@@ -531,7 +543,7 @@ func kaRestartAll50(t *testing.T, h *harness.Home) kaOps {
 func kaReload(t *testing.T, h *harness.Home, name string, n int, bases [2]int, minUptime string) kaOps {
 	start := func() {
 		h.OK("start", plainEcho, "--name", name, "-i", strconv.Itoa(n), "--port", rangeSpec(bases[0], n), "--min-uptime", minUptime)
-		h.WaitList(20*time.Second, name+" online", harness.AllOnline(name, n))
+		apiWait(t, h, 20*time.Second, name+" online", harness.AllOnline(name, n))
 	}
 	start()
 	cur := 0 // the range the app is on
@@ -633,7 +645,7 @@ func kaRun100(t *testing.T, h *harness.Home) kaOps {
 func kaStartUp(t *testing.T, h *harness.Home) kaOps {
 	base := harness.FreePorts(t, 20)
 	h.OK("start", plainEcho, "--name", "boot", "-i", "20", "--port", rangeSpec(base, 20))
-	h.WaitList(20*time.Second, "boot online", harness.AllOnline("boot", 20))
+	apiWait(t, h, 20*time.Second, "boot online", harness.AllOnline("boot", 20))
 	return kaOps{
 		prepare: func() {
 			d := liveDaemon(t, h)
@@ -650,7 +662,7 @@ func kaStartUp(t *testing.T, h *harness.Home) kaOps {
 		restore: func(rows []api.Instance) {
 			if !harness.AllOnline("boot", 20)(rows) {
 				h.OK("restart", "boot")
-				h.WaitList(20*time.Second, "boot online again", harness.AllOnline("boot", 20))
+				apiWait(t, h, 20*time.Second, "boot online again", harness.AllOnline("boot", 20))
 			}
 		},
 	}
