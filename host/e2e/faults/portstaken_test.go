@@ -176,7 +176,7 @@ func TestPortsTakenWhileDownAutoRange(t *testing.T) {
 		case "restart":
 			h.OK("restart", "mover")
 		}
-		rows, ok := waitRows(t, h, 30*time.Second, fmt.Sprintf("mover running again after %s", how), func(rows []api.Instance) bool {
+		rows, ok := waitRows(t, h, 15*time.Second, fmt.Sprintf("mover running again after %s", how), func(rows []api.Instance) bool {
 			r := harness.Rows(rows, "mover")
 			if len(r) == 1 && port(r[0]) == taken {
 				back++

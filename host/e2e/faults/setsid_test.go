@@ -136,7 +136,7 @@ func groupModeEnd(t *testing.T, h *harness.Home, escaped []kid) {
 	}
 	h.OK("kill")
 	h.OK("ping")
-	waitGone(t, 10*time.Second, "delete all, kill and a new daemon start (process-group mode)", escaped)
+	waitGone(t, 5*time.Second, "delete all, kill and a new daemon start (process-group mode)", escaped)
 	waitAppProcs(t, h, 10*time.Second, "after delete all, kill and a new daemon start", nil)
 }
 
@@ -201,7 +201,7 @@ func setsidCase(t *testing.T, mode, verb string) {
 	if mode == groupMode {
 		gone = slices.DeleteFunc(slices.Clone(old), func(k kid) bool { return strings.HasPrefix(k.kind, "setsid") })
 	}
-	waitGone(t, 10*time.Second, fmt.Sprintf("%s of esc (%s mode)", verb, mode), gone)
+	waitGone(t, 5*time.Second, fmt.Sprintf("%s of esc (%s mode)", verb, mode), gone)
 
 	// The instance runs again after restart and crash: a new process with new children.
 	var current []kid
@@ -244,7 +244,7 @@ func setsidCase(t *testing.T, mode, verb string) {
 		h.OK("kill")
 	}
 	h.OK("ping")
-	waitGone(t, 10*time.Second, fmt.Sprintf("%s of esc, then kill and a new daemon start (process-group mode)", verb), append(old, current...))
+	waitGone(t, 5*time.Second, fmt.Sprintf("%s of esc, then kill and a new daemon start (process-group mode)", verb), append(old, current...))
 	groupModeEnd(t, h, nil)
 }
 
@@ -312,13 +312,13 @@ func TestSetsidMaxMemoryRestartLeavesNoOrphans(t *testing.T) {
 					t.Errorf("after %d memory restarts the app has %d processes (at most %d at once meanwhile), want at most 2 (the instance and its hog):\n  %s",
 						restarts, len(procs), most, strings.Join(d, "\n  "))
 				}
-				waitGone(t, 10*time.Second, fmt.Sprintf("%d memory restarts (cgroup mode)", restarts), hogs[:restarts-1])
+				waitGone(t, 5*time.Second, fmt.Sprintf("%d memory restarts (cgroup mode)", restarts), hogs[:restarts-1])
 				return
 			}
 			// Fallback: the orphans die at the next daemon start.
 			h.OK("kill")
 			h.OK("ping")
-			waitGone(t, 10*time.Second, fmt.Sprintf("%d memory restarts, then kill and a new daemon start (process-group mode)", restarts), hogs)
+			waitGone(t, 5*time.Second, fmt.Sprintf("%d memory restarts, then kill and a new daemon start (process-group mode)", restarts), hogs)
 			b, _ := os.ReadFile(kidsFile)
 			groupModeEnd(t, h, readKids(t, kidsFile, len(strings.Fields(string(b)))/2))
 		})
