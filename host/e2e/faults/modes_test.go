@@ -133,22 +133,33 @@ func checkMode(t *testing.T, h *harness.Home, mode string) api.Ping {
 	return p
 }
 
-// cgroupProcs reads the pids in a cgroup directory's cgroup.procs.
+// cgroupProcs reads the pids in a cgroup directory: its cgroup.procs and those of the cgroups
+// below it (an instance's processes may sit in a child cgroup of the one listed).
 func cgroupProcs(dir string) ([]int, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-	if err != nil {
-		return nil, err
-	}
 	var out []int
-	for _, f := range strings.Fields(string(b)) {
-		if p, err := strconv.Atoi(f); err == nil {
-			out = append(out, p)
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
 		}
-	}
-	return out, nil
+		if d.IsDir() || d.Name() != "cgroup.procs" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if p, err := strconv.Atoi(f); err == nil {
+				out = append(out, p)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
-// inOwnCgroup checks a cgroup-mode row: it names a cgroup directory holding its pid.
+// inOwnCgroup checks a cgroup-mode row: it names a cgroup directory (an absolute path) holding
+// its pid.
 func inOwnCgroup(r api.Instance) string {
 	if r.Cgroup == "" {
 		return "no cgroup listed"
