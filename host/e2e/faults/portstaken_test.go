@@ -176,9 +176,11 @@ func TestPortsTakenWhileDownAutoRange(t *testing.T) {
 		case "restart":
 			h.OK("restart", "mover")
 		}
-		rows, ok := waitRows(t, h, 15*time.Second, fmt.Sprintf("mover running again after %s", how), func(rows []api.Instance) bool {
+		rows, ok := waitRows(t, h, 30*time.Second, fmt.Sprintf("mover running again after %s", how), func(rows []api.Instance) bool {
 			r := harness.Rows(rows, "mover")
-			if len(r) == 1 && port(r[0]) == taken {
+			// Until its restart delay is over the instance still holds the port it had; it
+			// must never run there again.
+			if len(r) == 1 && port(r[0]) == taken && r[0].Pid != 0 {
 				back++
 			}
 			return len(r) == 1 && r[0].Status == "online" && r[0].Pid != 0 && r[0].Pid != prev.Pid && port(r[0]) != taken
