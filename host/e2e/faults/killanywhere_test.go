@@ -114,7 +114,7 @@ func TestKillAnywhere(t *testing.T) {
 type kaFigures struct {
 	kills, inflight, opFailed, failingRounds int
 	unlisted, dupes, ports, other            int
-	rounds, recover                          time.Duration // summed: whole rounds, kill to audited
+	rounds, recover                          time.Duration // summed: whole rounds, kill to end of audit
 }
 
 func killAnywhere(t *testing.T, mode string, sc kaScenario, kills int, rng *rand.Rand) {
@@ -188,7 +188,7 @@ func killAnywhere(t *testing.T, mode string, sc kaScenario, kills int, rng *rand
 		fig.rounds += time.Since(roundBegin)
 	}
 	if fig.kills > 0 {
-		t.Logf("%s/%s: a round took %s on average, %s of it from the kill to a clean audit", mode, sc.name,
+		t.Logf("%s/%s: a round took %s on average, %s of it from the kill to the end of the audit", mode, sc.name,
 			(fig.rounds / time.Duration(fig.kills)).Round(time.Millisecond), (fig.recover / time.Duration(fig.kills)).Round(time.Millisecond))
 	}
 	t.Logf("%s/%s: %d kills (%d while the CLI call was still running, %d calls failed); found %d unlisted app processes, %d duplicated instances, %d port faults, %d other faults; %d of %d rounds failed; %s",
