@@ -45,31 +45,63 @@ func modeHome(t *testing.T, mode string) *harness.Home {
 	return h
 }
 
-// pingJSON starts the daemon if none runs (`pmdaemon ping`) and returns its ping answer, read
-// from the API socket. It also returns what `pmdaemon ping` printed.
-func pingJSON(t *testing.T, h *harness.Home) (api.Ping, string) {
-	t.Helper()
-	text := h.OK("ping")
+// apiGet reads path from h's daemon over its socket into out. Tests poll through it: a CLI
+// process per poll (a -race binary) costs more CPU than much of what is being measured.
+func apiGet(h *harness.Home, path string, out any) error {
 	sock := filepath.Join(h.Dir, "daemon.sock")
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", sock)
 		},
 	}}
-	resp, err := c.Get("http://pmdaemon/v1/ping")
+	resp, err := c.Get("http://pmdaemon" + path)
 	if err != nil {
-		t.Fatalf("GET /v1/ping: %v", err)
+		return fmt.Errorf("GET %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("GET /v1/ping: %v", err)
+		return fmt.Errorf("GET %s: %w", path, err)
 	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("GET %s: %w: %s", path, err, b)
+	}
+	return nil
+}
+
+// apiList is the list of the running daemon, read from its socket (it starts none).
+func apiList(t *testing.T, h *harness.Home) []api.Instance {
+	t.Helper()
+	var rows []api.Instance
+	if err := apiGet(h, "/v1/list", &rows); err != nil {
+		t.Fatalf("the daemon does not answer: %v\ndaemon.log:\n%s", err, readLog(h))
+	}
+	return rows
+}
+
+// apiWait polls the running daemon's list until cond holds; at timeout it fails the test.
+func apiWait(t *testing.T, h *harness.Home, timeout time.Duration, what string, cond func([]api.Instance) bool) []api.Instance {
+	t.Helper()
+	rows, ok := waitRows(t, h, timeout, what, cond)
+	if !ok {
+		t.FailNow()
+	}
+	return rows
+}
+
+// pingJSON starts the daemon if none runs (`pmdaemon ping`) and returns its ping answer, read
+// from the API socket. It also returns what `pmdaemon ping` printed.
+func pingJSON(t *testing.T, h *harness.Home) (api.Ping, string) {
+	t.Helper()
+	text := h.OK("ping")
 	var p api.Ping
-	if err := json.Unmarshal(b, &p); err != nil {
-		t.Fatalf("GET /v1/ping: %v: %s", err, b)
+	if err := apiGet(h, "/v1/ping", &p); err != nil {
+		t.Fatal(err)
 	}
 	return p, text
 }
@@ -101,22 +133,33 @@ func checkMode(t *testing.T, h *harness.Home, mode string) api.Ping {
 	return p
 }
 
-// cgroupProcs reads the pids in a cgroup directory's cgroup.procs.
+// cgroupProcs reads the pids in a cgroup directory: its cgroup.procs and those of the cgroups
+// below it (an instance's processes may sit in a child cgroup of the one listed).
 func cgroupProcs(dir string) ([]int, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-	if err != nil {
-		return nil, err
-	}
 	var out []int
-	for _, f := range strings.Fields(string(b)) {
-		if p, err := strconv.Atoi(f); err == nil {
-			out = append(out, p)
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
 		}
-	}
-	return out, nil
+		if d.IsDir() || d.Name() != "cgroup.procs" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if p, err := strconv.Atoi(f); err == nil {
+				out = append(out, p)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
-// inOwnCgroup checks a cgroup-mode row: it names a cgroup directory holding its pid.
+// inOwnCgroup checks a cgroup-mode row: it names a cgroup directory (an absolute path) holding
+// its pid.
 func inOwnCgroup(r api.Instance) string {
 	if r.Cgroup == "" {
 		return "no cgroup listed"
@@ -168,13 +211,13 @@ func python3(t *testing.T) string {
 	return p
 }
 
-// waitRows polls the list until cond holds and reports whether it did before timeout; unlike
-// h.WaitList it does not end the test, so the checks after it still run.
+// waitRows polls the running daemon's list until cond holds and reports whether it did before
+// timeout; unlike h.WaitList it does not end the test, so the checks after it still run.
 func waitRows(t *testing.T, h *harness.Home, timeout time.Duration, what string, cond func([]api.Instance) bool) ([]api.Instance, bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		rows := h.List()
+		rows := apiList(t, h)
 		if cond(rows) {
 			return rows, true
 		}
@@ -186,12 +229,13 @@ func waitRows(t *testing.T, h *harness.Home, timeout time.Duration, what string,
 	}
 }
 
-// holdsFor polls the list for d and fails the test the first time ok returns a complaint.
+// holdsFor polls the running daemon's list for d and fails the test the first time ok returns
+// a complaint.
 func holdsFor(t *testing.T, h *harness.Home, d time.Duration, ok func([]api.Instance) string) {
 	t.Helper()
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
-		rows := h.List()
+		rows := apiList(t, h)
 		if msg := ok(rows); msg != "" {
 			t.Errorf("%s; list:\n%s", msg, rowsText(rows))
 			return
