@@ -208,7 +208,7 @@ func TestStopDuringAHealthRestart(t *testing.T) {
 	script := filepath.Join(dir, "app.sh")
 	os.WriteFile(script, []byte("#!/bin/sh\necho x >> "+started+"\ntrap '' TERM\nwhile :; do sleep 0.1; done\n"), 0o755)
 	h.OK("start", script, "--name", "sick", "--health-script", "false", "--health-interval", "100ms",
-		"--health-retries", "1", "--min-uptime", "100ms", "--kill-timeout", "2s")
+		"--health-retries", "1", "--min-uptime", "100ms", "--kill-timeout", "8s")
 	h.WaitList(wait, "the health restart under way", func(rs []api.Instance) bool {
 		r := harness.Rows(rs, "sick")
 		return len(r) == 1 && r[0].Status == "stopping"
