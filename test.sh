@@ -22,4 +22,4 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-exec go test -race -count=1 -timeout 20m ./... "$@"
+exec go test -race -count=1 -timeout 45m ./... "$@"
