@@ -176,7 +176,10 @@ func (m *Manager) Units() ([]string, error) {
 
 // Remove kills what is left in unit's cgroup and removes it.
 func (m *Manager) Remove(unit string) error {
-	return KillAll(m.Path(unit), 2*time.Second)
+	if err := KillAll(m.Path(unit), 2*time.Second); err != nil {
+		return err
+	}
+	return rmdir(m.Path(unit))
 }
 
 // Close removes the home's cgroup when no unit is left in it (the daemon's clean exit).
@@ -265,21 +268,27 @@ func WaitEmpty(p string, deadline time.Time) bool {
 	}
 }
 
-// KillAll kills what is left in the cgroup at p, waits up to wait for it to empty, and removes
-// the directory (Open makes it anew for the next process). The removal is not tidiness: on
-// some kernels (seen on Linux 6.18) a process cloned into a cgroup that was once killed through
-// cgroup.kill is killed at birth, so a killed cgroup is never reused.
+// KillAll kills what is left in the cgroup at p and waits up to wait for it to empty. A cgroup
+// it had to kill is also removed (Open makes it anew for the next process). The removal is not
+// tidiness: on some kernels (seen on Linux 6.18) a process cloned into a cgroup that was once
+// killed through cgroup.kill is killed at birth, so a killed cgroup is never reused. An empty
+// cgroup is left as it is, which keeps an instance's restart after a plain crash cheap.
 func KillAll(p string, wait time.Duration) error {
-	if Populated(p) {
-		if err := Kill(p); err != nil {
-			return err
-		}
-		if !WaitEmpty(p, time.Now().Add(wait)) {
-			return fmt.Errorf("cgroup %s still has processes %s after cgroup.kill", p, wait)
-		}
+	if !Populated(p) {
+		return nil
+	}
+	if err := Kill(p); err != nil {
+		return err
+	}
+	if !WaitEmpty(p, time.Now().Add(wait)) {
+		return fmt.Errorf("cgroup %s still has processes %s after cgroup.kill", p, wait)
 	}
 	return rmdir(p)
 }
+
+// Discard removes the emptied cgroup at p after a kill through cgroup.kill, so that it is not
+// reused (see KillAll).
+func Discard(p string) error { return rmdir(p) }
 
 // Contains reports whether pid is a member of the cgroup at p.
 func Contains(p string, pid int) bool {

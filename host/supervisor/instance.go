@@ -454,21 +454,27 @@ func (in *Instance) killGroup(p *running) int {
 	deadline := time.Now().Add(in.spec.KillTimeout)
 	in.signalAll(p.pid, syscall.SIGTERM)
 	code := 0
+	killed := false
 	t := time.NewTimer(in.spec.KillTimeout)
 	select {
 	case code = <-p.exited:
 		t.Stop()
 		if !in.waitAllGone(p.pid, deadline) {
 			in.signalAll(p.pid, syscall.SIGKILL)
+			killed = true
 		}
 	case <-t.C:
 		in.signalAll(p.pid, syscall.SIGKILL)
+		killed = true
 		code = <-p.exited
 	}
-	if in.spec.Cgroup != "" {
-		cgroup.KillAll(in.spec.Cgroup, 2*time.Second) // and a fresh cgroup for the next process
-	} else {
+	if in.spec.Cgroup == "" {
 		waitGroupGone(p.pid, time.Now().Add(2*time.Second))
+		return code
+	}
+	cgroup.KillAll(in.spec.Cgroup, 2*time.Second)
+	if killed {
+		cgroup.Discard(in.spec.Cgroup) // a cgroup killed through cgroup.kill is not reused
 	}
 	return code
 }
