@@ -149,10 +149,14 @@ func (m *Manager) Path(unit string) string { return filepath.Join(m.dir, unit) }
 // CLONE_INTO_CGROUP: a process spawned with the fd starts inside the cgroup, so no child it
 // forks can be outside it even for an instant. The caller closes the fd.
 func Open(p string) (int, error) {
-	if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return -1, fmt.Errorf("cannot make cgroup %s: %v", p, unwrap(err))
+	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+	fd, err := unix.Open(p, flags, 0)
+	if errors.Is(err, unix.ENOENT) { // first spawn, or the cgroup was discarded after a kill
+		if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return -1, fmt.Errorf("cannot make cgroup %s: %v", p, unwrap(err))
+		}
+		fd, err = unix.Open(p, flags, 0)
 	}
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("cannot open cgroup %s: %v", p, err)
 	}

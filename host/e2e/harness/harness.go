@@ -6,6 +6,8 @@ package harness
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -123,9 +125,46 @@ func NewHomeAt(t testing.TB, dir string) *Home {
 			}
 			t.Errorf("processes left behind after the test: %v", left)
 		}
+		h.removeCgroups()
 		os.RemoveAll(dir)
 	})
 	return h
+}
+
+// removeCgroups removes what is left of the home's cgroups (a test that SIGKILLed its last
+// daemon leaves them); a process still in one fails the test, as any leftover does.
+func (h *Home) removeCgroups() {
+	sum := sha256.Sum256([]byte(h.Dir))
+	name := "pmdaemon-" + hex.EncodeToString(sum[:4])
+	for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		dir := filepath.Join(root, name)
+		units, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, u := range units {
+			if !u.IsDir() {
+				continue
+			}
+			p := filepath.Join(dir, u.Name())
+			if b, _ := os.ReadFile(filepath.Join(p, "cgroup.procs")); len(bytes.TrimSpace(b)) > 0 {
+				h.T.Errorf("cgroup %s still holds processes %s after the test", p, bytes.Fields(b))
+				os.WriteFile(filepath.Join(p, "cgroup.kill"), []byte("1"), 0)
+			}
+			removeDirRetrying(p)
+		}
+		removeDirRetrying(dir)
+	}
+}
+
+// removeDirRetrying removes an empty cgroup, waiting briefly for killed processes to go.
+func removeDirRetrying(p string) {
+	for deadline := time.Now().Add(2 * time.Second); os.Remove(p) != nil && time.Now().Before(deadline); {
+		if _, err := os.Stat(p); err != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // environ is the environment of every command run in this home. A -race binary sleeps a
