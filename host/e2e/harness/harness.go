@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -350,7 +351,8 @@ func FreePorts(t testing.TB, n int) int {
 	t.Helper()
 	blocksMu.Lock()
 	defer blocksMu.Unlock()
-	lo, hi := 10000, ephemeralLow()-n
+	lo, hi := packageShare(10000, ephemeralLow())
+	hi -= n
 	for try := 0; try < 1000; try++ {
 		var base int
 		if hi-lo > 1000 {
@@ -366,6 +368,41 @@ func FreePorts(t testing.TB, n int) int {
 	}
 	t.Fatal("no free port block found")
 	return 0
+}
+
+// packageShare is the part of [lo, hi) this test package picks its ports from. Test packages
+// run side by side as separate processes and blocks lists only this process's picks, so each
+// package gets its own share: the fault suite, which holds the most ports at once, four;
+// every other package one, by name.
+func packageShare(lo, hi int) (int, int) {
+	const shares = 16
+	size := (hi - lo) / shares
+	wd, _ := os.Getwd()
+	i, n := 0, 1
+	switch pkg := filepath.Base(wd); pkg {
+	case "faults":
+		i, n = 0, 4
+	case "portse2e":
+		i = 4
+	case "lifecycle":
+		i = 5
+	case "ecosystem":
+		i = 6
+	case "healthe2e":
+		i = 7
+	case "plugine2e":
+		i = 8
+	case "bench":
+		i = 9
+	default:
+		h := fnv.New32a()
+		h.Write([]byte(pkg))
+		i = 10 + int(h.Sum32()%(shares-10))
+	}
+	if size < 200 { // a narrow ephemeral range: share nothing rather than fail
+		return lo, hi
+	}
+	return lo + i*size, lo + (i+n)*size
 }
 
 func overlaps(lo, hi int) bool {
