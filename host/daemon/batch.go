@@ -1,0 +1,42 @@
+package daemon
+
+// releaseUnusedLocked frees the ports a holds that none of its instances is on: what a failed
+// operation had planned. d.mu must be held.
+func (d *Daemon) releaseUnusedLocked(a *app) {
+	used := map[int]bool{}
+	for _, s := range a.slots {
+		used[s.port] = true
+	}
+	var free []int
+	for _, p := range d.reg.PortsOf(a.cfg.Name) {
+		if !used[p] {
+			free = append(free, p)
+		}
+	}
+	d.reg.Release(a.cfg.Name, free)
+}
+
+// beginBatch makes the operations until the returned end share one state write, done by end.
+// opMu must be held throughout.
+func (d *Daemon) beginBatch() (end func()) {
+	d.batch = true
+	return func() {
+		d.batch = false
+		if d.batchDirty {
+			d.batchDirty = false
+			d.mu.Lock()
+			d.saveLocked()
+			d.mu.Unlock()
+		}
+	}
+}
+
+// commitLocked saves the state after a change, or, inside a batch, marks it for the save at
+// the batch's end. d.mu and opMu must be held.
+func (d *Daemon) commitLocked() {
+	if d.batch {
+		d.batchDirty = true
+		return
+	}
+	d.saveLocked()
+}

@@ -1,0 +1,49 @@
+package daemon
+
+import (
+	"strconv"
+	"strings"
+)
+
+// target is what a TARGET names: whole apps, or one slot of one app.
+type target struct {
+	app  *app
+	slot *slot // nil: the whole app
+}
+
+// resolve finds TARGET: an app name, an instance id (decimal digits only), or "all". The
+// target is taken exactly as given, never trimmed: "all " or " 3" name an app of that name or
+// nothing (app names cannot have such spaces, be numbers or be "all"). d.mu must be held.
+func (d *Daemon) resolve(t string) ([]target, error) {
+	if t == "" {
+		return nil, userErr("no target given: name an app, an instance id, or all")
+	}
+	if t == "all" {
+		var out []target
+		for _, name := range d.order {
+			out = append(out, target{app: d.apps[name]})
+		}
+		return out, nil
+	}
+	if a, ok := d.apps[t]; ok {
+		return []target{{app: a}}, nil
+	}
+	if id, err := strconv.Atoi(t); err == nil && strings.Trim(t, "0123456789") == "" {
+		for _, name := range d.order {
+			a := d.apps[name]
+			for _, s := range a.slots {
+				if s.id == id {
+					return []target{{app: a, slot: s}}, nil
+				}
+			}
+		}
+	}
+	return nil, &NotFoundError{Target: t}
+}
+
+func (t target) slots() []*slot {
+	if t.slot != nil {
+		return []*slot{t.slot}
+	}
+	return t.app.slots
+}
