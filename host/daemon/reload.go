@@ -59,7 +59,9 @@ func (d *Daemon) reloadApp(a *app, p *plan) error {
 		d.reg.Release(a.cfg.Name, p.ports)
 		for _, s := range old {
 			if s.port > 0 {
-				d.reg.Reserve(a.cfg.Name, []int{s.port})
+				if err := d.reg.Reserve(a.cfg.Name, []int{s.port}); err != nil {
+					d.logger.Printf("reload of %s failed and %s[%d] cannot have its port back: %v", a.cfg.Name, a.cfg.Name, s.index, err)
+				}
 			}
 		}
 		a.slots = old

@@ -121,7 +121,11 @@ func (d *Daemon) restartOrReload(req api.TargetRequest, reload bool) (*api.Resul
 					fresh = append(fresh, p)
 				}
 			}
-			d.reg.Reserve(t.app.cfg.Name, fresh)
+			if err := d.reg.Reserve(t.app.cfg.Name, fresh); err != nil {
+				d.mu.Unlock()
+				release(0)
+				return nil, err
+			}
 			tentative[i] = held{t.app.cfg.Name, fresh}
 			lp = d.launchPlans(t.app, plans[i].n, plans[i].ports)
 			d.mu.Unlock()
@@ -190,9 +194,14 @@ func (d *Daemon) restartSlot(a *app, s *slot, wait bool, timeout time.Duration) 
 			return err
 		}
 		d.mu.Lock()
-		s.port = port
-		d.reg.Reserve(a.cfg.Name, []int{s.port})
+		err = d.reg.Reserve(a.cfg.Name, []int{port})
+		if err == nil {
+			s.port = port
+		}
 		d.mu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
 	d.mu.Lock()
 	s.wanted = true
