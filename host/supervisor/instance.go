@@ -288,7 +288,10 @@ func (in *Instance) run(adopt *Adopt) {
 				default:
 				}
 			}
-			in.update(func(s *State) { s.Restarts++ })
+			// Counted and marked starting in one step: a state file written in between must
+			// not show the restart counted while still waiting for it, or a daemon that dies
+			// then would have the next one count it again.
+			in.update(func(s *State) { s.Status, s.Restarts = Starting, s.Restarts+1 })
 		case reason := <-in.kickCh:
 			if proc.pid <= 0 {
 				continue

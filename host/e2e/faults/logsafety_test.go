@@ -275,7 +275,15 @@ func TestLogRotationKeepsUpWithFastWriter(t *testing.T) {
 			if limit := int64(6 * 2 * maxSize); most > limit {
 				t.Errorf("the logs took %.1f MB of disk at some point, more than (keep + 1) × 2 × log_max_size", float64(most)/(1<<20))
 			}
-			rotated, _ := filepath.Glob(filepath.Join(logs, "fast-0-out.log.*"))
+			// The writer's last bytes may still be being rotated (the files shift one by one):
+			// poll until the rotation settles on log_keep files.
+			var rotated []string
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				rotated, _ = filepath.Glob(filepath.Join(logs, "fast-0-out.log.*"))
+				if len(rotated) == 5 || time.Now().After(deadline) {
+					break
+				}
+			}
 			if len(rotated) != 5 {
 				t.Errorf("%d rotated files, want log_keep = 5: %v", len(rotated), rotated)
 			}
