@@ -29,17 +29,29 @@ func (e *portInUse) Error() string {
 	return msg
 }
 
-// portFree returns nil when port can be bound now, else why not.
+// portFree returns nil when port can be bound now, else why not. A port found in use is
+// probed again for a short while: a process that was just killed (the instance's own
+// leftovers, or a stray the daemon removed at start-up) can hold it for a moment after it is
+// reported gone.
 func (d *Daemon) portFree(port int) error {
-	err := d.prober.Probe(port)
-	if err == nil {
-		return nil
+	deadline := time.Now().Add(portSettle)
+	for {
+		err := d.prober.Probe(port)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ports.ErrInUse) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return &portInUse{port: port, holder: ports.Holder(port)}
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if errors.Is(err, ports.ErrInUse) {
-		return &portInUse{port: port, holder: ports.Holder(port)}
-	}
-	return err
 }
+
+// portSettle is how long a port found in use is probed again before it counts as taken.
+const portSettle = 500 * time.Millisecond
 
 // portReady makes sure slot s of a can start on its port: it is free, or (auto:) s has moved
 // to another free port of its range. When it cannot, s is errored with the reason, which is
