@@ -166,7 +166,12 @@ func (d *Daemon) pickPorts(name, spec string, n int, keep []int) ([]int, error) 
 	}
 	d.mu.Lock()
 	out, cands, err := ports.Prepare(req, keep, d.reg, d.prober, limit)
-	assigned := d.reg.Assigned()
+	// The registry's assignments are copied for policy plugins only: the built-in policy does
+	// not read them, and the copy grows with everything running.
+	var assigned map[int]string
+	if policies {
+		assigned = d.reg.Assigned()
+	}
 	d.mu.Unlock()
 	if err != nil {
 		return nil, &UserError{err.Error()}
@@ -180,13 +185,12 @@ func (d *Daemon) pickPorts(name, spec string, n int, keep []int) ([]int, error) 
 			missing++
 		}
 	}
-	if policies {
-		cands, err = d.plugins.Allocate(sdk.AllocateRequest{
-			App: name, Instances: missing, Spec: ps.String(), Candidates: cands, Assignments: assigned,
-		})
-		if err != nil {
-			return nil, &UserError{err.Error()}
-		}
+	// The chain always ends in the built-in policy (pluginhost.Builtin).
+	cands, err = d.plugins.Allocate(sdk.AllocateRequest{
+		App: name, Instances: missing, Spec: ps.String(), Candidates: cands, Assignments: assigned,
+	})
+	if err != nil {
+		return nil, &UserError{err.Error()}
 	}
 	got, err := ports.Fill(req, out, cands)
 	if err != nil {

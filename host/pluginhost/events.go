@@ -137,7 +137,7 @@ func (m *Manager) Flush() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.events.flush(time.Now().Add(p.spec.timeout() + time.Second))
+			p.events.flush(time.Now().Add(timeoutOf(p.spec) + time.Second))
 		}()
 	}
 	wg.Wait()

@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,7 +36,7 @@ func (m *Manager) newPlugin(s Spec) *Plugin {
 			Name: "plugin." + s.Name, Output: m.logOut, Level: hclog.Info,
 		}),
 	}
-	if s.has(sdk.KindHook) {
+	if hasKind(s, sdk.KindHook) {
 		p.events = newDispatcher(p)
 	}
 	return p
@@ -107,7 +108,7 @@ func (m *Manager) Probe(r AddRequest) (*Plugin, error) {
 		p.Kill()
 		return nil, err
 	}
-	if p.spec.has(sdk.KindHook) && p.events == nil {
+	if hasKind(p.spec, sdk.KindHook) && p.events == nil {
 		p.events = newDispatcher(p)
 	}
 	return p, nil
@@ -232,7 +233,7 @@ func (m *Manager) List() []api.PluginRow {
 		p.mu.Lock()
 		out = append(out, api.PluginRow{
 			Name: p.spec.Name, Kinds: p.spec.Kinds, Path: p.spec.Path, SHA256: p.spec.SHA256, Status: st,
-			Config: p.spec.Config, Timeout: p.spec.timeout().String(), Starts: p.starts,
+			Config: p.spec.Config, Timeout: timeoutOf(p.spec).String(), Starts: p.starts,
 		})
 		p.mu.Unlock()
 	}
@@ -244,7 +245,7 @@ func (m *Manager) ofKind(kind string) []*Plugin {
 	defer m.mu.Unlock()
 	var out []*Plugin
 	for _, p := range m.list {
-		if p.spec.has(kind) {
+		if hasKind(p.spec, kind) {
 			out = append(out, p)
 		}
 	}
@@ -267,10 +268,12 @@ func (e *DenialError) Error() string {
 	return fmt.Sprintf("Ports %s for '%s' denied by policy '%s': %s", e.Spec, e.App, e.Plugin, e.Reason)
 }
 
-// Allocate runs req through every allocator plugin in registration order; each sees the
-// candidates the one before allowed. It returns the candidates the last one allowed, ascending.
-// An answer that is not a subset of its candidates, repeats a port or allows fewer ports than
-// req.Instances without a denial is an error naming the plugin.
+// Allocate runs req through the allocator chain: every allocator plugin in registration order,
+// each seeing the candidates the one before allowed, then Builtin, which takes the lowest of
+// what is left. It returns the ports chosen, ascending: req.Instances of them, or fewer when
+// fewer candidates were left (the caller reports the shortage). An answer from a plugin that is
+// not a subset of its candidates, repeats a port or allows fewer ports than req.Instances
+// without a denial is an error naming the plugin.
 func (m *Manager) Allocate(req sdk.AllocateRequest) ([]int, error) {
 	cands := req.Candidates
 	for _, p := range m.ofKind(sdk.KindAllocator) {
@@ -295,7 +298,12 @@ func (m *Manager) Allocate(req sdk.AllocateRequest) ([]int, error) {
 		}
 		cands = allowed
 	}
-	return cands, nil
+	req.Candidates = cands
+	resp, err := Builtin{}.Allocate(context.Background(), req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Ports, nil
 }
 
 func checkAllowed(got, cands []int, need int) ([]int, error) {

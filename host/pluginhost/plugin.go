@@ -27,37 +27,28 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/pmdaemon/pmdaemon/host/state"
 	"github.com/pmdaemon/pmdaemon/plugins/sdk"
 )
 
 // DefaultTimeout bounds each plugin call unless the plugin was registered with another.
 const DefaultTimeout = 2 * time.Second
 
-// Spec is a registered plugin, as persisted in the daemon state.
-type Spec struct {
-	Name    string          `json:"name"`
-	Path    string          `json:"path"`
-	SHA256  string          `json:"sha256"`
-	Kinds   []string        `json:"kinds"`
-	Config  json.RawMessage `json:"config,omitempty"`
-	Timeout time.Duration   `json:"timeout"`
-	AddedAt time.Time       `json:"added_at"`
-}
+// Spec is a registered plugin. It is the state file's record itself, so that what is
+// persisted and what the host runs cannot drift apart.
+type Spec = state.Plugin
 
-func (s Spec) timeout() time.Duration {
+// timeoutOf bounds each call to the plugin s registers.
+func timeoutOf(s Spec) time.Duration {
 	if s.Timeout <= 0 {
 		return DefaultTimeout
 	}
 	return s.Timeout
 }
 
-func (s Spec) has(kind string) bool {
-	for _, k := range s.Kinds {
-		if k == kind {
-			return true
-		}
-	}
-	return false
+// hasKind reports whether s was registered as implementing kind.
+func hasKind(s Spec, kind string) bool {
+	return slices.Contains(s.Kinds, kind)
 }
 
 // Error is a plugin failure: it always names the plugin.
@@ -144,7 +135,7 @@ func (p *Plugin) ensure() error {
 			p.spec.Path, short(p.spec.SHA256), short(sum), p.spec.Name)
 	}
 	want, _ := hex.DecodeString(sum)
-	startTimeout := p.spec.timeout()
+	startTimeout := timeoutOf(p.spec)
 	if startTimeout < 5*time.Second {
 		startTimeout = 5 * time.Second // a cold start on a loaded machine takes more than a call
 	}
@@ -170,14 +161,19 @@ func (p *Plugin) ensure() error {
 	}
 	p.client = client
 	p.starts++
-	ctx, cancel := context.WithTimeout(context.Background(), p.spec.timeout())
+	ctx, cancel := context.WithTimeout(context.Background(), timeoutOf(p.spec))
 	defer cancel()
 	raw, err := rpc.Dispense("info")
 	if err != nil {
 		p.killLocked()
 		return p.fail("did not start: %v", err)
 	}
-	kinds, _, err := raw.(*sdk.InfoClient).Describe(ctx)
+	info, ok := raw.(*sdk.InfoClient)
+	if !ok {
+		p.killLocked()
+		return p.fail("did not start: its info service is served as %T", raw)
+	}
+	kinds, _, err := info.Describe(ctx)
 	if err != nil {
 		p.killLocked()
 		return p.callError("Describe", err)
@@ -195,14 +191,23 @@ func (p *Plugin) ensure() error {
 			p.killLocked()
 			return p.fail("cannot use its %s: %v", k, err)
 		}
-		var configure func(context.Context, json.RawMessage) error
+		// The shims are guarded at compile time in sdk; a dispensed value of another type
+		// means a go-plugin plugin map that is not ours, which is an error, not a panic.
+		var conf sdk.Configurer
+		var ok bool
 		if k == sdk.KindAllocator {
-			p.alloc = raw.(sdk.Allocator)
-			configure = p.alloc.Configure
+			p.alloc, ok = raw.(sdk.Allocator)
+			conf = p.alloc
 		} else {
-			p.hook = raw.(sdk.Hook)
-			configure = p.hook.Configure
+			p.hook, ok = raw.(sdk.Hook)
+			conf = p.hook
 		}
+		if !ok {
+			p.alloc, p.hook = nil, nil
+			p.killLocked()
+			return p.fail("its %s is served as %T, which does not implement the %s contract", k, raw, k)
+		}
+		configure := conf.Configure
 		cfg := p.spec.Config
 		if len(cfg) == 0 {
 			cfg = json.RawMessage("null")
@@ -277,7 +282,7 @@ func (p *Plugin) callError(method string, err error) error {
 	case errors.Is(err, context.DeadlineExceeded) || st.Code() == codes.DeadlineExceeded:
 		p.killLocked()
 		return p.fail("did not answer %s within %s; it was stopped and will be started afresh on next use",
-			method, p.spec.timeout())
+			method, timeoutOf(p.spec))
 	case st.Code() == codes.Unavailable || st.Code() == codes.Canceled || p.client == nil || p.client.Exited():
 		p.killLocked()
 		return p.fail("crashed during %s (%s); it will be started afresh on next use", method, st.Message())
@@ -313,7 +318,7 @@ func (p *Plugin) allocate(req sdk.AllocateRequest) (sdk.AllocateResponse, error)
 	if p.alloc == nil {
 		return sdk.AllocateResponse{}, p.fail("is registered as an allocator but no longer serves one")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.spec.timeout())
+	ctx, cancel := context.WithTimeout(context.Background(), timeoutOf(p.spec))
 	defer cancel()
 	resp, err := p.alloc.Allocate(ctx, req)
 	if err != nil {
@@ -337,7 +342,7 @@ func (p *Plugin) handle(ev sdk.Event) (veto string, down bool, err error) {
 		if p.hook == nil {
 			return "", true, p.fail("is registered as a hook but no longer serves one")
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), p.spec.timeout())
+		ctx, cancel := context.WithTimeout(context.Background(), timeoutOf(p.spec))
 		veto, err := p.hook.Handle(ctx, ev)
 		cancel()
 		if err == nil {

@@ -21,6 +21,21 @@ var PluginMap = map[string]plugin.Plugin{
 	KindHook:      &HookPlugin{},
 }
 
+// The shims must keep matching the interfaces they carry: a drift is a compile error here, not
+// a failed type assertion in the daemon.
+var (
+	_ plugin.GRPCPlugin = (*InfoPlugin)(nil)
+	_ plugin.GRPCPlugin = (*AllocatorPlugin)(nil)
+	_ plugin.GRPCPlugin = (*HookPlugin)(nil)
+
+	_ pb.InfoServer      = (*infoServer)(nil)
+	_ pb.AllocatorServer = (*allocatorServer)(nil)
+	_ pb.HookServer      = (*hookServer)(nil)
+
+	_ Allocator = (*allocatorClient)(nil)
+	_ Hook      = (*hookClient)(nil)
+)
+
 // InfoPlugin serves the kinds a binary implements, so the daemon can tell at registration what
 // it was given.
 type InfoPlugin struct {

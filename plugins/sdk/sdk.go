@@ -65,13 +65,20 @@ func Deny(port int, reason string) AllocateResponse {
 	return AllocateResponse{Denied: true, DeniedPort: port, Reason: reason}
 }
 
-// Allocator is a port allocation policy. pmdaemon's built-in allocator is the last link of the
-// chain and takes the lowest ports of what the policies before it allowed.
-type Allocator interface {
+// Configurer is what every kind of plugin implements first.
+type Configurer interface {
 	// Configure receives the plugin's configuration (a JSON document, "null" when none was
 	// given). It is called once each time the plugin process starts, before any other call;
 	// an error refuses the configuration and is shown to the user.
 	Configure(ctx context.Context, config json.RawMessage) error
+}
+
+// Allocator is a port allocation policy. Allocators form a chain in registration order, each
+// seeing the candidates the one before allowed; pmdaemon's built-in allocator (pluginhost's
+// Builtin, behind this same interface) is always the last link and takes the lowest ports of
+// what the policies before it allowed.
+type Allocator interface {
+	Configurer
 	Allocate(ctx context.Context, req AllocateRequest) (AllocateResponse, error)
 }
 
@@ -110,7 +117,6 @@ type Event struct {
 // one at a time, and never hold up supervision; a Starting event is delivered before the
 // process is spawned and a non-empty veto fails the start with that reason.
 type Hook interface {
-	// Configure is as for Allocator.
-	Configure(ctx context.Context, config json.RawMessage) error
+	Configurer
 	Handle(ctx context.Context, ev Event) (veto string, err error)
 }
