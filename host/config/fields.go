@@ -576,4 +576,3 @@ func (f *Field[T]) FlagValue(t *T, texts []string) error {
 	f.set(t, v)
 	return nil
 }
-
