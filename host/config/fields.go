@@ -68,6 +68,10 @@ type Field[T any] struct {
 	NonEmpty bool
 	// Type, Default and Meaning are the columns of the key reference.
 	Type, Default, Meaning string
+	// Example is a value other than the default, as text ("7", "2s", "A=1", "false"; a
+	// negated flag is given the opposite): the tests give it to every front and want the
+	// same value back.
+	Example string
 	// Ptr returns the address of the field in t: *string, []string, *int, *bool, ... by Kind.
 	// It is both the setter and the getter.
 	Ptr func(t *T) any
@@ -96,89 +100,105 @@ var AppFields = []Field[App]{
 		Key: "name", Flag: "name", Usage: "app name (default: the script's base name)", Kind: KindString,
 		Type: "string", Default: "the script's base name without extension",
 		Meaning: "unique app name, at most 100 bytes; not a number, not `all`, no white space at either end, no control characters or `/` (see [behaviour.md](behaviour.md#targets))",
+		Example: "web2",
 		Ptr:     func(a *App) any { return &a.Name },
 	},
 	{
 		Key: "script", Kind: KindString, Type: "string", Default: "required",
 		Meaning: "a command line (`\"node server.js\"`), a script path (`.js` node, `.py` python3, `.sh` bash, else executed), or a program on PATH; on the command line, `start`'s CMD",
+		Example: "sleep 5",
 		Ptr:     func(a *App) any { return &a.Script },
 	},
 	{
 		Key: "args", Kind: KindWords, Type: "array of strings, or one string split like a shell would", Default: "none",
 		Meaning: "appended to the script's own words; on the command line, the words after `--`",
+		Example: "a b",
 		Ptr:     func(a *App) any { return &a.Args },
 	},
 	{
 		Key: "cwd", Flag: "cwd", Usage: "working directory (default: the current one)", Kind: KindString,
 		Type: "string", Default: "the file's directory (CLI: the current one)",
 		Meaning: "relative paths are relative to the file's directory",
+		Example: "/srv/app",
 		Ptr:     func(a *App) any { return &a.Cwd },
 	},
 	{
 		Key: "env", Flag: "env", Short: "e", Usage: "environment variable NAME=VALUE (repeatable)", Kind: KindEnv,
 		Type: "object of string, number or boolean values", Default: "none",
 		Meaning: "added to the daemon's environment",
+		Example: "A=1",
 		Ptr:     func(a *App) any { return &a.Env },
 	},
 	{
 		Key: "instances", Flag: "instances", Short: "i", Usage: "number of instances, or max (one per CPU)", FlagDefault: "1",
 		Kind: KindInstances, Type: "whole number 1-1024, or `\"max\"` (one per CPU)", Default: "1",
-		Ptr: func(a *App) any { return &a.Instances },
+		Example: "3",
+		Ptr:     func(a *App) any { return &a.Instances },
 	},
 	{
 		Key: "port", Flag: "port", Short: "p", Usage: "port spec: 3000, 3000-3003 or auto:5000-5100", Kind: KindPort,
 		Type: "spec string (`\"3000\"`, `\"3000-3003\"`, `\"auto:5000-5100\"`) or a number", Default: "none",
 		Meaning: "see [ports.md](ports.md)",
+		Example: "4000",
 		Ptr:     func(a *App) any { return &a.Port },
 	},
 	{
 		Key: "autorestart", Flag: "no-autorestart", Negated: true, Usage: "do not restart the app when it exits",
 		FlagDefault: "false", Kind: KindBool, Type: "boolean", Default: "true",
-		Ptr: func(a *App) any { return &a.Autorestart },
+		Example: "false",
+		Ptr:     func(a *App) any { return &a.Autorestart },
 	},
 	{
 		Key: "max_restarts", Flag: "max-restarts", Usage: "unstable restarts before errored", FlagDefault: strconv.Itoa(DefaultMaxRestarts),
 		Kind: KindCount, Min: 0, Max: math.MaxInt32, FlagMin: "must not be negative", Type: "whole number ≥ 0", Default: strconv.Itoa(DefaultMaxRestarts),
 		Meaning: "unstable restarts before `errored`",
+		Example: "7",
 		Ptr:     func(a *App) any { return &a.MaxRestarts },
 	},
 	{
 		Key: "min_uptime", Flag: "min-uptime", Usage: "a run shorter than this is unstable", FlagDefault: DefaultMinUptime.String(),
 		Kind: KindDuration, Type: "milliseconds, or a duration string (`\"2s\"`)", Default: DefaultMinUptime.String(),
 		Meaning: "a shorter run is unstable",
+		Example: "1500ms",
 		Ptr:     func(a *App) any { return &a.MinUptime },
 	},
 	{
 		Key: "restart_delay", Flag: "restart-delay", Usage: "delay before an automatic restart", FlagDefault: "0",
 		Kind: KindDuration, Type: "milliseconds or duration", Default: "0",
-		Ptr: func(a *App) any { return &a.RestartDelay },
+		Example: "2s",
+		Ptr:     func(a *App) any { return &a.RestartDelay },
 	},
 	{
 		Key: "exp_backoff_restart_delay", Flag: "exp-backoff-restart-delay", Usage: "initial exponential backoff between unstable restarts",
 		FlagDefault: "0", Kind: KindDuration, Type: "milliseconds or duration", Default: "0 (off)",
 		Meaning: "×1.5 per unstable restart, capped at " + MaxBackoffDelay.String(),
+		Example: "100ms",
 		Ptr:     func(a *App) any { return &a.ExpBackoffRestartDelay },
 	},
 	{
 		Key: "kill_timeout", Flag: "kill-timeout", Usage: "time between SIGTERM and SIGKILL on stop", FlagDefault: DefaultKillTimeout.String(),
 		Kind: KindDuration, Type: "milliseconds or duration", Default: DefaultKillTimeout.String(),
 		Meaning: "SIGTERM to SIGKILL",
+		Example: "250ms",
 		Ptr:     func(a *App) any { return &a.KillTimeout },
 	},
 	{
 		Key: "max_memory_restart", Flag: "max-memory", Usage: "restart an instance whose memory exceeds this (e.g. 200M)", Kind: KindSize,
 		Type: "size string (`\"200M\"`, `\"1G\"`, `\"512K\"`) or bytes", Default: "none",
 		Meaning: "restart above this RSS",
+		Example: "200M",
 		Ptr:     func(a *App) any { return &a.MaxMemoryRestart },
 	},
 	{
 		Key: "out_file", Kind: KindString, Type: "string", Default: "`$PMDAEMON_HOME/logs/<name>-<index>-out.log`",
 		Meaning: "relative to `cwd`; a regular file (or `/dev/null`) in a directory only pmdaemon's user can write ([behaviour.md](behaviour.md#logs))",
+		Example: "/var/log/o.log",
 		Ptr:     func(a *App) any { return &a.OutFile },
 	},
 	{
 		Key: "error_file", Kind: KindString, Type: "string", Default: "`$PMDAEMON_HOME/logs/<name>-<index>-err.log`",
 		Meaning: "as `out_file`",
+		Example: "/var/log/e.log",
 		Ptr:     func(a *App) any { return &a.ErrorFile },
 	},
 	{
@@ -190,24 +210,28 @@ var AppFields = []Field[App]{
 		Key: "wait_ready", Flag: "wait-ready", Usage: "answer only once every instance is ready (healthy, or up for min-uptime)",
 		FlagDefault: "false", Kind: KindBool, Type: "boolean", Default: "false",
 		Meaning: "`start`, `restart` and `run` answer only once every new instance is ready",
+		Example: "true",
 		Ptr:     func(a *App) any { return &a.WaitReady },
 	},
 	{
 		Key: "wait_timeout", Flag: "wait-timeout", Usage: "how long --wait-ready waits", FlagDefault: DefaultWaitTimeout.String(),
 		FlagPositive: true, Kind: KindDuration, Type: "milliseconds or duration", Default: DefaultWaitTimeout.String(),
 		Meaning: "how long `wait_ready` (and a reload) waits for readiness",
+		Example: "45s",
 		Ptr:     func(a *App) any { return &a.WaitTimeout },
 	},
 	{
 		Key: "log_max_size", Flag: "log-max-size", Usage: "rotate each log file at this size", FlagDefault: "10M",
 		Kind: KindSize, Type: "size string or bytes, at least `\"64K\"`", Default: "`\"10M\"`",
 		Meaning: "rotate each log file at this size",
+		Example: "128K",
 		Ptr:     func(a *App) any { return &a.LogMaxSize },
 	},
 	{
 		Key: "log_keep", Flag: "log-keep", Usage: "rotated log files to keep", FlagDefault: strconv.Itoa(DefaultLogKeep),
 		Kind: KindCount, Min: 1, Max: 1000, Type: "whole number 1-1000", Default: strconv.Itoa(DefaultLogKeep),
 		Meaning: "rotated files kept per log",
+		Example: "9",
 		Ptr:     func(a *App) any { return &a.LogKeep },
 	},
 }
@@ -218,24 +242,28 @@ var HealthFields = []Field[HealthCheck]{
 		Key: "url", Flag: "health-url", Usage: "HTTP health check; {port} is the instance's port (http://127.0.0.1:{port}/health)",
 		Kind: KindString, NonEmpty: true, Type: "string", Default: "one of `url`, `script`",
 		Meaning: "HTTP GET on this machine; `{port}` is the instance's port; 2xx is healthy, a redirect is not followed (it fails the check). Only loopback hosts (`127.0.0.1`, `[::1]`, `localhost`)",
+		Example: "http://127.0.0.1:{port}/health",
 		Ptr:     func(h *HealthCheck) any { return &h.URL },
 	},
 	{
 		Key: "script", Flag: "health-script", Usage: "command health check: healthy when it exits 0 (runs in cwd with PORT set)",
 		Kind: KindString, NonEmpty: true, Type: "string",
 		Meaning: "a command line run in the app's `cwd` with the instance's environment (`PORT`); exit 0 is healthy",
+		Example: "true",
 		Ptr:     func(h *HealthCheck) any { return &h.Script },
 	},
 	{
 		Key: "interval", Flag: "health-interval", Usage: "time between health checks", FlagDefault: DefaultHealthInterval.String(),
 		Kind: KindDuration, Positive: true, Type: "milliseconds or duration", Default: DefaultHealthInterval.String(),
 		Meaning: "between checks; under 100ms counts as 100ms",
+		Example: "3s",
 		Ptr:     func(h *HealthCheck) any { return &h.Interval },
 	},
 	{
 		Key: "timeout", Flag: "health-timeout", Usage: "time a health check may take", FlagDefault: DefaultHealthTimeout.String(),
 		Kind: KindDuration, Positive: true, Type: "milliseconds or duration", Default: DefaultHealthTimeout.String(),
 		Meaning: "a check that takes longer failed",
+		Example: "1s",
 		Ptr:     func(h *HealthCheck) any { return &h.Timeout },
 	},
 	{
@@ -243,12 +271,14 @@ var HealthFields = []Field[HealthCheck]{
 		FlagDefault: strconv.Itoa(DefaultHealthRetries), Kind: KindCount, Min: 1, Max: 1000, FlagMin: "must be at least 1",
 		Type: "whole number 1-1000", Default: strconv.Itoa(DefaultHealthRetries),
 		Meaning: "consecutive failures that make the instance unhealthy",
+		Example: "4",
 		Ptr:     func(h *HealthCheck) any { return &h.Retries },
 	},
 	{
 		Key: "restart", Flag: "no-health-restart", Negated: true, Usage: "report an unhealthy instance without restarting it",
 		FlagDefault: "false", Kind: KindBool, Type: "boolean", Default: "true",
 		Meaning: "restart an unhealthy instance (false: only report it)",
+		Example: "false",
 		Ptr:     func(h *HealthCheck) any { return &h.Restart },
 	},
 }
