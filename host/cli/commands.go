@@ -18,7 +18,6 @@ import (
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/daemon"
-	"github.com/pmdaemon/pmdaemon/host/ports"
 	"github.com/pmdaemon/pmdaemon/host/procfs"
 )
 
@@ -178,14 +177,6 @@ func suggestFlag(cmd *cobra.Command, err error) error {
 	return err
 }
 
-// positive is the error of a duration that parsed but is not positive.
-func positive(err error) error {
-	if err != nil {
-		return err
-	}
-	return errors.New("must be a positive duration such as 2s")
-}
-
 func firstWord(s string) string {
 	w, err := config.SplitCommand(s)
 	if err != nil || len(w) == 0 {
@@ -247,9 +238,16 @@ func (e *Env) deleteCmd() *cobra.Command {
 	}
 }
 
+// overrides are the App fields restart and reload take for one run (the saved config stays
+// as it is), with their help there.
+var overrides = []struct{ key, usage string }{
+	{"port", "new port spec for this run (runtime override)"},
+	{"instances", "new number of instances for this run"},
+	{"wait_ready", "answer only once every new instance is ready"},
+	{"wait_timeout", "how long to wait for readiness (default: the app's wait_timeout, 30s)"},
+}
+
 func (e *Env) restartCmd(verb string) *cobra.Command {
-	var port, instances, waitTimeout string
-	var waitReady bool
 	short := "Restart an app, an instance id, or all (--port: runtime override, saved config unchanged)"
 	if verb == "reload" {
 		short = "Gracefully reload: new instances are up before old ones stop (--port A-B: one instance per port)"
@@ -260,28 +258,20 @@ func (e *Env) restartCmd(verb string) *cobra.Command {
 		Args:  exactTarget,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := api.TargetRequest{Target: args[0]}
-			if port != "" {
-				spec, err := ports.ParseSpec(port)
-				if err != nil {
+			// The flags are read as start reads them, into an App whose fields given (and not
+			// empty) become the request's.
+			var run config.App
+			for _, o := range overrides {
+				fd := config.AppField(o.key)
+				fl := cmd.Flags().Lookup(fd.Flag)
+				if fl == nil || !fl.Changed || fl.Value.String() == "" {
+					continue
+				}
+				if err := fd.FlagValue(&run, []string{fl.Value.String()}); err != nil {
 					return err
 				}
-				req.Port = spec.String()
 			}
-			if instances != "" {
-				n, err := config.ParseInstances(instances)
-				if err != nil {
-					return flagErr("instances", instances, err)
-				}
-				req.Instances = n
-			}
-			req.WaitReady = waitReady
-			if waitTimeout != "" {
-				d, err := config.ParseDuration(waitTimeout)
-				if err != nil || d <= 0 {
-					return flagErr("wait-timeout", waitTimeout, positive(err))
-				}
-				req.WaitTimeout = d
-			}
+			req.Port, req.Instances, req.WaitReady, req.WaitTimeout = run.Port, run.Instances, run.WaitReady, run.WaitTimeout
 			return e.targetAction(cmd.Context(), verb+"ed", args[0], func(c *api.Client) (*api.Result, error) {
 				if verb == "reload" {
 					return c.Reload(cmd.Context(), req)
@@ -290,12 +280,15 @@ func (e *Env) restartCmd(verb string) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&port, "port", "p", "", "new port spec for this run (runtime override)")
-	cmd.Flags().StringVarP(&instances, "instances", "i", "", "new number of instances for this run")
-	if verb == "restart" {
-		cmd.Flags().BoolVar(&waitReady, "wait-ready", false, "answer only once every new instance is ready")
+	for _, o := range overrides {
+		fd := config.AppField(o.key)
+		switch {
+		case fd.Kind == config.KindBool && verb == "restart":
+			cmd.Flags().Bool(fd.Flag, false, o.usage)
+		case fd.Kind != config.KindBool:
+			cmd.Flags().StringP(fd.Flag, fd.Short, "", o.usage)
+		}
 	}
-	cmd.Flags().StringVar(&waitTimeout, "wait-timeout", "", "how long to wait for readiness (default: the app's wait_timeout, 30s)")
 	return cmd
 }
 

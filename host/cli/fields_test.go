@@ -272,3 +272,51 @@ func TestUnknownKeysAndFlagsSuggestFromTheTable(t *testing.T) {
 		})
 	}
 }
+
+// Flag errors of start, restart and reload, word for word: they are found before any daemon
+// is asked (Home is empty, so a slip that reached the daemon would fail differently).
+func TestFlagErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"start", "w", "--instances", "0"}, `invalid value "0" for --instances: instances must be at least 1, got 0`},
+		{[]string{"start", "w", "-i", "2000"}, `invalid value "2000" for --instances: instances 2000 is too many (at most 1024)`},
+		{[]string{"start", "w", "--port", "x"}, `invalid port spec "x": "x" is not a port number`},
+		{[]string{"start", "w", "--port", "3000", "-i", "2"}, `app "w": port 3000 is a single port but 2 instances were requested; use a range like 3000-3001 or auto:3000-3100`},
+		{[]string{"start", "w", "--env", "NOEQ"}, `invalid value "NOEQ" for --env: use NAME=VALUE`},
+		{[]string{"start", "w", "--max-restarts", "-1"}, `invalid value "-1" for --max-restarts: must not be negative`},
+		{[]string{"start", "w", "--max-restarts", "x"}, `invalid argument "x" for "--max-restarts" flag: strconv.ParseInt: parsing "x": invalid syntax`},
+		{[]string{"start", "w", "--min-uptime", "xx"}, `invalid value "xx" for --min-uptime: duration "xx" is not valid: use Go syntax like 500ms or 2s, or whole milliseconds`},
+		{[]string{"start", "w", "--restart-delay", "-1"}, `invalid value "-1" for --restart-delay: duration "-1" is negative`},
+		{[]string{"start", "w", "--max-memory", "0"}, `invalid value "0" for --max-memory: memory size "0" is not valid: use a positive number with K, M or G, like 200M (at most 1P)`},
+		{[]string{"start", "w", "--health-retries", "2"}, `--health-retries needs --health-url or --health-script`},
+		{[]string{"start", "w", "--health-url", "", "--health-interval", "0"}, `--health-interval needs --health-url or --health-script`},
+		{[]string{"start", "w", "--health-script", "true", "--health-interval", "0"}, `invalid value "0" for --health-interval: must be a positive duration such as 2s`},
+		{[]string{"start", "w", "--health-script", "true", "--health-timeout", "-2s"}, `invalid value "-2s" for --health-timeout: duration "-2s" is negative`},
+		{[]string{"start", "w", "--health-script", "true", "--health-retries", "0"}, `invalid value "0" for --health-retries: must be at least 1`},
+		{[]string{"start", "w", "--health-url", "http://example.com/"}, `app "w": health_check: url "http://example.com/" points at example.com, which is not this machine's loopback; a health check probes the instance itself: use 127.0.0.1, [::1] or localhost`},
+		{[]string{"start", "w", "--wait-timeout", "0"}, `invalid value "0" for --wait-timeout: must be a positive duration such as 2s`},
+		{[]string{"start", "w", "--log-max-size", "1K"}, `app "w": log_max_size must be at least 64K, got 1024 bytes`},
+		{[]string{"start", "w", "--log-keep", "1001"}, `invalid value "1001" for --log-keep: must be 1-1000`},
+		{[]string{"start", "w", "--name", "all"}, `app name "all" is not allowed: "all" is the target of every app`},
+		{[]string{"start", "w", "--no-autorestart=maybe"}, `invalid argument "maybe" for "--no-autorestart" flag: strconv.ParseBool: parsing "maybe": invalid syntax`},
+		{[]string{"start", "w", "--bogus"}, `unknown flag: --bogus`},
+		{[]string{"restart", "web", "--port", "x"}, `invalid port spec "x": "x" is not a port number`},
+		{[]string{"restart", "web", "-i", "0"}, `invalid value "0" for --instances: instances must be at least 1, got 0`},
+		{[]string{"reload", "web", "--wait-timeout", "0"}, `invalid value "0" for --wait-timeout: must be a positive duration such as 2s`},
+		{[]string{"restart", "web", "--wait-timeout", "x"}, `invalid value "x" for --wait-timeout: duration "x" is not valid: use Go syntax like 500ms or 2s, or whole milliseconds`},
+		{[]string{"reload", "web", "--wait-ready"}, `unknown flag: --wait-ready`},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			root := (&Env{Stdout: io.Discard, Stderr: io.Discard}).Root()
+			root.SetArgs(tc.args)
+			root.SetOut(io.Discard)
+			root.SetErr(io.Discard)
+			if err := root.Execute(); err == nil || err.Error() != tc.msg {
+				t.Errorf("error %v, want %q", err, tc.msg)
+			}
+		})
+	}
+}

@@ -283,6 +283,15 @@ var HealthFields = []Field[HealthCheck]{
 	},
 }
 
+// AppField is the app field of key; it panics for a key no field has, which is a mistake in
+// the caller's code, not in anyone's input.
+func AppField(key string) *Field[App] {
+	if f := fieldByKey(AppFields, key); f != nil {
+		return f
+	}
+	panic(fmt.Sprintf("config: no app field %q", key))
+}
+
 // keyNames are the keys (and aliases) of fields, in table order: the "did you mean" list.
 func keyNames[T any](fields []Field[T]) []string {
 	var out []string
