@@ -208,7 +208,7 @@ func healthFromMap(m map[string]any) (*HealthCheck, error) {
 		if s := suggest(k, healthKeys); s != "" {
 			return &UnknownKeyError{Key: k, Suggestion: s}
 		}
-		return &UnknownKeyError{Key: k, Known: healthKeys}
+		return &UnknownKeyError{Key: k, Object: "a health check", Known: healthKeys}
 	})
 	if err != nil {
 		return nil, err
@@ -223,10 +223,7 @@ func PluginFromMap(m map[string]any, where, baseDir string) (PluginDecl, error) 
 	keys := []string{"name", "path", "config", "timeout"}
 	for k := range m {
 		if !contains(keys, k) {
-			if s := suggest(k, keys); s != "" {
-				return pd, fmt.Errorf("%s: unknown key %q (did you mean %q?)", where, k, s)
-			}
-			return pd, fmt.Errorf("%s: unknown key %q (a plugin has name, path, config, timeout)", where, k)
+			return pd, &FieldError{Where: where, Key: k, Err: &UnknownKeyError{Key: k, Suggestion: suggest(k, keys), Object: "a plugin", Known: keys}}
 		}
 	}
 	str := func(k string, required bool) (string, error) {

@@ -345,8 +345,10 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // looks like a typo of it.
 type UnknownKeyError struct {
 	Key, Suggestion string
-	// Known lists the keys when there is no suggestion and the list is short enough to show.
-	Known []string
+	// Known lists the keys of Object ("a health check") when there is no suggestion and the
+	// list is short enough to show.
+	Object string
+	Known  []string
 }
 
 func (e *UnknownKeyError) Error() string {
@@ -354,7 +356,7 @@ func (e *UnknownKeyError) Error() string {
 	case e.Suggestion != "":
 		return fmt.Sprintf("unknown key %q (did you mean %q?)", e.Key, e.Suggestion)
 	case len(e.Known) > 0:
-		return fmt.Sprintf("unknown key %q (a health check has %s)", e.Key, strings.Join(e.Known, ", "))
+		return fmt.Sprintf("unknown key %q (%s has %s)", e.Key, e.Object, strings.Join(e.Known, ", "))
 	}
 	return fmt.Sprintf("unknown key %q", e.Key)
 }
