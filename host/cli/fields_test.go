@@ -25,36 +25,14 @@ type front struct {
 
 var fronts = []front{
 	{"json", func(t *testing.T, keys, health [][2]string) (config.App, error) {
-		var parts []string
-		for _, kv := range keys {
-			parts = append(parts, fmt.Sprintf("%q: %s", kv[0], literal(appField(kv[0]).Kind, kv[1], jsonSyntax)))
-		}
-		if len(health) > 0 {
-			var hs []string
-			for _, kv := range health {
-				hs = append(hs, fmt.Sprintf("%q: %s", kv[0], literal(healthField(kv[0]).Kind, kv[1], jsonSyntax)))
-			}
-			parts = append(parts, `"health_check": {`+strings.Join(hs, ", ")+`}`)
-		}
-		apps, err := config.ParseJSON([]byte("{"+strings.Join(parts, ", ")+"}"), "eco.json", "/base")
+		apps, err := config.ParseJSON([]byte(object(jsonSyntax, keys, health)), "eco.json", "/base")
 		if err != nil {
 			return config.App{}, err
 		}
 		return apps[0], nil
 	}},
 	{"lua", func(t *testing.T, keys, health [][2]string) (config.App, error) {
-		var parts []string
-		for _, kv := range keys {
-			parts = append(parts, fmt.Sprintf("%s = %s", kv[0], literal(appField(kv[0]).Kind, kv[1], luaSyntax)))
-		}
-		if len(health) > 0 {
-			var hs []string
-			for _, kv := range health {
-				hs = append(hs, fmt.Sprintf("%s = %s", kv[0], literal(healthField(kv[0]).Kind, kv[1], luaSyntax)))
-			}
-			parts = append(parts, "health_check = { "+strings.Join(hs, ", ")+" }")
-		}
-		return runLua(t, "cluster.start { "+strings.Join(parts, ", ")+" }")
+		return runLua(t, "cluster.start "+object(luaSyntax, keys, health))
 	}},
 	{"cli", func(t *testing.T, keys, health [][2]string) (config.App, error) {
 		var script string
@@ -108,6 +86,26 @@ const (
 	jsonSyntax = iota
 	luaSyntax
 )
+
+// object writes an app object (JSON) or table (Lua) with keys, and a health_check of health.
+func object(syntax int, keys, health [][2]string) string {
+	pair, begin, end := "%q: %s", "{", "}"
+	if syntax == luaSyntax {
+		pair, begin, end = "%s = %s", "{ ", " }"
+	}
+	var parts []string
+	for _, kv := range keys {
+		parts = append(parts, fmt.Sprintf(pair, kv[0], literal(appField(kv[0]).Kind, kv[1], syntax)))
+	}
+	if len(health) > 0 {
+		var hs []string
+		for _, kv := range health {
+			hs = append(hs, fmt.Sprintf(pair, kv[0], literal(healthField(kv[0]).Kind, kv[1], syntax)))
+		}
+		parts = append(parts, fmt.Sprintf(pair, "health_check", begin+strings.Join(hs, ", ")+end))
+	}
+	return begin + strings.Join(parts, ", ") + end
+}
 
 // literal writes an example as a JSON or Lua value of the field's kind.
 func literal(k config.Kind, example string, syntax int) string {
