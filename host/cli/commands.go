@@ -18,121 +18,23 @@ import (
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/daemon"
-	"github.com/pmdaemon/pmdaemon/host/ports"
 	"github.com/pmdaemon/pmdaemon/host/procfs"
 )
 
 func (e *Env) startCmd() *cobra.Command {
-	var (
-		name, instances, port, cwd, maxMem               string
-		minUptime, restartDelay, expBackoff, killTimeout string
-		envs                                             []string
-		maxRestarts                                      int
-		noAutorestart                                    bool
-		health                                           healthFlags
-		waitReady                                        bool
-		waitTimeout, logMaxSize                          string
-		logKeep                                          int
-	)
 	cmd := &cobra.Command{
 		Use:   "start CMD [flags] [-- ARGS...]",
 		Short: "Start an app: a command line or a script (.js node, .py python3, .sh bash, else exec)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app := config.NewApp()
-			app.Script = args[0]
-			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
-				if dash != 1 {
-					return fmt.Errorf("start takes one CMD before --; quote a command line with spaces, like \"node server.js\"")
+			if isEcosystem(args[0]) {
+				if len(args) > 1 || cmd.Flags().NFlag() > 0 {
+					return fmt.Errorf("start %s runs an ecosystem file and takes no flags or arguments; set them in the file", args[0])
 				}
-				app.Args = args[1:]
-			} else if len(args) > 1 {
-				return fmt.Errorf("start takes one CMD; quote a command line with spaces (\"node server.js\") or put arguments after --")
+				return e.runFile(cmd.Context(), args[0], runOptions{})
 			}
-			if isEcosystem(app.Script) {
-				if len(app.Args) > 0 || cmd.Flags().NFlag() > 0 {
-					return fmt.Errorf("start %s runs an ecosystem file and takes no flags or arguments; set them in the file", app.Script)
-				}
-				return e.runFile(cmd.Context(), app.Script, runOptions{})
-			}
-			app.Name = name
-			if app.Name == "" {
-				app.Name = config.DefaultName(app.Script)
-			}
-			var err error
-			if app.Instances, err = config.ParseInstances(instances); err != nil {
-				return flagErr("instances", instances, err)
-			}
-			if port != "" {
-				spec, err := ports.ParseSpec(port)
-				if err != nil {
-					return err
-				}
-				app.Port = spec.String()
-			}
-			if cwd == "" {
-				cwd, _ = os.Getwd()
-			}
-			if app.Cwd, err = filepath.Abs(cwd); err != nil {
-				return flagErr("cwd", cwd, err)
-			}
-			if len(envs) > 0 {
-				app.Env = map[string]string{}
-				for _, kv := range envs {
-					k, v, ok := strings.Cut(kv, "=")
-					if !ok || k == "" {
-						return flagErr("env", kv, errors.New("use NAME=VALUE"))
-					}
-					app.Env[k] = v
-				}
-			}
-			if cmd.Flags().Changed("max-restarts") {
-				if maxRestarts < 0 {
-					return flagErr("max-restarts", strconv.Itoa(maxRestarts), errors.New("must not be negative"))
-				}
-				app.MaxRestarts = maxRestarts
-			}
-			for _, d := range []struct {
-				flag, val string
-				dst       *time.Duration
-			}{
-				{"min-uptime", minUptime, &app.MinUptime}, {"restart-delay", restartDelay, &app.RestartDelay},
-				{"exp-backoff-restart-delay", expBackoff, &app.ExpBackoffRestartDelay}, {"kill-timeout", killTimeout, &app.KillTimeout},
-			} {
-				if !cmd.Flags().Changed(d.flag) {
-					continue
-				}
-				if *d.dst, err = config.ParseDuration(d.val); err != nil {
-					return flagErr(d.flag, d.val, err)
-				}
-			}
-			if maxMem != "" {
-				if app.MaxMemoryRestart, err = config.ParseMemory(maxMem); err != nil {
-					return flagErr("max-memory", maxMem, err)
-				}
-			}
-			app.Autorestart = !noAutorestart
-			if app.HealthCheck, err = health.check(cmd); err != nil {
-				return err
-			}
-			app.WaitReady = waitReady
-			if cmd.Flags().Changed("wait-timeout") {
-				if app.WaitTimeout, err = config.ParseDuration(waitTimeout); err != nil || app.WaitTimeout <= 0 {
-					return flagErr("wait-timeout", waitTimeout, positive(err))
-				}
-			}
-			if logMaxSize != "" {
-				if app.LogMaxSize, err = config.ParseMemory(logMaxSize); err != nil {
-					return flagErr("log-max-size", logMaxSize, err)
-				}
-			}
-			if cmd.Flags().Changed("log-keep") {
-				if logKeep < 1 || logKeep > 1000 {
-					return flagErr("log-keep", strconv.Itoa(logKeep), errors.New("must be 1-1000"))
-				}
-				app.LogKeep = logKeep
-			}
-			if err := app.Validate(); err != nil {
+			app, err := appFromFlags(cmd.Flags(), args, cmd.ArgsLenAtDash())
+			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -151,74 +53,128 @@ func (e *Env) startCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&name, "name", "", "app name (default: the script's base name)")
-	f.StringVarP(&instances, "instances", "i", "1", "number of instances, or max (one per CPU)")
-	f.StringVarP(&port, "port", "p", "", "port spec: 3000, 3000-3003 or auto:5000-5100")
-	f.StringArrayVarP(&envs, "env", "e", nil, "environment variable NAME=VALUE (repeatable)")
-	f.StringVar(&cwd, "cwd", "", "working directory (default: the current one)")
-	f.StringVar(&maxMem, "max-memory", "", "restart an instance whose memory exceeds this (e.g. 200M)")
-	f.IntVar(&maxRestarts, "max-restarts", config.DefaultMaxRestarts, "unstable restarts before errored")
-	f.StringVar(&minUptime, "min-uptime", "1s", "a run shorter than this is unstable")
-	f.StringVar(&restartDelay, "restart-delay", "0", "delay before an automatic restart")
-	f.StringVar(&expBackoff, "exp-backoff-restart-delay", "0", "initial exponential backoff between unstable restarts")
-	f.StringVar(&killTimeout, "kill-timeout", "5s", "time between SIGTERM and SIGKILL on stop")
-	f.BoolVar(&noAutorestart, "no-autorestart", false, "do not restart the app when it exits")
-	health.register(f)
-	f.BoolVar(&waitReady, "wait-ready", false, "answer only once every instance is ready (healthy, or up for min-uptime)")
-	f.StringVar(&waitTimeout, "wait-timeout", "30s", "how long --wait-ready waits")
-	f.StringVar(&logMaxSize, "log-max-size", "10M", "rotate each log file at this size")
-	f.IntVar(&logKeep, "log-keep", config.DefaultLogKeep, "rotated log files to keep")
+	registerFieldFlags(f, config.AppFields)
+	registerFieldFlags(f, config.HealthFields)
 	f.SetInterspersed(true)
+	cmd.SetFlagErrorFunc(suggestFlag)
 	return cmd
 }
 
-// healthFlags are start's health-check flags.
-type healthFlags struct {
-	url, script, interval, timeout string
-	retries                        int
-	noRestart                      bool
+// registerFieldFlags declares the flags of the fields that have one, typed by kind: a count
+// is an int flag and a yes/no a bool flag, so that pflag refuses "x" for them as it always has.
+func registerFieldFlags[T any](f *pflag.FlagSet, fields []config.Field[T]) {
+	for _, fd := range fields {
+		switch {
+		case fd.Flag == "":
+		case fd.Kind == config.KindBool:
+			f.BoolP(fd.Flag, fd.Short, fd.FlagDefault == "true", fd.Usage)
+		case fd.Kind == config.KindCount:
+			n, err := strconv.Atoi(fd.FlagDefault)
+			if err != nil {
+				panic(fmt.Sprintf("field %s: flag default %q is not a count", fd.Key, fd.FlagDefault))
+			}
+			f.IntP(fd.Flag, fd.Short, n, fd.Usage)
+		case fd.Kind == config.KindEnv:
+			f.StringArrayP(fd.Flag, fd.Short, nil, fd.Usage)
+		default:
+			f.StringP(fd.Flag, fd.Short, fd.FlagDefault, fd.Usage)
+		}
+	}
 }
 
-func (h *healthFlags) register(f *pflag.FlagSet) {
-	f.StringVar(&h.url, "health-url", "", "HTTP health check; {port} is the instance's port (http://127.0.0.1:{port}/health)")
-	f.StringVar(&h.script, "health-script", "", "command health check: healthy when it exits 0 (runs in cwd with PORT set)")
-	f.StringVar(&h.interval, "health-interval", "5s", "time between health checks")
-	f.StringVar(&h.timeout, "health-timeout", "2s", "time a health check may take")
-	f.IntVar(&h.retries, "health-retries", config.DefaultHealthRetries, "consecutive failed checks that make an instance unhealthy")
-	f.BoolVar(&h.noRestart, "no-health-restart", false, "report an unhealthy instance without restarting it")
+// flagTexts are the values given to a flag, as text: every value of a repeatable one.
+func flagTexts(f *pflag.FlagSet, name string) []string {
+	fl := f.Lookup(name)
+	if sv, ok := fl.Value.(pflag.SliceValue); ok {
+		return sv.GetSlice()
+	}
+	return []string{fl.Value.String()}
 }
 
-// check builds the health check the flags describe, or nil without --health-url/--health-script.
-func (h *healthFlags) check(cmd *cobra.Command) (*config.HealthCheck, error) {
-	if h.url == "" && h.script == "" {
-		for _, f := range []string{"health-interval", "health-timeout", "health-retries", "no-health-restart"} {
-			if cmd.Flags().Changed(f) {
-				return nil, fmt.Errorf("--%s needs --health-url or --health-script", f)
+// setFromFlags sets t's fields from the flags given; a flag left out leaves t's default.
+func setFromFlags[T any](f *pflag.FlagSet, fields []config.Field[T], t *T) error {
+	for i := range fields {
+		fd := &fields[i]
+		if fd.Flag == "" || !f.Changed(fd.Flag) {
+			continue
+		}
+		if err := fd.FlagValue(t, flagTexts(f, fd.Flag)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appFromFlags is the App `start` asks for: args are CMD and the words after -- (dash is
+// where -- was, or -1), flags the rest.
+func appFromFlags(f *pflag.FlagSet, args []string, dash int) (config.App, error) {
+	app := config.NewApp()
+	app.Script = args[0]
+	if dash >= 0 {
+		if dash != 1 {
+			return app, fmt.Errorf("start takes one CMD before --; quote a command line with spaces, like \"node server.js\"")
+		}
+		app.Args = args[1:]
+	} else if len(args) > 1 {
+		return app, fmt.Errorf("start takes one CMD; quote a command line with spaces (\"node server.js\") or put arguments after --")
+	}
+	if err := setFromFlags(f, config.AppFields, &app); err != nil {
+		return app, err
+	}
+	if app.Name == "" {
+		app.Name = config.DefaultName(app.Script)
+	}
+	cwd := app.Cwd
+	if cwd == "" {
+		cwd, _ = os.Getwd()
+	}
+	var err error
+	if app.Cwd, err = filepath.Abs(cwd); err != nil {
+		return app, flagErr("cwd", cwd, err)
+	}
+	if app.HealthCheck, err = healthFromFlags(f); err != nil {
+		return app, err
+	}
+	return app, app.Validate()
+}
+
+// healthFromFlags builds the health check the --health-* flags describe, or nil when neither
+// --health-url nor --health-script (the string fields: what to check) is given.
+func healthFromFlags(f *pflag.FlagSet) (*config.HealthCheck, error) {
+	what := false
+	for _, fd := range config.HealthFields {
+		if fd.Kind == config.KindString && f.Changed(fd.Flag) && f.Lookup(fd.Flag).Value.String() != "" {
+			what = true
+		}
+	}
+	if !what {
+		for _, fd := range config.HealthFields {
+			if fd.Kind != config.KindString && f.Changed(fd.Flag) {
+				return nil, fmt.Errorf("--%s needs --health-url or --health-script", fd.Flag)
 			}
 		}
 		return nil, nil
 	}
 	hc := config.NewHealthCheck()
-	hc.URL, hc.Script, hc.Retries, hc.Restart = h.url, h.script, h.retries, !h.noRestart
-	var err error
-	if hc.Interval, err = config.ParseDuration(h.interval); err != nil || hc.Interval <= 0 {
-		return nil, flagErr("health-interval", h.interval, positive(err))
-	}
-	if hc.Timeout, err = config.ParseDuration(h.timeout); err != nil || hc.Timeout <= 0 {
-		return nil, flagErr("health-timeout", h.timeout, positive(err))
-	}
-	if h.retries < 1 {
-		return nil, flagErr("health-retries", strconv.Itoa(h.retries), errors.New("must be at least 1"))
+	if err := setFromFlags(f, config.HealthFields, hc); err != nil {
+		return nil, err
 	}
 	return hc, nil
 }
 
-// positive is the error of a duration that parsed but is not positive.
-func positive(err error) error {
-	if err != nil {
+// suggestFlag adds the nearest flag to pflag's "unknown flag: --instnaces", as the ecosystem
+// readers do for an unknown key.
+func suggestFlag(cmd *cobra.Command, err error) error {
+	var unknown *pflag.NotExistError
+	if !errors.As(err, &unknown) || unknown.GetSpecifiedShortnames() != "" {
 		return err
 	}
-	return errors.New("must be a positive duration such as 2s")
+	var flags []string
+	cmd.Flags().VisitAll(func(f *pflag.Flag) { flags = append(flags, f.Name) })
+	if s := config.Suggest(unknown.GetSpecifiedName(), flags); s != "" {
+		return fmt.Errorf("%w (did you mean --%s?)", err, s)
+	}
+	return err
 }
 
 func firstWord(s string) string {
@@ -230,7 +186,7 @@ func firstWord(s string) string {
 }
 
 func flagErr(flag, val string, err error) error {
-	return fmt.Errorf("invalid value %q for --%s: %v", val, flag, err)
+	return &config.FieldError{Where: "--" + flag, Value: val, Err: err}
 }
 
 func plural(n int) string {
@@ -282,9 +238,16 @@ func (e *Env) deleteCmd() *cobra.Command {
 	}
 }
 
+// overrides are the App fields restart and reload take for one run (the saved config stays
+// as it is), with their help there.
+var overrides = []struct{ key, usage string }{
+	{"port", "new port spec for this run (runtime override)"},
+	{"instances", "new number of instances for this run"},
+	{"wait_ready", "answer only once every new instance is ready"},
+	{"wait_timeout", "how long to wait for readiness (default: the app's wait_timeout, 30s)"},
+}
+
 func (e *Env) restartCmd(verb string) *cobra.Command {
-	var port, instances, waitTimeout string
-	var waitReady bool
 	short := "Restart an app, an instance id, or all (--port: runtime override, saved config unchanged)"
 	if verb == "reload" {
 		short = "Gracefully reload: new instances are up before old ones stop (--port A-B: one instance per port)"
@@ -295,28 +258,20 @@ func (e *Env) restartCmd(verb string) *cobra.Command {
 		Args:  exactTarget,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := api.TargetRequest{Target: args[0]}
-			if port != "" {
-				spec, err := ports.ParseSpec(port)
-				if err != nil {
+			// The flags are read as start reads them, into an App whose fields given (and not
+			// empty) become the request's.
+			var run config.App
+			for _, o := range overrides {
+				fd := config.AppField(o.key)
+				fl := cmd.Flags().Lookup(fd.Flag)
+				if fl == nil || !fl.Changed || fl.Value.String() == "" {
+					continue
+				}
+				if err := fd.FlagValue(&run, []string{fl.Value.String()}); err != nil {
 					return err
 				}
-				req.Port = spec.String()
 			}
-			if instances != "" {
-				n, err := config.ParseInstances(instances)
-				if err != nil {
-					return flagErr("instances", instances, err)
-				}
-				req.Instances = n
-			}
-			req.WaitReady = waitReady
-			if waitTimeout != "" {
-				d, err := config.ParseDuration(waitTimeout)
-				if err != nil || d <= 0 {
-					return flagErr("wait-timeout", waitTimeout, positive(err))
-				}
-				req.WaitTimeout = d
-			}
+			req.Port, req.Instances, req.WaitReady, req.WaitTimeout = run.Port, run.Instances, run.WaitReady, run.WaitTimeout
 			return e.targetAction(cmd.Context(), verb+"ed", args[0], func(c *api.Client) (*api.Result, error) {
 				if verb == "reload" {
 					return c.Reload(cmd.Context(), req)
@@ -325,12 +280,15 @@ func (e *Env) restartCmd(verb string) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&port, "port", "p", "", "new port spec for this run (runtime override)")
-	cmd.Flags().StringVarP(&instances, "instances", "i", "", "new number of instances for this run")
-	if verb == "restart" {
-		cmd.Flags().BoolVar(&waitReady, "wait-ready", false, "answer only once every new instance is ready")
+	for _, o := range overrides {
+		fd := config.AppField(o.key)
+		switch {
+		case fd.Kind == config.KindBool && verb == "restart":
+			cmd.Flags().Bool(fd.Flag, false, o.usage)
+		case fd.Kind != config.KindBool:
+			cmd.Flags().StringP(fd.Flag, fd.Short, "", o.usage)
+		}
 	}
-	cmd.Flags().StringVar(&waitTimeout, "wait-timeout", "", "how long to wait for readiness (default: the app's wait_timeout, 30s)")
 	return cmd
 }
 

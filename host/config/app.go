@@ -62,7 +62,7 @@ func NewHealthCheck() *HealthCheck {
 // Check validates the health check of app (which has ports when hasPort).
 func (h *HealthCheck) Check(app string, hasPort bool) error {
 	bad := func(format string, a ...any) error {
-		return fmt.Errorf("app %q: health_check: %s", app, fmt.Sprintf(format, a...))
+		return &FieldError{Where: fmt.Sprintf("app %q", app), Key: "health_check", Err: fmt.Errorf("health_check: %s", fmt.Sprintf(format, a...))}
 	}
 	switch {
 	case h.URL == "" && h.Script == "":
@@ -180,42 +180,50 @@ func NewApp() App {
 	}
 }
 
-// Validate checks everything that can be checked without touching the system.
+// Validate checks everything that can be checked without touching the system. Its errors
+// are *FieldError, placed at `app "NAME"` (or nowhere, for a message that names the app
+// itself); a reader that knows a better place sets Where.
 func (a *App) Validate() error {
 	if err := CheckName(a.Name); err != nil {
-		return err
+		return &FieldError{Key: "name", Err: err}
+	}
+	bad := func(key, format string, x ...any) error {
+		return &FieldError{Where: fmt.Sprintf("app %q", a.Name), Key: key, Err: fmt.Errorf(format, x...)}
 	}
 	if strings.TrimSpace(a.Script) == "" {
-		return fmt.Errorf("app %q: script is missing", a.Name)
+		return bad("script", "script is missing")
 	}
 	if a.Instances < 1 {
-		return fmt.Errorf("app %q: instances must be at least 1, got %d", a.Name, a.Instances)
+		return bad("instances", "instances must be at least 1, got %d", a.Instances)
 	}
 	if err := a.checkSizes(); err != nil {
 		return err
 	}
 	if a.MaxRestarts < 0 {
-		return fmt.Errorf("app %q: max_restarts must not be negative, got %d", a.Name, a.MaxRestarts)
+		return bad("max_restarts", "max_restarts must not be negative, got %d", a.MaxRestarts)
 	}
-	for key, d := range map[string]time.Duration{
-		"min_uptime": a.MinUptime, "restart_delay": a.RestartDelay,
-		"exp_backoff_restart_delay": a.ExpBackoffRestartDelay, "kill_timeout": a.KillTimeout,
+	for _, d := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"min_uptime", a.MinUptime}, {"restart_delay", a.RestartDelay},
+		{"exp_backoff_restart_delay", a.ExpBackoffRestartDelay}, {"kill_timeout", a.KillTimeout},
 	} {
-		if d < 0 {
-			return fmt.Errorf("app %q: %s must not be negative, got %s", a.Name, key, d)
+		if d.d < 0 {
+			return bad(d.key, "%s must not be negative, got %s", d.key, d.d)
 		}
 	}
 	if a.MaxMemoryRestart < 0 {
-		return fmt.Errorf("app %q: max_memory_restart must not be negative", a.Name)
+		return bad("max_memory_restart", "max_memory_restart must not be negative")
 	}
 	if a.WaitTimeout < 0 {
-		return fmt.Errorf("app %q: wait_timeout must not be negative, got %s", a.Name, a.WaitTimeout)
+		return bad("wait_timeout", "wait_timeout must not be negative, got %s", a.WaitTimeout)
 	}
 	if a.LogMaxSize != 0 && a.LogMaxSize < MinLogMaxSize {
-		return fmt.Errorf("app %q: log_max_size must be at least 64K, got %d bytes", a.Name, a.LogMaxSize)
+		return bad("log_max_size", "log_max_size must be at least 64K, got %d bytes", a.LogMaxSize)
 	}
 	if a.LogKeep < 0 || a.LogKeep > 1000 {
-		return fmt.Errorf("app %q: log_keep must be 1-1000, got %d", a.Name, a.LogKeep)
+		return bad("log_keep", "log_keep must be 1-1000, got %d", a.LogKeep)
 	}
 	if a.HealthCheck != nil {
 		if err := a.HealthCheck.Check(a.Name, a.Port != ""); err != nil {
@@ -224,19 +232,19 @@ func (a *App) Validate() error {
 	}
 	for k := range a.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return fmt.Errorf("app %q: env name %q is not valid", a.Name, k)
+			return bad("env", "env name %q is not valid", k)
 		}
 	}
 	if a.Port != "" {
 		spec, err := ports.ParseSpec(a.Port)
 		if err != nil {
-			return fmt.Errorf("app %q: %w", a.Name, err)
+			return bad("port", "%w", err)
 		}
 		if err := spec.CheckInstances(a.Instances); err != nil {
 			if spec.Kind != ports.Single {
-				return err // the spec's message, word for word
+				return &FieldError{Key: "port", Err: err} // the spec's message, word for word
 			}
-			return fmt.Errorf("app %q: %w", a.Name, err)
+			return bad("port", "%w", err)
 		}
 	}
 	return nil
@@ -429,19 +437,29 @@ func ParseMemory(s string) (int64, error) {
 
 // ParseInstances accepts a positive count or "max" (one per CPU).
 func ParseInstances(s string) (int, error) {
+	n, err := instancesCount(s)
+	if err != nil {
+		return 0, fmt.Errorf("instances %w", err)
+	}
+	return n, nil
+}
+
+// instancesCount is ParseInstances with errors that leave the key to the caller, who names
+// it in its own way (`"instances" must be at least 1`).
+func instancesCount(s string) (int, error) {
 	s = strings.TrimSpace(s)
 	if strings.EqualFold(s, "max") {
 		return runtime.NumCPU(), nil
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil {
-		return 0, fmt.Errorf("instances %q is not valid: use a whole number or \"max\"", s)
+		return 0, fmt.Errorf("%q is not valid: use a whole number or \"max\"", s)
 	}
 	if n < 1 {
-		return 0, fmt.Errorf("instances must be at least 1, got %d", n)
+		return 0, fmt.Errorf("must be at least 1, got %d", n)
 	}
 	if n > MaxInstances {
-		return 0, fmt.Errorf("instances %d is too many (at most %d)", n, MaxInstances)
+		return 0, fmt.Errorf("%d is too many (at most %d)", n, MaxInstances)
 	}
 	return n, nil
 }

@@ -19,24 +19,12 @@ import (
 // MaxEcosystemSize bounds an ecosystem file; a real one is a few KiB.
 const MaxEcosystemSize = 10 << 20
 
-// keys are the App keys an ecosystem object may use (PM2's names).
-var keys = []string{
-	"name", "script", "args", "cwd", "env", "instances", "port", "autorestart", "max_restarts",
-	"min_uptime", "restart_delay", "exp_backoff_restart_delay", "kill_timeout",
-	"max_memory_restart", "out_file", "error_file", "health_check", "wait_ready", "wait_timeout",
-	"log_max_size", "log_keep",
-}
-
-var healthKeys = []string{"url", "script", "interval", "timeout", "retries", "restart"}
-
-// wholeKeys are the keys whose numbers must be whole: counts, ports, milliseconds and bytes
-// (of an app, of its health_check, and of a plugin declaration).
-var wholeKeys = map[string]bool{
-	"instances": true, "port": true, "max_restarts": true, "min_uptime": true, "restart_delay": true,
-	"exp_backoff_restart_delay": true, "kill_timeout": true, "wait_timeout": true,
-	"max_memory_restart": true, "log_max_size": true, "log_keep": true,
-	"interval": true, "timeout": true, "retries": true,
-}
+// appKeys are the keys an app object may use (PM2's names), and healthKeys those of its
+// health_check: the "did you mean" lists.
+var (
+	appKeys    = keyNames(AppFields)
+	healthKeys = keyNames(HealthFields)
+)
 
 // LoadFile reads a JSON ecosystem file: {"apps": [...]} or one app object. Relative cwd and
 // log paths are resolved against the file's directory; errors name the file, the app and the key.
@@ -216,54 +204,14 @@ func durationValue(v any) (time.Duration, error) {
 // healthFromMap reads a health_check object; the check is validated with its app.
 func healthFromMap(m map[string]any) (*HealthCheck, error) {
 	h := NewHealthCheck()
-	for k, v := range m {
-		if wholeKeys[k] {
-			if msg := notWhole(v); msg != "" {
-				return nil, fmt.Errorf("%s: %s", k, msg)
-			}
+	err := fromMap(HealthFields, h, m, func(k string) string { return k }, func(k string) error {
+		if s := suggest(k, healthKeys); s != "" {
+			return &UnknownKeyError{Key: k, Suggestion: s}
 		}
-		switch k {
-		case "url", "script":
-			s, ok := v.(string)
-			if !ok || strings.TrimSpace(s) == "" {
-				return nil, fmt.Errorf("%s must be a non-empty string, got %s", k, describe(v))
-			}
-			if k == "url" {
-				h.URL = s
-			} else {
-				h.Script = s
-			}
-		case "interval", "timeout":
-			d, err := durationValue(v)
-			if err != nil {
-				return nil, fmt.Errorf("%s %v", k, err)
-			}
-			if d <= 0 {
-				return nil, fmt.Errorf("%s must be positive, got %s", k, describe(v))
-			}
-			if k == "interval" {
-				h.Interval = d
-			} else {
-				h.Timeout = d
-			}
-		case "retries":
-			n, ok := wholeNumber(v)
-			if !ok || n < 1 || n > 1000 {
-				return nil, fmt.Errorf("retries must be a whole number from 1 to 1000, got %s", describe(v))
-			}
-			h.Retries = int(n)
-		case "restart":
-			b, ok := v.(bool)
-			if !ok {
-				return nil, fmt.Errorf("restart must be true or false, got %s", typeName(v))
-			}
-			h.Restart = b
-		default:
-			if s := suggest(k, healthKeys); s != "" {
-				return nil, fmt.Errorf("unknown key %q (did you mean %q?)", k, s)
-			}
-			return nil, fmt.Errorf("unknown key %q (a health check has %s)", k, strings.Join(healthKeys, ", "))
-		}
+		return &UnknownKeyError{Key: k, Object: "a health check", Known: healthKeys}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return h, nil
 }
@@ -275,10 +223,7 @@ func PluginFromMap(m map[string]any, where, baseDir string) (PluginDecl, error) 
 	keys := []string{"name", "path", "config", "timeout"}
 	for k := range m {
 		if !contains(keys, k) {
-			if s := suggest(k, keys); s != "" {
-				return pd, fmt.Errorf("%s: unknown key %q (did you mean %q?)", where, k, s)
-			}
-			return pd, fmt.Errorf("%s: unknown key %q (a plugin has name, path, config, timeout)", where, k)
+			return pd, &FieldError{Where: where, Key: k, Err: &UnknownKeyError{Key: k, Suggestion: suggest(k, keys), Object: "a plugin", Known: keys}}
 		}
 	}
 	str := func(k string, required bool) (string, error) {
@@ -340,177 +285,17 @@ func AppFromMap(m map[string]any, where, baseDir string) (App, error) {
 			label = fmt.Sprintf("%s (%s)", where, quoteShort(n))
 		}
 	}
-	bad := func(key, format string, a ...any) (App, error) {
-		return App{}, fmt.Errorf("%s: %q %s", label, key, fmt.Sprintf(format, a...))
-	}
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		if !contains(keys, k) {
-			if s := suggest(k, keys); s != "" {
-				return App{}, fmt.Errorf("%s: unknown key %q (did you mean %q?)", label, k, s)
-			}
-			return App{}, fmt.Errorf("%s: unknown key %q", label, k)
-		}
-	}
-	var err error
-	for _, k := range names {
-		v := m[k]
-		if wholeKeys[k] {
-			if msg := notWhole(v); msg != "" {
-				return App{}, fmt.Errorf("%s: %q: %s", label, k, msg)
-			}
-		}
-		switch k {
-		case "name", "script", "cwd", "out_file", "error_file":
-			s, ok := v.(string)
-			if !ok {
-				return bad(k, "must be a string, got %s", typeName(v))
-			}
-			switch k {
-			case "name":
-				app.Name = s
-			case "script":
-				app.Script = s
-			case "cwd":
-				app.Cwd = s
-			case "out_file":
-				app.OutFile = s
-			case "error_file":
-				app.ErrorFile = s
-			}
-		case "args":
-			switch a := v.(type) {
-			case string:
-				if app.Args, err = SplitCommand(a); err != nil {
-					return bad(k, "%v", err)
-				}
-			case []any:
-				for i, x := range a {
-					s, ok := scalarString(x)
-					if !ok {
-						return bad(k, "[%d] must be a string, got %s", i, typeName(x))
-					}
-					app.Args = append(app.Args, s)
-				}
-			default:
-				return bad(k, "must be an array of strings or a string, got %s", typeName(v))
-			}
-		case "env":
-			obj, ok := v.(map[string]any)
-			if !ok {
-				return bad(k, "must be an object of NAME: value, got %s", typeName(v))
-			}
-			app.Env = map[string]string{}
-			for name, x := range obj {
-				s, ok := scalarString(x)
-				if !ok {
-					return bad(k, "value of %s must be a string, number or boolean, got %s", name, typeName(x))
-				}
-				app.Env[name] = s
-			}
-		case "instances":
-			if s, ok := v.(string); ok {
-				if app.Instances, err = ParseInstances(s); err != nil {
-					return bad(k, "%s", strings.TrimPrefix(err.Error(), "instances "))
-				}
-				break
-			}
-			n, ok := wholeNumber(v)
-			if !ok {
-				return bad(k, "must be a whole number or \"max\", got %s", describe(v))
-			}
-			if app.Instances, err = ParseInstances(strconv.FormatInt(n, 10)); err != nil {
-				return bad(k, "%s", strings.TrimPrefix(err.Error(), "instances "))
-			}
-		case "port":
-			s, ok := v.(string)
-			if !ok {
-				n, isNum := wholeNumber(v)
-				if !isNum {
-					return bad(k, "must be a port spec string or a port number, got %s", typeName(v))
-				}
-				s = strconv.FormatInt(n, 10)
-			}
-			if strings.TrimSpace(s) == "" {
-				return bad(k, "is empty; leave the key out for an app without ports")
-			}
-			app.Port = s
-		case "autorestart":
-			b, ok := v.(bool)
-			if !ok {
-				return bad(k, "must be true or false, got %s", typeName(v))
-			}
-			app.Autorestart = b
-		case "max_restarts":
-			n, ok := wholeNumber(v)
-			if !ok || n < 0 || n > math.MaxInt32 {
-				return bad(k, "must be a whole number of at least 0, got %s", describe(v))
-			}
-			app.MaxRestarts = int(n)
-		case "min_uptime", "restart_delay", "exp_backoff_restart_delay", "kill_timeout", "wait_timeout":
-			d, err := durationValue(v)
-			if err != nil {
-				return bad(k, "%v", err)
-			}
-			switch k {
-			case "wait_timeout":
-				app.WaitTimeout = d
-			case "min_uptime":
-				app.MinUptime = d
-			case "restart_delay":
-				app.RestartDelay = d
-			case "exp_backoff_restart_delay":
-				app.ExpBackoffRestartDelay = d
-			case "kill_timeout":
-				app.KillTimeout = d
-			}
-		case "max_memory_restart", "log_max_size":
-			var size int64
-			if s, ok := v.(string); ok {
-				if size, err = ParseMemory(s); err != nil {
-					return bad(k, "%v", err)
-				}
-			} else if n, ok := wholeNumber(v); ok && n > 0 {
-				size = n
-			} else {
-				return bad(k, "must be a size like \"200M\" or a number of bytes, got %s", describe(v))
-			}
-			if k == "log_max_size" {
-				app.LogMaxSize = size
-			} else {
-				app.MaxMemoryRestart = size
-			}
-		case "log_keep":
-			n, ok := wholeNumber(v)
-			if !ok || n < 1 || n > 1000 {
-				return bad(k, "must be a whole number from 1 to 1000, got %s", describe(v))
-			}
-			app.LogKeep = int(n)
-		case "wait_ready":
-			b, ok := v.(bool)
-			if !ok {
-				return bad(k, "must be true or false, got %s", typeName(v))
-			}
-			app.WaitReady = b
-		case "health_check":
-			obj, ok := v.(map[string]any)
-			if !ok {
-				return bad(k, "must be an object like {\"url\": \"http://127.0.0.1:{port}/health\"}, got %s", typeName(v))
-			}
-			if app.HealthCheck, err = healthFromMap(obj); err != nil {
-				return bad(k, "%v", err)
-			}
-		}
+	err := fromMap(AppFields, &app, m, strconv.Quote, func(k string) error {
+		return &UnknownKeyError{Key: k, Suggestion: suggest(k, appKeys)}
+	})
+	if err != nil {
+		return App{}, at(label, err)
 	}
 	if app.Name == "" && app.Script != "" {
 		app.Name = DefaultName(app.Script)
 	}
 	if app.Script == "" {
-		return App{}, fmt.Errorf("%s: \"script\" is missing", label)
+		return App{}, &FieldError{Where: label, Key: "script", Err: errors.New(`"script" is missing`)}
 	}
 	if app.Cwd == "" {
 		app.Cwd = baseDir
@@ -523,13 +308,24 @@ func AppFromMap(m map[string]any, where, baseDir string) (App, error) {
 		}
 	}
 	if err := app.Validate(); err != nil {
-		if strings.HasPrefix(err.Error(), "Port range") {
-			return App{}, fmt.Errorf("%s: %w", label, err)
-		}
-		return App{}, fmt.Errorf("%s: %s", label, strings.TrimPrefix(err.Error(), fmt.Sprintf("app %q: ", app.Name)))
+		return App{}, at(label, err)
 	}
 	return app, nil
 }
+
+// at places a *FieldError at where: the reader knows the file, the app and the line, which
+// the error's own place (`app "web"`) does not say.
+func at(where string, err error) error {
+	var fe *FieldError
+	if !errors.As(err, &fe) {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	moved := *fe
+	moved.Where = where
+	return &moved
+}
+
+func sortStrings(xs []string) { sort.Strings(xs) }
 
 func contains(xs []string, x string) bool {
 	for _, v := range xs {

@@ -125,11 +125,14 @@ func quoteShort(s string) string {
 
 // checkSizes checks the bounds on instances, env and argv of a.
 func (a *App) checkSizes() error {
-	bad := func(format string, x ...any) error {
-		return fmt.Errorf("app %q: %s", a.Name, fmt.Sprintf(format, x...))
+	at := func(key string) func(format string, x ...any) error {
+		return func(format string, x ...any) error {
+			return &FieldError{Where: fmt.Sprintf("app %q", a.Name), Key: key, Err: fmt.Errorf(format, x...)}
+		}
 	}
+	bad := at("env")
 	if a.Instances > MaxInstances {
-		return bad("instances %d is too many (at most %d)", a.Instances, MaxInstances)
+		return at("instances")("instances %d is too many (at most %d)", a.Instances, MaxInstances)
 	}
 	if len(a.Env) > MaxEnv {
 		return bad("env has %d entries; the limit is %d", len(a.Env), MaxEnv)
@@ -153,6 +156,7 @@ func (a *App) checkSizes() error {
 		return nil // Validate and Argv report the script itself
 	}
 	words = append(words, a.Args...)
+	bad = at("args")
 	if len(words) > MaxArgs {
 		return bad("script and args have %d words; the limit is %d", len(words), MaxArgs)
 	}
