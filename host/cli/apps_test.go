@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -40,9 +39,7 @@ func TestAppsLifecycleThroughMain(t *testing.T) {
 				"│ ID │ Name", "│ nap ",
 			},
 			check: func(t *testing.T, r run) {
-				rows := waitAPI(t, c, "nap online twice", func(rows []api.Instance) bool {
-					return harness.AllOnline("nap", 2)(rows)
-				})
+				rows := harness.WaitRows(t, c, 15*time.Second, "nap online twice", harness.AllOnline("nap", 2))
 				pids = harness.PidsOf(rows, "nap")
 				for _, p := range pids {
 					// The daemon resolves the command in PATH: argv[0] is sleep's full path.
@@ -104,7 +101,7 @@ func TestAppsLifecycleThroughMain(t *testing.T) {
 			stdout: []string{"[pmdaemon] stopped nap (ids 0,1)\n", "│ 0  │ nap  │ ⚪ Stopped │ -   │ -    │"}, // ports released
 			check: func(t *testing.T, r run) {
 				harness.WaitDead(t, 10*time.Second, "the stopped instances to exit", pids...)
-				rows := waitAPI(t, c, "nap stopped", func(rows []api.Instance) bool {
+				rows := harness.WaitRows(t, c, 15*time.Second, "nap stopped", func(rows []api.Instance) bool {
 					rs := harness.Rows(rows, "nap")
 					return len(rs) == 2 && rs[0].Status == "stopped" && rs[1].Status == "stopped"
 				})
@@ -148,24 +145,5 @@ func TestAppsLifecycleThroughMain(t *testing.T) {
 		}) {
 			break // later steps build on this one
 		}
-	}
-}
-
-// waitAPI polls the daemon's list through the typed client until cond holds.
-func waitAPI(t *testing.T, c *api.Client, what string, cond func([]api.Instance) bool) []api.Instance {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		rows, err := c.List(context.Background())
-		if err != nil {
-			t.Fatalf("list through the API: %v", err)
-		}
-		if cond(rows) {
-			return rows
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; rows: %+v", what, rows)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -105,7 +105,7 @@ func TestCorruptStateFileVariants(t *testing.T) {
 			if got, _ := os.ReadFile(aside[0]); !bytes.Equal(got, content) {
 				t.Errorf("the aside file holds %d bytes %q, want the original %d bytes", len(got), trim(got), len(content))
 			}
-			if log := readLog(h); !strings.Contains(log, aside[0]) {
+			if log := h.DaemonLog(); !strings.Contains(log, aside[0]) {
 				t.Errorf("daemon.log does not name the aside file %s:\n%s", aside[0], log)
 			}
 			if ps := h.AppProcs(); len(ps) != 0 {

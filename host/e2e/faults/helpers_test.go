@@ -194,12 +194,6 @@ func settled(rows []api.Instance) bool {
 	return true
 }
 
-// readLog returns daemon.log ("" when there is none).
-func readLog(h *harness.Home) string {
-	b, _ := os.ReadFile(filepath.Join(h.Dir, "daemon.log"))
-	return string(b)
-}
-
 // stateMatches compares state.json with the rows: same ids, apps, indexes, statuses, pids and
 // ports, and every online instance is wanted (the next daemon brings it back).
 func stateMatches(h *harness.Home, rows []api.Instance) error {

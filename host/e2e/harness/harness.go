@@ -90,6 +90,9 @@ type Home struct {
 	T   testing.TB
 	Dir string
 	Env []string // extra environment for every command
+
+	apiOnce sync.Once
+	api     *api.Client
 }
 
 // NewHome makes a fresh home (short path: socket paths are limited to 108 bytes) and registers
@@ -116,8 +119,8 @@ func NewHomeAt(t testing.TB, dir string) *Home {
 			t.Errorf("pmdaemon kill at cleanup: %v\n%s", err, out)
 		}
 		// A -race daemon reports races only in its log; a race there fails the test.
-		if b, err := os.ReadFile(filepath.Join(dir, "daemon.log")); err == nil && bytes.Contains(b, []byte("DATA RACE")) {
-			t.Errorf("the daemon reported a data race:\n%s", b)
+		if log := h.DaemonLog(); strings.Contains(log, "DATA RACE") {
+			t.Errorf("the daemon reported a data race:\n%s", log)
 		}
 		// Anything still carrying this home in its environment is an orphan: report and kill it.
 		if left := h.Processes(); len(left) > 0 {

@@ -21,7 +21,7 @@ func TestStartInstances(t *testing.T) {
 	if !strings.Contains(out, "started sleep") {
 		t.Errorf("start output does not report the app: %s", out)
 	}
-	rows := h.WaitList(10*time.Second, "3 instances of sleep online", harness.AllOnline("sleep", 3))
+	rows := h.WaitOnline("sleep", 3)
 	if len(rows) != 3 {
 		t.Fatalf("list has %d rows, want 3", len(rows))
 	}
@@ -78,7 +78,7 @@ func TestEnvInjection(t *testing.T) {
 	base := harness.FreePorts(t, 2)
 	spec := strconv.Itoa(base) + "-" + strconv.Itoa(base+1)
 	h.OK("start", harness.Echo, "--name", "envapp", "--instances", "2", "--port", spec, "--env", "FOO=bar")
-	rows := h.WaitList(10*time.Second, "envapp online", harness.AllOnline("envapp", 2))
+	rows := h.WaitOnline("envapp", 2)
 	for _, r := range rows {
 		want := map[string]string{
 			"PM2_INSTANCE_ID":   strconv.Itoa(r.Instance),
@@ -137,7 +137,7 @@ func TestStartScriptByExtension(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.OK("start", "./worker.sh", "--cwd", dir)
-	rows := h.WaitList(10*time.Second, "worker online", harness.AllOnline("worker", 1))
+	rows := h.WaitOnline("worker", 1)
 	if len(rows) != 1 || rows[0].Name != "worker" {
 		t.Fatalf("want one app named worker, got %+v", rows)
 	}
@@ -162,7 +162,7 @@ func TestStartDuplicateName(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	h.OK("start", "sleep 1000", "--name", "dup")
-	rows := h.WaitList(10*time.Second, "dup online", harness.AllOnline("dup", 1))
+	rows := h.WaitOnline("dup", 1)
 	r := h.Run("start", "sleep 2000", "--name", "dup")
 	if r.Code == 0 {
 		t.Fatalf("second start of dup succeeded: %s", r.Stdout)
