@@ -199,18 +199,3 @@ func waitRows(t *testing.T, h *harness.Home, timeout time.Duration, what string,
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
-// holdsFor polls the running daemon's list for d and fails the test the first time ok returns
-// a complaint.
-func holdsFor(t *testing.T, h *harness.Home, d time.Duration, ok func([]api.Instance) string) {
-	t.Helper()
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		rows := apiList(t, h)
-		if msg := ok(rows); msg != "" {
-			t.Errorf("%s; list:\n%s", msg, rowsText(rows))
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}

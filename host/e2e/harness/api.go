@@ -98,3 +98,26 @@ func (h *Home) HTTP(timeout time.Duration) *http.Client {
 		},
 	}}
 }
+
+// HoldsFor polls c's list for d and fails t (without stopping it) the first time bad returns a
+// complaint, or the daemon does not answer; it reports whether the state held. It checks that
+// a state lasts (a crash loop that stays errored, an app that is not restarted), which one
+// look cannot.
+func HoldsFor(t testing.TB, c *api.Client, d time.Duration, what string, bad func([]api.Instance) string) bool {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), APITimeout)
+		rows, err := c.List(ctx)
+		cancel()
+		if err != nil {
+			t.Errorf("%s: the daemon does not answer: %v", what, err)
+			return false
+		}
+		if msg := bad(rows); msg != "" {
+			b, _ := json.MarshalIndent(rows, "", " ")
+			t.Errorf("%s: %s; list:\n%s", what, msg, b)
+			return false
+		}
+	}
+	return true
+}

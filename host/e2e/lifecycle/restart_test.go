@@ -65,7 +65,7 @@ func TestCrashLoopErrored(t *testing.T) {
 	if r.Reason == "" {
 		t.Errorf("errored instance has no reason")
 	}
-	stable(t, h, 2*time.Second, "crash stays errored", func(rows []api.Instance) string {
+	harness.HoldsFor(t, h.API(), 2*time.Second, "crash stays errored", func(rows []api.Instance) string {
 		rs := harness.Rows(rows, "crash")
 		if len(rs) != 1 || rs[0].Status != "errored" || rs[0].Restarts != 3 || rs[0].Pid != 0 {
 			return fmt.Sprintf("%+v", rs)
@@ -90,7 +90,7 @@ func TestNoAutorestart(t *testing.T) {
 	if r.Restarts != 0 || r.Pid != 0 {
 		t.Errorf("once: %+v, want restarts 0 and no pid", r)
 	}
-	stable(t, h, 2*time.Second, "once is not restarted", func(rows []api.Instance) string {
+	harness.HoldsFor(t, h.API(), 2*time.Second, "once is not restarted", func(rows []api.Instance) string {
 		rs := harness.Rows(rows, "once")
 		if len(rs) != 1 || rs[0].Status != "stopped" || rs[0].Restarts != 0 || rs[0].Pid != 0 {
 			return fmt.Sprintf("%+v", rs)

@@ -1,7 +1,6 @@
 package lifecycle
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,10 +42,10 @@ func TestStartInstances(t *testing.T) {
 			t.Errorf("instance %d: pid %d is not alive", r.Instance, r.Pid)
 		}
 		// Supervised by the daemon, in its own process group: not tied to the CLI.
-		if p := ppid(r.Pid); p != d {
+		if p := harness.Ppid(r.Pid); p != d {
 			t.Errorf("instance %d: parent is %d, want the daemon %d", r.Instance, p, d)
 		}
-		if g := pgid(r.Pid); g != r.Pid {
+		if g := harness.Pgid(r.Pid); g != r.Pid {
 			t.Errorf("instance %d: process group %d, want its own (%d)", r.Instance, g, r.Pid)
 		}
 		if r.Port != nil {
@@ -91,29 +90,11 @@ func TestEnvInjection(t *testing.T) {
 		if r.Port == nil || *r.Port != base+r.Instance {
 			t.Errorf("instance %d: port %v in list, want %d", r.Instance, r.Port, base+r.Instance)
 		}
-		url := "http://127.0.0.1:" + strconv.Itoa(base+r.Instance)
-		harness.Eventually(t, 10*time.Second, "instance "+strconv.Itoa(r.Instance)+" answering", func() bool {
-			_, err := harness.Get(url + "/")
-			return err == nil
-		})
-		body, err := harness.Get(url + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var who struct {
-			App      string `json:"app"`
-			Instance string `json:"instance"`
-			Port     string `json:"port"`
-			Pid      int    `json:"pid"`
-		}
-		if err := json.Unmarshal([]byte(body), &who); err != nil {
-			t.Fatalf("GET /: %v: %s", err, body)
-		}
-		if who.Pid != r.Pid || who.App != "envapp" || who.Instance != strconv.Itoa(r.Instance) {
+		if who := harness.WaitWho(t, base+r.Instance, "envapp", r.Instance); who.Pid != r.Pid {
 			t.Errorf("instance %d answered %+v; list says pid %d", r.Instance, who, r.Pid)
 		}
 		for name, v := range want {
-			got, err := harness.Get(url + "/env?name=" + name)
+			got, err := harness.EchoEnv(base+r.Instance, name)
 			if err != nil {
 				t.Errorf("instance %d: GET /env?name=%s: %v", r.Instance, name, err)
 				continue

@@ -1,6 +1,7 @@
 package portse2e
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -38,11 +39,11 @@ func TestInvalidSpecs(t *testing.T) {
 	// A single port with more than one instance: suggest a range or auto:.
 	t.Run("single-port-2-instances", func(t *testing.T) {
 		p := harness.FreePorts(t, 2)
-		r := h.Run("start", harness.Echo, "--name", "bad", "--instances", "2", "--port", itoa(p))
+		r := h.Run("start", harness.Echo, "--name", "bad", "--instances", "2", "--port", strconv.Itoa(p))
 		if r.Code == 0 {
 			t.Fatalf("start --instances 2 --port %d succeeded:\n%s", p, r.Stdout)
 		}
-		harness.ErrLike(t, r.Stderr, itoa(p), "2 instances", rng(p, p+1), "auto:")
+		harness.ErrLike(t, r.Stderr, strconv.Itoa(p), "2 instances", harness.PortRange(p, p+1), "auto:")
 	})
 	noApp(t, h, "bad")
 	if ps := h.AppProcs(); len(ps) != 0 {
