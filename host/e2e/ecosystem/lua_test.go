@@ -39,7 +39,7 @@ func examplesTree(t *testing.T, file string) string {
 // app answers on the port it was assigned, with its PORT and instance index; a second run
 // duplicates nothing. (They use the examples' own fixed ports 8080, 8001-8002 and
 // auto:8010-8020, so the cases run one after the other.)
-func TestExampleEcosystems(t *testing.T) {
+func TestEcosystemExamplesRunOnTheirPorts(t *testing.T) {
 	for _, file := range []string{"ecosystem.lua", "ecosystem.json"} {
 		t.Run(file, func(t *testing.T) { testExample(t, file) })
 	}

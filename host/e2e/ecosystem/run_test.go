@@ -25,7 +25,7 @@ func threeWant(b int) []wantApp {
 }
 
 // --dry-run prints the plan and starts nothing; the ports stay free for a real run.
-func TestEcosystemDryRun(t *testing.T) {
+func TestEcosystemDryRunStartsNothing(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	b := harness.FreePorts(t, 7)
@@ -77,7 +77,7 @@ func TestEcosystemDryRun(t *testing.T) {
 }
 
 // --only NAME starts just that app; an unknown name is an error listing the file's apps.
-func TestEcosystemOnly(t *testing.T) {
+func TestEcosystemOnlyStartsTheNamedApp(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	b := harness.FreePorts(t, 7)

@@ -13,7 +13,7 @@ import (
 
 // An instance whose process tree grows past --max-memory is restarted on a metrics tick, the
 // restart is counted, and the reason is shown by info.
-func TestMaxMemoryRestart(t *testing.T) {
+func TestMaxMemoryRestartsTheInstance(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	// bash holds a 40 MB string; the limit is 20 MB.

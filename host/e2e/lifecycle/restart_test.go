@@ -47,7 +47,7 @@ func TestKilledInstanceRestarts(t *testing.T) {
 }
 
 // An app that dies at once is restarted max_restarts times, then errored for good.
-func TestCrashLoopErrored(t *testing.T) {
+func TestRestartCrashLoopEndsErrored(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	h.OK("start", "bash -c 'exit 1'", "--name", "crash", "--max-restarts", "3", "--min-uptime", "1s")
@@ -78,7 +78,7 @@ func TestCrashLoopErrored(t *testing.T) {
 }
 
 // With --no-autorestart an app that exits 0 is stopped and stays stopped.
-func TestNoAutorestart(t *testing.T) {
+func TestRestartNotDoneWithNoAutorestart(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	h.OK("start", "bash -c 'exit 0'", "--name", "once", "--no-autorestart")

@@ -13,7 +13,7 @@ import (
 
 // A command line with --instances 3 runs three processes, each its own row, detached from the
 // CLI that started them.
-func TestStartInstances(t *testing.T) {
+func TestStartInstancesDetachFromTheCLI(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	out := h.OK("start", "sleep 1000", "--instances", "3")
@@ -71,7 +71,7 @@ func TestStartInstances(t *testing.T) {
 
 // Every instance gets PORT, PM2_INSTANCE_ID, NODE_APP_INSTANCE, PMDAEMON_APP_NAME,
 // PMDAEMON_HOME and the app's --env values.
-func TestEnvInjection(t *testing.T) {
+func TestStartInjectsInstanceEnv(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	base := harness.FreePorts(t, 2)

@@ -57,7 +57,7 @@ func TestRegistryConflictSingleBlocksRange(t *testing.T) {
 
 // Acceptance 5: ports bound by other programs, on IPv4 or IPv6, are refused with the seed's
 // message; auto skips them.
-func TestOSConflict(t *testing.T) {
+func TestConflictWithOtherProgramsRefused(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	b := harness.FreePorts(t, 5)
@@ -92,7 +92,7 @@ func TestOSConflict(t *testing.T) {
 
 // Acceptance 6: a range start whose last port is bound by another program starts no instance
 // and reserves nothing.
-func TestAllOrNothingStart(t *testing.T) {
+func TestConflictStartsAllOrNothing(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	b := harness.FreePorts(t, 4)

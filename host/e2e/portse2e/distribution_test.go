@@ -11,7 +11,7 @@ import (
 
 // Acceptance 2: --instances 4 --port A-(A+3) gives instance i port A+i, with PORT,
 // PM2_INSTANCE_ID and NODE_APP_INSTANCE set per instance.
-func TestRangeDistribution(t *testing.T) {
+func TestRangeGivesEachInstanceItsPort(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	a := harness.FreePorts(t, 4)

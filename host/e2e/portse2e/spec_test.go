@@ -10,7 +10,7 @@ import (
 
 // Acceptance 1: a bad --port spec is refused before anything runs, with an error that quotes
 // the spec and says what is wrong.
-func TestInvalidSpecs(t *testing.T) {
+func TestSpecInvalidRefusedBeforeStart(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	for _, c := range []struct {

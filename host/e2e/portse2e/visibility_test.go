@@ -30,7 +30,7 @@ func tableRows(out string) [][]string {
 
 // Acceptance 9: list shows a Port column, list --json a port (null without one), info the
 // configured spec, the live assignment per instance and the override flag.
-func TestPortVisibility(t *testing.T) {
+func TestVisibilityOfPortsInListAndInfo(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	a := harness.FreePorts(t, 4)
