@@ -30,9 +30,10 @@ func realState(t *testing.T, h *harness.Home) []byte {
 
 // A state file that cannot be read back, in the ways lifecycle's
 // TestCorruptStateFileMovedAside does not try: a real file cut anywhere, padded with the zeros
-// a crash can leave, from a newer pmdaemon, valid JSON of the wrong shape, or breaking the file's own rules. Each is moved
-// aside byte for byte, the CLI's warning and the daemon log name the aside file, and the
-// daemon starts with no apps, works, and writes a good state file that the next daemon reads.
+// a crash can leave, from a newer pmdaemon, valid JSON of the wrong shape, or breaking the
+// file's own rules. Each is moved aside byte for byte, the CLI's warning and the daemon log
+// name the aside file, and the daemon starts with no apps, works, and writes a good state file
+// that the next daemon reads.
 func TestCorruptStateFileVariants(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
