@@ -38,7 +38,7 @@ func TestEcosystemCLIErrors(t *testing.T) {
 		{"bad-port-auto.json", app(`, "port": "auto:5000"`), []string{"apps[1] (bad)", "port", `"auto:5000"`}},
 		{"bad-port-reversed.json", app(`, "port": "3003-3000"`), []string{"apps[1] (bad)", "port", `"3003-3000"`}},
 		{"bad-port-abc.json", app(`, "port": "abc"`), []string{"apps[1] (bad)", "port", `"abc"`}},
-		{"range-too-small.json", app(fmt.Sprintf(`, "instances": 4, "port": "%s"`, rng(b+1, b+2))), []string{fmt.Sprintf("apps[1] (bad): Port range %s has only 2 ports but 4 instances requested", rng(b+1, b+2))}},
+		{"range-too-small.json", app(fmt.Sprintf(`, "instances": 4, "port": "%s"`, harness.PortRange(b+1, b+2))), []string{fmt.Sprintf("apps[1] (bad): Port range %s has only 2 ports but 4 instances requested", harness.PortRange(b+1, b+2))}},
 		{"bad-duration.json", app(`, "min_uptime": "soon"`), []string{"apps[1] (bad)", `"min_uptime"`, `"soon"`}},
 		{"bad-duration-negative.json", app(`, "kill_timeout": -1`), []string{"apps[1] (bad)", `"kill_timeout"`}},
 		{"bad-memory.json", app(`, "max_memory_restart": "12Q"`), []string{"apps[1] (bad)", `"max_memory_restart"`, `"12Q"`}},

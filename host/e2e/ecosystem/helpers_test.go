@@ -2,11 +2,9 @@ package ecosystem
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,10 +12,6 @@ import (
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
 )
-
-func itoa(n int) string    { return strconv.Itoa(n) }
-func rng(a, b int) string  { return fmt.Sprintf("%d-%d", a, b) }
-func auto(a, b int) string { return fmt.Sprintf("auto:%d-%d", a, b) }
 
 // js renders v as JSON (for substituting paths and values into ecosystem files).
 func js(v any) string {
@@ -107,6 +101,3 @@ func parsePlan(t *testing.T, out string) map[string]planRow {
 
 // defaultWait bounds waiting for apps to come online.
 const defaultWait = 30 * time.Second
-
-// who is the echo app's answer to GET /.
-type who = harness.Who

@@ -1,10 +1,8 @@
 package ecosystem
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +39,7 @@ func examplesTree(t *testing.T, file string) string {
 // app answers on the port it was assigned, with its PORT and instance index; a second run
 // duplicates nothing. (They use the examples' own fixed ports 8080, 8001-8002 and
 // auto:8010-8020, so the cases run one after the other.)
-func TestExampleEcosystems(t *testing.T) {
+func TestEcosystemExamplesRunOnTheirPorts(t *testing.T) {
 	for _, file := range []string{"ecosystem.lua", "ecosystem.json"} {
 		t.Run(file, func(t *testing.T) { testExample(t, file) })
 	}
@@ -69,17 +67,8 @@ func testExample(t *testing.T, file string) {
 		if r.Name == "order-service" && (*r.Port < 8010 || *r.Port > 8020) {
 			t.Errorf("order-service[%d] on port %d, outside auto:8010-8020", r.Instance, *r.Port)
 		}
-		url := "http://127.0.0.1:" + strconv.Itoa(*r.Port) + "/"
-		var who struct {
-			App, Instance, Port string
-			Pid                 int
-		}
-		harness.Eventually(t, 10*time.Second, url+" answers", func() bool {
-			body, err := harness.Get(url)
-			return err == nil && json.Unmarshal([]byte(body), &who) == nil
-		})
-		if who.App != r.Name || who.Instance != strconv.Itoa(r.Instance) || who.Port != strconv.Itoa(*r.Port) || who.Pid != r.Pid {
-			t.Errorf("%s answered %+v, want app %s instance %d port %d pid %d", url, who, r.Name, r.Instance, *r.Port, r.Pid)
+		if w := harness.WaitWho(t, *r.Port, r.Name, r.Instance); w.Pid != r.Pid {
+			t.Errorf("port %d answered by pid %d, list says %s[%d] is pid %d", *r.Port, w.Pid, r.Name, r.Instance, r.Pid)
 		}
 	}
 	again := h.OK("run", script)

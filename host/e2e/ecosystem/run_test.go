@@ -3,6 +3,7 @@ package ecosystem
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -16,7 +17,7 @@ func threeApps(echo string, b int) string {
   {"name": "gateway", "script": %[1]s, "args": ["gateway.js"], "port": %[2]d},
   {"name": "users", "script": %[1]s, "args": ["--flag", "two words"], "instances": 2, "port": "%[3]s"},
   {"name": "orders", "script": %[1]s, "instances": 3, "port": "%[4]s"}
-]}`, js(echo), b, rng(b+1, b+2), auto(b+3, b+6))
+]}`, js(echo), b, harness.PortRange(b+1, b+2), harness.AutoRange(b+3, b+6))
 }
 
 func threeWant(b int) []wantApp {
@@ -24,7 +25,7 @@ func threeWant(b int) []wantApp {
 }
 
 // --dry-run prints the plan and starts nothing; the ports stay free for a real run.
-func TestEcosystemDryRun(t *testing.T) {
+func TestEcosystemDryRunStartsNothing(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	b := harness.FreePorts(t, 7)
@@ -37,9 +38,9 @@ func TestEcosystemDryRun(t *testing.T) {
 	}
 	plan := parsePlan(t, out)
 	want := map[string]planRow{
-		"gateway": {"gateway", harness.Echo + " gateway.js", "1", itoa(b), dir},
-		"users":   {"users", harness.Echo + ` --flag "two words"`, "2", rng(b+1, b+2), dir},
-		"orders":  {"orders", harness.Echo, "3", auto(b+3, b+6), dir},
+		"gateway": {"gateway", harness.Echo + " gateway.js", "1", strconv.Itoa(b), dir},
+		"users":   {"users", harness.Echo + ` --flag "two words"`, "2", harness.PortRange(b+1, b+2), dir},
+		"orders":  {"orders", harness.Echo, "3", harness.AutoRange(b+3, b+6), dir},
 	}
 	if len(plan) != len(want) {
 		t.Errorf("plan has %d rows, want %d:\n%s", len(plan), len(want), out)
@@ -76,7 +77,7 @@ func TestEcosystemDryRun(t *testing.T) {
 }
 
 // --only NAME starts just that app; an unknown name is an error listing the file's apps.
-func TestEcosystemOnly(t *testing.T) {
+func TestEcosystemOnlyStartsTheNamedApp(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	b := harness.FreePorts(t, 7)
@@ -120,7 +121,7 @@ func TestEcosystemRunTwiceAndUpdate(t *testing.T) {
 		return fmt.Sprintf(`{"apps": [
   {"name": "web", "script": %[1]s, "instances": %[2]d, "port": "%[3]s", "env": {"VERSION": %[2]d}},
   {"name": "solo", "script": %[1]s, "port": %[4]d}
-]}`, js(harness.Echo), instances, rng(b, b+2), b+3)
+]}`, js(harness.Echo), instances, harness.PortRange(b, b+2), b+3)
 	}
 	path := writeFile(t, dir, "ecosystem.json", doc(2))
 	h.OK("run", path)
@@ -170,7 +171,7 @@ func TestEcosystemRunTwiceAndUpdate(t *testing.T) {
 		t.Errorf("info web config.env.VERSION = %q after --update, want \"3\"", got)
 	}
 	for i := 0; i < 3; i++ {
-		v, err := harness.Get(fmt.Sprintf("http://127.0.0.1:%d/env?name=VERSION", b+i))
+		v, err := harness.EchoEnv(b+i, "VERSION")
 		if err != nil || v != "3" {
 			t.Errorf("web instance %d: VERSION=%q (%v), want \"3\"", i, v, err)
 		}
@@ -183,7 +184,7 @@ func TestEcosystemPartialFailure(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	b := harness.FreePorts(t, 3)
-	h.OK("start", harness.Echo, "--name", "holder", "--port", itoa(b+1))
+	h.OK("start", harness.Echo, "--name", "holder", "--port", strconv.Itoa(b+1))
 	h.WaitList(defaultWait, "holder online", harness.AllOnline("holder", 1))
 	path := writeFile(t, t.TempDir(), "ecosystem.json", fmt.Sprintf(`{"apps": [
   {"name": "first", "script": %[1]s, "port": %[2]d},

@@ -41,7 +41,7 @@ var specSnippets = []specSnippet{
   "args": ["server.js"],
   "instances": 4,
   "port": "%s"
-}`, js(echo), rng(b, b+3))
+}`, js(echo), harness.PortRange(b, b+3))
 		},
 		want: func(b int) []wantApp { return []wantApp{{"web-cluster", harness.Seq(b, 4)}} },
 	},
@@ -55,7 +55,7 @@ var specSnippets = []specSnippet{
   "args": ["worker.js"],
   "instances": 3,
   "port": "%s"
-}`, js(echo), auto(b, b+100))
+}`, js(echo), harness.AutoRange(b, b+100))
 		},
 		want: func(b int) []wantApp { return []wantApp{{"workers", harness.Seq(b, 3)}} },
 	},
@@ -87,7 +87,7 @@ var specSnippets = []specSnippet{
       "port": "%[4]s"
     }
   ]
-}`, js(echo), b, rng(b+1, b+2), auto(b+3, b+13))
+}`, js(echo), b, harness.PortRange(b+1, b+2), harness.AutoRange(b+3, b+13))
 		},
 		want: func(b int) []wantApp {
 			return []wantApp{{"api-gateway", []int{b}}, {"user-service", harness.Seq(b+1, 2)}, {"order-service", harness.Seq(b+3, 3)}}
@@ -116,7 +116,7 @@ var specSnippets = []specSnippet{
   "args": ["dist/server.js"],
   "instances": 4,
   "port": "%s"
-}`, js(echo), auto(b, b+100))
+}`, js(echo), harness.AutoRange(b, b+100))
 		},
 		want: func(b int) []wantApp { return []wantApp{{"prod-api", harness.Seq(b, 4)}} },
 	},

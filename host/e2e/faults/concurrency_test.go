@@ -115,7 +115,7 @@ func TestConcurrentMixedCLICalls(t *testing.T) {
 	}
 
 	if d := oneDaemon(t, h); d != daemon {
-		t.Fatalf("the daemon changed from %d to %d during the storm:\n%s", daemon, d, readLog(h))
+		t.Fatalf("the daemon changed from %d to %d during the storm:\n%s", daemon, d, h.DaemonLog())
 	}
 	rows := h.WaitList(20*time.Second, "every instance settled", settled)
 	checkConsistent(t, h, rows)

@@ -28,11 +28,12 @@ func realState(t *testing.T, h *harness.Home) []byte {
 	return b
 }
 
-// A state file that cannot be read back, in the ways lifecycle's TestCorruptStateFile does
-// not try: a real file cut anywhere, padded with the zeros a crash can leave, from a newer
-// pmdaemon, valid JSON of the wrong shape, or breaking the file's own rules. Each is moved
-// aside byte for byte, the CLI's warning and the daemon log name the aside file, and the
-// daemon starts with no apps, works, and writes a good state file that the next daemon reads.
+// A state file that cannot be read back, in the ways lifecycle's
+// TestCorruptStateFileMovedAside does not try: a real file cut anywhere, padded with the zeros
+// a crash can leave, from a newer pmdaemon, valid JSON of the wrong shape, or breaking the
+// file's own rules. Each is moved aside byte for byte, the CLI's warning and the daemon log
+// name the aside file, and the daemon starts with no apps, works, and writes a good state file
+// that the next daemon reads.
 func TestCorruptStateFileVariants(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -105,7 +106,7 @@ func TestCorruptStateFileVariants(t *testing.T) {
 			if got, _ := os.ReadFile(aside[0]); !bytes.Equal(got, content) {
 				t.Errorf("the aside file holds %d bytes %q, want the original %d bytes", len(got), trim(got), len(content))
 			}
-			if log := readLog(h); !strings.Contains(log, aside[0]) {
+			if log := h.DaemonLog(); !strings.Contains(log, aside[0]) {
 				t.Errorf("daemon.log does not name the aside file %s:\n%s", aside[0], log)
 			}
 			if ps := h.AppProcs(); len(ps) != 0 {

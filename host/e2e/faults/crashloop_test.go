@@ -31,8 +31,8 @@ func crashLoop(t *testing.T, delay time.Duration) {
 	h := harness.NewHome(t)
 	h.OK("ping")
 	d := oneDaemon(t, h)
-	hz := clockTicks(t)
-	ticks0, t0 := cpuTicks(t, d), time.Now()
+	hz := harness.ClockTicks(t)
+	ticks0, t0 := harness.CPUTicks(t, d), time.Now()
 	for _, n := range names {
 		h.OK("start", `sh -c "exit 1"`, "--name", n, "--max-restarts", fmt.Sprint(maxRestarts), "--min-uptime", "1s",
 			"--restart-delay", delay.String())
@@ -58,7 +58,7 @@ func crashLoop(t *testing.T, delay time.Duration) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	loop := time.Since(t0)
-	ticks1 := cpuTicks(t, d)
+	ticks1 := harness.CPUTicks(t, d)
 	loopPct := 100 * float64(ticks1-ticks0) / float64(hz) / loop.Seconds()
 	t.Logf("crash loop: 3 apps x %d restarts in %s; daemon CPU %d ticks (CLK_TCK %d) = %.1f%% of one core",
 		maxRestarts, loop.Round(time.Millisecond), ticks1-ticks0, hz, loopPct)
@@ -73,7 +73,7 @@ func crashLoop(t *testing.T, delay time.Duration) {
 	// Once errored, the daemon is idle: measure a quiet window.
 	quiet := 2 * time.Second
 	time.Sleep(quiet) // the measured window itself, not synchronisation
-	ticks2 := cpuTicks(t, d)
+	ticks2 := harness.CPUTicks(t, d)
 	idlePct := 100 * float64(ticks2-ticks1) / float64(hz) / quiet.Seconds()
 	t.Logf("after the crash loop: daemon CPU %d ticks in %s = %.1f%% of one core", ticks2-ticks1, quiet, idlePct)
 	// A spinning daemon would show ~100%; the 2 s metrics pass over the whole process table is

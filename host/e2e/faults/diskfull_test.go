@@ -142,13 +142,12 @@ func TestDiskFullOnStateWrite(t *testing.T) {
 		}
 	}
 	// The chatty app loses its output, nothing else: same process, no restart, for a while.
-	deadline := time.Now().Add(1500 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		c := harness.Rows(h.List(), "chatty")
-		if len(c) != 1 || c[0].Pid != chatty.Pid || c[0].Status != "online" || c[0].Restarts != 0 {
-			t.Fatalf("chatty was harmed by the full disk: %+v (was pid %d)", c, chatty.Pid)
+	harness.HoldsFor(t, h.API(), 1500*time.Millisecond, "chatty unharmed by the full disk", func(rows []api.Instance) string {
+		if c := harness.Rows(rows, "chatty"); len(c) != 1 || c[0].Pid != chatty.Pid || c[0].Status != "online" || c[0].Restarts != 0 {
+			return fmt.Sprintf("chatty is %+v (was pid %d)", c, chatty.Pid)
 		}
-	}
+		return ""
+	})
 	// The last good state file is intact, and no temp file is left to eat space.
 	now, err := os.ReadFile(statePath)
 	if err != nil || !bytes.Equal(now, saved) {

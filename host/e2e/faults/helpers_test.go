@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -105,60 +103,6 @@ func port(r api.Instance) int {
 	return *r.Port
 }
 
-// readPids waits until path holds n complete lines of pids (written by an app) and returns them.
-func readPids(t *testing.T, path string, n int) []int {
-	t.Helper()
-	var pids []int
-	harness.Eventually(t, 10*time.Second, fmt.Sprintf("%d pids in %s", n, path), func() bool {
-		b, err := os.ReadFile(path)
-		if err != nil || !bytes.HasSuffix(b, []byte("\n")) {
-			return false
-		}
-		pids = pids[:0]
-		for _, l := range strings.Fields(string(b)) {
-			p, err := strconv.Atoi(l)
-			if err != nil {
-				return false
-			}
-			pids = append(pids, p)
-		}
-		return len(pids) >= n
-	})
-	return pids[:n]
-}
-
-// cpuTicks is the user+system CPU time of pid itself (children excluded), in clock ticks.
-func cpuTicks(t *testing.T, pid int) uint64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		t.Fatalf("reading the stat of %d: %v", pid, err)
-	}
-	i := bytes.LastIndexByte(b, ')')
-	f := bytes.Fields(b[i+1:])
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	u, err1 := strconv.ParseUint(string(f[11]), 10, 64)
-	s, err2 := strconv.ParseUint(string(f[12]), 10, 64)
-	if err1 != nil || err2 != nil {
-		t.Fatalf("malformed /proc/%d/stat: %q", pid, b)
-	}
-	return u + s
-}
-
-// clockTicks is `getconf CLK_TCK`.
-func clockTicks(t *testing.T) int {
-	t.Helper()
-	out, err := exec.Command("getconf", "CLK_TCK").Output()
-	if err != nil {
-		t.Fatalf("getconf CLK_TCK: %v", err)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
-	if err != nil || n <= 0 {
-		t.Fatalf("getconf CLK_TCK: %q", out)
-	}
-	return n
-}
-
 // stranger starts `sleep 1000` in its own process group, outside any pmdaemon home, and kills
 // it at cleanup. It stands for an unrelated process that got a pid pmdaemon once knew.
 func stranger(t *testing.T) (pid int, start uint64) {
@@ -192,12 +136,6 @@ func settled(rows []api.Instance) bool {
 		}
 	}
 	return true
-}
-
-// readLog returns daemon.log ("" when there is none).
-func readLog(h *harness.Home) string {
-	b, _ := os.ReadFile(filepath.Join(h.Dir, "daemon.log"))
-	return string(b)
 }
 
 // stateMatches compares state.json with the rows: same ids, apps, indexes, statuses, pids and

@@ -105,11 +105,11 @@ func TestPIEBuildDaemonRuns(t *testing.T) {
 	run("start", "sleep 1000", "--name", "s")
 	pid := h.DaemonPid()
 	harness.Eventually(t, 20*time.Second, "the daemon to give back its code pages", func() bool {
-		return strings.Contains(readLog(h), "code pages given back")
+		return strings.Contains(h.DaemonLog(), "code pages given back")
 	})
 	run("list")
 	if got := h.DaemonPid(); got != pid || !harness.Alive(pid) {
-		t.Fatalf("the PIE daemon died (pid %d, now %d); log:\n%s", pid, got, readLog(h))
+		t.Fatalf("the PIE daemon died (pid %d, now %d); log:\n%s", pid, got, h.DaemonLog())
 	}
 	run("kill")
 }

@@ -504,14 +504,12 @@ func appShape(rows []api.Instance, name string, n, base int, exact bool) []strin
 	return out
 }
 
-func rangeSpec(base, n int) string { return fmt.Sprintf("%d-%d", base, base+n-1) }
-
 // kaStart40: `start -i 40` on a fixed range. Precondition: no app.
 func kaStart40(t *testing.T, h *harness.Home) kaOps {
 	base := harness.FreePorts(t, 40)
 	return kaOps{
 		act: func() harness.Result {
-			return h.Exec("start", plainEcho, "--name", "big", "-i", "40", "--port", rangeSpec(base, 40))
+			return h.Exec("start", plainEcho, "--name", "big", "-i", "40", "--port", harness.PortRange(base, base+39))
 		},
 		check:   func(rows []api.Instance) []string { return appShape(rows, "big", 40, base, false) },
 		restore: func([]api.Instance) { kaDeleteAll(t, h) },
@@ -523,7 +521,7 @@ func kaRestartAll50(t *testing.T, h *harness.Home) kaOps {
 	bases := make([]int, 5)
 	for i := range bases {
 		bases[i] = harness.FreePorts(t, 10)
-		h.OK("start", plainEcho, "--name", fmt.Sprintf("r%d", i), "-i", "10", "--port", rangeSpec(bases[i], 10))
+		h.OK("start", plainEcho, "--name", fmt.Sprintf("r%d", i), "-i", "10", "--port", harness.PortRange(bases[i], bases[i]+9))
 	}
 	allOnline := func(rows []api.Instance) bool {
 		for i := range bases {
@@ -557,13 +555,15 @@ func kaRestartAll50(t *testing.T, h *harness.Home) kaOps {
 // Precondition: all n online on one of the ranges.
 func kaReload(t *testing.T, h *harness.Home, name string, n int, bases [2]int, minUptime string) kaOps {
 	start := func() {
-		h.OK("start", plainEcho, "--name", name, "-i", strconv.Itoa(n), "--port", rangeSpec(bases[0], n), "--min-uptime", minUptime)
+		h.OK("start", plainEcho, "--name", name, "-i", strconv.Itoa(n), "--port", harness.PortRange(bases[0], bases[0]+n-1), "--min-uptime", minUptime)
 		apiWait(t, h, 20*time.Second, name+" online", harness.AllOnline(name, n))
 	}
 	start()
 	cur := 0 // the range the app is on
 	return kaOps{
-		act: func() harness.Result { return h.Exec("reload", name, "--port", rangeSpec(bases[1-cur], n)) },
+		act: func() harness.Result {
+			return h.Exec("reload", name, "--port", harness.PortRange(bases[1-cur], bases[1-cur]+n-1))
+		},
 		check: func(rows []api.Instance) []string {
 			at, out := reloadShape(h, rows, name, n, bases[:])
 			if at >= 0 {
@@ -595,7 +595,7 @@ func reloadShape(h *harness.Home, rows []api.Instance, name string, n int, bases
 	}
 	if at < 0 {
 		return -1, append(out, fmt.Sprintf("%s is on ports %v: neither all on %s nor all on %s (a reload left half done)",
-			name, got, rangeSpec(bases[0], n), rangeSpec(bases[1], n)))
+			name, got, harness.PortRange(bases[0], bases[0]+n-1), harness.PortRange(bases[1], bases[1]+n-1)))
 	}
 	info := h.Info(name)
 	live, err := ports.ParseSpec(info.LivePortSpec)
@@ -664,7 +664,7 @@ func kaRun(t *testing.T, h *harness.Home) kaOps {
 // next CLI call (`ping`), whose daemon is killed while it brings them back.
 func kaStartUp(t *testing.T, h *harness.Home) kaOps {
 	base := harness.FreePorts(t, 20)
-	h.OK("start", plainEcho, "--name", "boot", "-i", "20", "--port", rangeSpec(base, 20))
+	h.OK("start", plainEcho, "--name", "boot", "-i", "20", "--port", harness.PortRange(base, base+19))
 	apiWait(t, h, 20*time.Second, "boot online", harness.AllOnline("boot", 20))
 	return kaOps{
 		prepare: func() {

@@ -78,8 +78,8 @@ func TestKillStoppedDaemon(t *testing.T) {
 	r := h.Run("kill")
 	t.Logf("kill took %s:\n%s", time.Since(begin).Round(time.Millisecond), r.Stdout)
 	checkKilled(t, h, r, daemon, apps)
-	if !strings.Contains(readLog(h), "got terminated, stopping apps") {
-		t.Errorf("the daemon did not stop its apps itself after SIGCONT and SIGTERM:\n%s", readLog(h))
+	if !strings.Contains(h.DaemonLog(), "got terminated, stopping apps") {
+		t.Errorf("the daemon did not stop its apps itself after SIGCONT and SIGTERM:\n%s", h.DaemonLog())
 	}
 }
 

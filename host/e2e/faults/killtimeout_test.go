@@ -64,9 +64,9 @@ func TestKillTimeoutOnEveryPath(t *testing.T) {
 				h.OK("start", "./app.sh", "--cwd", dir, "--name", "grp", "--kill-timeout", kt.String())
 				before := harness.Rows(h.WaitList(10*time.Second, "grp online", harness.AllOnline("grp", 1)), "grp")[0]
 				leader := before.Pid
-				pids := append([]int{leader}, readPids(t, filepath.Join(dir, "kids"), sc.kids)...)
+				pids := append([]int{leader}, harness.ReadPids(t, filepath.Join(dir, "kids"), sc.kids)...)
 				for _, p := range pids {
-					if g := pgidOf(p); g != leader {
+					if g := harness.Pgid(p); g != leader {
 						t.Fatalf("pid %d is in group %d, want the leader's %d", p, g, leader)
 					}
 				}
@@ -104,7 +104,7 @@ func TestKillTimeoutOnEveryPath(t *testing.T) {
 					if r.Pid == leader || r.Restarts != before.Restarts+1 || r.ID != before.ID {
 						t.Errorf("after restart: %+v (before %+v)", r, before)
 					}
-					if g := pgidOf(r.Pid); g != r.Pid {
+					if g := harness.Pgid(r.Pid); g != r.Pid {
 						t.Errorf("the new instance %d is in group %d, want its own", r.Pid, g)
 					}
 				case "delete":
@@ -124,15 +124,6 @@ func TestKillTimeoutOnEveryPath(t *testing.T) {
 			})
 		}
 	}
-}
-
-// pgidOf returns the process group of pid (0 if unknown).
-func pgidOf(pid int) int {
-	st, err := procfs.Read(pid)
-	if err != nil {
-		return 0
-	}
-	return st.Pgid
 }
 
 // What an instance leaves in its process group never outlives it, also for an instance taken
@@ -166,7 +157,7 @@ exit 3
 			kt := 500 * time.Millisecond
 			h.OK("start", "./app.sh", "--cwd", dir, "--name", "grp", "--kill-timeout", kt.String())
 			before := harness.Rows(h.WaitList(10*time.Second, "grp online", harness.AllOnline("grp", 1)), "grp")[0]
-			kids := readPids(t, filepath.Join(dir, "kids"), 2)
+			kids := harness.ReadPids(t, filepath.Join(dir, "kids"), 2)
 			if tc.adopted {
 				old := h.DaemonPid()
 				sigkillDaemon(t, h, old)
@@ -190,10 +181,10 @@ exit 3
 				}
 				r := harness.Rows(rows, "grp")[0]
 				// The new incarnation's own children are alive and in its group.
-				now := readPids(t, filepath.Join(dir, "kids"), 4)[2:]
+				now := harness.ReadPids(t, filepath.Join(dir, "kids"), 4)[2:]
 				for _, p := range now {
-					if !harness.Alive(p) || pgidOf(p) != r.Pid {
-						t.Errorf("new child %d: alive %v, group %d, want alive in %d", p, harness.Alive(p), pgidOf(p), r.Pid)
+					if !harness.Alive(p) || harness.Pgid(p) != r.Pid {
+						t.Errorf("new child %d: alive %v, group %d, want alive in %d", p, harness.Alive(p), harness.Pgid(p), r.Pid)
 					}
 				}
 			case "stop":

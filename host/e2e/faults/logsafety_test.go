@@ -91,7 +91,7 @@ func TestLogSymlinksPlantedInLogDir(t *testing.T) {
 		`i=0; while [ $i -lt 100 ]; do seq 1 1000 | sed "s/^/line $i /"; i=$((i+1)); done; touch %s; sleep 1000`, written))
 	h.OK("start", "sh "+script, "--name", "web", "--log-max-size", "64K")
 	harness.Eventually(t, 30*time.Second, "the rotation to report the link at web-0-out.log.1", func() bool {
-		return strings.Contains(readLog(h), "rotated log "+out+".1 is a symbolic link; refusing to follow it")
+		return strings.Contains(h.DaemonLog(), "rotated log "+out+".1 is a symbolic link; refusing to follow it")
 	})
 	v.unchanged(t, "after a rotation met the link at NAME.1")
 	if fi, err := os.Lstat(out + ".1"); err != nil || fi.Mode()&os.ModeSymlink == 0 {
@@ -138,7 +138,7 @@ func TestLogSymlinksPlantedInLogDir(t *testing.T) {
 	}
 	// The rotation loop meets the link at the live path too, and says so.
 	harness.Eventually(t, 10*time.Second, "the rotation to report the link at the live log", func() bool {
-		return strings.Contains(readLog(h), "cannot rotate log "+errLog+": log file "+errLog+" is a symbolic link; refusing to follow it")
+		return strings.Contains(h.DaemonLog(), "cannot rotate log "+errLog+": log file "+errLog+" is a symbolic link; refusing to follow it")
 	})
 	v.unchanged(t, "at the end")
 }

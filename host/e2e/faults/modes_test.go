@@ -2,11 +2,7 @@ package faults
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,41 +41,16 @@ func modeHome(t *testing.T, mode string) *harness.Home {
 	return h
 }
 
-// apiGet reads path from h's daemon over its socket into out. Tests poll through it: a CLI
-// process per poll (a -race binary) costs more CPU than much of what is being measured.
-func apiGet(h *harness.Home, path string, out any) error {
-	sock := filepath.Join(h.Dir, "daemon.sock")
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
-	}}
-	resp, err := c.Get("http://pmdaemon" + path)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("GET %s: %w: %s", path, err, b)
-	}
-	return nil
-}
-
-// apiList is the list of the running daemon, read from its socket (it starts none).
+// apiList is the list of the running daemon, read from its socket (it starts none). Tests
+// poll through it: a CLI process per poll (a -race binary) costs more CPU than much of what is
+// being measured.
 func apiList(t *testing.T, h *harness.Home) []api.Instance {
 	t.Helper()
-	var rows []api.Instance
-	if err := apiGet(h, "/v1/list", &rows); err != nil {
-		t.Fatalf("the daemon does not answer: %v\ndaemon.log:\n%s", err, readLog(h))
+	ctx, cancel := context.WithTimeout(context.Background(), harness.APITimeout)
+	defer cancel()
+	rows, err := h.API().List(ctx)
+	if err != nil {
+		t.Fatalf("the daemon does not answer: %v\ndaemon.log:\n%s", err, h.DaemonLog())
 	}
 	return rows
 }
@@ -99,11 +70,11 @@ func apiWait(t *testing.T, h *harness.Home, timeout time.Duration, what string, 
 func pingJSON(t *testing.T, h *harness.Home) (api.Ping, string) {
 	t.Helper()
 	text := h.OK("ping")
-	var p api.Ping
-	if err := apiGet(h, "/v1/ping", &p); err != nil {
+	p, err := h.API().Ping(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
-	return p, text
+	return *p, text
 }
 
 // checkMode fails the test (without stopping it: the behaviour checks that follow still run)
@@ -226,20 +197,5 @@ func waitRows(t *testing.T, h *harness.Home, timeout time.Duration, what string,
 			return rows, false
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// holdsFor polls the running daemon's list for d and fails the test the first time ok returns
-// a complaint.
-func holdsFor(t *testing.T, h *harness.Home, d time.Duration, ok func([]api.Instance) string) {
-	t.Helper()
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		rows := apiList(t, h)
-		if msg := ok(rows); msg != "" {
-			t.Errorf("%s; list:\n%s", msg, rowsText(rows))
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -90,7 +90,7 @@ func TestPidReuseIsNotAdopted(t *testing.T) {
 				t.Errorf("app processes %v, want only %d", ps, r.Pid)
 			}
 			strangerUntouched(t, spid, sstart, "after the daemon started")
-			if log := readLog(h); strings.Contains(log, fmt.Sprintf("pid %d", spid)) {
+			if log := h.DaemonLog(); strings.Contains(log, fmt.Sprintf("pid %d", spid)) {
 				t.Errorf("the daemon log mentions the stranger's pid %d:\n%s", spid, log)
 			}
 			h.OK("delete", "all")

@@ -199,7 +199,7 @@ func TestPortsTakenWhileDownAutoRange(t *testing.T) {
 		prev = r
 	}
 	// And it stays where it is: no crash loop, no move back.
-	holdsFor(t, h, 3*time.Second, func(rows []api.Instance) string {
+	harness.HoldsFor(t, h.API(), 3*time.Second, "mover stays put", func(rows []api.Instance) string {
 		r := harness.Rows(rows, "mover")
 		if len(r) != 1 || r[0].Status != "online" || r[0].Pid != prev.Pid || port(r[0]) != port(prev) {
 			return fmt.Sprintf("mover left pid %d on port %d", prev.Pid, port(prev))

@@ -43,7 +43,7 @@ func TestRollbackOfFailedRollingReload(t *testing.T) {
 			script := harness.WriteScript(t, dir, "app.sh", fmt.Sprintf(
 				"#!/bin/sh\nif [ -e \"%s/refuse-$PM2_INSTANCE_ID-$PORT\" ]; then echo \"refusing port $PORT\" >&2; exit 1; fi\nexec %s\n", dir, harness.Echo))
 			bad := a + tc.instance + 1
-			configured := rangeSpec(a, 3)
+			configured := harness.PortRange(a, a+2)
 			h.OK("start", script, "--name", "roll", "-i", "3", "--port", configured, "--min-uptime", "300ms")
 			onOld := func(rows []api.Instance) bool {
 				return harness.AllOnline("roll", 3)(rows) && slices.Equal(harness.PortsOf(rows, "roll"), harness.Seq(a, 3))
@@ -53,8 +53,8 @@ func TestRollbackOfFailedRollingReload(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			res := h.Run("reload", "roll", "--port", rangeSpec(a+1, 3))
-			t.Logf("reload onto %s with port %d refused to instance %d: exit %d, stderr %q", rangeSpec(a+1, 3), bad, tc.instance, res.Code, res.Stderr)
+			res := h.Run("reload", "roll", "--port", harness.PortRange(a+1, a+3))
+			t.Logf("reload onto %s with port %d refused to instance %d: exit %d, stderr %q", harness.PortRange(a+1, a+3), bad, tc.instance, res.Code, res.Stderr)
 			if res.Code == 0 {
 				t.Errorf("the reload succeeded although instance %d cannot start on port %d", tc.instance, bad)
 			} else {
@@ -97,7 +97,7 @@ func checkRolledBack(t *testing.T, h *harness.Home, when string, a int, configur
 	for _, r := range rs {
 		restarts[r.Instance] = r.Restarts
 	}
-	holdsFor(t, h, 2*time.Second, func(now []api.Instance) string {
+	harness.HoldsFor(t, h.API(), 2*time.Second, "roll stays on its old ports", func(now []api.Instance) string {
 		if !onOld(now) || !slices.Equal(harness.PidsOf(now, "roll"), pids) {
 			return fmt.Sprintf("%s: roll did not stay online on %s as pids %v", when, configured, pids)
 		}

@@ -64,7 +64,7 @@ func TestDaemonSignalShutdown(t *testing.T) {
 					t.Errorf("%s left behind by a graceful shutdown", f)
 				}
 			}
-			if log := readLog(h); !strings.Contains(log, "daemon stopped") {
+			if log := h.DaemonLog(); !strings.Contains(log, "daemon stopped") {
 				t.Errorf("daemon.log does not say the daemon stopped:\n%s", log)
 			}
 			f, err := stateFile(h.Dir)

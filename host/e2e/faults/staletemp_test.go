@@ -48,7 +48,7 @@ func TestStaleTempFilesRemovedAtStart(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(h.Dir, name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s is still there after the daemon started (%v)", name, err)
 		}
-		if log := readLog(h); !strings.Contains(log, "removed "+filepath.Join(h.Dir, name)) {
+		if log := h.DaemonLog(); !strings.Contains(log, "removed "+filepath.Join(h.Dir, name)) {
 			t.Errorf("daemon.log does not say it removed %s:\n%s", name, log)
 		}
 	}

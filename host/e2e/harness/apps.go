@@ -3,6 +3,7 @@ package harness
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -190,4 +191,15 @@ func ByID(rows []api.Instance) map[int]api.Instance {
 		m[r.ID] = r
 	}
 	return m
+}
+
+// PortRange is the port spec lo-hi.
+func PortRange(lo, hi int) string { return fmt.Sprintf("%d-%d", lo, hi) }
+
+// AutoRange is the port spec auto:lo-hi.
+func AutoRange(lo, hi int) string { return "auto:" + PortRange(lo, hi) }
+
+// EchoEnv asks the echo app on port for the value of its environment variable name.
+func EchoEnv(port int, name string) (string, error) {
+	return Get(fmt.Sprintf("http://127.0.0.1:%d/env?name=%s", port, url.QueryEscape(name)))
 }

@@ -90,6 +90,9 @@ type Home struct {
 	T   testing.TB
 	Dir string
 	Env []string // extra environment for every command
+
+	apiOnce sync.Once
+	api     *api.Client
 }
 
 // NewHome makes a fresh home (short path: socket paths are limited to 108 bytes) and registers
@@ -116,8 +119,8 @@ func NewHomeAt(t testing.TB, dir string) *Home {
 			t.Errorf("pmdaemon kill at cleanup: %v\n%s", err, out)
 		}
 		// A -race daemon reports races only in its log; a race there fails the test.
-		if b, err := os.ReadFile(filepath.Join(dir, "daemon.log")); err == nil && bytes.Contains(b, []byte("DATA RACE")) {
-			t.Errorf("the daemon reported a data race:\n%s", b)
+		if log := h.DaemonLog(); strings.Contains(log, "DATA RACE") {
+			t.Errorf("the daemon reported a data race:\n%s", log)
 		}
 		// Anything still carrying this home in its environment is an orphan: report and kill it.
 		if left := h.Processes(); len(left) > 0 {
@@ -126,16 +129,17 @@ func NewHomeAt(t testing.TB, dir string) *Home {
 			}
 			t.Errorf("processes left behind after the test: %v", left)
 		}
-		h.removeCgroups()
+		RemoveCgroups(t, dir)
 		os.RemoveAll(dir)
 	})
 	return h
 }
 
-// removeCgroups removes what is left of the home's cgroups (a test that SIGKILLed its last
-// daemon leaves them); a process still in one fails the test, as any leftover does.
-func (h *Home) removeCgroups() {
-	sum := sha256.Sum256([]byte(h.Dir))
+// RemoveCgroups removes what is left of home's cgroups (a test that SIGKILLed its last
+// daemon leaves them); a process still in one fails t, as any leftover does.
+func RemoveCgroups(t testing.TB, home string) {
+	t.Helper()
+	sum := sha256.Sum256([]byte(home))
 	name := "pmdaemon-" + hex.EncodeToString(sum[:4])
 	for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
 		dir := filepath.Join(root, name)
@@ -149,7 +153,7 @@ func (h *Home) removeCgroups() {
 			}
 			p := filepath.Join(dir, u.Name())
 			if b, _ := os.ReadFile(filepath.Join(p, "cgroup.procs")); len(bytes.TrimSpace(b)) > 0 {
-				h.T.Errorf("cgroup %s still holds processes %s after the test", p, bytes.Fields(b))
+				t.Errorf("cgroup %s still holds processes %s after the test", p, bytes.Fields(b))
 				os.WriteFile(filepath.Join(p, "cgroup.kill"), []byte("1"), 0)
 			}
 			removeDirRetrying(p)
@@ -176,8 +180,12 @@ func (h *Home) environ() []string {
 }
 
 // Processes lists live (non-zombie) processes whose environment has this PMDAEMON_HOME.
-func (h *Home) Processes() []int {
-	needle := []byte("PMDAEMON_HOME=" + h.Dir + "\x00")
+func (h *Home) Processes() []int { return ProcessesOf(h.Dir) }
+
+// ProcessesOf lists live (non-zombie) processes other than this one whose environment has
+// PMDAEMON_HOME=home: the daemon started for it and every app the daemon started.
+func ProcessesOf(home string) []int {
+	needle := []byte("PMDAEMON_HOME=" + home + "\x00")
 	var out []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {

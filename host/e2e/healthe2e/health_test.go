@@ -205,8 +205,7 @@ func TestStopDuringAHealthRestart(t *testing.T) {
 	h := harness.NewHome(t)
 	dir := t.TempDir()
 	started := filepath.Join(dir, "starts")
-	script := filepath.Join(dir, "app.sh")
-	os.WriteFile(script, []byte("#!/bin/sh\necho x >> "+started+"\ntrap '' TERM\nwhile :; do sleep 0.1; done\n"), 0o755)
+	script := harness.WriteScript(t, dir, "app.sh", "#!/bin/sh\necho x >> "+started+"\ntrap '' TERM\nwhile :; do sleep 0.1; done\n")
 	h.OK("start", script, "--name", "sick", "--health-script", "false", "--health-interval", "100ms",
 		"--health-retries", "1", "--min-uptime", "100ms", "--kill-timeout", "8s")
 	h.WaitList(wait, "the health restart under way", func(rs []api.Instance) bool {

@@ -2,12 +2,9 @@ package lifecycle
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,15 +16,7 @@ import (
 // post sends body as it is to the daemon's API and returns the status and the answer.
 func post(t *testing.T, h *harness.Home, path, body string) (int, string) {
 	t.Helper()
-	sock := filepath.Join(h.Dir, "daemon.sock")
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
-		DisableKeepAlives: true,
-	}}
-	resp, err := c.Post("http://pmdaemon"+path, "application/json", strings.NewReader(body))
+	resp, err := h.HTTP(30*time.Second).Post("http://pmdaemon"+path, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
@@ -46,7 +35,7 @@ func TestAPIRefusesDuplicateKeys(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	h.OK("start", "sleep 1000", "--name", "web")
-	h.WaitList(10*time.Second, "web online", harness.AllOnline("web", 1))
+	h.WaitOnline("web", 1)
 	cfg := h.Info("web").Config
 	cfg.Name = "web2"
 	good, err := json.Marshal(api.StartRequest{App: cfg})
@@ -82,5 +71,5 @@ func TestAPIRefusesDuplicateKeys(t *testing.T) {
 	if code, answer := post(t, h, "/v1/start", string(good)); code != http.StatusOK {
 		t.Fatalf("the same start without the repeated key: %d %s", code, answer)
 	}
-	h.WaitList(10*time.Second, "web2 online", harness.AllOnline("web2", 1))
+	h.WaitOnline("web2", 1)
 }

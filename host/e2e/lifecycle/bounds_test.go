@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -210,35 +209,6 @@ func TestHealthCheckDoesNotFollowRedirects(t *testing.T) {
 	}
 }
 
-// cpuTicks is the user+system CPU time of pid in clock ticks (/proc/PID/stat).
-func cpuTicks(t *testing.T, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	utime, err1 := strconv.Atoi(f[11])
-	stime, err2 := strconv.Atoi(f[12])
-	if err1 != nil || err2 != nil {
-		t.Fatalf("/proc/%d/stat: %q", pid, b)
-	}
-	return utime + stime
-}
-
-func clockTicks(t *testing.T) int {
-	t.Helper()
-	out, err := exec.Command("getconf", "CLK_TCK").Output()
-	if err != nil {
-		t.Fatalf("getconf CLK_TCK: %v", err)
-	}
-	hz, err := strconv.Atoi(strings.TrimSpace(string(out)))
-	if err != nil || hz <= 0 {
-		t.Fatalf("getconf CLK_TCK: %q", out)
-	}
-	return hz
-}
-
 // `--min-uptime 0` with a command that exits at once no longer restarts it as fast as it can
 // (1,400 times a second at 70 % of a core, never errored): a run under 1 s is unstable whatever
 // min_uptime says and unstable restarts wait 100 ms, so the loop ends errored after
@@ -247,8 +217,8 @@ func TestMinUptimeZeroCrashLoopEndsErrored(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	h.OK("ping")
-	pid, hz := h.DaemonPid(), clockTicks(t)
-	ticks0, t0 := cpuTicks(t, pid), time.Now()
+	pid, hz := h.DaemonPid(), harness.ClockTicks(t)
+	ticks0, t0 := harness.CPUTicks(t, pid), time.Now()
 	h.OK("start", "true", "--name", "spin", "--min-uptime", "0")
 	var row api.Instance
 	deadline := time.Now().Add(60 * time.Second)
@@ -261,7 +231,7 @@ func TestMinUptimeZeroCrashLoopEndsErrored(t *testing.T) {
 			row = rows[0]
 		}
 	}
-	took, ticks := time.Since(t0), cpuTicks(t, pid)-ticks0
+	took, ticks := time.Since(t0), harness.CPUTicks(t, pid)-ticks0
 	cpu := float64(ticks) / float64(hz) / took.Seconds()
 	t.Logf("errored after %s, %d restarts; daemon CPU %.1f%% of a core", took, row.Restarts, 100*cpu)
 	if cpu > 0.30 {
@@ -277,7 +247,7 @@ func TestMinUptimeZeroCrashLoopEndsErrored(t *testing.T) {
 	if took < 1500*time.Millisecond {
 		t.Errorf("15 restarts took %s, less than 15 × 100 ms", took)
 	}
-	stable(t, h, time.Second, "the errored loop", func(rows []api.Instance) string {
+	harness.HoldsFor(t, h.API(), time.Second, "the errored loop", func(rows []api.Instance) string {
 		if r := harness.Rows(rows, "spin"); len(r) != 1 || r[0].Status != "errored" || r[0].Restarts != 15 {
 			return fmt.Sprintf("spin is %+v", r)
 		}

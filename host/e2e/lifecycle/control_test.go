@@ -12,7 +12,7 @@ import (
 
 // stop, restart and delete by name, by id and all. Each case starts app a (2 instances) and
 // app b (1 instance), acts on a target, and checks every row against what it should be.
-func TestTargetActions(t *testing.T) {
+func TestTargetActionsChangeExactlyTheirRows(t *testing.T) {
 	t.Parallel()
 	type want int
 	const (
@@ -113,7 +113,7 @@ func TestTargetActions(t *testing.T) {
 }
 
 // A target that names nothing: exit code 1 and the exact error.
-func TestTargetNotFound(t *testing.T) {
+func TestTargetNotFoundIsAnExactError(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	h.OK("start", "sleep 1000", "--name", "present")

@@ -11,7 +11,7 @@ import (
 
 // A state file that cannot be read back is moved aside with its bytes intact, the user is told
 // where it went, and the daemon starts and works.
-func TestCorruptStateFile(t *testing.T) {
+func TestCorruptStateFileMovedAside(t *testing.T) {
 	t.Parallel()
 	cases := map[string]string{
 		"empty":     "",

@@ -14,7 +14,7 @@ import (
 )
 
 // Five CLIs racing against no daemon end with exactly one daemon, which all of them talked to.
-func TestConcurrentFirstUse(t *testing.T) {
+func TestDaemonConcurrentFirstUseStartsOne(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	const n = 5
@@ -63,7 +63,7 @@ func TestConcurrentFirstUse(t *testing.T) {
 }
 
 // CPU and memory of a busy app show in list --json.
-func TestMetrics(t *testing.T) {
+func TestDaemonReportsCPUAndMemory(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	h.OK("start", "bash -c 'while :; do :; done'", "--name", "burn")
@@ -92,7 +92,7 @@ func TestMetrics(t *testing.T) {
 }
 
 // The socket is mode 0600 and the home 0700, even when the home existed with a looser mode.
-func TestSocketAndHomeModes(t *testing.T) {
+func TestDaemonSocketAndHomeArePrivate(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	if err := os.Chmod(h.Dir, 0o755); err != nil {
@@ -132,7 +132,7 @@ func TestSocketAndHomeModes(t *testing.T) {
 }
 
 // Five starts racing against no daemon: all succeed, on one daemon, with distinct ids.
-func TestConcurrentStarts(t *testing.T) {
+func TestDaemonConcurrentStartsGetDistinctIDs(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	const n = 5

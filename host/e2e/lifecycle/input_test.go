@@ -10,7 +10,7 @@ import (
 
 // Bad input fails with a non-zero exit, "Error: " on stderr naming the flag or value, and
 // starts nothing.
-func TestBadInput(t *testing.T) {
+func TestInputErrorsNameTheFlagAndStartNothing(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "plain-file")

@@ -44,7 +44,9 @@ func waitLog(t *testing.T, path, line string, n int) {
 	})
 }
 
-func TestLogs(t *testing.T) {
+// Each instance's stdout and stderr go to their own files under the home's logs, which list
+// --json names, and `logs` shows the last lines of either or both.
+func TestLogsSplitOutAndErrPerInstance(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	h := harness.NewHome(t)

@@ -225,7 +225,7 @@ func TestStaleSocketRecovery(t *testing.T) {
 }
 
 // save writes the app list; resurrect starts it again after a delete all.
-func TestSaveResurrect(t *testing.T) {
+func TestPersistSaveThenResurrect(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	h.OK("start", "sleep 1000", "--name", "r1", "--instances", "2")

@@ -13,7 +13,7 @@ import (
 
 // An instance whose process tree grows past --max-memory is restarted on a metrics tick, the
 // restart is counted, and the reason is shown by info.
-func TestMaxMemoryRestart(t *testing.T) {
+func TestMaxMemoryRestartsTheInstance(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	// bash holds a 40 MB string; the limit is 20 MB.
@@ -37,7 +37,7 @@ func TestMaxMemoryRestart(t *testing.T) {
 	// An app under its limit is left alone.
 	h.OK("start", "sleep 100000", "--name", "small", "--max-memory", "200M")
 	h.WaitList(10*time.Second, "small online", harness.AllOnline("small", 1))
-	stable(t, h, 5*time.Second, "small not restarted", func(rows []api.Instance) string {
+	harness.HoldsFor(t, h.API(), 5*time.Second, "small not restarted", func(rows []api.Instance) string {
 		if r := harness.Rows(rows, "small"); len(r) != 1 || r[0].Restarts != 0 {
 			return "small was restarted"
 		}
@@ -75,7 +75,7 @@ func TestDaemonRestartKeepsEndedInstancesEnded(t *testing.T) {
 			}
 		}
 	}
-	stable(t, h, 2*time.Second, "ended apps stay ended", func(rows []api.Instance) string {
+	harness.HoldsFor(t, h.API(), 2*time.Second, "ended apps stay ended", func(rows []api.Instance) string {
 		for _, r := range rows {
 			if r.Name != "server" && r.Pid != 0 {
 				return r.Name + " is running again"

@@ -47,7 +47,7 @@ func TestKilledInstanceRestarts(t *testing.T) {
 }
 
 // An app that dies at once is restarted max_restarts times, then errored for good.
-func TestCrashLoopErrored(t *testing.T) {
+func TestRestartCrashLoopEndsErrored(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	h.OK("start", "bash -c 'exit 1'", "--name", "crash", "--max-restarts", "3", "--min-uptime", "1s")
@@ -65,7 +65,7 @@ func TestCrashLoopErrored(t *testing.T) {
 	if r.Reason == "" {
 		t.Errorf("errored instance has no reason")
 	}
-	stable(t, h, 2*time.Second, "crash stays errored", func(rows []api.Instance) string {
+	harness.HoldsFor(t, h.API(), 2*time.Second, "crash stays errored", func(rows []api.Instance) string {
 		rs := harness.Rows(rows, "crash")
 		if len(rs) != 1 || rs[0].Status != "errored" || rs[0].Restarts != 3 || rs[0].Pid != 0 {
 			return fmt.Sprintf("%+v", rs)
@@ -78,7 +78,7 @@ func TestCrashLoopErrored(t *testing.T) {
 }
 
 // With --no-autorestart an app that exits 0 is stopped and stays stopped.
-func TestNoAutorestart(t *testing.T) {
+func TestRestartNotDoneWithNoAutorestart(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	h.OK("start", "bash -c 'exit 0'", "--name", "once", "--no-autorestart")
@@ -90,7 +90,7 @@ func TestNoAutorestart(t *testing.T) {
 	if r.Restarts != 0 || r.Pid != 0 {
 		t.Errorf("once: %+v, want restarts 0 and no pid", r)
 	}
-	stable(t, h, 2*time.Second, "once is not restarted", func(rows []api.Instance) string {
+	harness.HoldsFor(t, h.API(), 2*time.Second, "once is not restarted", func(rows []api.Instance) string {
 		rs := harness.Rows(rows, "once")
 		if len(rs) != 1 || rs[0].Status != "stopped" || rs[0].Restarts != 0 || rs[0].Pid != 0 {
 			return fmt.Sprintf("%+v", rs)

@@ -26,8 +26,7 @@ const lastLine = "line 89999"
 // the command that runs it.
 func writerScript(t *testing.T, delay string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "writer.sh")
-	os.WriteFile(p, []byte("sleep "+delay+"\n"+writer+"\n"), 0o755)
+	p := harness.WriteScript(t, t.TempDir(), "writer.sh", "sleep "+delay+"\n"+writer+"\n")
 	return "sh " + p
 }
 

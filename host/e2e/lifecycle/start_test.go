@@ -1,7 +1,6 @@
 package lifecycle
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,14 +13,14 @@ import (
 
 // A command line with --instances 3 runs three processes, each its own row, detached from the
 // CLI that started them.
-func TestStartInstances(t *testing.T) {
+func TestStartInstancesDetachFromTheCLI(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	out := h.OK("start", "sleep 1000", "--instances", "3")
 	if !strings.Contains(out, "started sleep") {
 		t.Errorf("start output does not report the app: %s", out)
 	}
-	rows := h.WaitList(10*time.Second, "3 instances of sleep online", harness.AllOnline("sleep", 3))
+	rows := h.WaitOnline("sleep", 3)
 	if len(rows) != 3 {
 		t.Fatalf("list has %d rows, want 3", len(rows))
 	}
@@ -43,10 +42,10 @@ func TestStartInstances(t *testing.T) {
 			t.Errorf("instance %d: pid %d is not alive", r.Instance, r.Pid)
 		}
 		// Supervised by the daemon, in its own process group: not tied to the CLI.
-		if p := ppid(r.Pid); p != d {
+		if p := harness.Ppid(r.Pid); p != d {
 			t.Errorf("instance %d: parent is %d, want the daemon %d", r.Instance, p, d)
 		}
-		if g := pgid(r.Pid); g != r.Pid {
+		if g := harness.Pgid(r.Pid); g != r.Pid {
 			t.Errorf("instance %d: process group %d, want its own (%d)", r.Instance, g, r.Pid)
 		}
 		if r.Port != nil {
@@ -72,13 +71,13 @@ func TestStartInstances(t *testing.T) {
 
 // Every instance gets PORT, PM2_INSTANCE_ID, NODE_APP_INSTANCE, PMDAEMON_APP_NAME,
 // PMDAEMON_HOME and the app's --env values.
-func TestEnvInjection(t *testing.T) {
+func TestStartInjectsInstanceEnv(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	base := harness.FreePorts(t, 2)
 	spec := strconv.Itoa(base) + "-" + strconv.Itoa(base+1)
 	h.OK("start", harness.Echo, "--name", "envapp", "--instances", "2", "--port", spec, "--env", "FOO=bar")
-	rows := h.WaitList(10*time.Second, "envapp online", harness.AllOnline("envapp", 2))
+	rows := h.WaitOnline("envapp", 2)
 	for _, r := range rows {
 		want := map[string]string{
 			"PM2_INSTANCE_ID":   strconv.Itoa(r.Instance),
@@ -91,29 +90,11 @@ func TestEnvInjection(t *testing.T) {
 		if r.Port == nil || *r.Port != base+r.Instance {
 			t.Errorf("instance %d: port %v in list, want %d", r.Instance, r.Port, base+r.Instance)
 		}
-		url := "http://127.0.0.1:" + strconv.Itoa(base+r.Instance)
-		harness.Eventually(t, 10*time.Second, "instance "+strconv.Itoa(r.Instance)+" answering", func() bool {
-			_, err := harness.Get(url + "/")
-			return err == nil
-		})
-		body, err := harness.Get(url + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var who struct {
-			App      string `json:"app"`
-			Instance string `json:"instance"`
-			Port     string `json:"port"`
-			Pid      int    `json:"pid"`
-		}
-		if err := json.Unmarshal([]byte(body), &who); err != nil {
-			t.Fatalf("GET /: %v: %s", err, body)
-		}
-		if who.Pid != r.Pid || who.App != "envapp" || who.Instance != strconv.Itoa(r.Instance) {
+		if who := harness.WaitWho(t, base+r.Instance, "envapp", r.Instance); who.Pid != r.Pid {
 			t.Errorf("instance %d answered %+v; list says pid %d", r.Instance, who, r.Pid)
 		}
 		for name, v := range want {
-			got, err := harness.Get(url + "/env?name=" + name)
+			got, err := harness.EchoEnv(base+r.Instance, name)
 			if err != nil {
 				t.Errorf("instance %d: GET /env?name=%s: %v", r.Instance, name, err)
 				continue
@@ -137,7 +118,7 @@ func TestStartScriptByExtension(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.OK("start", "./worker.sh", "--cwd", dir)
-	rows := h.WaitList(10*time.Second, "worker online", harness.AllOnline("worker", 1))
+	rows := h.WaitOnline("worker", 1)
 	if len(rows) != 1 || rows[0].Name != "worker" {
 		t.Fatalf("want one app named worker, got %+v", rows)
 	}
@@ -162,7 +143,7 @@ func TestStartDuplicateName(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	h.OK("start", "sleep 1000", "--name", "dup")
-	rows := h.WaitList(10*time.Second, "dup online", harness.AllOnline("dup", 1))
+	rows := h.WaitOnline("dup", 1)
 	r := h.Run("start", "sleep 2000", "--name", "dup")
 	if r.Code == 0 {
 		t.Fatalf("second start of dup succeeded: %s", r.Stdout)

@@ -65,14 +65,14 @@ wait
 			pids := []int{leader}
 			for _, f := range []string{"c1", "c2"} {
 				if fileExpected(tc.script, f) {
-					pids = append(pids, readPidFile(t, filepath.Join(dir, f)))
+					pids = append(pids, harness.ReadPids(t, filepath.Join(dir, f), 1)[0])
 				}
 			}
 			for _, p := range pids {
 				if !harness.Alive(p) {
 					t.Fatalf("pid %d is not alive before stop", p)
 				}
-				if g := pgid(p); g != leader {
+				if g := harness.Pgid(p); g != leader {
 					t.Fatalf("pid %d is in group %d, want the leader's %d", p, g, leader)
 				}
 			}

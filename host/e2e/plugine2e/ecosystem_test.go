@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -72,7 +73,7 @@ func TestExampleEcosystemsWithPlugins(t *testing.T) {
 			harness.Eventually(t, wait, "the upstream file to list web's ports", func() bool {
 				b, _ := os.ReadFile(upstreams)
 				for _, p := range harness.Seq(8000, 4) {
-					if !strings.Contains(string(b), "127.0.0.1:"+itoa(p)) {
+					if !strings.Contains(string(b), "127.0.0.1:"+strconv.Itoa(p)) {
 						return false
 					}
 				}

@@ -3,6 +3,7 @@ package plugine2e
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func TestAllocatorFaultsAreContained(t *testing.T) {
 			os.Remove(marker)
 			pid := h.DaemonPid()
 			base := harness.FreePorts(t, 20)
-			spec := "auto:" + portRange(base, 20)
+			spec := harness.AutoRange(base, base+19)
 			stderr := h.Fail("start", harness.Echo, "--name", "web", "-i", "2", "--port", spec)
 			harness.ErrLike(t, stderr, tt.want...)
 			pingOK(t, h, pid)
@@ -81,7 +82,7 @@ func TestStartingHookFaultsAndVeto(t *testing.T) {
 			h := harness.NewHome(t)
 			h.OK("plugin", "add", "hook", faulty, "--timeout", "500ms", "--config", `{"mode": "`+tt.mode+`"}`)
 			pid := h.DaemonPid()
-			r := h.Run("start", harness.Echo, "--name", "web", "--port", itoa(harness.FreePorts(t, 1)))
+			r := h.Run("start", harness.Echo, "--name", "web", "--port", strconv.Itoa(harness.FreePorts(t, 1)))
 			if tt.vetoed {
 				if r.Code == 0 {
 					t.Fatal("a vetoed start succeeded")
@@ -110,8 +111,7 @@ func TestBadPluginRegistrations(t *testing.T) {
 	dir := t.TempDir()
 	notExec := filepath.Join(dir, "plain")
 	os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644)
-	script := filepath.Join(dir, "script")
-	os.WriteFile(script, []byte("#!/bin/sh\necho not a plugin\nsleep 30\n"), 0o755)
+	script := harness.WriteScript(t, dir, "script", "#!/bin/sh\necho not a plugin\nsleep 30\n")
 	h.OK("plugin", "add", "good", eventlog, "--config", `{"file": "`+filepath.Join(dir, "ev.log")+`"}`)
 	for _, tt := range []struct {
 		name string
@@ -159,7 +159,7 @@ func TestChangedPluginBinaryIsRefused(t *testing.T) {
 	f.Write([]byte("tampered"))
 	f.Close()
 	base := harness.FreePorts(t, 4)
-	stderr := h.Fail("start", harness.Echo, "--name", "web", "--port", "auto:"+portRange(base, 4))
+	stderr := h.Fail("start", harness.Echo, "--name", "web", "--port", harness.AutoRange(base, base+3))
 	harness.ErrLike(t, stderr, "plugin 'policy'", "has changed since it was added", "refusing to run it", "pmdaemon plugin trust policy")
 	row := pluginRow(t, h, "policy")
 	if !contains(row.Status, "changed") {
@@ -171,7 +171,7 @@ func TestChangedPluginBinaryIsRefused(t *testing.T) {
 	if after.SHA256 == row.SHA256 || after.Status != "running" || !contains(string(after.Config), `"ok"`) {
 		t.Fatalf("after trust: %+v", after)
 	}
-	h.OK("start", harness.Echo, "--name", "web", "--port", "auto:"+portRange(base, 4))
+	h.OK("start", harness.Echo, "--name", "web", "--port", harness.AutoRange(base, base+3))
 	harness.ErrLike(t, h.Fail("plugin", "trust", "nope"), "plugin 'nope' not found")
 }
 

@@ -2,7 +2,6 @@ package plugine2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -58,9 +57,5 @@ func pingOK(t *testing.T, h *harness.Home, pid int) {
 }
 
 const wait = 20 * time.Second
-
-func itoa(n int) string { return strconv.Itoa(n) }
-
-func portRange(base, n int) string { return fmt.Sprintf("%d-%d", base, base+n-1) }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }

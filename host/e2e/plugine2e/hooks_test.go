@@ -65,7 +65,7 @@ func TestHookSeesTheLifecycle(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "events.log")
 	h.OK("plugin", "add", "eventlog", eventlog, "--config", `{"file": "`+log+`"}`)
 	base := harness.FreePorts(t, 2)
-	h.OK("start", harness.Echo, "--name", "web", "-i", "2", "--port", portRange(base, 2))
+	h.OK("start", harness.Echo, "--name", "web", "-i", "2", "--port", harness.PortRange(base, base+1))
 	rows := h.WaitList(wait, "web online", harness.AllOnline("web", 2))
 	pids := harness.PidsOf(rows, "web")
 	harness.Eventually(t, wait, "started events", func() bool {
@@ -99,7 +99,7 @@ func TestHookSeesTheLifecycle(t *testing.T) {
 	// A restart on new ports: each instance stops and starts, then ports-changed says where the
 	// app is now.
 	nb := harness.FreePorts(t, 2)
-	h.OK("restart", "web", "--port", portRange(nb, 2))
+	h.OK("restart", "web", "--port", harness.PortRange(nb, nb+1))
 	harness.Eventually(t, wait, "ports-changed", func() bool {
 		return strings.HasSuffix(kinds(readEvents(t, log), -1), "ports-changed")
 	})
@@ -160,9 +160,10 @@ func TestEventIDsFollowAReload(t *testing.T) {
 	h := harness.NewHome(t)
 	log := filepath.Join(t.TempDir(), "events.log")
 	h.OK("plugin", "add", "eventlog", eventlog, "--config", `{"file": "`+log+`"}`)
-	h.OK("start", harness.Echo, "--name", "web", "-i", "2", "--port", portRange(harness.FreePorts(t, 2), 2), "--min-uptime", "200ms")
+	a, b := harness.FreePorts(t, 2), harness.FreePorts(t, 2)
+	h.OK("start", harness.Echo, "--name", "web", "-i", "2", "--port", harness.PortRange(a, a+1), "--min-uptime", "200ms")
 	h.WaitList(wait, "web online", harness.AllOnline("web", 2))
-	h.OK("reload", "web", "--port", portRange(harness.FreePorts(t, 2), 2))
+	h.OK("reload", "web", "--port", harness.PortRange(b, b+1))
 	rows := h.WaitList(wait, "web online", harness.AllOnline("web", 2))
 	ids := map[int]bool{}
 	for _, r := range rows {

@@ -2,6 +2,7 @@ package plugine2e
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
@@ -23,7 +24,7 @@ func TestReservedRangeDeniesAFixedPort(t *testing.T) {
 	harness.ErrLike(t, stderr, "Port 9000 is reserved by policy 'reserved-range'")
 	// Outside the reserved ranges the policy allows the spec as it is.
 	base := harness.FreePorts(t, 2)
-	h.OK("start", harness.Echo, "--name", "ok", "-i", "2", "--port", portRange(base, 2))
+	h.OK("start", harness.Echo, "--name", "ok", "-i", "2", "--port", harness.PortRange(base, base+1))
 	h.WaitList(wait, "ok online", harness.AllOnline("ok", 2))
 	if got := harness.PortsOf(h.List(), "ok"); !slices.Equal(got, harness.Seq(base, 2)) {
 		t.Fatalf("ports %v, want %v", got, harness.Seq(base, 2))
@@ -41,7 +42,7 @@ func TestReservedRangeMakesAutoSkipReservedPorts(t *testing.T) {
 	// Another program holds 8990-8995: the candidates are 8996-9010, and the policy leaves
 	// only 8996-8999 of them.
 	for _, p := range harness.Seq(8990, 6) {
-		harness.Listen(t, "tcp", "127.0.0.1:"+itoa(p))
+		harness.Listen(t, "tcp", "127.0.0.1:"+strconv.Itoa(p))
 	}
 	h.OK("start", harness.Echo, "--name", "web", "-i", "4", "--port", "auto:8990-9010")
 	rows := h.WaitList(wait, "web online", harness.AllOnline("web", 4))

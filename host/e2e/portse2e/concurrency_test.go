@@ -23,7 +23,7 @@ func TestConcurrentAutoStarts(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = h.Exec("start", harness.Echo, "--name", fmt.Sprintf("w%d", i), "--port", auto(b, b+100))
+			results[i] = h.Exec("start", harness.Echo, "--name", fmt.Sprintf("w%d", i), "--port", harness.AutoRange(b, b+100))
 		}()
 	}
 	wg.Wait()

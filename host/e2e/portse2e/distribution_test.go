@@ -2,6 +2,7 @@ package portse2e
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -10,11 +11,11 @@ import (
 
 // Acceptance 2: --instances 4 --port A-(A+3) gives instance i port A+i, with PORT,
 // PM2_INSTANCE_ID and NODE_APP_INSTANCE set per instance.
-func TestRangeDistribution(t *testing.T) {
+func TestRangeGivesEachInstanceItsPort(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	a := harness.FreePorts(t, 4)
-	h.OK("start", harness.Echo, "--name", "web-cluster", "--instances", "4", "--port", rng(a, a+3))
+	h.OK("start", harness.Echo, "--name", "web-cluster", "--instances", "4", "--port", harness.PortRange(a, a+3))
 	rows := h.WaitList(20*time.Second, "4 instances of web-cluster online", harness.AllOnline("web-cluster", 4))
 	if got := harness.PortsOf(rows, "web-cluster"); !slices.Equal(got, harness.Seq(a, 4)) {
 		t.Errorf("ports by instance = %v, want %v", got, harness.Seq(a, 4))
@@ -25,7 +26,7 @@ func TestRangeDistribution(t *testing.T) {
 		if w.Pid != pids[i] {
 			t.Errorf("port %d answered by pid %d, list says instance %d is pid %d", a+i, w.Pid, i, pids[i])
 		}
-		for k, want := range map[string]string{"PORT": itoa(a + i), "PM2_INSTANCE_ID": itoa(i), "NODE_APP_INSTANCE": itoa(i)} {
+		for k, want := range map[string]string{"PORT": strconv.Itoa(a + i), "PM2_INSTANCE_ID": strconv.Itoa(i), "NODE_APP_INSTANCE": strconv.Itoa(i)} {
 			if got := envOf(t, a+i, k); got != want {
 				t.Errorf("instance %d: %s=%q, want %q", i, k, got, want)
 			}
@@ -38,8 +39,8 @@ func TestRangeTooSmall(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	a := harness.FreePorts(t, 4)
-	stderr := h.Fail("start", harness.Echo, "--name", "small", "--instances", "4", "--port", rng(a, a+1))
-	wantErr(t, stderr, "Port range "+rng(a, a+1)+" has only 2 ports but 4 instances requested")
+	stderr := h.Fail("start", harness.Echo, "--name", "small", "--instances", "4", "--port", harness.PortRange(a, a+1))
+	wantErr(t, stderr, "Port range "+harness.PortRange(a, a+1)+" has only 2 ports but 4 instances requested")
 	noApp(t, h, "small")
 	if ps := h.AppProcs(); len(ps) != 0 {
 		t.Errorf("app processes running after a refused start: %v", ps)
@@ -51,12 +52,12 @@ func TestRangeLargerThanInstances(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	a := harness.FreePorts(t, 5)
-	h.OK("start", harness.Echo, "--name", "wide", "--instances", "2", "--port", rng(a, a+4))
+	h.OK("start", harness.Echo, "--name", "wide", "--instances", "2", "--port", harness.PortRange(a, a+4))
 	rows := h.WaitList(20*time.Second, "wide online", harness.AllOnline("wide", 2))
 	if got := harness.PortsOf(rows, "wide"); !slices.Equal(got, harness.Seq(a, 2)) {
 		t.Errorf("ports = %v, want %v", got, harness.Seq(a, 2))
 	}
-	h.OK("start", harness.Echo, "--name", "rest", "--port", itoa(a+2))
+	h.OK("start", harness.Echo, "--name", "rest", "--port", strconv.Itoa(a+2))
 	h.WaitList(20*time.Second, "rest online", harness.AllOnline("rest", 1))
 	harness.WaitWho(t, a+2, "rest", 0)
 }
@@ -67,10 +68,10 @@ func TestAutoSkipsBusyPorts(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	base := harness.FreePorts(t, 11)
-	harness.Listen(t, "tcp4", "0.0.0.0:"+itoa(base+1))
-	harness.Listen(t, "tcp4", "127.0.0.1:"+itoa(base+3))
-	harness.Listen(t, "tcp6", "[::]:"+itoa(base+4))
-	h.OK("start", harness.Echo, "--name", "workers", "--instances", "3", "--port", auto(base, base+10))
+	harness.Listen(t, "tcp4", "0.0.0.0:"+strconv.Itoa(base+1))
+	harness.Listen(t, "tcp4", "127.0.0.1:"+strconv.Itoa(base+3))
+	harness.Listen(t, "tcp6", "[::]:"+strconv.Itoa(base+4))
+	h.OK("start", harness.Echo, "--name", "workers", "--instances", "3", "--port", harness.AutoRange(base, base+10))
 	rows := h.WaitList(20*time.Second, "workers online", harness.AllOnline("workers", 3))
 	want := []int{base, base + 2, base + 5}
 	if got := harness.PortsOf(rows, "workers"); !slices.Equal(got, want) {
@@ -78,12 +79,12 @@ func TestAutoSkipsBusyPorts(t *testing.T) {
 	}
 	for i, p := range want {
 		harness.WaitWho(t, p, "workers", i)
-		if got := envOf(t, p, "PORT"); got != itoa(p) {
+		if got := envOf(t, p, "PORT"); got != strconv.Itoa(p) {
 			t.Errorf("instance %d: PORT=%q, want %d", i, got, p)
 		}
 	}
 	// Auto also skips ports another app holds in the registry.
-	h.OK("start", harness.Echo, "--name", "more", "--port", auto(base, base+10))
+	h.OK("start", harness.Echo, "--name", "more", "--port", harness.AutoRange(base, base+10))
 	rows = h.WaitList(20*time.Second, "more online", harness.AllOnline("more", 1))
 	if got := harness.PortsOf(rows, "more"); !slices.Equal(got, []int{base + 6}) {
 		t.Errorf("second auto app got %v, want [%d]", got, base+6)
@@ -96,16 +97,16 @@ func TestAutoTooFewFree(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	b := harness.FreePorts(t, 4)
-	harness.Listen(t, "tcp4", "0.0.0.0:"+itoa(b+1))
-	harness.Listen(t, "tcp4", "0.0.0.0:"+itoa(b+2))
-	stderr := h.Fail("start", harness.Echo, "--name", "workers", "--instances", "3", "--port", auto(b, b+3))
-	harness.ErrLike(t, stderr, rng(b, b+3), "2 free", "3 needed")
+	harness.Listen(t, "tcp4", "0.0.0.0:"+strconv.Itoa(b+1))
+	harness.Listen(t, "tcp4", "0.0.0.0:"+strconv.Itoa(b+2))
+	stderr := h.Fail("start", harness.Echo, "--name", "workers", "--instances", "3", "--port", harness.AutoRange(b, b+3))
+	harness.ErrLike(t, stderr, harness.PortRange(b, b+3), "2 free", "3 needed")
 	noApp(t, h, "workers")
 	if ps := h.AppProcs(); len(ps) != 0 {
 		t.Errorf("app processes running after a refused start: %v", ps)
 	}
 	// Nothing was reserved: b and b+3 can be taken.
-	h.OK("start", harness.Echo, "--name", "two", "--instances", "2", "--port", auto(b, b+3))
+	h.OK("start", harness.Echo, "--name", "two", "--instances", "2", "--port", harness.AutoRange(b, b+3))
 	rows := h.WaitList(20*time.Second, "two online", harness.AllOnline("two", 2))
 	if got := harness.PortsOf(rows, "two"); !slices.Equal(got, []int{b, b + 3}) {
 		t.Errorf("ports = %v, want [%d %d]", got, b, b+3)

@@ -2,7 +2,6 @@ package portse2e
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,15 +9,12 @@ import (
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
 )
 
-func itoa(n int) string                { return strconv.Itoa(n) }
-func rng(a, b int) string              { return fmt.Sprintf("%d-%d", a, b) }
-func auto(a, b int) string             { return fmt.Sprintf("auto:%d-%d", a, b) }
 func url(port int, path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", port, path) }
 
 // envOf asks the echo app on port for one of its environment variables.
 func envOf(t *testing.T, port int, name string) string {
 	t.Helper()
-	v, err := harness.Get(url(port, "/env?name="+name))
+	v, err := harness.EchoEnv(port, name)
 	if err != nil {
 		t.Fatalf("GET /env?name=%s on %d: %v", name, port, err)
 	}
@@ -49,6 +45,3 @@ func noApp(t *testing.T, h *harness.Home, name string) {
 		t.Errorf("list has rows for %s after a failed start: %+v", name, rs)
 	}
 }
-
-// who is the echo app's answer to GET /.
-type who = harness.Who

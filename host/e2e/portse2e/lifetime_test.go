@@ -2,6 +2,7 @@ package portse2e
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -15,12 +16,12 @@ func TestAutoRestartKeepsPort(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	b := harness.FreePorts(t, 6)
-	h.OK("start", harness.Echo, "--name", "cluster", "--instances", "2", "--port", rng(b, b+1))
+	h.OK("start", harness.Echo, "--name", "cluster", "--instances", "2", "--port", harness.PortRange(b, b+1))
 	// The auto app's instance 1 gets b+4; b+3 is free, so a restart that re-ran the
 	// allocation would move it there.
-	l := harness.Listen(t, "tcp4", "0.0.0.0:"+itoa(b+3))
-	h.OK("start", harness.Echo, "--name", "workers", "--instances", "2", "--port", auto(b+2, b+5))
-	rows := h.WaitList(20*time.Second, "both apps online", func(rows []api.Instance) bool {
+	l := harness.Listen(t, "tcp4", "0.0.0.0:"+strconv.Itoa(b+3))
+	h.OK("start", harness.Echo, "--name", "workers", "--instances", "2", "--port", harness.AutoRange(b+2, b+5))
+	rows := h.WaitAPI(20*time.Second, "both apps online", func(rows []api.Instance) bool {
 		return harness.AllOnline("cluster", 2)(rows) && harness.AllOnline("workers", 2)(rows)
 	})
 	if got := harness.PortsOf(rows, "workers"); !slices.Equal(got, []int{b + 2, b + 4}) {
@@ -31,11 +32,11 @@ func TestAutoRestartKeepsPort(t *testing.T) {
 		app  string
 		port int
 	}{{"cluster", b + 1}, {"workers", b + 4}} {
-		rows := h.List()
+		rows := h.APIList()
 		old := harness.PidsOf(rows, c.app)[1]
 		harness.WaitWho(t, c.port, c.app, 1)
 		harness.Sigkill(t, old)
-		rows = h.WaitList(20*time.Second, c.app+" instance 1 restarted", func(rows []api.Instance) bool {
+		rows = h.WaitAPI(20*time.Second, c.app+" instance 1 restarted", func(rows []api.Instance) bool {
 			for _, r := range harness.Rows(rows, c.app) {
 				if r.Instance == 1 {
 					return r.Status == "online" && r.Pid != 0 && r.Pid != old && r.Restarts >= 1
@@ -51,7 +52,7 @@ func TestAutoRestartKeepsPort(t *testing.T) {
 			t.Errorf("%s: port %d answered by pid %d (old %d, list %d)", c.app, c.port, w.Pid, old, harness.PidsOf(rows, c.app)[1])
 		}
 	}
-	if got := harness.PortsOf(h.List(), "cluster"); !slices.Equal(got, []int{b, b + 1}) {
+	if got := harness.PortsOf(h.APIList(), "cluster"); !slices.Equal(got, []int{b, b + 1}) {
 		t.Errorf("cluster ports after restarts = %v", got)
 	}
 }
@@ -61,10 +62,10 @@ func TestStopReleasesPort(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	p := harness.FreePorts(t, 1)
-	h.OK("start", harness.Echo, "--name", "api-v1", "--port", itoa(p))
-	h.WaitList(20*time.Second, "api-v1 online", harness.AllOnline("api-v1", 1))
-	wantErr(t, h.Fail("start", harness.Echo, "--name", "app", "--port", itoa(p)),
-		"Port "+itoa(p)+" is already assigned to process 'api-v1'")
+	h.OK("start", harness.Echo, "--name", "api-v1", "--port", strconv.Itoa(p))
+	h.WaitOnline("api-v1", 1)
+	wantErr(t, h.Fail("start", harness.Echo, "--name", "app", "--port", strconv.Itoa(p)),
+		"Port "+strconv.Itoa(p)+" is already assigned to process 'api-v1'")
 	h.OK("stop", "api-v1")
 	rows := h.List()
 	for _, r := range harness.Rows(rows, "api-v1") {
@@ -72,11 +73,11 @@ func TestStopReleasesPort(t *testing.T) {
 			t.Errorf("stopped api-v1 row: status %s port %v, want stopped with no port", r.Status, r.Port)
 		}
 	}
-	h.OK("start", harness.Echo, "--name", "app", "--port", itoa(p))
-	h.WaitList(20*time.Second, "app online", harness.AllOnline("app", 1))
+	h.OK("start", harness.Echo, "--name", "app", "--port", strconv.Itoa(p))
+	h.WaitOnline("app", 1)
 	harness.WaitWho(t, p, "app", 0)
 	// The stopped app cannot take its old port back while app holds it.
-	wantErr(t, h.Fail("restart", "api-v1"), "Port "+itoa(p)+" is already assigned to process 'app'")
+	wantErr(t, h.Fail("restart", "api-v1"), "Port "+strconv.Itoa(p)+" is already assigned to process 'app'")
 	harness.WaitWho(t, p, "app", 0)
 }
 
@@ -85,16 +86,16 @@ func TestPortsSurviveDaemonRestart(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	p := harness.FreePorts(t, 3)
-	h.OK("start", harness.Echo, "--name", "first", "--instances", "2", "--port", rng(p, p+1))
-	h.WaitList(20*time.Second, "first online", harness.AllOnline("first", 2))
+	h.OK("start", harness.Echo, "--name", "first", "--instances", "2", "--port", harness.PortRange(p, p+1))
+	h.WaitOnline("first", 2)
 	h.OK("kill")
 	waitSilent(t, p)
 	// The next CLI call starts a new daemon, which must know p is first's.
-	wantErr(t, h.Fail("start", harness.Echo, "--name", "second", "--port", itoa(p)),
-		"Port "+itoa(p)+" is already assigned to process 'first'")
-	wantErr(t, h.Fail("start", harness.Echo, "--name", "second", "--instances", "2", "--port", rng(p+1, p+2)),
-		"Port "+itoa(p+1)+" is already assigned to process 'first'")
-	rows := h.WaitList(20*time.Second, "first back online", harness.AllOnline("first", 2))
+	wantErr(t, h.Fail("start", harness.Echo, "--name", "second", "--port", strconv.Itoa(p)),
+		"Port "+strconv.Itoa(p)+" is already assigned to process 'first'")
+	wantErr(t, h.Fail("start", harness.Echo, "--name", "second", "--instances", "2", "--port", harness.PortRange(p+1, p+2)),
+		"Port "+strconv.Itoa(p+1)+" is already assigned to process 'first'")
+	rows := h.WaitOnline("first", 2)
 	if got := harness.PortsOf(rows, "first"); !slices.Equal(got, harness.Seq(p, 2)) {
 		t.Errorf("first's ports after the daemon restart = %v, want %v", got, harness.Seq(p, 2))
 	}
@@ -108,15 +109,15 @@ func TestPortsSurviveDaemonSigkill(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	p := harness.FreePorts(t, 1)
-	h.OK("start", harness.Echo, "--name", "first", "--port", itoa(p))
-	rows := h.WaitList(20*time.Second, "first online", harness.AllOnline("first", 1))
+	h.OK("start", harness.Echo, "--name", "first", "--port", strconv.Itoa(p))
+	rows := h.WaitOnline("first", 1)
 	pid := harness.PidsOf(rows, "first")[0]
 	d := h.DaemonPid()
 	harness.Sigkill(t, d)
 	harness.Eventually(t, 10*time.Second, "the daemon to die", func() bool { return !harness.Alive(d) })
-	wantErr(t, h.Fail("start", harness.Echo, "--name", "second", "--port", itoa(p)),
-		"Port "+itoa(p)+" is already assigned to process 'first'")
-	rows = h.WaitList(20*time.Second, "first online", harness.AllOnline("first", 1))
+	wantErr(t, h.Fail("start", harness.Echo, "--name", "second", "--port", strconv.Itoa(p)),
+		"Port "+strconv.Itoa(p)+" is already assigned to process 'first'")
+	rows = h.WaitOnline("first", 1)
 	if got := harness.PortsOf(rows, "first"); !slices.Equal(got, []int{p}) {
 		t.Errorf("first's ports = %v, want [%d]", got, p)
 	}

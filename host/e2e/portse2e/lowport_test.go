@@ -10,7 +10,7 @@ import (
 
 // Acceptance 11: ports below 1024. The tests run as root here, so --port 80 either works (the
 // app answers on 80) or fails with a clear error; it never crashes the CLI or the daemon.
-func TestPrivilegedPort(t *testing.T) {
+func TestLowPortWorksOrFailsClearly(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	r := h.Run("start", harness.Echo, "--name", "web80", "--port", "80")

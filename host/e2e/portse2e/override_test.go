@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,23 +22,23 @@ func TestRestartPortOverride(t *testing.T) {
 	h := harness.NewHome(t)
 	b := harness.FreePorts(t, 2)
 	p, p2 := b, b+1
-	h.OK("start", harness.Echo, "--name", "web-app", "--port", itoa(p))
+	h.OK("start", harness.Echo, "--name", "web-app", "--port", strconv.Itoa(p))
 	h.WaitList(20*time.Second, "web-app online", harness.AllOnline("web-app", 1))
 	harness.WaitWho(t, p, "web-app", 0)
 
-	h.OK("restart", "web-app", "--port", itoa(p2))
+	h.OK("restart", "web-app", "--port", strconv.Itoa(p2))
 	rows := h.WaitList(20*time.Second, "web-app online", harness.AllOnline("web-app", 1))
 	if got := harness.PortsOf(rows, "web-app"); !slices.Equal(got, []int{p2}) {
 		t.Errorf("ports after override = %v, want [%d]", got, p2)
 	}
 	harness.WaitWho(t, p2, "web-app", 0)
-	if got := envOf(t, p2, "PORT"); got != itoa(p2) {
+	if got := envOf(t, p2, "PORT"); got != strconv.Itoa(p2) {
 		t.Errorf("PORT=%q after override, want %d", got, p2)
 	}
 	if _, err := harness.GetWho(p); err == nil {
 		t.Errorf("old port %d still answers after restart --port %d", p, p2)
 	}
-	checkOverride(t, h.Info("web-app"), itoa(p), itoa(p2), true, []int{p2})
+	checkOverride(t, h.Info("web-app"), strconv.Itoa(p), strconv.Itoa(p2), true, []int{p2})
 
 	// save writes the configured spec, not the live one.
 	h.OK("save")
@@ -54,20 +55,20 @@ func TestRestartPortOverride(t *testing.T) {
 	if err := json.Unmarshal(b2, &dump); err != nil {
 		t.Fatalf("dump.json: %v\n%s", err, b2)
 	}
-	if len(dump.Apps) != 1 || dump.Apps[0].Name != "web-app" || string(dump.Apps[0].Port) != `"`+itoa(p)+`"` {
-		t.Errorf("dump.json apps = %s, want web-app with port %q", b2, itoa(p))
+	if len(dump.Apps) != 1 || dump.Apps[0].Name != "web-app" || string(dump.Apps[0].Port) != `"`+strconv.Itoa(p)+`"` {
+		t.Errorf("dump.json apps = %s, want web-app with port %q", b2, strconv.Itoa(p))
 	}
 
 	// A plain restart keeps the live ports.
 	h.OK("restart", "web-app")
 	h.WaitList(20*time.Second, "web-app online", harness.AllOnline("web-app", 1))
 	harness.WaitWho(t, p2, "web-app", 0)
-	checkOverride(t, h.Info("web-app"), itoa(p), itoa(p2), true, []int{p2})
+	checkOverride(t, h.Info("web-app"), strconv.Itoa(p), strconv.Itoa(p2), true, []int{p2})
 
 	// The live port is held, the old one is not.
-	wantErr(t, h.Fail("start", harness.Echo, "--name", "other", "--port", itoa(p2)),
-		"Port "+itoa(p2)+" is already assigned to process 'web-app'")
-	h.OK("start", harness.Echo, "--name", "other", "--port", itoa(p))
+	wantErr(t, h.Fail("start", harness.Echo, "--name", "other", "--port", strconv.Itoa(p2)),
+		"Port "+strconv.Itoa(p2)+" is already assigned to process 'web-app'")
+	h.OK("start", harness.Echo, "--name", "other", "--port", strconv.Itoa(p))
 	h.WaitList(20*time.Second, "other online", harness.AllOnline("other", 1))
 	harness.WaitWho(t, p, "other", 0)
 }
@@ -90,7 +91,7 @@ func TestReloadToRangeIsGraceful(t *testing.T) {
 	h := harness.NewHome(t)
 	p := harness.FreePorts(t, 1)
 	a := harness.FreePorts(t, 4)
-	h.OK("start", harness.Echo, "--name", "api", "--port", itoa(p))
+	h.OK("start", harness.Echo, "--name", "api", "--port", strconv.Itoa(p))
 	h.WaitList(20*time.Second, "api online", harness.AllOnline("api", 1))
 	harness.WaitWho(t, p, "api", 0)
 
@@ -133,7 +134,7 @@ func TestReloadToRangeIsGraceful(t *testing.T) {
 		return rounds > 0
 	})
 
-	h.OK("reload", "api", "--port", rng(a, a+3))
+	h.OK("reload", "api", "--port", harness.PortRange(a, a+3))
 	rows := h.WaitList(20*time.Second, "4 instances of api online", harness.AllOnline("api", 4))
 	for i := 0; i < 4; i++ {
 		harness.WaitWho(t, a+i, "api", i)
@@ -151,9 +152,9 @@ func TestReloadToRangeIsGraceful(t *testing.T) {
 		t.Errorf("ports after reload = %v, want %v", got, harness.Seq(a, 4))
 	}
 	waitSilent(t, p)
-	checkOverride(t, h.Info("api"), itoa(p), rng(a, a+3), true, harness.Seq(a, 4))
+	checkOverride(t, h.Info("api"), strconv.Itoa(p), harness.PortRange(a, a+3), true, harness.Seq(a, 4))
 	// The old port is free again for others.
-	h.OK("start", harness.Echo, "--name", "other", "--port", itoa(p))
+	h.OK("start", harness.Echo, "--name", "other", "--port", strconv.Itoa(p))
 	h.WaitList(20*time.Second, "other online", harness.AllOnline("other", 1))
 	harness.WaitWho(t, p, "other", 0)
 }
@@ -164,10 +165,10 @@ func TestFailedOverrideChangesNothing(t *testing.T) {
 	h := harness.NewHome(t)
 	b := harness.FreePorts(t, 6)
 	p, held, busy, r := b, b+1, b+2, b+3 // r, r+1, r+2 for a range override
-	h.OK("start", harness.Echo, "--name", "web", "--port", itoa(p))
-	h.OK("start", harness.Echo, "--name", "holder", "--port", itoa(held))
-	harness.Listen(t, "tcp4", "0.0.0.0:"+itoa(busy))
-	harness.Listen(t, "tcp6", "[::]:"+itoa(r+1))
+	h.OK("start", harness.Echo, "--name", "web", "--port", strconv.Itoa(p))
+	h.OK("start", harness.Echo, "--name", "holder", "--port", strconv.Itoa(held))
+	harness.Listen(t, "tcp4", "0.0.0.0:"+strconv.Itoa(busy))
+	harness.Listen(t, "tcp6", "[::]:"+strconv.Itoa(r+1))
 	rows := h.WaitList(20*time.Second, "web and holder online", func(rows []api.Instance) bool {
 		return harness.AllOnline("web", 1)(rows) && harness.AllOnline("holder", 1)(rows)
 	})
@@ -179,16 +180,16 @@ func TestFailedOverrideChangesNothing(t *testing.T) {
 		msg  string   // exact message, or
 		like []string // words of a product message
 	}{
-		{args: []string{"restart", "web", "--port", rng(b+5, b+2)}, like: []string{rng(b+5, b+2), "reversed"}},
-		{args: []string{"reload", "web", "--port", rng(b+5, b+2)}, like: []string{rng(b+5, b+2), "reversed"}},
+		{args: []string{"restart", "web", "--port", harness.PortRange(b+5, b+2)}, like: []string{harness.PortRange(b+5, b+2), "reversed"}},
+		{args: []string{"reload", "web", "--port", harness.PortRange(b+5, b+2)}, like: []string{harness.PortRange(b+5, b+2), "reversed"}},
 		{args: []string{"restart", "web", "--port", "70000"}, like: []string{"70000", "out of range"}},
 		{args: []string{"reload", "web", "--port", "70000"}, like: []string{"70000", "out of range"}},
-		{args: []string{"restart", "web", "--port", itoa(held)}, msg: "Port " + itoa(held) + " is already assigned to process 'holder'"},
-		{args: []string{"reload", "web", "--port", itoa(held)}, msg: "Port " + itoa(held) + " is already assigned to process 'holder'"},
-		{args: []string{"restart", "web", "--port", itoa(busy)}, msg: "Port " + itoa(busy) + " is already in use by another process"},
-		{args: []string{"restart", "web", "--instances", "3", "--port", rng(r, r+2)}, msg: "Port " + itoa(r+1) + " is already in use by another process"},
-		{args: []string{"reload", "web", "--port", rng(r, r+2)}, msg: "Port " + itoa(r+1) + " is already in use by another process"},
-		{args: []string{"restart", "web", "--instances", "2", "--port", rng(b, b+1)}, msg: "Port " + itoa(held) + " is already assigned to process 'holder'"},
+		{args: []string{"restart", "web", "--port", strconv.Itoa(held)}, msg: "Port " + strconv.Itoa(held) + " is already assigned to process 'holder'"},
+		{args: []string{"reload", "web", "--port", strconv.Itoa(held)}, msg: "Port " + strconv.Itoa(held) + " is already assigned to process 'holder'"},
+		{args: []string{"restart", "web", "--port", strconv.Itoa(busy)}, msg: "Port " + strconv.Itoa(busy) + " is already in use by another process"},
+		{args: []string{"restart", "web", "--instances", "3", "--port", harness.PortRange(r, r+2)}, msg: "Port " + strconv.Itoa(r+1) + " is already in use by another process"},
+		{args: []string{"reload", "web", "--port", harness.PortRange(r, r+2)}, msg: "Port " + strconv.Itoa(r+1) + " is already in use by another process"},
+		{args: []string{"restart", "web", "--instances", "2", "--port", harness.PortRange(b, b+1)}, msg: "Port " + strconv.Itoa(held) + " is already assigned to process 'holder'"},
 	} {
 		stderr := h.Fail(c.args...)
 		if c.msg != "" {
@@ -204,14 +205,14 @@ func TestFailedOverrideChangesNothing(t *testing.T) {
 		if w, err := harness.GetWho(p); err != nil || w.Pid != pid {
 			t.Errorf("after failed %s: port %d answers %+v %v, want pid %d", strings.Join(c.args, " "), p, w, err, pid)
 		}
-		checkOverride(t, h.Info("web"), itoa(p), itoa(p), false, []int{p})
+		checkOverride(t, h.Info("web"), strconv.Itoa(p), strconv.Itoa(p), false, []int{p})
 	}
 	if got := harness.PidsOf(h.List(), "holder"); len(got) != 1 || got[0] == 0 {
 		t.Errorf("holder rows changed: %v", got)
 	}
 	// The failed overrides reserved nothing: r and r+2 can be taken by another app.
-	h.OK("start", harness.Echo, "--name", "probe", "--instances", "1", "--port", itoa(r))
-	h.OK("start", harness.Echo, "--name", "probe2", "--port", itoa(r+2))
+	h.OK("start", harness.Echo, "--name", "probe", "--instances", "1", "--port", strconv.Itoa(r))
+	h.OK("start", harness.Echo, "--name", "probe2", "--port", strconv.Itoa(r+2))
 	h.WaitList(20*time.Second, "probes online", func(rows []api.Instance) bool {
 		return harness.AllOnline("probe", 1)(rows) && harness.AllOnline("probe2", 1)(rows)
 	})

@@ -1,6 +1,7 @@
 package portse2e
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -9,7 +10,7 @@ import (
 
 // Acceptance 1: a bad --port spec is refused before anything runs, with an error that quotes
 // the spec and says what is wrong.
-func TestInvalidSpecs(t *testing.T) {
+func TestSpecInvalidRefusedBeforeStart(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	for _, c := range []struct {
@@ -38,11 +39,11 @@ func TestInvalidSpecs(t *testing.T) {
 	// A single port with more than one instance: suggest a range or auto:.
 	t.Run("single-port-2-instances", func(t *testing.T) {
 		p := harness.FreePorts(t, 2)
-		r := h.Run("start", harness.Echo, "--name", "bad", "--instances", "2", "--port", itoa(p))
+		r := h.Run("start", harness.Echo, "--name", "bad", "--instances", "2", "--port", strconv.Itoa(p))
 		if r.Code == 0 {
 			t.Fatalf("start --instances 2 --port %d succeeded:\n%s", p, r.Stdout)
 		}
-		harness.ErrLike(t, r.Stderr, itoa(p), "2 instances", rng(p, p+1), "auto:")
+		harness.ErrLike(t, r.Stderr, strconv.Itoa(p), "2 instances", harness.PortRange(p, p+1), "auto:")
 	})
 	noApp(t, h, "bad")
 	if ps := h.AppProcs(); len(ps) != 0 {

@@ -2,6 +2,7 @@ package portse2e
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,11 +30,11 @@ func tableRows(out string) [][]string {
 
 // Acceptance 9: list shows a Port column, list --json a port (null without one), info the
 // configured spec, the live assignment per instance and the override flag.
-func TestPortVisibility(t *testing.T) {
+func TestVisibilityOfPortsInListAndInfo(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	a := harness.FreePorts(t, 4)
-	h.OK("start", harness.Echo, "--name", "web-cluster", "--instances", "2", "--port", rng(a, a+1))
+	h.OK("start", harness.Echo, "--name", "web-cluster", "--instances", "2", "--port", harness.PortRange(a, a+1))
 	h.OK("start", "sleep 1000", "--name", "noport")
 	h.WaitList(20*time.Second, "apps online", func(rows []api.Instance) bool {
 		return harness.AllOnline("web-cluster", 2)(rows) && harness.AllOnline("noport", 1)(rows)
@@ -51,7 +52,7 @@ func TestPortVisibility(t *testing.T) {
 		}
 		ports[r[1]] = append(ports[r[1]], r[4])
 	}
-	if !eqStrings(ports["web-cluster"], []string{itoa(a), itoa(a + 1)}) {
+	if !eqStrings(ports["web-cluster"], []string{strconv.Itoa(a), strconv.Itoa(a + 1)}) {
 		t.Errorf("Port column for web-cluster = %q, want %d, %d", ports["web-cluster"], a, a+1)
 	}
 	if len(ports["noport"]) != 1 || strings.ContainsAny(ports["noport"][0], "0123456789") {
@@ -75,13 +76,13 @@ func TestPortVisibility(t *testing.T) {
 			t.Errorf("list --json row %s has no port key", name)
 		case name == "noport" && string(port) != "null":
 			t.Errorf("noport: port = %s, want null", port)
-		case name == "web-cluster" && string(port) != itoa(a+inst):
+		case name == "web-cluster" && string(port) != strconv.Itoa(a+inst):
 			t.Errorf("web-cluster[%d]: port = %s, want %d", inst, port, a+inst)
 		}
 	}
 
 	// info: spec, per-instance ports, override flag; text and JSON.
-	checkOverride(t, h.Info("web-cluster"), rng(a, a+1), rng(a, a+1), false, harness.Seq(a, 2))
+	checkOverride(t, h.Info("web-cluster"), harness.PortRange(a, a+1), harness.PortRange(a, a+1), false, harness.Seq(a, 2))
 	info := h.Info("web-cluster")
 	for i, in := range info.Instances {
 		if in.Port == nil || *in.Port != a+in.Instance || in.Instance != i {
@@ -93,7 +94,7 @@ func TestPortVisibility(t *testing.T) {
 		t.Errorf("noport info: spec %q live %q override %v ports %v", ni.PortSpec, ni.LivePortSpec, ni.PortOverride, ni.Ports)
 	}
 	text := h.OK("info", "web-cluster")
-	for _, w := range []string{rng(a, a+1), "port " + itoa(a), "port " + itoa(a+1)} {
+	for _, w := range []string{harness.PortRange(a, a+1), "port " + strconv.Itoa(a), "port " + strconv.Itoa(a+1)} {
 		if !strings.Contains(text, w) {
 			t.Errorf("info text does not show %q:\n%s", w, text)
 		}
@@ -103,11 +104,11 @@ func TestPortVisibility(t *testing.T) {
 	}
 
 	// After an override, info shows both specs and the flag.
-	h.OK("restart", "web-cluster", "--port", rng(a+2, a+3))
+	h.OK("restart", "web-cluster", "--port", harness.PortRange(a+2, a+3))
 	h.WaitList(20*time.Second, "web-cluster online", harness.AllOnline("web-cluster", 2))
-	checkOverride(t, h.Info("web-cluster"), rng(a, a+1), rng(a+2, a+3), true, harness.Seq(a+2, 2))
+	checkOverride(t, h.Info("web-cluster"), harness.PortRange(a, a+1), harness.PortRange(a+2, a+3), true, harness.Seq(a+2, 2))
 	text = h.OK("info", "web-cluster")
-	for _, w := range []string{rng(a, a+1), rng(a+2, a+3), "override", "port " + itoa(a+2), "port " + itoa(a+3)} {
+	for _, w := range []string{harness.PortRange(a, a+1), harness.PortRange(a+2, a+3), "override", "port " + strconv.Itoa(a+2), "port " + strconv.Itoa(a+3)} {
 		if !strings.Contains(text, w) {
 			t.Errorf("info text after override does not show %q:\n%s", w, text)
 		}
@@ -119,7 +120,7 @@ func TestPortVisibility(t *testing.T) {
 			ports[r[1]] = append(ports[r[1]], r[4])
 		}
 	}
-	if !eqStrings(ports["web-cluster"], []string{itoa(a + 2), itoa(a + 3)}) {
+	if !eqStrings(ports["web-cluster"], []string{strconv.Itoa(a + 2), strconv.Itoa(a + 3)}) {
 		t.Errorf("Port column after override = %q, want %d, %d", ports["web-cluster"], a+2, a+3)
 	}
 }
