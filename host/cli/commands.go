@@ -315,7 +315,7 @@ func (e *Env) restartCmd(verb string) *cobra.Command {
 				if err != nil || d <= 0 {
 					return flagErr("wait-timeout", waitTimeout, positive(err))
 				}
-				req.WaitTimeout = d
+				req.WaitTimeout = api.Duration(d)
 			}
 			return e.targetAction(cmd.Context(), verb+"ed", args[0], func(c *api.Client) (*api.Result, error) {
 				if verb == "reload" {
@@ -505,7 +505,7 @@ func (e *Env) killCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c := api.NewClient(e.paths().Socket())
+			c := e.newClient()
 			p, err := c.Ping(ctx)
 			if err != nil {
 				// No answer does not mean no daemon: it may be stopped or wedged.

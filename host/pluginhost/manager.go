@@ -232,7 +232,7 @@ func (m *Manager) List() []api.PluginRow {
 		p.mu.Lock()
 		out = append(out, api.PluginRow{
 			Name: p.spec.Name, Kinds: p.spec.Kinds, Path: p.spec.Path, SHA256: p.spec.SHA256, Status: st,
-			Config: p.spec.Config, Timeout: p.spec.timeout().String(), Starts: p.starts,
+			Config: p.spec.Config, Timeout: api.Duration(p.spec.timeout()), Starts: p.starts,
 		})
 		p.mu.Unlock()
 	}

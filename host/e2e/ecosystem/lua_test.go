@@ -61,13 +61,13 @@ func testExample(t *testing.T, file string) {
 	wantPorts := map[string][]int{"api-gateway": {8080}, "user-service": {8001, 8002}}
 	for _, r := range rows {
 		if r.Port == nil {
-			t.Fatalf("%s[%d] has no port", r.Name, r.Instance)
+			t.Fatalf("%s[%d] has no port", r.Name, r.Index)
 		}
-		if want, ok := wantPorts[r.Name]; ok && *r.Port != want[r.Instance] {
-			t.Errorf("%s[%d] on port %d, want %d", r.Name, r.Instance, *r.Port, want[r.Instance])
+		if want, ok := wantPorts[r.Name]; ok && *r.Port != want[r.Index] {
+			t.Errorf("%s[%d] on port %d, want %d", r.Name, r.Index, *r.Port, want[r.Index])
 		}
 		if r.Name == "order-service" && (*r.Port < 8010 || *r.Port > 8020) {
-			t.Errorf("order-service[%d] on port %d, outside auto:8010-8020", r.Instance, *r.Port)
+			t.Errorf("order-service[%d] on port %d, outside auto:8010-8020", r.Index, *r.Port)
 		}
 		url := "http://127.0.0.1:" + strconv.Itoa(*r.Port) + "/"
 		var who struct {
@@ -78,8 +78,8 @@ func testExample(t *testing.T, file string) {
 			body, err := harness.Get(url)
 			return err == nil && json.Unmarshal([]byte(body), &who) == nil
 		})
-		if who.App != r.Name || who.Instance != strconv.Itoa(r.Instance) || who.Port != strconv.Itoa(*r.Port) || who.Pid != r.Pid {
-			t.Errorf("%s answered %+v, want app %s instance %d port %d pid %d", url, who, r.Name, r.Instance, *r.Port, r.Pid)
+		if who.App != r.Name || who.Instance != strconv.Itoa(r.Index) || who.Port != strconv.Itoa(*r.Port) || who.Pid != r.Pid {
+			t.Errorf("%s answered %+v, want app %s instance %d port %d pid %d", url, who, r.Name, r.Index, *r.Port, r.Pid)
 		}
 	}
 	again := h.OK("run", script)

@@ -49,7 +49,7 @@ func TestAPIRefusesDuplicateKeys(t *testing.T) {
 	h.WaitList(10*time.Second, "web online", harness.AllOnline("web", 1))
 	cfg := h.Info("web").Config
 	cfg.Name = "web2"
-	good, err := json.Marshal(api.StartRequest{App: cfg})
+	good, err := json.Marshal(api.StartRequest{App: cfg.Config()})
 	if err != nil {
 		t.Fatal(err)
 	}
