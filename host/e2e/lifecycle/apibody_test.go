@@ -2,12 +2,8 @@ package lifecycle
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,24 +15,8 @@ import (
 // post sends body as it is to the daemon's API and returns the status and the answer.
 func post(t *testing.T, h *harness.Home, path, body string) (int, string) {
 	t.Helper()
-	sock := filepath.Join(h.Dir, "daemon.sock")
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
-		DisableKeepAlives: true,
-	}}
-	resp, err := c.Post("http://pmdaemon"+path, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("POST %s: reading the answer: %v", path, err)
-	}
-	return resp.StatusCode, string(b)
+	a := request(t, h, "POST", path, body)
+	return a.status, a.body
 }
 
 // A request body that gives a key twice in one object is refused with the key and its place,
