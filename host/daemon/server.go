@@ -98,7 +98,7 @@ func Serve(home string, logw io.Writer) error {
 		handover:   func() { signalOnce(handover) },
 		noHandover: noHandover,
 	}
-	srv := &http.Server{Handler: d.serve(ctl).handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: newAPIServer(d, ctl).handler(), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	// Once start-up is over, and again a little later (the first requests and metrics passes
 	// touch code once), give the kernel back the code pages start-up mapped.
@@ -146,7 +146,7 @@ func signalOnce(ch chan struct{}) {
 // Handler returns the API. kill is called once the kill request has been answered. A daemon
 // served this way cannot hand over: update is answered unavailable (see Serve).
 func (d *Daemon) Handler(kill func()) http.Handler {
-	return d.serve(&control{kill: kill}).handler()
+	return newAPIServer(d, &control{kill: kill}).handler()
 }
 
 // control is what the API's kill and update requests set off, and the gate that refuses
@@ -170,7 +170,7 @@ type apiServer struct {
 	ctl *control
 }
 
-func (d *Daemon) serve(ctl *control) *apiServer { return &apiServer{d: d, ctl: ctl} }
+func newAPIServer(d *Daemon, ctl *control) *apiServer { return &apiServer{d: d, ctl: ctl} }
 
 // routes maps every route of the API to its handler; TestEveryRouteHandled checks that it
 // covers api.Routes() exactly.

@@ -34,7 +34,7 @@ func testServer(t *testing.T, ctl *control) (*Daemon, *api.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: d.serve(ctl).handler()}
+	srv := &http.Server{Handler: newAPIServer(d, ctl).handler()}
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		srv.Close()
@@ -48,7 +48,7 @@ func testServer(t *testing.T, ctl *control) (*Daemon, *api.Client) {
 // cannot disagree on what exists.
 func TestEveryRouteHandled(t *testing.T) {
 	d := &Daemon{}
-	handled := d.serve(&control{}).routes()
+	handled := newAPIServer(d, &control{}).routes()
 	for _, r := range api.Routes() {
 		if handled[r] == nil {
 			t.Errorf("route %s has no handler", r)

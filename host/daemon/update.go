@@ -37,7 +37,7 @@ func (s *apiServer) update(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := s.d.checkHandover()
 	if err != nil {
-		s.ctl.closing.Store(nil)
+		s.ctl.closing.CompareAndSwap(&why, nil) // open again, unless a shutdown began meanwhile
 		reply(w, nil, err)
 		return
 	}
