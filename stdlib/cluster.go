@@ -3,8 +3,6 @@ package stdlib
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -273,10 +271,9 @@ func (h *Host) clusterInfo(L *glua.LState) int {
 		return 2
 	}
 	info, err := h.Client.Info(h.Ctx, target)
-	var re *api.RemoteError
-	if errors.As(err, &re) && re.Status == http.StatusNotFound {
+	if api.IsNotFound(err) {
 		L.Push(glua.LNil)
-		L.Push(glua.LString(re.Message))
+		L.Push(glua.LString(err.Error()))
 		return 2
 	}
 	if err != nil {

@@ -37,7 +37,11 @@ func (h *Host) pluginsAdd(L *glua.LState) int {
 	if err != nil {
 		raiseAt(L, err.Error())
 	}
-	req := api.PluginAddRequest{Name: pd.Name, Path: pd.Path, Config: pd.Config, Timeout: pd.Timeout, Update: h.Update}
+	timeout, err := api.ParsePluginTimeout(pd.Timeout)
+	if err != nil {
+		raiseAt(L, Where(L)+": "+fn+": "+err.Error())
+	}
+	req := api.PluginAddRequest{Name: pd.Name, Path: pd.Path, Config: pd.Config, Timeout: timeout, Update: h.Update}
 	if h.DryRun {
 		h.mu.Lock()
 		h.actions = append(h.actions, "plugin add "+pd.Name+" "+pd.Path)

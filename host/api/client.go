@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -22,6 +23,11 @@ import (
 type Client struct {
 	Socket string
 	hc     *http.Client
+
+	mu         sync.Mutex
+	seen       string              // the daemon version of the last answer
+	onMismatch func(daemon string) // called once, on the first answer of another version
+	told       bool
 }
 
 // NewClient returns a client for the daemon listening on socket.
@@ -39,15 +45,46 @@ func NewClient(socket string) *Client {
 // ErrNoDaemon is returned when nothing answers on the socket.
 var ErrNoDaemon = errors.New("daemon is not running")
 
-// RemoteError is an error the daemon answered with.
-type RemoteError struct {
-	Status  int
-	Message string
+// OnVersionMismatch has f called once, with the daemon's version, on the first answer that
+// carries a version other than this build's.
+func (c *Client) OnVersionMismatch(f func(daemon string)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onMismatch = f
 }
 
-func (e *RemoteError) Error() string { return e.Message }
+// DaemonVersion is the version the daemon sent with its last answer; "" before any answer, or
+// from a daemon too old to send one.
+func (c *Client) DaemonVersion() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seen
+}
 
-func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+// noteVersion records the version an answer came with.
+func (c *Client) noteVersion(v string) {
+	if v == "" {
+		return
+	}
+	c.mu.Lock()
+	c.seen = v
+	var tell func(string)
+	if v != Version && !c.told && c.onMismatch != nil {
+		c.told, tell = true, c.onMismatch
+	}
+	c.mu.Unlock()
+	if tell != nil {
+		tell(v)
+	}
+}
+
+// do sends a request for route (query, if any, appended to its path) with in as its JSON
+// body, and decodes the answer into out.
+func (c *Client) do(ctx context.Context, route Route, query url.Values, in, out any) error {
+	path := route.Path
+	if len(query) > 0 {
+		path += "?" + query.Encode()
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -56,7 +93,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://pmdaemon"+path, body)
+	req, err := http.NewRequestWithContext(ctx, route.Method, "http://pmdaemon"+path, body)
 	if err != nil {
 		return err
 	}
@@ -70,24 +107,21 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			return fmt.Errorf("%w (%v)", ErrNoDaemon, op.Err)
 		}
 		if ctx.Err() == nil && connectionLost(err) {
-			return c.stopped(path, err)
+			return c.stopped(route, err)
 		}
 		return fmt.Errorf("daemon: %w", err)
 	}
 	defer resp.Body.Close()
+	c.noteVersion(resp.Header.Get(VersionHeader))
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		if ctx.Err() == nil && connectionLost(err) {
-			return c.stopped(path, err)
+			return c.stopped(route, err)
 		}
 		return fmt.Errorf("daemon: reading answer: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var e Error
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return &RemoteError{Status: resp.StatusCode, Message: e.Error}
-		}
-		return &RemoteError{Status: resp.StatusCode, Message: fmt.Sprintf("daemon answered %s", resp.Status)}
+		return remoteError(resp, b)
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -95,6 +129,28 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 	}
 	return nil
+}
+
+// remoteError is the *Error of a non-2xx answer. A daemon older than error codes answered
+// {"error": message}: its status gives the code.
+func remoteError(resp *http.Response, body []byte) *Error {
+	var e struct {
+		Code    Code   `json:"code"`
+		Message string `json:"message"`
+		Legacy  string `json:"error"`
+	}
+	json.Unmarshal(body, &e)
+	out := &Error{Code: e.Code, Message: e.Message, Status: resp.StatusCode}
+	if out.Message == "" {
+		out.Message = e.Legacy
+	}
+	if out.Message == "" {
+		out.Message = fmt.Sprintf("daemon answered %s", resp.Status)
+	}
+	if out.Code == "" {
+		out.Code = CodeOfStatus(resp.StatusCode)
+	}
+	return out
 }
 
 // StoppedError is a request the daemon took but never answered: the connection closed under
@@ -122,9 +178,9 @@ func connectionLost(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// stopped is the StoppedError of a request to path.
-func (c *Client) stopped(path string, err error) error {
-	op, _, _ := strings.Cut(strings.TrimPrefix(path, "/v1/"), "?")
+// stopped is the StoppedError of a request for route.
+func (c *Client) stopped(route Route, err error) error {
+	op := strings.TrimPrefix(route.Path, "/v1/")
 	switch op {
 	case "start-many":
 		op = "start"
@@ -143,101 +199,105 @@ func (c *Client) Ping(ctx context.Context) (*Ping, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	var p Ping
-	return &p, c.do(ctx, "GET", "/v1/ping", nil, &p)
+	return &p, c.do(ctx, RoutePing, nil, nil, &p)
 }
 
 func (c *Client) List(ctx context.Context) ([]Instance, error) {
 	var out []Instance
-	return out, c.do(ctx, "GET", "/v1/list", nil, &out)
+	return out, c.do(ctx, RouteList, nil, nil, &out)
 }
 
 func (c *Client) Info(ctx context.Context, target string) (*App, error) {
 	var out App
-	return &out, c.do(ctx, "GET", "/v1/info?target="+url.QueryEscape(target), nil, &out)
+	return &out, c.do(ctx, RouteInfo, url.Values{"target": {target}}, nil, &out)
 }
 
 func (c *Client) Start(ctx context.Context, req StartRequest) (*Started, error) {
 	var out Started
-	return &out, c.do(ctx, "POST", "/v1/start", req, &out)
+	return &out, c.do(ctx, RouteStart, nil, req, &out)
 }
 
 // StartMany starts the apps in order in one request; see StartManyResult.
 func (c *Client) StartMany(ctx context.Context, req StartManyRequest) (*StartManyResult, error) {
 	var out StartManyResult
-	return &out, c.do(ctx, "POST", "/v1/start-many", req, &out)
+	return &out, c.do(ctx, RouteStartMany, nil, req, &out)
 }
 
-func (c *Client) action(ctx context.Context, verb string, req TargetRequest) (*Result, error) {
+func (c *Client) action(ctx context.Context, route Route, req TargetRequest) (*Result, error) {
 	var out Result
-	return &out, c.do(ctx, "POST", "/v1/"+verb, req, &out)
+	return &out, c.do(ctx, route, nil, req, &out)
 }
 
 func (c *Client) Stop(ctx context.Context, req TargetRequest) (*Result, error) {
-	return c.action(ctx, "stop", req)
+	return c.action(ctx, RouteStop, req)
 }
 func (c *Client) Restart(ctx context.Context, req TargetRequest) (*Result, error) {
-	return c.action(ctx, "restart", req)
+	return c.action(ctx, RouteRestart, req)
 }
 func (c *Client) Reload(ctx context.Context, req TargetRequest) (*Result, error) {
-	return c.action(ctx, "reload", req)
+	return c.action(ctx, RouteReload, req)
 }
 func (c *Client) Delete(ctx context.Context, req TargetRequest) (*Result, error) {
-	return c.action(ctx, "delete", req)
+	return c.action(ctx, RouteDelete, req)
 }
 
 // Save writes the dump file and returns its path.
 func (c *Client) Save(ctx context.Context) (string, error) {
-	var out struct {
-		Path string `json:"path"`
-	}
-	return out.Path, c.do(ctx, "POST", "/v1/save", nil, &out)
+	var out Saved
+	return out.Path, c.do(ctx, RouteSave, nil, nil, &out)
 }
 
 func (c *Client) Resurrect(ctx context.Context) (*Result, error) {
 	var out Result
-	return &out, c.do(ctx, "POST", "/v1/resurrect", nil, &out)
+	return &out, c.do(ctx, RouteResurrect, nil, nil, &out)
 }
 
 // Kill stops every app and then the daemon.
 func (c *Client) Kill(ctx context.Context) error {
-	return c.do(ctx, "POST", "/v1/kill", nil, nil)
+	return c.do(ctx, RouteKill, nil, nil, &Killed{})
+}
+
+// Update has the daemon hand its apps over and exit, leaving them running; see Handover.
+func (c *Client) Update(ctx context.Context) (*Handover, error) {
+	var out Handover
+	return &out, c.do(ctx, RouteUpdate, nil, nil, &out)
 }
 
 func (c *Client) PortsAssigned(ctx context.Context) (map[int]string, error) {
 	var out PortsAssigned
-	return out.Ports, c.do(ctx, "GET", "/v1/ports", nil, &out)
+	return out.Ports, c.do(ctx, RoutePorts, nil, nil, &out)
 }
 
 func (c *Client) PortFree(ctx context.Context, port int) (*PortFree, error) {
 	var out PortFree
-	return &out, c.do(ctx, "GET", "/v1/ports/free?port="+strconv.Itoa(port), nil, &out)
+	return &out, c.do(ctx, RoutePortFree, url.Values{"port": {strconv.Itoa(port)}}, nil, &out)
 }
 
 // Plugins lists the registered plugins.
 func (c *Client) Plugins(ctx context.Context) ([]PluginRow, error) {
 	var out []PluginRow
-	return out, c.do(ctx, "GET", "/v1/plugins", nil, &out)
+	return out, c.do(ctx, RoutePlugins, nil, nil, &out)
 }
 
 // AddPlugin registers a plugin; the daemon starts it once to check it.
 func (c *Client) AddPlugin(ctx context.Context, req PluginAddRequest) (*PluginRow, error) {
 	var out PluginRow
-	return &out, c.do(ctx, "POST", "/v1/plugins/add", req, &out)
+	return &out, c.do(ctx, RoutePluginAdd, nil, req, &out)
 }
 
 // EnsurePlugin is an ecosystem file's plugin declaration.
 func (c *Client) EnsurePlugin(ctx context.Context, req PluginAddRequest) (*PluginEnsured, error) {
 	var out PluginEnsured
-	return &out, c.do(ctx, "POST", "/v1/plugins/ensure", req, &out)
+	return &out, c.do(ctx, RoutePluginEnsure, nil, req, &out)
 }
 
 // RemovePlugin unregisters a plugin.
 func (c *Client) RemovePlugin(ctx context.Context, name string) error {
-	return c.do(ctx, "POST", "/v1/plugins/remove", PluginNameRequest{Name: name}, nil)
+	return c.do(ctx, RoutePluginRemove, nil, PluginNameRequest{Name: name}, &PluginRemoved{})
 }
 
 // TrustPlugin pins a registered plugin's binary as it is now.
 func (c *Client) TrustPlugin(ctx context.Context, name string) (*PluginRow, error) {
 	var out PluginRow
-	return &out, c.do(ctx, "POST", "/v1/plugins/trust", PluginNameRequest{Name: name}, &out)
+	return &out, c.do(ctx, RoutePluginTrust, nil, PluginNameRequest{Name: name}, &out)
 }

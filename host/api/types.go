@@ -4,20 +4,27 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/config"
 )
 
-// Version is reported by ping; a CLI and a daemon of different versions still talk, but the
-// CLI can tell the user.
-const Version = "0.1.0"
+// Version is this build's version: the daemon sends it in the VersionHeader of every answer and
+// in ping; a CLI and a daemon of different versions still talk, and the CLI tells the user how
+// to bring them together (pmdaemon update). It is a variable only so that a build can set it
+// (go build -ldflags "-X github.com/pmdaemon/pmdaemon/host/api.Version=1.2.3"); nothing
+// assigns it at run time.
+var Version = "0.1.0"
+
+// VersionHeader carries the daemon's Version on every answer, errors included.
+const VersionHeader = "Pmdaemon-Version"
 
 // Instance is one row of `list`.
 type Instance struct {
 	ID       int     `json:"id"`
 	Name     string  `json:"name"`
-	Instance int     `json:"instance"`
+	Index    int     `json:"instance"` // the instance's position in its app, 0-based
 	Status   string  `json:"status"`
 	Pid      int     `json:"pid"`
 	Port     *int    `json:"port"`
@@ -42,8 +49,8 @@ type Instance struct {
 type App struct {
 	Name string `json:"name"`
 	// Config is the saved configuration, as started; overrides never change it.
-	Config  config.App `json:"config"`
-	Command []string   `json:"command"`
+	Config  AppConfig `json:"config"`
+	Command []string  `json:"command"`
 	// PortSpec is the configured spec, LivePortSpec the one in force (they differ when an
 	// override is active).
 	PortSpec       string     `json:"port_spec"`
@@ -55,14 +62,15 @@ type App struct {
 	InstancesCount int        `json:"instances_count"`
 }
 
-// StartRequest starts an app.
+// StartRequest starts an app. On the wire its app is an AppConfig (see MarshalJSON); App is a
+// config.App here because that is what the daemon runs.
 type StartRequest struct {
 	App config.App `json:"app"`
 	// IfExists says what to do when an app of that name exists: "" refuses, "keep" leaves it
 	// as it is, "update" replaces its saved config with this one and restarts it.
 	IfExists string `json:"if_exists,omitempty"`
 	// WaitTimeout overrides the app's wait_timeout for this start (with wait_ready).
-	WaitTimeout time.Duration `json:"wait_timeout,omitempty"`
+	WaitTimeout Duration `json:"wait_timeout,omitzero"`
 }
 
 // StartManyRequest starts several apps in one request (an ecosystem file), in order.
@@ -98,8 +106,8 @@ type TargetRequest struct {
 	Instances int    `json:"instances,omitempty"`
 	// WaitReady makes a restart answer once every new instance is ready (a reload always
 	// waits); WaitTimeout bounds the wait (0: the app's wait_timeout).
-	WaitReady   bool          `json:"wait_ready,omitempty"`
-	WaitTimeout time.Duration `json:"wait_timeout,omitempty"`
+	WaitReady   bool     `json:"wait_ready,omitempty"`
+	WaitTimeout Duration `json:"wait_timeout,omitzero"`
 }
 
 // Result lists the apps an action touched.
@@ -140,11 +148,6 @@ type PortFree struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Error is the body of every non-2xx answer.
-type Error struct {
-	Error string `json:"error"`
-}
-
 // PluginAddRequest registers a plugin (POST /v1/plugins/add) or declares one from an ecosystem
 // file (POST /v1/plugins/ensure).
 type PluginAddRequest struct {
@@ -152,8 +155,8 @@ type PluginAddRequest struct {
 	// Path is the plugin binary's absolute path.
 	Path   string          `json:"path"`
 	Config json.RawMessage `json:"config,omitempty"`
-	// Timeout bounds each call to the plugin, e.g. "2s"; "" is the default (2s).
-	Timeout string `json:"timeout,omitempty"`
+	// Timeout bounds each call to the plugin; 0 is the default (2s).
+	Timeout Duration `json:"timeout,omitzero"`
 	// Update (ensure only) replaces a registration that differs from this one.
 	Update bool `json:"update,omitempty"`
 }
@@ -166,7 +169,7 @@ type PluginRow struct {
 	SHA256  string          `json:"sha256"`
 	Status  string          `json:"status"`
 	Config  json.RawMessage `json:"config,omitempty"`
-	Timeout string          `json:"timeout"`
+	Timeout Duration        `json:"timeout"`
 	Starts  int             `json:"starts"`
 }
 
@@ -182,4 +185,42 @@ type PluginEnsured struct {
 // PluginNameRequest names a plugin (POST /v1/plugins/remove).
 type PluginNameRequest struct {
 	Name string `json:"name"`
+}
+
+// PluginRemoved answers POST /v1/plugins/remove.
+type PluginRemoved struct {
+	Removed string `json:"removed"`
+}
+
+// Saved answers POST /v1/save: where the dump was written.
+type Saved struct {
+	Path string `json:"path"`
+}
+
+// Killed answers POST /v1/kill, sent before the daemon stops its apps and exits.
+type Killed struct {
+	OK bool `json:"ok"`
+}
+
+// Handover answers POST /v1/update: the daemon has written its state, every app process
+// recorded with its pid, and exits without stopping any; the next daemon started for the home
+// takes them back (same pids, ids and ports).
+type Handover struct {
+	Pid     int    `json:"pid"`
+	Version string `json:"version"`
+	// Instances is how many instances were running and are left running.
+	Instances int `json:"instances"`
+}
+
+// ParsePluginTimeout reads a plugin call timeout given as text (a flag, an ecosystem file):
+// "" is the default, anything else a positive Go duration.
+func ParsePluginTimeout(s string) (Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	t, err := time.ParseDuration(s)
+	if err != nil || t <= 0 {
+		return 0, fmt.Errorf("plugin timeout %q is not a positive duration such as 2s or 500ms", s)
+	}
+	return Duration(t), nil
 }

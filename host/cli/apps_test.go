@@ -88,7 +88,7 @@ func TestAppsLifecycleThroughMain(t *testing.T) {
 				if err := json.Unmarshal([]byte(r.stdout), &a); err != nil {
 					t.Fatalf("info --json is not JSON: %v\n%s", err, r.stdout)
 				}
-				if a.Name != "nap" || a.Config.KillTimeout != 2*time.Second || a.PortSpec != ports || len(a.Instances) != 2 {
+				if a.Name != "nap" || a.Config.KillTimeout.Std() != 2*time.Second || a.PortSpec != ports || len(a.Instances) != 2 {
 					t.Errorf("info --json: name %q, kill timeout %s, port spec %q, %d instances; want nap, 2s, %s, 2",
 						a.Name, a.Config.KillTimeout, a.PortSpec, len(a.Instances), ports)
 				}

@@ -14,7 +14,7 @@ func rows(n int) []api.Instance {
 	for i := range out {
 		port := 3000 + i
 		out[i] = api.Instance{
-			ID: i, Name: "web", Instance: i, Status: "online", Pid: 10000 + i, Port: &port,
+			ID: i, Name: "web", Index: i, Status: "online", Pid: 10000 + i, Port: &port,
 			CPU: 1.5, Memory: 45 << 20, UptimeMS: int64(time.Hour / time.Millisecond), Restarts: 2,
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,6 +25,8 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	Home           string // PMDAEMON_HOME
 	Exe            string // the pmdaemon binary, to start the daemon with
+
+	versionTold sync.Once // the version mismatch is told once per run
 }
 
 // Main runs the CLI and returns the process exit code.
@@ -77,16 +80,33 @@ func (e *Env) Root() *cobra.Command {
 	root.AddCommand(
 		e.startCmd(), e.stopCmd(), e.restartCmd("restart"), e.restartCmd("reload"), e.deleteCmd(),
 		e.listCmd(), e.infoCmd(), e.logsCmd(), e.saveCmd(), e.resurrectCmd(),
-		e.pingCmd(), e.killCmd(), e.daemonCmd(), e.runCmd(), e.pluginCmd(), e.startupCmd(), e.flushCmd(),
+		e.pingCmd(), e.killCmd(), e.updateCmd(), e.daemonCmd(), e.runCmd(), e.pluginCmd(), e.startupCmd(), e.flushCmd(),
 	)
 	return root
 }
 
 func (e *Env) paths() daemon.Paths { return daemon.Paths{Home: e.Home} }
 
+// newClient returns a client for the home's daemon that tells the user, once, when the daemon
+// runs another version than this pmdaemon.
+func (e *Env) newClient() *api.Client {
+	c := api.NewClient(e.paths().Socket())
+	c.OnVersionMismatch(e.tellVersion)
+	return c
+}
+
+// tellVersion says, on stderr and without failing the command, that the daemon runs another
+// version and how to change that without touching the apps.
+func (e *Env) tellVersion(daemon string) {
+	e.versionTold.Do(func() {
+		fmt.Fprintf(e.Stderr, "pmdaemon: the daemon runs version %s and this pmdaemon is %s; "+
+			"run 'pmdaemon update' to replace the daemon without restarting your apps\n", daemon, api.Version)
+	})
+}
+
 // client returns a client for a running daemon, starting one first if none answers.
 func (e *Env) client(ctx context.Context) (*api.Client, error) {
-	c := api.NewClient(e.paths().Socket())
+	c := e.newClient()
 	p, err := c.Ping(ctx)
 	if err == nil {
 		printWarnings(e.Stderr, p.Problems)
@@ -95,22 +115,33 @@ func (e *Env) client(ctx context.Context) (*api.Client, error) {
 	// Only an answer from the daemon means one runs. A refused or reset connection, or a
 	// socket that closes mid-request, is a daemon that is gone or going (a SIGKILLed daemon's
 	// socket can accept for a moment): start one, and the home's lock decides which lives.
-	var remote *api.RemoteError
-	if errors.As(err, &remote) || ctx.Err() != nil {
+	if api.IsRemote(err) || ctx.Err() != nil {
 		return nil, err
 	}
-	if err := e.spawnDaemon(); err != nil {
+	if err := e.spawnDaemon(e.Exe); err != nil {
 		return nil, err
 	}
+	p, err = e.awaitDaemon(ctx, c, 0)
+	if err != nil {
+		return nil, err
+	}
+	printWarnings(e.Stderr, p.Warnings)
+	printWarnings(e.Stderr, p.Problems)
+	return c, nil
+}
+
+// awaitDaemon waits for a daemon just spawned to answer: one other than pid old (0: any).
+func (e *Env) awaitDaemon(ctx context.Context, c *api.Client, old int) (*api.Ping, error) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		p, err := c.Ping(ctx)
-		if err == nil {
-			printWarnings(e.Stderr, p.Warnings)
-			printWarnings(e.Stderr, p.Problems)
-			return c, nil
+		if err == nil && p.Pid != old {
+			return p, nil
 		}
-		if time.Now().After(deadline) {
+		if err == nil {
+			err = fmt.Errorf("daemon %d still answers", old)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			return nil, fmt.Errorf("the daemon did not answer within 15s (see %s): %v", e.paths().Log(), err)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -125,14 +156,14 @@ func printWarnings(w io.Writer, ws []string) {
 
 // existingClient returns a client only if a daemon answers.
 func (e *Env) existingClient(ctx context.Context) (*api.Client, bool) {
-	c := api.NewClient(e.paths().Socket())
+	c := e.newClient()
 	_, err := c.Ping(ctx)
 	return c, err == nil
 }
 
-// spawnDaemon starts `pmdaemon daemon` detached: own session, no terminal, output to
-// daemon.log. If two CLIs race, both spawn; the home's lock lets exactly one daemon live.
-func (e *Env) spawnDaemon() error {
+// spawnDaemon starts `exe daemon` detached: own session, no terminal, output to daemon.log.
+// If two CLIs race, both spawn; the home's lock lets exactly one daemon live.
+func (e *Env) spawnDaemon(exe string) error {
 	if err := os.MkdirAll(e.Home, 0o700); err != nil {
 		return fmt.Errorf("cannot create %s: %w", e.Home, err)
 	}
@@ -141,7 +172,7 @@ func (e *Env) spawnDaemon() error {
 		return fmt.Errorf("cannot open daemon log: %w", err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(e.Exe, "daemon")
+	cmd := exec.Command(exe, "daemon")
 	cmd.Env = append(os.Environ(), "PMDAEMON_HOME="+e.Home)
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -271,7 +271,7 @@ func (e *Env) restartCmd(verb string) *cobra.Command {
 					return err
 				}
 			}
-			req.Port, req.Instances, req.WaitReady, req.WaitTimeout = run.Port, run.Instances, run.WaitReady, run.WaitTimeout
+			req.Port, req.Instances, req.WaitReady, req.WaitTimeout = run.Port, run.Instances, run.WaitReady, api.Duration(run.WaitTimeout)
 			return e.targetAction(cmd.Context(), verb+"ed", args[0], func(c *api.Client) (*api.Result, error) {
 				if verb == "reload" {
 					return c.Reload(cmd.Context(), req)
@@ -463,7 +463,7 @@ func (e *Env) killCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c := api.NewClient(e.paths().Socket())
+			c := e.newClient()
 			p, err := c.Ping(ctx)
 			if err != nil {
 				// No answer does not mean no daemon: it may be stopped or wedged.

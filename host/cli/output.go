@@ -184,7 +184,7 @@ func RenderInfo(w io.Writer, a *api.App) error {
 			started = in.StartedAt.Format(time.RFC3339)
 		}
 		fmt.Fprintf(&b, "  [%d] id %d  status %s  pid %d  port %s  restarts %d  started %s\n",
-			in.Instance, in.ID, in.Status, in.Pid, port, in.Restarts, started)
+			in.Index, in.ID, in.Status, in.Pid, port, in.Restarts, started)
 		if in.Health != "" {
 			fmt.Fprintf(&b, "      health: %s\n", in.Health)
 			if in.HealthError != "" {

@@ -44,12 +44,16 @@ func (e *Env) pluginAddCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("plugin path %q: %v", args[1], err)
 			}
+			callTimeout, err := api.ParsePluginTimeout(timeout)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			c, err := e.client(ctx)
 			if err != nil {
 				return err
 			}
-			row, err := c.AddPlugin(ctx, api.PluginAddRequest{Name: args[0], Path: path, Config: cfg, Timeout: timeout})
+			row, err := c.AddPlugin(ctx, api.PluginAddRequest{Name: args[0], Path: path, Config: cfg, Timeout: callTimeout})
 			if err != nil {
 				return err
 			}

@@ -71,7 +71,11 @@ func (e *Env) runFile(ctx context.Context, path string, o runOptions) error {
 // ensurePlugins registers an ecosystem file's plugins before its apps start.
 func (e *Env) ensurePlugins(ctx context.Context, c *api.Client, where string, ps []config.PluginDecl, update bool) error {
 	for i, p := range ps {
-		res, err := c.EnsurePlugin(ctx, api.PluginAddRequest{Name: p.Name, Path: p.Path, Config: p.Config, Timeout: p.Timeout, Update: update})
+		timeout, err := api.ParsePluginTimeout(p.Timeout)
+		if err != nil {
+			return fmt.Errorf("%s: plugins[%d] (%s): %w", where, i, p.Name, err)
+		}
+		res, err := c.EnsurePlugin(ctx, api.PluginAddRequest{Name: p.Name, Path: p.Path, Config: p.Config, Timeout: timeout, Update: update})
 		if err != nil {
 			return fmt.Errorf("%s: plugins[%d] (%s): %w", where, i, p.Name, err)
 		}

@@ -174,7 +174,7 @@ func (d *Daemon) pickPorts(name, spec string, n int, keep []int) ([]int, error) 
 	}
 	d.mu.Unlock()
 	if err != nil {
-		return nil, &UserError{err.Error()}
+		return nil, portsErr(ps, n, err)
 	}
 	if cands == nil {
 		return out, nil // every instance keeps its port
@@ -194,7 +194,7 @@ func (d *Daemon) pickPorts(name, spec string, n int, keep []int) ([]int, error) 
 	}
 	got, err := ports.Fill(req, out, cands)
 	if err != nil {
-		return nil, &UserError{err.Error()}
+		return nil, portsErr(ps, n, err)
 	}
 	return got, nil
 }
@@ -247,7 +247,7 @@ func (d *Daemon) probePlugin(req api.PluginAddRequest, replace bool) (*pluginhos
 		return nil, err
 	}
 	if _, ok := d.plugins.Get(req.Name); ok && !replace {
-		return nil, userErr("a plugin named '%s' is already registered; remove it first or choose another name", req.Name)
+		return nil, conflictErr("a plugin named '%s' is already registered; remove it first or choose another name", req.Name)
 	}
 	p, err := d.plugins.Probe(pluginhost.AddRequest{Name: req.Name, Path: req.Path, Config: req.Config, Timeout: timeout})
 	if err != nil {
@@ -256,15 +256,11 @@ func (d *Daemon) probePlugin(req api.PluginAddRequest, replace bool) (*pluginhos
 	return p, nil
 }
 
-func parsePluginTimeout(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
+func parsePluginTimeout(t api.Duration) (time.Duration, error) {
+	if t < 0 {
+		return 0, userErr("plugin timeout %q is not a positive duration such as 2s or 500ms", t.String())
 	}
-	t, err := time.ParseDuration(s)
-	if err != nil || t <= 0 {
-		return 0, userErr("plugin timeout %q is not a positive duration such as 2s or 500ms", s)
-	}
-	return t, nil
+	return t.Std(), nil
 }
 
 // EnsurePlugin is an ecosystem file's plugin declaration: registered when absent, left alone
@@ -313,7 +309,7 @@ func (d *Daemon) TrustPlugin(name string) (*api.PluginRow, error) {
 	spec := cur.Spec()
 	req := api.PluginAddRequest{Name: name, Path: spec.Path, Config: spec.Config}
 	if spec.Timeout > 0 {
-		req.Timeout = spec.Timeout.String()
+		req.Timeout = api.Duration(spec.Timeout)
 	}
 	p, err := d.probePlugin(req, true)
 	if err != nil {

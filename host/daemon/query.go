@@ -26,7 +26,7 @@ func (d *Daemon) List() []api.Instance {
 func (d *Daemon) row(a *app, s *slot) api.Instance {
 	st := s.state()
 	r := api.Instance{
-		ID: s.id, Name: a.cfg.Name, Instance: s.index, Status: string(st.Status), Pid: st.Pid,
+		ID: s.id, Name: a.cfg.Name, Index: s.index, Status: string(st.Status), Pid: st.Pid,
 		Restarts: st.Restarts, Reason: st.Reason, StartedAt: st.StartedAt,
 		OutLog: d.outLog(a, s), ErrLog: d.errLog(a, s), Cgroup: d.cgroupOf(s),
 	}
@@ -57,7 +57,7 @@ func (d *Daemon) Info(t string) (*api.App, error) {
 	}
 	a := ts[0].app
 	out := &api.App{
-		Name: a.cfg.Name, Config: a.cfg, Command: a.argv, PortSpec: a.cfg.Port, LivePortSpec: a.liveSpec(),
+		Name: a.cfg.Name, Config: api.NewAppConfig(a.cfg), Command: a.argv, PortSpec: a.cfg.Port, LivePortSpec: a.liveSpec(),
 		PortOverride: a.override != "", Ports: []int{}, CreatedAt: a.created, InstancesCount: len(a.slots),
 	}
 	for _, s := range a.slots {

@@ -24,7 +24,7 @@ type plan struct {
 func (d *Daemon) planFor(a *app, req api.TargetRequest, reload bool) (*plan, error) {
 	d.mu.Lock()
 	p := &plan{spec: a.liveSpec(), override: a.override, n: len(a.slots)}
-	p.wait, p.timeout = readiness(a.cfg, req.WaitReady, req.WaitTimeout)
+	p.wait, p.timeout = readiness(a.cfg, req.WaitReady, req.WaitTimeout.Std())
 	cfgPort := a.cfg.Port
 	var held []int
 	for _, s := range a.slots {
@@ -150,7 +150,7 @@ func (d *Daemon) restartOrReload(req api.TargetRequest, reload bool) (*api.Resul
 		switch {
 		case t.slot != nil:
 			d.mu.Lock()
-			wait, timeout := readiness(t.app.cfg, req.WaitReady || reload, req.WaitTimeout)
+			wait, timeout := readiness(t.app.cfg, req.WaitReady || reload, req.WaitTimeout.Std())
 			d.mu.Unlock()
 			err = d.restartSlot(t.app, t.slot, wait, timeout)
 		case reload:

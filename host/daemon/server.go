@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,6 +44,7 @@ func Serve(home string, logw io.Writer) error {
 		return ErrAlreadyRunning
 	}
 	logger := log.New(logw, "", log.LstdFlags)
+	noHandover := systemdService() // asked now: the parent that started us may not outlive us
 	// Holding the lock, we are the only writer of these files: a temp file beside them is
 	// what a write cut short by a crash left behind.
 	for _, p := range []string{paths.State(), paths.Dump()} {
@@ -90,12 +92,13 @@ func Serve(home string, logw io.Writer) error {
 	logger.Printf("daemon %d listening on %s", os.Getpid(), paths.Socket())
 
 	killed := make(chan struct{}, 1)
-	srv := &http.Server{Handler: d.Handler(func() {
-		select {
-		case killed <- struct{}{}:
-		default:
-		}
-	}), ReadHeaderTimeout: 10 * time.Second}
+	handover := make(chan struct{}, 1)
+	ctl := &control{
+		kill:       func() { signalOnce(killed) },
+		handover:   func() { signalOnce(handover) },
+		noHandover: noHandover,
+	}
+	srv := &http.Server{Handler: newAPIServer(d, ctl).handler(), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	// Once start-up is over, and again a little later (the first requests and metrics passes
 	// touch code once), give the kernel back the code pages start-up mapped.
@@ -113,7 +116,17 @@ func Serve(home string, logw io.Writer) error {
 		logger.Printf("got %v, stopping apps", s)
 	case <-killed:
 		logger.Printf("kill requested, stopping apps")
+	case <-handover:
+		logger.Printf("update requested: handing the apps over to the next daemon, leaving them running")
+		if err := d.Handover(); err != nil {
+			logger.Printf("WARNING: handover: %v", err)
+		}
+		// Handover leaves the daemon frozen: answer nothing more, and go.
+		srv.Close()
+		logger.Printf("daemon %d handed over", os.Getpid())
+		return nil
 	}
+	ctl.close("the daemon is shutting down and stopping its apps; run the command again once it has exited")
 	d.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -122,80 +135,155 @@ func Serve(home string, logw io.Writer) error {
 	return nil
 }
 
-// Handler returns the API. kill is called once the kill request has been answered.
-func (d *Daemon) Handler(kill func()) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
-		mode, root, why := d.processMode()
-		reply(w, api.Ping{Pid: os.Getpid(), Version: api.Version, Home: d.paths.Home, Warnings: d.warnings, Problems: d.problems(),
-			ProcessMode: mode, CgroupRoot: root, ProcessModeReason: why}, nil)
-	})
-	mux.HandleFunc("GET /v1/list", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, d.List(), nil)
-	})
-	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
-		out, err := d.Info(r.URL.Query().Get("target"))
-		reply(w, out, err)
-	})
-	post(mux, "/v1/start", checked(d.checkStartOne, d.Start))
-	post(mux, "/v1/start-many", checked(d.checkStartMany, d.StartMany))
-	for verb, op := range map[string]func(api.TargetRequest) (*api.Result, error){
-		"stop": d.Stop, "restart": d.Restart, "reload": d.Reload, "delete": d.Delete,
-	} {
-		post(mux, "/v1/"+verb, checked(d.checkTarget, op))
+// signalOnce sends on a channel of one slot without waiting: a second kill is the first.
+func signalOnce(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
-	mux.HandleFunc("POST /v1/save", func(w http.ResponseWriter, r *http.Request) {
-		p, err := d.Save()
-		reply(w, map[string]string{"path": p}, err)
-	})
-	mux.HandleFunc("POST /v1/resurrect", func(w http.ResponseWriter, r *http.Request) {
-		out, err := d.Resurrect()
-		reply(w, out, err)
-	})
-	mux.HandleFunc("POST /v1/kill", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, map[string]bool{"ok": true}, nil)
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-		kill()
-	})
-	mux.HandleFunc("GET /v1/ports", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, api.PortsAssigned{Ports: d.PortsAssigned()}, nil)
-	})
-	mux.HandleFunc("GET /v1/ports/free", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query().Get("port")
-		p, err := strconv.Atoi(q)
-		if err != nil {
-			reply(w, nil, userErr("port %q is not a number", q))
-			return
-		}
-		reply(w, d.PortFree(p), nil)
-	})
-	mux.HandleFunc("GET /v1/plugins", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, d.Plugins(), nil)
-	})
-	post(mux, "/v1/plugins/add", d.AddPlugin)
-	post(mux, "/v1/plugins/ensure", d.EnsurePlugin)
-	post(mux, "/v1/plugins/trust", func(req api.PluginNameRequest) (*api.PluginRow, error) { return d.TrustPlugin(req.Name) })
-	post(mux, "/v1/plugins/remove", func(req api.PluginNameRequest) (map[string]string, error) {
-		return map[string]string{"removed": req.Name}, d.RemovePlugin(req.Name)
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeErr(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
-	})
-	return mux
 }
 
-// post serves POST path: the body decoded strictly into Req, answered with op's result.
-func post[Req, Resp any](mux *http.ServeMux, path string, op func(Req) (Resp, error)) {
-	mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
+// Handler returns the API. kill is called once the kill request has been answered. A daemon
+// served this way cannot hand over: update is answered unavailable (see Serve).
+func (d *Daemon) Handler(kill func()) http.Handler {
+	return newAPIServer(d, &control{kill: kill}).handler()
+}
+
+// control is what the API's kill and update requests set off, and the gate that refuses
+// changes once the daemon is going away.
+type control struct {
+	kill func()
+	// handover, when set, is called once the update request has been answered; noHandover
+	// says why update is refused all the same.
+	handover   func()
+	noHandover string
+	// closing holds why changes are refused; nil while they are taken.
+	closing atomic.Pointer[string]
+}
+
+// close refuses every request that would change something from now on, saying why.
+func (c *control) close(why string) { c.closing.Store(&why) }
+
+// apiServer is the daemon's API: one handler per api.Route.
+type apiServer struct {
+	d   *Daemon
+	ctl *control
+}
+
+func newAPIServer(d *Daemon, ctl *control) *apiServer { return &apiServer{d: d, ctl: ctl} }
+
+// routes maps every route of the API to its handler; TestEveryRouteHandled checks that it
+// covers api.Routes() exactly.
+func (s *apiServer) routes() map[api.Route]http.HandlerFunc {
+	d := s.d
+	m := map[api.Route]http.HandlerFunc{
+		api.RoutePing: func(w http.ResponseWriter, r *http.Request) {
+			mode, root, why := d.processMode()
+			reply(w, api.Ping{Pid: os.Getpid(), Version: api.Version, Home: d.paths.Home, Warnings: d.warnings, Problems: d.problems(),
+				ProcessMode: mode, CgroupRoot: root, ProcessModeReason: why}, nil)
+		},
+		api.RouteList: func(w http.ResponseWriter, r *http.Request) {
+			reply(w, d.List(), nil)
+		},
+		api.RouteInfo: func(w http.ResponseWriter, r *http.Request) {
+			out, err := d.Info(r.URL.Query().Get("target"))
+			reply(w, out, err)
+		},
+		api.RouteStart:     post(checked(d.checkStartOne, d.Start)),
+		api.RouteStartMany: post(checked(d.checkStartMany, d.StartMany)),
+		api.RouteStop:      post(checked(d.checkTarget, d.Stop)),
+		api.RouteRestart:   post(checked(d.checkTarget, d.Restart)),
+		api.RouteReload:    post(checked(d.checkTarget, d.Reload)),
+		api.RouteDelete:    post(checked(d.checkTarget, d.Delete)),
+		api.RouteSave: func(w http.ResponseWriter, r *http.Request) {
+			p, err := d.Save()
+			reply(w, api.Saved{Path: p}, err)
+		},
+		api.RouteResurrect: func(w http.ResponseWriter, r *http.Request) {
+			out, err := d.Resurrect()
+			reply(w, out, err)
+		},
+		api.RouteKill: func(w http.ResponseWriter, r *http.Request) {
+			reply(w, api.Killed{OK: true}, nil)
+			flush(w)
+			s.ctl.kill()
+		},
+		api.RouteUpdate: s.update,
+		api.RoutePorts: func(w http.ResponseWriter, r *http.Request) {
+			reply(w, api.PortsAssigned{Ports: d.PortsAssigned()}, nil)
+		},
+		api.RoutePortFree: func(w http.ResponseWriter, r *http.Request) {
+			q := r.URL.Query().Get("port")
+			p, err := strconv.Atoi(q)
+			if err != nil {
+				reply(w, nil, userErr("port %q is not a number", q))
+				return
+			}
+			reply(w, d.PortFree(p), nil)
+		},
+		api.RoutePlugins: func(w http.ResponseWriter, r *http.Request) {
+			reply(w, d.Plugins(), nil)
+		},
+		api.RoutePluginAdd:    post(d.AddPlugin),
+		api.RoutePluginEnsure: post(d.EnsurePlugin),
+		api.RoutePluginTrust: post(func(req api.PluginNameRequest) (*api.PluginRow, error) {
+			return d.TrustPlugin(req.Name)
+		}),
+		api.RoutePluginRemove: post(func(req api.PluginNameRequest) (*api.PluginRemoved, error) {
+			return &api.PluginRemoved{Removed: req.Name}, d.RemovePlugin(req.Name)
+		}),
+	}
+	return m
+}
+
+// handler serves the routes; every answer, an error or an unknown route's included, carries
+// the daemon's version, and changes are refused once the daemon is closing.
+func (s *apiServer) handler() http.Handler {
+	mux := http.NewServeMux()
+	for route, h := range s.routes() {
+		if route.Method != http.MethodGet && route != api.RouteKill {
+			h = s.gated(h)
+		}
+		mux.HandleFunc(route.Pattern(), h)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeAPIErr(w, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path)})
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(api.VersionHeader, api.Version)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// gated refuses a change while the daemon is closing: it would be lost, or worse, start an
+// app the next daemon does not know of.
+func (s *apiServer) gated(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if why := s.ctl.closing.Load(); why != nil {
+			writeAPIErr(w, &api.Error{Code: api.CodeUnavailable, Message: *why})
+			return
+		}
+		h(w, r)
+	}
+}
+
+func flush(w http.ResponseWriter) {
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// post is the handler of a POST route: the body decoded strictly into Req, answered with op's
+// result.
+func post[Req, Resp any](op func(Req) (Resp, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		var req Req
 		if !decode(w, r, &req) {
 			return
 		}
 		out, err := op(req)
 		reply(w, out, err)
-	})
+	}
 }
 
 // checked runs check on a request before op; a request check refuses returns check's error.
@@ -229,33 +317,31 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	}
 	if err != nil {
 		if !bodyTooLarge(w, err) {
-			writeErr(w, http.StatusBadRequest, "bad request body: "+err.Error())
+			writeAPIErr(w, &api.Error{Code: api.CodeInvalid, Message: "bad request body: " + err.Error()})
 		}
 		return false
 	}
 	return true
 }
 
+// reply answers v, or err as an API error.
 func reply(w http.ResponseWriter, v any, err error) {
 	if err != nil {
-		var ue *UserError
-		var nf *NotFoundError
-		code := http.StatusInternalServerError
-		switch {
-		case errors.As(err, &nf):
-			code = http.StatusNotFound
-		case errors.As(err, &ue):
-			code = http.StatusBadRequest
-		}
-		writeErr(w, code, err.Error())
+		writeAPIErr(w, apiError(err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
 }
 
-func writeErr(w http.ResponseWriter, code int, msg string) {
+// writeErr answers msg with status, and the code of that status.
+func writeErr(w http.ResponseWriter, status int, msg string) {
+	writeAPIErr(w, &api.Error{Code: api.CodeOfStatus(status), Message: msg})
+}
+
+// writeAPIErr answers e with the HTTP status of its code.
+func writeAPIErr(w http.ResponseWriter, e *api.Error) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(api.Error{Error: msg})
+	w.WriteHeader(e.Code.Status())
+	json.NewEncoder(w).Encode(e)
 }

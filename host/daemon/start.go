@@ -51,13 +51,13 @@ func (d *Daemon) startOne(req api.StartRequest) (*api.Started, error) {
 			st.Existed = true
 			return st, nil
 		case "update":
-			return d.update(a, req.App, req.WaitTimeout)
+			return d.update(a, req.App, req.WaitTimeout.Std())
 		case "":
 		default:
 			return nil, userErr("if_exists must be \"\", \"keep\" or \"update\", got %q", req.IfExists)
 		}
 	}
-	return d.startLocked(req.App, req.WaitTimeout)
+	return d.startLocked(req.App, req.WaitTimeout.Std())
 }
 
 // update replaces a's saved configuration with cfg and restarts it under that configuration
@@ -180,7 +180,7 @@ func (d *Daemon) startLocked(cfg config.App, waitTimeout time.Duration) (*api.St
 	_, exists := d.apps[cfg.Name]
 	d.mu.Unlock()
 	if exists {
-		return nil, userErr("process '%s' already exists; restart it, or delete it first", cfg.Name)
+		return nil, conflictErr("process '%s' already exists; restart it, or delete it first", cfg.Name)
 	}
 	a := &app{cfg: cfg, argv: argv, created: time.Now()}
 	ps, err := d.pickPorts(cfg.Name, a.liveSpec(), cfg.Instances, nil)

@@ -233,7 +233,7 @@ func (m *Manager) List() []api.PluginRow {
 		p.mu.Lock()
 		out = append(out, api.PluginRow{
 			Name: p.spec.Name, Kinds: p.spec.Kinds, Path: p.spec.Path, SHA256: p.spec.SHA256, Status: st,
-			Config: p.spec.Config, Timeout: timeoutOf(p.spec).String(), Starts: p.starts,
+			Config: p.spec.Config, Timeout: api.Duration(timeoutOf(p.spec)), Starts: p.starts,
 		})
 		p.mu.Unlock()
 	}

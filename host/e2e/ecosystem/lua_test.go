@@ -59,16 +59,16 @@ func testExample(t *testing.T, file string) {
 	wantPorts := map[string][]int{"api-gateway": {8080}, "user-service": {8001, 8002}}
 	for _, r := range rows {
 		if r.Port == nil {
-			t.Fatalf("%s[%d] has no port", r.Name, r.Instance)
+			t.Fatalf("%s[%d] has no port", r.Name, r.Index)
 		}
-		if want, ok := wantPorts[r.Name]; ok && *r.Port != want[r.Instance] {
-			t.Errorf("%s[%d] on port %d, want %d", r.Name, r.Instance, *r.Port, want[r.Instance])
+		if want, ok := wantPorts[r.Name]; ok && *r.Port != want[r.Index] {
+			t.Errorf("%s[%d] on port %d, want %d", r.Name, r.Index, *r.Port, want[r.Index])
 		}
 		if r.Name == "order-service" && (*r.Port < 8010 || *r.Port > 8020) {
-			t.Errorf("order-service[%d] on port %d, outside auto:8010-8020", r.Instance, *r.Port)
+			t.Errorf("order-service[%d] on port %d, outside auto:8010-8020", r.Index, *r.Port)
 		}
-		if w := harness.WaitWho(t, *r.Port, r.Name, r.Instance); w.Pid != r.Pid {
-			t.Errorf("port %d answered by pid %d, list says %s[%d] is pid %d", *r.Port, w.Pid, r.Name, r.Instance, r.Pid)
+		if w := harness.WaitWho(t, *r.Port, r.Name, r.Index); w.Pid != r.Pid {
+			t.Errorf("port %d answered by pid %d, list says %s[%d] is pid %d", *r.Port, w.Pid, r.Name, r.Index, r.Pid)
 		}
 	}
 	again := h.OK("run", script)

@@ -153,16 +153,16 @@ func checkConsistent(t *testing.T, h *harness.Home, rows []api.Instance) {
 		case "online":
 			online++
 			if !harness.Alive(r.Pid) {
-				t.Errorf("%s[%d] online with dead pid %d", r.Name, r.Instance, r.Pid)
-			} else if w := harness.WaitWho(t, port(r), r.Name, r.Instance); w.Pid != r.Pid {
-				t.Errorf("%s[%d]: port %d answered by pid %d, listed %d", r.Name, r.Instance, port(r), w.Pid, r.Pid)
+				t.Errorf("%s[%d] online with dead pid %d", r.Name, r.Index, r.Pid)
+			} else if w := harness.WaitWho(t, port(r), r.Name, r.Index); w.Pid != r.Pid {
+				t.Errorf("%s[%d]: port %d answered by pid %d, listed %d", r.Name, r.Index, port(r), w.Pid, r.Pid)
 			}
 		case "stopped":
 			if r.Pid != 0 || r.Port != nil {
-				t.Errorf("stopped %s[%d] has pid %d port %d", r.Name, r.Instance, r.Pid, port(r))
+				t.Errorf("stopped %s[%d] has pid %d port %d", r.Name, r.Index, r.Pid, port(r))
 			}
 		default:
-			t.Errorf("%s[%d] is %s (%s)", r.Name, r.Instance, r.Status, r.Reason)
+			t.Errorf("%s[%d] is %s (%s)", r.Name, r.Index, r.Status, r.Reason)
 		}
 	}
 	if got := sorted(h.AppProcs()); !slices.Equal(got, onlinePids(rows)) {

@@ -163,12 +163,12 @@ func stateMatches(h *harness.Home, rows []api.Instance) error {
 	}
 	for _, r := range rows {
 		s, ok := fromState[r.ID]
-		want := inst{r.Name, r.Instance, r.Pid, port(r), r.Status}
+		want := inst{r.Name, r.Index, r.Pid, port(r), r.Status}
 		if !ok || s != want {
 			return fmt.Errorf("id %d: state.json %+v, list %+v", r.ID, s, want)
 		}
 		if r.Status == "online" && !wanted[r.ID] {
-			return fmt.Errorf("id %d (%s[%d]) is online but not wanted in state.json", r.ID, r.Name, r.Instance)
+			return fmt.Errorf("id %d (%s[%d]) is online but not wanted in state.json", r.ID, r.Name, r.Index)
 		}
 	}
 	return nil

@@ -292,7 +292,7 @@ func kaSettle(t *testing.T, h *harness.Home, timeout time.Duration) ([]api.Insta
 func uniqueIndexes(rows []api.Instance) bool {
 	seen := map[string]bool{}
 	for _, r := range rows {
-		k := r.Name + "\x00" + strconv.Itoa(r.Instance)
+		k := r.Name + "\x00" + strconv.Itoa(r.Index)
 		if seen[k] {
 			return false
 		}
@@ -382,21 +382,21 @@ func kaAudit(h *harness.Home, cg bool, rows []api.Instance, check func([]api.Ins
 		switch r.Status {
 		case "online":
 			if !harness.Alive(r.Pid) {
-				f.other = append(f.other, fmt.Sprintf("%s[%d] is listed online with pid %d, which is not alive", r.Name, r.Instance, r.Pid))
+				f.other = append(f.other, fmt.Sprintf("%s[%d] is listed online with pid %d, which is not alive", r.Name, r.Index, r.Pid))
 				continue
 			}
 			if p := port(r); p != 0 {
 				w, err := harness.GetWho(p)
 				switch {
 				case err != nil:
-					f.ports = append(f.ports, fmt.Sprintf("%s[%d] (pid %d) does not answer on its port %d: %v", r.Name, r.Instance, r.Pid, p, err))
-				case w.Pid != r.Pid || w.App != r.Name || w.Instance != strconv.Itoa(r.Instance):
-					f.ports = append(f.ports, fmt.Sprintf("port %d of %s[%d] (pid %d) is answered by pid %d (%s[%s])", p, r.Name, r.Instance, r.Pid, w.Pid, w.App, w.Instance))
+					f.ports = append(f.ports, fmt.Sprintf("%s[%d] (pid %d) does not answer on its port %d: %v", r.Name, r.Index, r.Pid, p, err))
+				case w.Pid != r.Pid || w.App != r.Name || w.Instance != strconv.Itoa(r.Index):
+					f.ports = append(f.ports, fmt.Sprintf("port %d of %s[%d] (pid %d) is answered by pid %d (%s[%s])", p, r.Name, r.Index, r.Pid, w.Pid, w.App, w.Instance))
 				}
 			}
 			if cg {
 				if m := inOwnCgroup(r); m != "" {
-					f.other = append(f.other, fmt.Sprintf("%s[%d] (pid %d): %s", r.Name, r.Instance, r.Pid, m))
+					f.other = append(f.other, fmt.Sprintf("%s[%d] (pid %d): %s", r.Name, r.Index, r.Pid, m))
 				} else if ps, err := cgroupProcs(r.Cgroup); err == nil {
 					for _, p := range ps {
 						inCgroups[p] = true
@@ -405,12 +405,12 @@ func kaAudit(h *harness.Home, cg bool, rows []api.Instance, check func([]api.Ins
 			}
 		case "stopped":
 		default:
-			f.other = append(f.other, fmt.Sprintf("%s[%d] is %s: %s", r.Name, r.Instance, r.Status, r.Reason))
+			f.other = append(f.other, fmt.Sprintf("%s[%d] is %s: %s", r.Name, r.Index, r.Status, r.Reason))
 		}
 		// The port of an instance that is not running is answered by no one.
 		if p := port(r); r.Status != "online" && p != 0 {
 			if w, err := harness.GetWho(p); err == nil {
-				f.ports = append(f.ports, fmt.Sprintf("port %d of %s %s[%d] is answered by pid %d (%s[%s])", p, r.Status, r.Name, r.Instance, w.Pid, w.App, w.Instance))
+				f.ports = append(f.ports, fmt.Sprintf("port %d of %s %s[%d] is answered by pid %d (%s[%s])", p, r.Status, r.Name, r.Index, w.Pid, w.App, w.Instance))
 			}
 		}
 	}
@@ -490,15 +490,15 @@ func appShape(rows []api.Instance, name string, n, base int, exact bool) []strin
 	}
 	seen := map[int]bool{}
 	for _, r := range rs {
-		if r.Instance < 0 || r.Instance >= n || seen[r.Instance] {
-			out = append(out, fmt.Sprintf("%s has instance index %d twice or out of 0..%d", name, r.Instance, n-1))
+		if r.Index < 0 || r.Index >= n || seen[r.Index] {
+			out = append(out, fmt.Sprintf("%s has instance index %d twice or out of 0..%d", name, r.Index, n-1))
 		}
-		seen[r.Instance] = true
+		seen[r.Index] = true
 		if exact && r.Status != "online" {
-			out = append(out, fmt.Sprintf("%s[%d] is %s, want online", name, r.Instance, r.Status))
+			out = append(out, fmt.Sprintf("%s[%d] is %s, want online", name, r.Index, r.Status))
 		}
-		if p := port(r); base >= 0 && p != 0 && p != base+r.Instance {
-			out = append(out, fmt.Sprintf("%s[%d] is on port %d, want %d", name, r.Instance, p, base+r.Instance))
+		if p := port(r); base >= 0 && p != 0 && p != base+r.Index {
+			out = append(out, fmt.Sprintf("%s[%d] is on port %d, want %d", name, r.Index, p, base+r.Index))
 		}
 	}
 	return out

@@ -79,7 +79,7 @@ func checkRolledBack(t *testing.T, h *harness.Home, when string, a int, configur
 	}
 	rs := harness.Rows(rows, "roll")
 	for _, r := range rs {
-		if w := harness.WaitWho(t, port(r), "roll", r.Instance); w.Pid != r.Pid {
+		if w := harness.WaitWho(t, port(r), "roll", r.Index); w.Pid != r.Pid {
 			t.Errorf("%s: port %d answered by pid %d, listed %d", when, port(r), w.Pid, r.Pid)
 		}
 	}
@@ -95,15 +95,15 @@ func checkRolledBack(t *testing.T, h *harness.Home, when string, a int, configur
 	// for longer than min_uptime and the restart floor.
 	pids, restarts := harness.PidsOf(rows, "roll"), map[int]int{}
 	for _, r := range rs {
-		restarts[r.Instance] = r.Restarts
+		restarts[r.Index] = r.Restarts
 	}
 	harness.HoldsFor(t, h.API(), 2*time.Second, "roll stays on its old ports", func(now []api.Instance) string {
 		if !onOld(now) || !slices.Equal(harness.PidsOf(now, "roll"), pids) {
 			return fmt.Sprintf("%s: roll did not stay online on %s as pids %v", when, configured, pids)
 		}
 		for _, r := range harness.Rows(now, "roll") {
-			if r.Restarts != restarts[r.Instance] {
-				return fmt.Sprintf("%s: roll[%d] restarted (%d restarts, was %d)", when, r.Instance, r.Restarts, restarts[r.Instance])
+			if r.Restarts != restarts[r.Index] {
+				return fmt.Sprintf("%s: roll[%d] restarted (%d restarts, was %d)", when, r.Index, r.Restarts, restarts[r.Index])
 			}
 		}
 		return ""

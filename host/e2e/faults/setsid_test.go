@@ -116,13 +116,13 @@ func waitAppProcs(t *testing.T, h *harness.Home, timeout time.Duration, what str
 func checkCgroupHolds(t *testing.T, r api.Instance, pids []int) {
 	t.Helper()
 	if m := inOwnCgroup(r); m != "" {
-		t.Errorf("%s[%d] (pid %d): %s", r.Name, r.Instance, r.Pid, m)
+		t.Errorf("%s[%d] (pid %d): %s", r.Name, r.Index, r.Pid, m)
 		return
 	}
 	in, _ := cgroupProcs(r.Cgroup)
 	for _, p := range pids {
 		if !slices.Contains(in, p) {
-			t.Errorf("%s[%d]: child %d is not in the instance's cgroup %s (holds %v)", r.Name, r.Instance, p, r.Cgroup, in)
+			t.Errorf("%s[%d]: child %d is not in the instance's cgroup %s (holds %v)", r.Name, r.Index, p, r.Cgroup, in)
 		}
 	}
 }

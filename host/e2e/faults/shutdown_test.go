@@ -33,7 +33,7 @@ func TestDaemonSignalShutdown(t *testing.T) {
 				return harness.AllOnline("web", 2)(rows) && harness.AllOnline("slow", 2)(rows)
 			})
 			for _, r := range harness.Rows(before, "web") {
-				harness.WaitWho(t, port(r), "web", r.Instance)
+				harness.WaitWho(t, port(r), "web", r.Index)
 			}
 			procs := h.AppProcs()
 			d := oneDaemon(t, h)
@@ -87,12 +87,12 @@ func TestDaemonSignalShutdown(t *testing.T) {
 			})
 			for _, r := range after {
 				b := prev[r.ID]
-				if r.Name != b.Name || r.Instance != b.Instance || port(r) != port(b) || r.Pid == b.Pid {
-					t.Errorf("after the restart: %+v; want %s[%d] on port %d with a new pid (was %d)", r, b.Name, b.Instance, port(b), b.Pid)
+				if r.Name != b.Name || r.Index != b.Index || port(r) != port(b) || r.Pid == b.Pid {
+					t.Errorf("after the restart: %+v; want %s[%d] on port %d with a new pid (was %d)", r, b.Name, b.Index, port(b), b.Pid)
 				}
 			}
 			for _, r := range harness.Rows(after, "web") {
-				if w := harness.WaitWho(t, port(r), "web", r.Instance); w.Pid != r.Pid {
+				if w := harness.WaitWho(t, port(r), "web", r.Index); w.Pid != r.Pid {
 					t.Errorf("port %d answered by %d, listed %d", port(r), w.Pid, r.Pid)
 				}
 			}

@@ -29,8 +29,8 @@ func startFleet(t *testing.T, h *harness.Home) []api.Instance {
 	}
 	rows := h.WaitList(20*time.Second, "the fleet online", fleetOnline)
 	for _, r := range rows {
-		if w := harness.WaitWho(t, port(r), r.Name, r.Instance); w.Pid != r.Pid {
-			t.Fatalf("%s[%d] listed with pid %d, but pid %d answers on %d", r.Name, r.Instance, r.Pid, w.Pid, port(r))
+		if w := harness.WaitWho(t, port(r), r.Name, r.Index); w.Pid != r.Pid {
+			t.Fatalf("%s[%d] listed with pid %d, but pid %d answers on %d", r.Name, r.Index, r.Pid, w.Pid, port(r))
 		}
 	}
 	if d := duplicates(rows); d != "" {
@@ -62,24 +62,24 @@ func sameRows(t *testing.T, before, after []api.Instance, fresh map[int]bool, ea
 		r, ok := now[b.ID]
 		switch {
 		case !ok:
-			t.Errorf("id %d (%s[%d]) is gone", b.ID, b.Name, b.Instance)
+			t.Errorf("id %d (%s[%d]) is gone", b.ID, b.Name, b.Index)
 			continue
-		case r.Name != b.Name || r.Instance != b.Instance || port(r) != port(b):
-			t.Errorf("id %d was %s[%d] on port %d, is %s[%d] on port %d", b.ID, b.Name, b.Instance, port(b), r.Name, r.Instance, port(r))
+		case r.Name != b.Name || r.Index != b.Index || port(r) != port(b):
+			t.Errorf("id %d was %s[%d] on port %d, is %s[%d] on port %d", b.ID, b.Name, b.Index, port(b), r.Name, r.Index, port(r))
 		case early && r.Status == "starting" && r.Pid == 0:
 			starting++
 		case r.Status != "online":
-			t.Errorf("%s[%d] is %s (pid %d), want online", r.Name, r.Instance, r.Status, r.Pid)
+			t.Errorf("%s[%d] is %s (pid %d), want online", r.Name, r.Index, r.Status, r.Pid)
 		case fresh[b.ID]:
 			if r.Pid == 0 || r.Pid == b.Pid || !harness.Alive(r.Pid) {
-				t.Errorf("%s[%d] should run as a new process: pid %d (died: %d)", r.Name, r.Instance, r.Pid, b.Pid)
+				t.Errorf("%s[%d] should run as a new process: pid %d (died: %d)", r.Name, r.Index, r.Pid, b.Pid)
 			}
 		default:
 			if r.Pid != b.Pid {
-				t.Errorf("%s[%d]: pid %d, want the taken-back %d", r.Name, r.Instance, r.Pid, b.Pid)
+				t.Errorf("%s[%d]: pid %d, want the taken-back %d", r.Name, r.Index, r.Pid, b.Pid)
 			}
 			if r.Restarts != b.Restarts {
-				t.Errorf("%s[%d]: restarts %d, want %d", r.Name, r.Instance, r.Restarts, b.Restarts)
+				t.Errorf("%s[%d]: restarts %d, want %d", r.Name, r.Index, r.Restarts, b.Restarts)
 			}
 		}
 	}
@@ -105,7 +105,7 @@ func TestDaemonSigkillLoopTakesBackFleet(t *testing.T) {
 		sigkillDaemon(t, h, old)
 		for _, r := range before {
 			if !harness.Alive(r.Pid) {
-				t.Fatalf("round %d: %s[%d] pid %d died with the daemon", round, r.Name, r.Instance, r.Pid)
+				t.Fatalf("round %d: %s[%d] pid %d died with the daemon", round, r.Name, r.Index, r.Pid)
 			}
 		}
 		took := time.Now()
@@ -128,23 +128,23 @@ func TestDaemonSigkillLoopTakesBackFleet(t *testing.T) {
 	}
 	// Every instance still answers as itself.
 	for _, r := range before {
-		if w := harness.WaitWho(t, port(r), r.Name, r.Instance); w.Pid != r.Pid {
-			t.Errorf("%s[%d]: pid %d answers on %d, want %d", r.Name, r.Instance, w.Pid, port(r), r.Pid)
+		if w := harness.WaitWho(t, port(r), r.Name, r.Index); w.Pid != r.Pid {
+			t.Errorf("%s[%d]: pid %d answers on %d, want %d", r.Name, r.Index, w.Pid, port(r), r.Pid)
 		}
 	}
 	// Still supervised after five take-backs: an instance of the fixed range and one of the
 	// auto range are killed and come back on their own ports with new pids.
 	for _, v := range []api.Instance{harness.Rows(before, "rb")[3], harness.Rows(before, "xa")[2]} {
 		harness.Sigkill(t, v.Pid)
-		rows := h.WaitList(10*time.Second, fmt.Sprintf("%s[%d] restarted", v.Name, v.Instance), func(rows []api.Instance) bool {
+		rows := h.WaitList(10*time.Second, fmt.Sprintf("%s[%d] restarted", v.Name, v.Index), func(rows []api.Instance) bool {
 			r := harness.ByID(rows)[v.ID]
 			return r.Status == "online" && r.Pid != 0 && r.Pid != v.Pid
 		})
 		r := harness.ByID(rows)[v.ID]
 		if port(r) != port(v) || r.Restarts != v.Restarts+1 {
-			t.Errorf("%s[%d] after kill -9: port %d restarts %d, want port %d restarts %d", v.Name, v.Instance, port(r), r.Restarts, port(v), v.Restarts+1)
+			t.Errorf("%s[%d] after kill -9: port %d restarts %d, want port %d restarts %d", v.Name, v.Index, port(r), r.Restarts, port(v), v.Restarts+1)
 		}
-		if w := harness.WaitWho(t, port(v), v.Name, v.Instance); w.Pid != r.Pid {
+		if w := harness.WaitWho(t, port(v), v.Name, v.Index); w.Pid != r.Pid {
 			t.Errorf("port %d answered by pid %d, listed %d", port(v), w.Pid, r.Pid)
 		}
 		if d := duplicates(rows); d != "" {
@@ -185,10 +185,10 @@ func TestDaemonSigkillInstancesDiedMeanwhile(t *testing.T) {
 	now := harness.ByID(after)
 	for _, v := range dead {
 		r := now[v.ID]
-		if w := harness.WaitWho(t, port(v), v.Name, v.Instance); w.Pid != r.Pid {
-			t.Errorf("%s[%d]: port %d answered by pid %d, listed %d", v.Name, v.Instance, port(v), w.Pid, r.Pid)
+		if w := harness.WaitWho(t, port(v), v.Name, v.Index); w.Pid != r.Pid {
+			t.Errorf("%s[%d]: port %d answered by pid %d, listed %d", v.Name, v.Index, port(v), w.Pid, r.Pid)
 		}
-		t.Logf("%s[%d] died while the daemon was down: pid %d -> %d, restarts %d -> %d", v.Name, v.Instance, v.Pid, r.Pid, v.Restarts, r.Restarts)
+		t.Logf("%s[%d] died while the daemon was down: pid %d -> %d, restarts %d -> %d", v.Name, v.Index, v.Pid, r.Pid, v.Restarts, r.Restarts)
 	}
 	oneDaemon(t, h)
 	if got := sorted(h.AppProcs()); !slices.Equal(got, onlinePids(after)) {
@@ -240,7 +240,7 @@ func TestDaemonSigkillDuringReload(t *testing.T) {
 	web := harness.Rows(rows, "web")
 	idx := map[int]int{}
 	for _, r := range web {
-		idx[r.Instance]++
+		idx[r.Index]++
 	}
 	if len(web) != 2 || idx[0] != 1 || idx[1] != 1 {
 		t.Errorf("after the interrupted reload web has %d rows with indexes %v, want 2 with 0 and 1:\n%s", len(web), idx, rowsText(web))
@@ -253,7 +253,7 @@ func TestDaemonSigkillDuringReload(t *testing.T) {
 	}
 	for _, r := range web {
 		if r.Status == "online" {
-			if w := harness.WaitWho(t, port(r), "web", r.Instance); w.Pid != r.Pid {
+			if w := harness.WaitWho(t, port(r), "web", r.Index); w.Pid != r.Pid {
 				t.Errorf("port %d answered by %d, listed %d", port(r), w.Pid, r.Pid)
 			}
 		}
@@ -266,7 +266,7 @@ func TestDaemonSigkillDuringReload(t *testing.T) {
 func rowsText(rows []api.Instance) string {
 	var b strings.Builder
 	for _, r := range rows {
-		fmt.Fprintf(&b, "  id %d %s[%d] %s pid %d port %d\n", r.ID, r.Name, r.Instance, r.Status, r.Pid, port(r))
+		fmt.Fprintf(&b, "  id %d %s[%d] %s pid %d port %d\n", r.ID, r.Name, r.Index, r.Status, r.Pid, port(r))
 	}
 	return b.String()
 }

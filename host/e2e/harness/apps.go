@@ -65,8 +65,8 @@ func PortsOf(rows []api.Instance, name string) []int {
 	rs := Rows(rows, name)
 	out := make([]int, len(rs))
 	for _, r := range rs {
-		if r.Instance >= 0 && r.Instance < len(out) && r.Port != nil {
-			out[r.Instance] = *r.Port
+		if r.Index >= 0 && r.Index < len(out) && r.Port != nil {
+			out[r.Index] = *r.Port
 		}
 	}
 	return out
@@ -77,8 +77,8 @@ func PidsOf(rows []api.Instance, name string) []int {
 	rs := Rows(rows, name)
 	out := make([]int, len(rs))
 	for _, r := range rs {
-		if r.Instance >= 0 && r.Instance < len(out) {
-			out[r.Instance] = r.Pid
+		if r.Index >= 0 && r.Index < len(out) {
+			out[r.Index] = r.Pid
 		}
 	}
 	return out

@@ -3,7 +3,6 @@ package lifecycle
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,16 +15,8 @@ import (
 // post sends body as it is to the daemon's API and returns the status and the answer.
 func post(t *testing.T, h *harness.Home, path, body string) (int, string) {
 	t.Helper()
-	resp, err := h.HTTP(30*time.Second).Post("http://pmdaemon"+path, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("POST %s: reading the answer: %v", path, err)
-	}
-	return resp.StatusCode, string(b)
+	a := request(t, h, "POST", path, body)
+	return a.status, a.body
 }
 
 // A request body that gives a key twice in one object is refused with the key and its place,
@@ -35,10 +26,10 @@ func TestAPIRefusesDuplicateKeys(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	h.OK("start", "sleep 1000", "--name", "web")
-	h.WaitOnline("web", 1)
+	h.WaitList(10*time.Second, "web online", harness.AllOnline("web", 1))
 	cfg := h.Info("web").Config
 	cfg.Name = "web2"
-	good, err := json.Marshal(api.StartRequest{App: cfg})
+	good, err := json.Marshal(api.StartRequest{App: cfg.Config()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,5 +62,5 @@ func TestAPIRefusesDuplicateKeys(t *testing.T) {
 	if code, answer := post(t, h, "/v1/start", string(good)); code != http.StatusOK {
 		t.Fatalf("the same start without the repeated key: %d %s", code, answer)
 	}
-	h.WaitOnline("web2", 1)
+	h.WaitList(10*time.Second, "web2 online", harness.AllOnline("web2", 1))
 }

@@ -64,14 +64,14 @@ func TestTargetActionsChangeExactlyTheirRows(t *testing.T) {
 						t.Errorf("row %d should be untouched: before %+v, after %+v (listed %v)", i, b, r, listed)
 					}
 				case stopped:
-					if !listed || r.Status != "stopped" || r.Pid != 0 || r.Name != b.Name || r.Instance != b.Instance {
+					if !listed || r.Status != "stopped" || r.Pid != 0 || r.Name != b.Name || r.Index != b.Index {
 						t.Errorf("row %d should be stopped: before %+v, after %+v (listed %v)", i, b, r, listed)
 					}
 					if harness.Alive(b.Pid) {
 						t.Errorf("row %d: old pid %d still alive after %s", i, b.Pid, tc.verb)
 					}
 				case restarted:
-					if !listed || r.Pid == 0 || r.Pid == b.Pid || r.Restarts != b.Restarts+1 || r.Name != b.Name || r.Instance != b.Instance {
+					if !listed || r.Pid == 0 || r.Pid == b.Pid || r.Restarts != b.Restarts+1 || r.Name != b.Name || r.Index != b.Index {
 						t.Errorf("row %d should be restarted: before %+v, after %+v (listed %v)", i, b, r, listed)
 					} else if !harness.Alive(r.Pid) {
 						t.Errorf("row %d: new pid %d is not alive", i, r.Pid)

@@ -22,10 +22,10 @@ func TestIndexesStayDenseAfterDeleteByID(t *testing.T) {
 	seen := map[int]bool{}
 	logs := map[string]bool{}
 	for _, r := range harness.Rows(rows, "pair") {
-		if seen[r.Instance] || logs[r.OutLog] {
-			t.Fatalf("instance index %d or log %s used twice: %+v", r.Instance, r.OutLog, rows)
+		if seen[r.Index] || logs[r.OutLog] {
+			t.Fatalf("instance index %d or log %s used twice: %+v", r.Index, r.OutLog, rows)
 		}
-		seen[r.Instance], logs[r.OutLog] = true, true
+		seen[r.Index], logs[r.OutLog] = true, true
 	}
 	for i := 0; i < 3; i++ {
 		if !seen[i] {

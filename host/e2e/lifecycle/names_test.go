@@ -63,10 +63,10 @@ func luaQuote(s string) string {
 func apiError(t *testing.T, body string) string {
 	t.Helper()
 	var e api.Error
-	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error == "" {
+	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Message == "" {
 		t.Fatalf("not an API error answer: %q", body)
 	}
-	return e.Error
+	return e.Message
 }
 
 // startBody is a POST /v1/start body for app name running cmd.
@@ -74,7 +74,7 @@ func startBody(t *testing.T, name, cmd string, instances int) []byte {
 	t.Helper()
 	b, err := json.Marshal(map[string]any{"app": map[string]any{
 		"name": name, "script": cmd, "cwd": t.TempDir(), "instances": instances, "autorestart": true,
-		"max_restarts": 15, "min_uptime": int64(time.Second), "kill_timeout": int64(5 * time.Second),
+		"max_restarts": 15, "min_uptime": "1s", "kill_timeout": "5s",
 	}})
 	if err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ type identity struct {
 func identities(rows []api.Instance) []identity {
 	var out []identity
 	for _, r := range rows {
-		out = append(out, identity{r.ID, r.Instance, r.Name})
+		out = append(out, identity{r.ID, r.Index, r.Name})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
@@ -68,7 +68,7 @@ func TestPersistAcrossDaemonKill(t *testing.T) {
 	}
 	for _, r := range before {
 		if harness.Alive(r.Pid) {
-			t.Errorf("%s[%d] pid %d alive after kill", r.Name, r.Instance, r.Pid)
+			t.Errorf("%s[%d] pid %d alive after kill", r.Name, r.Index, r.Pid)
 		}
 	}
 	if ps := h.Processes(); len(ps) != 0 {
@@ -92,7 +92,7 @@ func TestPersistAcrossDaemonKill(t *testing.T) {
 	}
 	for _, r := range after {
 		if old[r.Pid] || !harness.Alive(r.Pid) {
-			t.Errorf("%s[%d]: pid %d should be new and alive (old pids %v)", r.Name, r.Instance, r.Pid, pidsOf(before))
+			t.Errorf("%s[%d]: pid %d should be new and alive (old pids %v)", r.Name, r.Index, r.Pid, pidsOf(before))
 		}
 	}
 	if d := h.DaemonPid(); d == oldDaemon || !harness.Alive(d) {
@@ -111,7 +111,7 @@ func TestDaemonSigkillTakeBack(t *testing.T) {
 	harness.WaitDead(t, 10*time.Second, "the daemon to die", oldDaemon)
 	for _, r := range before {
 		if !harness.Alive(r.Pid) {
-			t.Errorf("%s[%d] pid %d died with the daemon", r.Name, r.Instance, r.Pid)
+			t.Errorf("%s[%d] pid %d died with the daemon", r.Name, r.Index, r.Pid)
 		}
 	}
 	after := h.WaitList(15*time.Second, "p1 and p2 taken back", bothOnline)
@@ -119,10 +119,10 @@ func TestDaemonSigkillTakeBack(t *testing.T) {
 	prev := harness.ByID(before)
 	for _, r := range after {
 		if r.Pid != prev[r.ID].Pid {
-			t.Errorf("%s[%d]: pid %d, want the same process %d", r.Name, r.Instance, r.Pid, prev[r.ID].Pid)
+			t.Errorf("%s[%d]: pid %d, want the same process %d", r.Name, r.Index, r.Pid, prev[r.ID].Pid)
 		}
 		if r.Restarts != prev[r.ID].Restarts {
-			t.Errorf("%s[%d]: restarts %d, want %d", r.Name, r.Instance, r.Restarts, prev[r.ID].Restarts)
+			t.Errorf("%s[%d]: restarts %d, want %d", r.Name, r.Index, r.Restarts, prev[r.ID].Restarts)
 		}
 	}
 	ds := h.DaemonProcs()
@@ -182,7 +182,7 @@ func TestDaemonSigkillAppDiedMeanwhile(t *testing.T) {
 			}
 		default:
 			if r.Pid != prev[r.ID].Pid {
-				t.Errorf("%s[%d] should be taken back: pid %d, was %d", r.Name, r.Instance, r.Pid, prev[r.ID].Pid)
+				t.Errorf("%s[%d] should be taken back: pid %d, was %d", r.Name, r.Index, r.Pid, prev[r.ID].Pid)
 			}
 		}
 	}
@@ -261,11 +261,11 @@ func TestPersistSaveThenResurrect(t *testing.T) {
 	})
 	for _, r := range after {
 		if !harness.Alive(r.Pid) {
-			t.Errorf("%s[%d] pid %d not alive", r.Name, r.Instance, r.Pid)
+			t.Errorf("%s[%d] pid %d not alive", r.Name, r.Index, r.Pid)
 		}
 	}
 	info := h.Info("r2")
-	if info.Config.Env["X"] != "1" || info.Config.KillTimeout != 2*time.Second || info.Config.Script != "sleep 1001" {
+	if info.Config.Env["X"] != "1" || info.Config.KillTimeout.Std() != 2*time.Second || info.Config.Script != "sleep 1001" {
 		t.Errorf("r2's config was not restored: %+v", info.Config)
 	}
 	// Resurrect again: everything runs already, nothing is duplicated.
@@ -277,7 +277,7 @@ func TestPersistSaveThenResurrect(t *testing.T) {
 	prev := harness.ByID(after)
 	for _, r := range again {
 		if prev[r.ID].Pid != r.Pid {
-			t.Errorf("second resurrect touched %s[%d]: pid %d -> %d", r.Name, r.Instance, prev[r.ID].Pid, r.Pid)
+			t.Errorf("second resurrect touched %s[%d]: pid %d -> %d", r.Name, r.Index, prev[r.ID].Pid, r.Pid)
 		}
 	}
 	if n := len(h.AppProcs()); n != 3 {

@@ -26,7 +26,7 @@ func TestKilledInstanceRestarts(t *testing.T) {
 	if r.Restarts != v.Restarts+1 {
 		t.Errorf("restarts %d, want %d", r.Restarts, v.Restarts+1)
 	}
-	if r.Instance != v.Instance || r.Name != v.Name {
+	if r.Index != v.Index || r.Name != v.Name {
 		t.Errorf("restarted row %+v does not match %+v", r, v)
 	}
 	if !harness.Alive(r.Pid) {

@@ -33,23 +33,23 @@ func TestStartInstancesDetachFromTheCLI(t *testing.T) {
 			t.Errorf("duplicate id %d", r.ID)
 		}
 		ids[r.ID] = true
-		idx[r.Instance] = true
+		idx[r.Index] = true
 		pids[r.Pid] = true
 		if r.Name != "sleep" || r.Status != "online" {
 			t.Errorf("row %+v: want name sleep, status online", r)
 		}
 		if !harness.Alive(r.Pid) {
-			t.Errorf("instance %d: pid %d is not alive", r.Instance, r.Pid)
+			t.Errorf("instance %d: pid %d is not alive", r.Index, r.Pid)
 		}
 		// Supervised by the daemon, in its own process group: not tied to the CLI.
 		if p := harness.Ppid(r.Pid); p != d {
-			t.Errorf("instance %d: parent is %d, want the daemon %d", r.Instance, p, d)
+			t.Errorf("instance %d: parent is %d, want the daemon %d", r.Index, p, d)
 		}
 		if g := harness.Pgid(r.Pid); g != r.Pid {
-			t.Errorf("instance %d: process group %d, want its own (%d)", r.Instance, g, r.Pid)
+			t.Errorf("instance %d: process group %d, want its own (%d)", r.Index, g, r.Pid)
 		}
 		if r.Port != nil {
-			t.Errorf("instance %d has port %d without --port", r.Instance, *r.Port)
+			t.Errorf("instance %d has port %d without --port", r.Index, *r.Port)
 		}
 	}
 	for i := 0; i < 3; i++ {
@@ -80,27 +80,27 @@ func TestStartInjectsInstanceEnv(t *testing.T) {
 	rows := h.WaitOnline("envapp", 2)
 	for _, r := range rows {
 		want := map[string]string{
-			"PM2_INSTANCE_ID":   strconv.Itoa(r.Instance),
-			"NODE_APP_INSTANCE": strconv.Itoa(r.Instance),
+			"PM2_INSTANCE_ID":   strconv.Itoa(r.Index),
+			"NODE_APP_INSTANCE": strconv.Itoa(r.Index),
 			"PMDAEMON_APP_NAME": "envapp",
 			"PMDAEMON_HOME":     h.Dir,
-			"PORT":              strconv.Itoa(base + r.Instance),
+			"PORT":              strconv.Itoa(base + r.Index),
 			"FOO":               "bar",
 		}
-		if r.Port == nil || *r.Port != base+r.Instance {
-			t.Errorf("instance %d: port %v in list, want %d", r.Instance, r.Port, base+r.Instance)
+		if r.Port == nil || *r.Port != base+r.Index {
+			t.Errorf("instance %d: port %v in list, want %d", r.Index, r.Port, base+r.Index)
 		}
-		if who := harness.WaitWho(t, base+r.Instance, "envapp", r.Instance); who.Pid != r.Pid {
-			t.Errorf("instance %d answered %+v; list says pid %d", r.Instance, who, r.Pid)
+		if who := harness.WaitWho(t, base+r.Index, "envapp", r.Index); who.Pid != r.Pid {
+			t.Errorf("instance %d answered %+v; list says pid %d", r.Index, who, r.Pid)
 		}
 		for name, v := range want {
-			got, err := harness.EchoEnv(base+r.Instance, name)
+			got, err := harness.EchoEnv(base+r.Index, name)
 			if err != nil {
-				t.Errorf("instance %d: GET /env?name=%s: %v", r.Instance, name, err)
+				t.Errorf("instance %d: GET /env?name=%s: %v", r.Index, name, err)
 				continue
 			}
 			if got != v {
-				t.Errorf("instance %d: %s=%q, want %q", r.Instance, name, got, v)
+				t.Errorf("instance %d: %s=%q, want %q", r.Index, name, got, v)
 			}
 		}
 	}

@@ -130,7 +130,7 @@ func TestPluginsSurviveADaemonRestart(t *testing.T) {
 	before := pluginRow(t, h, "reserved-range")
 	h.OK("kill")
 	after := pluginRow(t, h, "reserved-range")
-	if after.SHA256 != before.SHA256 || after.Timeout != "3s" || after.Path != reservedRange {
+	if after.SHA256 != before.SHA256 || after.Timeout.String() != "3s" || after.Path != reservedRange {
 		t.Fatalf("after a daemon restart: %+v, before: %+v", after, before)
 	}
 	harness.ErrLike(t, h.Fail("start", harness.Echo, "--name", "mon", "--port", "9100"),

@@ -38,7 +38,7 @@ func TestAutoRestartKeepsPort(t *testing.T) {
 		harness.Sigkill(t, old)
 		rows = h.WaitAPI(20*time.Second, c.app+" instance 1 restarted", func(rows []api.Instance) bool {
 			for _, r := range harness.Rows(rows, c.app) {
-				if r.Instance == 1 {
+				if r.Index == 1 {
 					return r.Status == "online" && r.Pid != 0 && r.Pid != old && r.Restarts >= 1
 				}
 			}

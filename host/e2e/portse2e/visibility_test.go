@@ -85,7 +85,7 @@ func TestVisibilityOfPortsInListAndInfo(t *testing.T) {
 	checkOverride(t, h.Info("web-cluster"), harness.PortRange(a, a+1), harness.PortRange(a, a+1), false, harness.Seq(a, 2))
 	info := h.Info("web-cluster")
 	for i, in := range info.Instances {
-		if in.Port == nil || *in.Port != a+in.Instance || in.Instance != i {
+		if in.Port == nil || *in.Port != a+in.Index || in.Index != i {
 			t.Errorf("info instance %d: %+v, want port %d", i, in, a+i)
 		}
 	}
