@@ -420,19 +420,41 @@ func (d *Daemon) requestSave() {
 	}
 }
 
+// saveLoop writes the state when asked, then rests for savePace times the write's duration
+// before the next: the requests of that rest collapse into one write. A write costs time in
+// proportion to the apps registered and every instance's change asks for one, so without the
+// rest the writes alone made starting an app cost in proportion to the apps already running.
 func (d *Daemon) saveLoop() {
 	defer d.wg.Done()
+	rest := time.NewTimer(maxSaveRest)
+	rest.Stop()
+	defer rest.Stop()
 	for {
 		select {
 		case <-d.quit:
 			return
 		case <-d.saveCh:
 			d.mu.Lock()
+			began := time.Now()
 			d.saveLocked()
+			took := time.Since(began)
 			d.mu.Unlock()
+			rest.Reset(min(savePace*took, maxSaveRest))
+			select {
+			case <-d.quit:
+				return
+			case <-rest.C:
+			}
 		}
 	}
 }
+
+// savePace and maxSaveRest bound the share of the daemon's time spent writing state on
+// instance changes to about 1/(1+savePace), and how long a change waits to be written.
+const (
+	savePace    = 4
+	maxSaveRest = 500 * time.Millisecond
+)
 
 // saveLocked writes the state file; d.mu must be held. A failed write keeps the previous file
 // intact (WriteAtomic) and is logged; the registry in memory stays the truth.
