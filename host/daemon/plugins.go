@@ -166,7 +166,10 @@ func (d *Daemon) pickPorts(name, spec string, n int, keep []int) ([]int, error) 
 	}
 	d.mu.Lock()
 	out, cands, err := ports.Prepare(req, keep, d.reg, d.prober, limit)
-	assigned := d.reg.Assigned()
+	var assigned map[int]string // a copy of every assignment: only an allocator plugin needs it
+	if policies {
+		assigned = d.reg.Assigned()
+	}
 	d.mu.Unlock()
 	if err != nil {
 		return nil, &UserError{err.Error()}
