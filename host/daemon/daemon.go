@@ -618,16 +618,22 @@ func (d *Daemon) errLog(a *app, s *slot) string {
 	return d.paths.ErrLog(a.cfg.Name, s.index)
 }
 
-// env is the daemon's environment, then the app's, then pmdaemon's own variables.
+// env is the daemon's environment, then the app's, then pmdaemon's own variables. A daemon
+// variable nothing overrides goes in as the very string os.Environ gave, so every instance's
+// environment shares those bytes instead of holding its own copy (2–3 KB an instance with a
+// shell's usual environment).
 func (d *Daemon) env(a *app, s *slot) []string {
 	m := map[string]string{}
+	inherited := map[string]string{} // name -> the daemon's "NAME=value"
 	for _, kv := range os.Environ() {
 		if k, v, ok := cutEnv(kv); ok {
 			m[k] = v
+			inherited[k] = kv
 		}
 	}
 	for k, v := range a.cfg.Env {
 		m[k] = v
+		delete(inherited, k)
 	}
 	delete(m, "PORT")
 	if v, ok := a.cfg.Env["PORT"]; ok && s.port == 0 {
@@ -644,6 +650,10 @@ func (d *Daemon) env(a *app, s *slot) []string {
 	m[unitEnv] = s.unit
 	out := make([]string, 0, len(m))
 	for k, v := range m {
+		if kv, ok := inherited[k]; ok && len(kv) == len(k)+1+len(v) && kv[len(k)+1:] == v {
+			out = append(out, kv)
+			continue
+		}
 		out = append(out, k+"="+v)
 	}
 	sort.Strings(out)
