@@ -18,11 +18,12 @@ import (
 const rotateGap = 10 * time.Millisecond
 
 // rotateLoop rotates the instances' log files that have grown past their app's log_max_size.
-// It looks at a file when inotify reports a write to it (at most every rotateGap), and at every
-// file each tick of every, which also picks up apps added or removed; an idle daemon wakes only
-// for the tick. Without inotify (a kernel limit reached) it falls back to the tick alone, and
-// says so in daemon.log. It runs on its own goroutine so that a big copy never delays metrics;
-// apps write straight into their files and never wait for it (see package logs).
+// It looks at a file when inotify reports a write to it (at most every rotateGap), at the logs
+// an operation hands over, and at every file each tick of every, which also picks up apps added
+// or removed and links planted where a log was (no write event for those); an idle daemon wakes
+// only for the tick. Without inotify (a kernel limit reached) it falls back to the tick alone,
+// and says so in daemon.log. It runs on its own goroutine so that a big copy never delays
+// metrics; apps write straight into their files and never wait for it (see package logs).
 func (d *Daemon) rotateLoop(every time.Duration) {
 	defer d.wg.Done()
 	var written <-chan struct{}
