@@ -31,7 +31,7 @@ func init() {
 	go http.Serve(ln, nil)
 }
 
-// checkLoopback refuses any address a other machine could reach: profiles show memory.
+// checkLoopback refuses any address another machine could reach: profiles show memory.
 func checkLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
