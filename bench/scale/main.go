@@ -253,8 +253,10 @@ func (d *daemon) list(ctx context.Context) ([]instance, error) {
 	return rows, nil
 }
 
-// waitOnline polls until want instances are online with live pids, none of them in old.
-func (d *daemon) waitOnline(ctx context.Context, want int, old map[int]bool) error {
+// waitOnline polls until want instances are online with live pids, each a pid other than
+// the one old gives for its name (old is nil, or the pids before a restart: compared per name,
+// as a pid of the old set may well be reused by another instance's new process).
+func (d *daemon) waitOnline(ctx context.Context, want int, old map[string]int) error {
 	deadline := time.Now().Add(d.b.opts.timeout)
 	last := ""
 	for {
@@ -262,7 +264,7 @@ func (d *daemon) waitOnline(ctx context.Context, want int, old map[int]bool) err
 		if err == nil {
 			online := 0
 			for _, r := range rows {
-				if r.Status == "online" && r.Pid > 0 && !old[r.Pid] {
+				if r.Status == "online" && r.Pid > 0 && r.Pid != old[r.Name] {
 					online++
 				}
 			}
@@ -405,9 +407,9 @@ func (b *bench) scale(ctx context.Context, n int) error {
 	if err != nil {
 		return err
 	}
-	old := map[int]bool{}
+	old := map[string]int{}
 	for _, r := range rows {
-		old[r.Pid] = true
+		old[r.Name] = r.Pid
 	}
 	c0, _ := d.cpu()
 	t0 := time.Now()
