@@ -420,19 +420,41 @@ func (d *Daemon) requestSave() {
 	}
 }
 
+// saveLoop writes the state when asked, then rests for savePace times the write's duration
+// before the next: the requests of that rest collapse into one write. A write costs time in
+// proportion to the apps registered and every instance's change asks for one, so without the
+// rest the writes alone made starting an app cost in proportion to the apps already running.
 func (d *Daemon) saveLoop() {
 	defer d.wg.Done()
+	rest := time.NewTimer(maxSaveRest)
+	rest.Stop()
+	defer rest.Stop()
 	for {
 		select {
 		case <-d.quit:
 			return
 		case <-d.saveCh:
 			d.mu.Lock()
+			began := time.Now()
 			d.saveLocked()
+			took := time.Since(began)
 			d.mu.Unlock()
+			rest.Reset(min(savePace*took, maxSaveRest))
+			select {
+			case <-d.quit:
+				return
+			case <-rest.C:
+			}
 		}
 	}
 }
+
+// savePace and maxSaveRest bound the share of the daemon's time spent writing state on
+// instance changes to about 1/(1+savePace), and how long a change waits to be written.
+const (
+	savePace    = 4
+	maxSaveRest = 500 * time.Millisecond
+)
 
 // saveLocked writes the state file; d.mu must be held. A failed write keeps the previous file
 // intact (WriteAtomic) and is logged; the registry in memory stays the truth.
@@ -596,16 +618,22 @@ func (d *Daemon) errLog(a *app, s *slot) string {
 	return d.paths.ErrLog(a.cfg.Name, s.index)
 }
 
-// env is the daemon's environment, then the app's, then pmdaemon's own variables.
+// env is the daemon's environment, then the app's, then pmdaemon's own variables. A daemon
+// variable nothing overrides goes in as the very string os.Environ gave, so every instance's
+// environment shares those bytes instead of holding its own copy (2–3 KB an instance with a
+// shell's usual environment).
 func (d *Daemon) env(a *app, s *slot) []string {
 	m := map[string]string{}
+	inherited := map[string]string{} // name -> the daemon's "NAME=value"
 	for _, kv := range os.Environ() {
 		if k, v, ok := cutEnv(kv); ok {
 			m[k] = v
+			inherited[k] = kv
 		}
 	}
 	for k, v := range a.cfg.Env {
 		m[k] = v
+		delete(inherited, k)
 	}
 	delete(m, "PORT")
 	if v, ok := a.cfg.Env["PORT"]; ok && s.port == 0 {
@@ -622,6 +650,10 @@ func (d *Daemon) env(a *app, s *slot) []string {
 	m[unitEnv] = s.unit
 	out := make([]string, 0, len(m))
 	for k, v := range m {
+		if kv, ok := inherited[k]; ok && len(kv) == len(k)+1+len(v) && kv[len(k)+1:] == v {
+			out = append(out, kv)
+			continue
+		}
 		out = append(out, k+"="+v)
 	}
 	sort.Strings(out)

@@ -18,11 +18,12 @@ import (
 const rotateGap = 10 * time.Millisecond
 
 // rotateLoop rotates the instances' log files that have grown past their app's log_max_size.
-// It looks at a file when inotify reports a write to it (at most every rotateGap), and at every
-// file each tick of every, which also picks up apps added or removed; an idle daemon wakes only
-// for the tick. Without inotify (a kernel limit reached) it falls back to the tick alone, and
-// says so in daemon.log. It runs on its own goroutine so that a big copy never delays metrics;
-// apps write straight into their files and never wait for it (see package logs).
+// It looks at a file when inotify reports a write to it (at most every rotateGap), at the logs
+// an operation hands over, and at every file each tick of every, which also picks up apps added
+// or removed and links planted where a log was (no write event for those); an idle daemon wakes
+// only for the tick. Without inotify (a kernel limit reached) it falls back to the tick alone,
+// and says so in daemon.log. It runs on its own goroutine so that a big copy never delays
+// metrics; apps write straight into their files and never wait for it (see package logs).
 func (d *Daemon) rotateLoop(every time.Duration) {
 	defer d.wg.Done()
 	var written <-chan struct{}
@@ -45,25 +46,10 @@ func (d *Daemon) rotateLoop(every time.Duration) {
 	extra := map[string]added{}
 	failed := map[string]string{} // path -> the error last logged for it
 	watchErr := ""
-	refresh := func() {
-		now := time.Now()
-		for p, r := range d.logw.take() {
-			extra[filepath.Clean(p)] = added{r, now.Add(2 * every)}
-		}
-		files = d.logFiles()
-		for p, e := range extra {
-			if now.After(e.until) {
-				delete(extra, p)
-				continue
-			}
-			files[p] = e.r
-		}
+	dirs := map[string]bool{} // the directories of files, watched (or tried) at the last refresh
+	watch := func() {
 		if w == nil {
 			return
-		}
-		dirs := map[string]bool{}
-		for p := range files {
-			dirs[filepath.Dir(p)] = true
 		}
 		list := make([]string, 0, len(dirs))
 		for dir := range dirs {
@@ -80,6 +66,35 @@ func (d *Daemon) rotateLoop(every time.Duration) {
 			watchErr = msg
 		}
 	}
+	// handOver takes the logs checkLogs handed over and returns their paths.
+	handOver := func() (handed []string) {
+		until := time.Now().Add(2 * every)
+		for p, r := range d.logw.take() {
+			p = filepath.Clean(p)
+			extra[p] = added{r, until}
+			files[p] = r
+			handed = append(handed, p)
+		}
+		return handed
+	}
+	// refresh re-reads every instance's logs: a look at all of them, done on the tick only.
+	refresh := func() {
+		handOver()
+		now := time.Now()
+		files = d.logFiles()
+		for p, e := range extra {
+			if now.After(e.until) {
+				delete(extra, p)
+				continue
+			}
+			files[p] = e.r
+		}
+		clear(dirs)
+		for p := range files {
+			dirs[filepath.Dir(p)] = true
+		}
+		watch()
+	}
 	refresh()
 	for {
 		var paths []string // the files to look at; nil: all of them
@@ -89,7 +104,21 @@ func (d *Daemon) rotateLoop(every time.Duration) {
 		case <-t.C:
 			refresh()
 		case <-d.logw.signal():
-			refresh()
+			// Only the handed-over logs are new. Re-reading and looking at every log here made
+			// each start cost a look at every running instance's logs: quadratic in a batch.
+			paths = handOver()
+			newDir := false
+			for _, p := range paths {
+				if dir := filepath.Dir(p); !dirs[dir] {
+					dirs[dir], newDir = true, true
+				}
+			}
+			if newDir {
+				watch()
+			}
+			if len(paths) == 0 {
+				continue
+			}
 		case <-written:
 			p, all := w.Written()
 			if !all {
@@ -104,12 +133,13 @@ func (d *Daemon) rotateLoop(every time.Duration) {
 				paths = append(paths, p)
 			}
 		}
+		todo := make(map[string]logs.Rotator, len(paths))
 		for _, path := range paths {
-			r, ok := files[path]
-			if !ok {
-				continue // another file in a log directory
+			if r, ok := files[path]; ok { // else another file in a log directory
+				todo[path] = r
 			}
-			_, err := r.Rotate(path)
+		}
+		logs.RotateEach(todo, func(path string, _ bool, err error) {
 			switch {
 			case err == nil:
 				if failed[path] != "" {
@@ -122,7 +152,7 @@ func (d *Daemon) rotateLoop(every time.Duration) {
 				d.logger.Printf("rotating logs: %v", err)
 				failed[path] = err.Error()
 			}
-		}
+		})
 	}
 }
 

@@ -55,6 +55,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -117,6 +118,47 @@ func (r Rotator) Rotate(path string) (rotated bool, err error) {
 		return false, fmt.Errorf("cannot rotate log %s: %w", path, err)
 	}
 	defer d.close()
+	return r.rotateIn(d, base, path)
+}
+
+// RotateEach rotates each of the paths in files as its Rotator says (see Rotate), and
+// calls report with each path and what Rotate would have returned. The logs of one directory
+// share one walk to it, checked as Rotate checks it: a round over 20,000 logs in a handful of
+// directories costs a handful of walks and a stat per file, not a walk per file.
+func RotateEach(files map[string]Rotator, report func(path string, rotated bool, err error)) {
+	byDir := map[string][]string{}
+	for path := range files {
+		dir, base := filepath.Split(path)
+		if base == "" || base == "." || base == ".." {
+			report(path, false, fmt.Errorf("log file %q: not a file name", path))
+			continue
+		}
+		byDir[dir] = append(byDir[dir], path)
+	}
+	for _, paths := range byDir {
+		d, _, err := openLogDir(paths[0])
+		for _, path := range paths {
+			r := files[path]
+			switch verr := r.Validate(); {
+			case verr != nil:
+				report(path, false, verr)
+			case errors.Is(err, fs.ErrNotExist):
+				report(path, false, nil)
+			case err != nil:
+				report(path, false, fmt.Errorf("cannot rotate log %s: %w", path, err))
+			default:
+				rotated, err := r.rotateIn(d, filepath.Base(path), path)
+				report(path, rotated, err)
+			}
+		}
+		if err == nil {
+			d.close()
+		}
+	}
+}
+
+// rotateIn is Rotate with the log's directory open as d; base is the file's name in it.
+func (r Rotator) rotateIn(d *logDir, base, path string) (rotated bool, err error) {
 	st, err := d.lstat(base)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

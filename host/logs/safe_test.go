@@ -74,6 +74,10 @@ var writers = []struct {
 	{"Prepare", Prepare},
 	{"Check", Check},
 	{"Rotate", func(path string) error { _, err := Rotator{MaxSize: MinMaxSize, Keep: 3}.Rotate(path); return err }},
+	{"RotateEach", func(path string) (err error) {
+		RotateEach(map[string]Rotator{path: {MaxSize: MinMaxSize, Keep: 3}}, func(_ string, _ bool, e error) { err = e })
+		return err
+	}},
 	{"Flush", Flush},
 }
 

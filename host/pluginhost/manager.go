@@ -62,7 +62,8 @@ func (m *Manager) Specs() []Spec {
 	return out
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+// nameRE is compiled on first use: every CLI run links this package, few check a plugin name.
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`) })
 
 // AddRequest is a plugin to register.
 type AddRequest struct {
@@ -74,7 +75,7 @@ type AddRequest struct {
 
 // Check validates a registration without touching the plugin.
 func (r AddRequest) Check() error {
-	if !nameRE.MatchString(r.Name) {
+	if !nameRE().MatchString(r.Name) {
 		return fmt.Errorf("plugin name %q is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", r.Name)
 	}
 	if len(r.Config) > 0 && !json.Valid(r.Config) {
