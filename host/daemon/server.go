@@ -85,7 +85,9 @@ func Serve(home string, logw io.Writer) error {
 		all = append(all, a.slots...)
 	}
 	d.mu.Unlock()
-	d.waitSpawned(all)
+	if err := d.waitSpawned(context.Background(), all); err != nil {
+		logger.Printf("waiting for restored instances to spawn: %v", err)
+	}
 	d.Run()
 	logger.Printf("daemon %d listening on %s", os.Getpid(), paths.Socket())
 
@@ -139,7 +141,7 @@ func (d *Daemon) Handler(kill func()) http.Handler {
 	})
 	post(mux, "/v1/start", checked(d.checkStartOne, d.Start))
 	post(mux, "/v1/start-many", checked(d.checkStartMany, d.StartMany))
-	for verb, op := range map[string]func(api.TargetRequest) (*api.Result, error){
+	for verb, op := range map[string]func(context.Context, api.TargetRequest) (*api.Result, error){
 		"stop": d.Stop, "restart": d.Restart, "reload": d.Reload, "delete": d.Delete,
 	} {
 		post(mux, "/v1/"+verb, checked(d.checkTarget, op))
@@ -149,7 +151,7 @@ func (d *Daemon) Handler(kill func()) http.Handler {
 		reply(w, map[string]string{"path": p}, err)
 	})
 	mux.HandleFunc("POST /v1/resurrect", func(w http.ResponseWriter, r *http.Request) {
-		out, err := d.Resurrect()
+		out, err := d.Resurrect(r.Context())
 		reply(w, out, err)
 	})
 	mux.HandleFunc("POST /v1/kill", func(w http.ResponseWriter, r *http.Request) {
@@ -174,10 +176,12 @@ func (d *Daemon) Handler(kill func()) http.Handler {
 	mux.HandleFunc("GET /v1/plugins", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, d.Plugins(), nil)
 	})
-	post(mux, "/v1/plugins/add", d.AddPlugin)
-	post(mux, "/v1/plugins/ensure", d.EnsurePlugin)
-	post(mux, "/v1/plugins/trust", func(req api.PluginNameRequest) (*api.PluginRow, error) { return d.TrustPlugin(req.Name) })
-	post(mux, "/v1/plugins/remove", func(req api.PluginNameRequest) (map[string]string, error) {
+	post(mux, "/v1/plugins/add", noContext(d.AddPlugin))
+	post(mux, "/v1/plugins/ensure", noContext(d.EnsurePlugin))
+	post(mux, "/v1/plugins/trust", func(_ context.Context, req api.PluginNameRequest) (*api.PluginRow, error) {
+		return d.TrustPlugin(req.Name)
+	})
+	post(mux, "/v1/plugins/remove", func(_ context.Context, req api.PluginNameRequest) (map[string]string, error) {
 		return map[string]string{"removed": req.Name}, d.RemovePlugin(req.Name)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -186,27 +190,33 @@ func (d *Daemon) Handler(kill func()) http.Handler {
 	return mux
 }
 
-// post serves POST path: the body decoded strictly into Req, answered with op's result.
-func post[Req, Resp any](mux *http.ServeMux, path string, op func(Req) (Resp, error)) {
+// post serves POST path: the body decoded strictly into Req, answered with op's result. op
+// gets the request's context, which ends when the client goes away.
+func post[Req, Resp any](mux *http.ServeMux, path string, op func(context.Context, Req) (Resp, error)) {
 	mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
 		var req Req
 		if !decode(w, r, &req) {
 			return
 		}
-		out, err := op(req)
+		out, err := op(r.Context(), req)
 		reply(w, out, err)
 	})
 }
 
 // checked runs check on a request before op; a request check refuses returns check's error.
-func checked[Req, Resp any](check func(Req) error, op func(Req) (Resp, error)) func(Req) (Resp, error) {
-	return func(req Req) (Resp, error) {
+func checked[Req, Resp any](check func(Req) error, op func(context.Context, Req) (Resp, error)) func(context.Context, Req) (Resp, error) {
+	return func(ctx context.Context, req Req) (Resp, error) {
 		if err := check(req); err != nil {
 			var zero Resp
 			return zero, err
 		}
-		return op(req)
+		return op(ctx, req)
 	}
+}
+
+// noContext adapts an operation that does not wait on anything to post.
+func noContext[Req, Resp any](op func(Req) (Resp, error)) func(context.Context, Req) (Resp, error) {
+	return func(_ context.Context, req Req) (Resp, error) { return op(req) }
 }
 
 // decode reads a JSON body strictly: unknown fields, a key given twice in one object and

@@ -14,7 +14,7 @@ import (
 	"github.com/pmdaemon/pmdaemon/host/procfs"
 )
 
-// harness starts instances with a notify channel so that tests wait for state changes.
+// harness starts loops with a notify channel so that tests wait for state changes.
 type harness struct {
 	t      *testing.T
 	notify chan struct{}
@@ -33,7 +33,7 @@ func (h *harness) spec(policy RestartPolicy, killTimeout time.Duration, argv ...
 	}
 }
 
-func (h *harness) start(spec Spec, restarts int, adopt *Adopt) *Instance {
+func (h *harness) start(spec Spec, restarts int, adopt *Adopt) *Loop {
 	in := Start(spec, restarts, adopt, func(Change) {
 		select {
 		case h.notify <- struct{}{}:
@@ -44,8 +44,8 @@ func (h *harness) start(spec Spec, restarts int, adopt *Adopt) *Instance {
 	return in
 }
 
-// wait polls the instance's state until cond holds or the deadline passes.
-func (h *harness) wait(in *Instance, what string, cond func(State) bool) State {
+// wait polls the loop's state until cond holds or the deadline passes.
+func (h *harness) wait(in *Loop, what string, cond func(State) bool) State {
 	h.t.Helper()
 	deadline := time.NewTimer(15 * time.Second)
 	defer deadline.Stop()
