@@ -490,3 +490,79 @@ func TestInstanceRestartRequest(t *testing.T) {
 		t.Fatalf("processes %v left in group %d after Stop", left, next.Pid)
 	}
 }
+
+// Watch's channel closes at the next change of state, health results included, so a caller
+// can wait for a condition with no polling at all.
+func TestWatchWakesOnEveryChange(t *testing.T) {
+	tests := []struct {
+		name   string
+		health *HealthSpec
+		poke   func(*Loop)
+		until  func(State) bool
+	}{
+		{name: "restart request", poke: func(l *Loop) { l.Restart("asked") },
+			until: func(st State) bool { return st.Restarts == 1 && online(st) }},
+		{name: "health result", health: &HealthSpec{Argv: []string{"true"}, Interval: time.Second, Timeout: time.Second, Retries: 1},
+			until: func(st State) bool { return st.Health == HealthHealthy }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			spec := h.spec(RestartPolicy{Autorestart: true, MaxRestarts: 3, MinUptime: time.Second}, 2*time.Second, "sleep", "600")
+			spec.Health = tt.health
+			l := Start(spec, 0, nil, nil) // no notify: only Watch can wake the test
+			t.Cleanup(l.Stop)
+			<-l.Spawned()
+			if tt.poke != nil {
+				tt.poke(l)
+			}
+			deadline := time.NewTimer(15 * time.Second)
+			defer deadline.Stop()
+			for {
+				st, changed := l.Watch()
+				if tt.until(st) {
+					return
+				}
+				select {
+				case <-changed:
+				case <-deadline.C:
+					t.Fatalf("no change woke the watcher; state %+v", l.State())
+				}
+			}
+		})
+	}
+}
+
+// Every way supervision ends leaves the loop stopped with its process gone: a stop while
+// running, while waiting out a restart delay, and while parked errored.
+func TestEveryStopPathEndsStopped(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy RestartPolicy
+		argv   []string
+		before func(State) bool // the state the stop comes in
+	}{
+		{name: "running", policy: RestartPolicy{Autorestart: true, MaxRestarts: 3, MinUptime: time.Second},
+			argv: []string{"sleep", "600"}, before: online},
+		{name: "waiting out a restart delay", policy: RestartPolicy{Autorestart: true, MaxRestarts: 3, MinUptime: time.Second, RestartDelay: time.Hour},
+			argv: []string{"true"}, before: func(st State) bool { return st.Status == WaitingRestart }},
+		{name: "errored", policy: RestartPolicy{Autorestart: false},
+			argv: []string{"false"}, before: func(st State) bool { return st.Status == Errored }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			l := h.start(h.spec(tt.policy, time.Second, tt.argv...), 0, nil)
+			h.wait(l, tt.name, tt.before)
+			l.Stop()
+			if st := l.State(); st.Status != Stopped || st.Pid != 0 {
+				t.Fatalf("after stop: %+v; want stopped with no pid", st)
+			}
+			select {
+			case <-l.Done():
+			default:
+				t.Fatal("Done not closed after Stop returned")
+			}
+		})
+	}
+}
