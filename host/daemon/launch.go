@@ -25,6 +25,20 @@ func (d *Daemon) launch(a *app, s *slot, adopt *supervisor.Adopt) {
 	s.loop = supervisor.Start(spec, s.last.Restarts, adopt, d.instanceChanged)
 }
 
+// startSlot launches slot s of a once its port is ready (portReady: free, or an auto: instance
+// moved); when it is not, s is left errored and the reason returned. It reports whether a loop
+// runs (not when a's command cannot run: s is errored with the reason). opMu must be held;
+// d.mu must not be.
+func (d *Daemon) startSlot(a *app, s *slot) (bool, error) {
+	if err := d.portReady(a, s); err != nil {
+		return false, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.launch(a, s, nil)
+	return s.loop != nil, nil
+}
+
 // specFor is what slot s of a runs as now; d.mu must be held.
 func (d *Daemon) specFor(a *app, s *slot) supervisor.Spec {
 	return supervisor.Spec{

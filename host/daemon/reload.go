@@ -12,33 +12,50 @@ import (
 // all new instances start beside the old and the old stop only once every new one is ready.
 // Otherwise instances are replaced one at a time, so the app never has none running.
 func (d *Daemon) reloadApp(ctx context.Context, a *app, p *plan) error {
+	if d.replacesInPlace(a, p) {
+		return d.rollingReload(ctx, a, p)
+	}
+	old, fresh, err := d.launchBeside(a, p)
+	if err != nil {
+		return err
+	}
+	if err := d.waitAllReady(ctx, a, fresh, p.timeout); err != nil {
+		d.dropBeside(a, p, old, fresh)
+		return fmt.Errorf("reload of %s failed, the old instances keep running: %w", a.cfg.Name, err)
+	}
+	d.swapBeside(a, p, old, fresh)
+	return nil
+}
+
+// replacesInPlace tells whether a's reload must replace instances one at a time: its new ports
+// overlap the old, nothing runs to keep serving, or nothing new is wanted beside the old.
+func (d *Daemon) replacesInPlace(a *app, p *plan) bool {
 	d.mu.Lock()
-	old := append([]*slot(nil), a.slots...)
-	overlap := false
-	running := 0
-	for _, s := range old {
+	defer d.mu.Unlock()
+	overlap, running := false, 0
+	for _, s := range a.slots {
 		if s.loop != nil {
 			running++
 		}
-		for _, np := range p.ports {
-			if s.port > 0 && s.port == np {
-				overlap = true
-			}
+		if s.port > 0 && contains(p.ports, s.port) {
+			overlap = true
 		}
 	}
-	if overlap || running == 0 || p.ports == nil && p.n <= len(old) {
-		d.mu.Unlock()
-		return d.rollingReload(ctx, a, p)
-	}
-	// Side by side: reserve the new ports beside the old, start, wait, then swap.
+	return overlap || running == 0 || p.ports == nil && p.n <= len(a.slots)
+}
+
+// launchBeside reserves the new ports beside the old and starts the new instances there. They
+// are transient until the swap: a daemon that dies meanwhile (kill -9) leaves a state file in
+// which they are marked so, and the next daemon stops them and keeps the old ones, as if the
+// reload had not begun. The override changes at the swap.
+func (d *Daemon) launchBeside(a *app, p *plan) (old, fresh []*slot, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if err := d.reg.Reserve(a.cfg.Name, p.ports); err != nil {
-		d.mu.Unlock()
-		return err
+		return nil, nil, err
 	}
-	// The new instances are transient until the swap: a daemon that dies meanwhile (kill -9)
-	// leaves a state file in which they are marked so, and the next daemon stops them and
-	// keeps the old ones, as if the reload had not begun. The override changes at the swap.
-	fresh := make([]*slot, p.n)
+	old = append([]*slot(nil), a.slots...)
+	fresh = make([]*slot, p.n)
 	for i := range fresh {
 		s := d.newSlot(a, i)
 		s.wanted, s.transient = true, true
@@ -52,25 +69,30 @@ func (d *Daemon) reloadApp(ctx context.Context, a *app, p *plan) error {
 		d.launch(a, s, nil)
 	}
 	a.slots = append(old, fresh...)
-	d.mu.Unlock()
+	return old, fresh, nil
+}
 
-	if err := d.waitAllReady(ctx, a, fresh, p.timeout); err != nil {
-		d.stopSlots(fresh, true)
-		d.mu.Lock()
-		d.reg.Release(a.cfg.Name, p.ports)
-		for _, s := range old {
-			if s.port > 0 {
-				if err := d.reg.Reserve(a.cfg.Name, []int{s.port}); err != nil {
-					d.logger.Printf("reload of %s failed and %s[%d] cannot have its port back: %v", a.cfg.Name, a.cfg.Name, s.index, err)
-				}
+// dropBeside undoes launchBeside: the new instances stop and their ports go; the old, never
+// stopped, keep theirs.
+func (d *Daemon) dropBeside(a *app, p *plan, old, fresh []*slot) {
+	d.stopSlots(fresh, true)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reg.Release(a.cfg.Name, p.ports)
+	for _, s := range old {
+		if s.port > 0 {
+			if err := d.reg.Reserve(a.cfg.Name, []int{s.port}); err != nil {
+				d.logger.Printf("reload of %s failed and %s[%d] cannot have its port back: %v", a.cfg.Name, a.cfg.Name, s.index, err)
 			}
 		}
-		a.slots = old
-		d.mu.Unlock()
-		return fmt.Errorf("reload of %s failed, the old instances keep running: %w", a.cfg.Name, err)
 	}
-	// Commit to the new instances before stopping the old: from here a daemon that dies keeps
-	// the new ones and stops the old (now the transient ones) on its next start.
+	a.slots = old
+}
+
+// swapBeside commits to the new instances, then stops the old. The commit is written before
+// anything stops: from then a daemon that dies keeps the new ones and stops the old (now the
+// transient ones) on its next start.
+func (d *Daemon) swapBeside(a *app, p *plan, old, fresh []*slot) {
 	d.mu.Lock()
 	for _, s := range fresh {
 		s.transient = false
@@ -101,7 +123,6 @@ func (d *Daemon) reloadApp(ctx context.Context, a *app, p *plan) error {
 		}
 	}
 	a.slots = fresh
-	return nil
 }
 
 // rollingReload replaces instances one by one on ports that may be the same as before. The
@@ -201,13 +222,10 @@ func (d *Daemon) replaceOne(ctx context.Context, a *app, p *plan, old []*slot, i
 	}
 	s.wanted = true
 	d.mu.Unlock()
-	if err := d.portReady(a, s); err != nil {
+	launched, err := d.startSlot(a, s)
+	if err != nil {
 		return fmt.Errorf("reload of %s stopped at instance %d: %w", a.cfg.Name, i, err)
 	}
-	d.mu.Lock()
-	d.launch(a, s, nil)
-	launched := s.loop != nil
-	d.mu.Unlock()
 	if !launched {
 		return nil
 	}

@@ -269,13 +269,10 @@ func (d *Daemon) restartSlot(ctx context.Context, a *app, s *slot, wait bool, ti
 	s.wanted = true
 	s.last.Restarts++
 	d.mu.Unlock()
-	if err := d.portReady(a, s); err != nil {
+	launched, err := d.startSlot(a, s)
+	if err != nil {
 		return cannotStart(a, s, err)
 	}
-	d.mu.Lock()
-	d.launch(a, s, nil)
-	launched := s.loop != nil
-	d.mu.Unlock()
 	if !wait || !launched {
 		return nil // an app whose command cannot run is errored with the reason already
 	}
@@ -307,17 +304,32 @@ func (d *Daemon) givePort(a *app, s *slot) error {
 // restartApp stops all of a's instances, then starts p.n of them on p.ports. An instance whose
 // port a stranger took meanwhile does not start (see portReady); the error names it.
 func (d *Daemon) restartApp(a *app, p *plan) error {
-	d.stopSlots(a.slots, false)
+	d.stopSlots(d.slotsOf(a), false)
+	slots, err := d.reshape(a, p)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range slots {
+		if _, err := d.startSlot(a, s); err != nil {
+			errs = append(errs, cannotStart(a, s, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reshape gives a's stopped app the plan's ports, override and instance count, and returns
+// its slots, each wanted and counted as restarted.
+func (d *Daemon) reshape(a *app, p *plan) ([]*slot, error) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.reg.ReleaseApp(a.cfg.Name)
 	if err := d.reg.Reserve(a.cfg.Name, p.ports); err != nil {
-		d.mu.Unlock()
-		return err // cannot happen: the plan was made under opMu
+		return nil, err // cannot happen: the plan was made under opMu
 	}
 	a.override = p.override
 	d.resize(a, p.n)
-	slots := append([]*slot(nil), a.slots...)
-	for i, s := range slots {
+	for i, s := range a.slots {
 		s.index = i // after a delete by id, indexes are made dense again
 		s.port = 0
 		if p.ports != nil {
@@ -326,18 +338,7 @@ func (d *Daemon) restartApp(a *app, p *plan) error {
 		s.wanted = true
 		s.last.Restarts++
 	}
-	d.mu.Unlock()
-	var errs []error
-	for _, s := range slots {
-		if err := d.portReady(a, s); err != nil {
-			errs = append(errs, cannotStart(a, s, err))
-			continue
-		}
-		d.mu.Lock()
-		d.launch(a, s, nil)
-		d.mu.Unlock()
-	}
-	return errors.Join(errs...)
+	return append([]*slot(nil), a.slots...), nil
 }
 
 // resize grows or shrinks a's slots to n; removed slots must already be stopped.

@@ -28,8 +28,19 @@ func (d *Daemon) Restore() {
 	defer d.mu.Unlock()
 	// First decide, for every slot, whether its process is taken back; then kill everything
 	// else; only then start anything, so that no fresh process is mistaken for a stray.
-	keep := map[string]int{}
-	spare := map[string]bool{} // units of an unfinished reload, stopped gracefully below
+	keep := map[string]int{}   // unit -> the pid it keeps (0: none)
+	spare := map[string]bool{} // units of an unfinished reload, stopped gracefully
+	d.stopOrphans(keep, spare)
+	adopt := d.decideAdoption(keep)
+	d.reconcile(keep, spare)
+	d.clearUnadopted(adopt)
+	d.startRestored(adopt)
+	d.persistLocked()
+}
+
+// stopOrphans stops the new instances of a reload the previous daemon did not finish, noting
+// their units in spare (cgroup mode) or the pid that drains in keep. d.mu must be held.
+func (d *Daemon) stopOrphans(keep map[string]int, spare map[string]bool) {
 	for _, o := range d.orphans {
 		if d.cg != nil {
 			spare[o.unit] = true
@@ -39,6 +50,12 @@ func (d *Daemon) Restore() {
 		d.stopOrphan(o)
 	}
 	d.orphans = nil
+}
+
+// decideAdoption resolves every app's command, rolls back a reload cut short, and decides
+// which slots' processes are taken back; every unit's kept pid goes in keep. d.mu must be
+// held.
+func (d *Daemon) decideAdoption(keep map[string]int) map[*slot]*supervisor.Adopt {
 	adopt := map[*slot]*supervisor.Adopt{}
 	for _, name := range d.order {
 		a := d.apps[name]
@@ -46,21 +63,21 @@ func (d *Daemon) Restore() {
 		d.rollBackInterrupted(a)
 		for _, s := range a.slots {
 			st := s.last.Status
-			if !s.wanted || st == supervisor.Errored || st == supervisor.Stopped {
-				keep[s.unit] = 0
+			keep[s.unit] = 0
+			if !s.wanted || st == supervisor.Errored || st == supervisor.Stopped || !d.adoptable(s) {
 				continue
 			}
-			if d.adoptable(s) {
-				adopt[s] = &supervisor.Adopt{Pid: s.last.Pid, PidStart: s.last.PidStart, StartedAt: s.last.StartedAt}
-				keep[s.unit] = s.last.Pid
-			} else {
-				keep[s.unit] = 0
-			}
+			adopt[s] = &supervisor.Adopt{Pid: s.last.Pid, PidStart: s.last.PidStart, StartedAt: s.last.StartedAt}
+			keep[s.unit] = s.last.Pid
 		}
 	}
-	d.reconcile(keep, spare)
-	// Empty every slot whose process is not taken back before any starts: a process of one
-	// slot may still hold the port another slot is to start on (a reload cut short).
+	return adopt
+}
+
+// clearUnadopted empties every slot whose process is not taken back before any starts: a
+// process of one slot may still hold the port another slot is to start on (a reload cut
+// short). d.mu must be held.
+func (d *Daemon) clearUnadopted(adopt map[*slot]*supervisor.Adopt) {
 	for _, name := range d.order {
 		for _, s := range d.apps[name].slots {
 			if adopt[s] == nil {
@@ -68,6 +85,11 @@ func (d *Daemon) Restore() {
 			}
 		}
 	}
+}
+
+// startRestored reserves every wanted slot's port and takes back or starts its process; one
+// that had finished or given up stays as it was. d.mu must be held.
+func (d *Daemon) startRestored(adopt map[*slot]*supervisor.Adopt) {
 	for _, name := range d.order {
 		a := d.apps[name]
 		for _, s := range a.slots {
@@ -106,7 +128,6 @@ func (d *Daemon) Restore() {
 			d.launch(a, s, nil)
 		}
 	}
-	d.persistLocked()
 }
 
 // stopOrphan stops, in the background, the processes of a reload the previous daemon did not
