@@ -291,12 +291,12 @@ func TestOperationOfAGoneClientDoesNothing(t *testing.T) {
 	}
 }
 
-// cancelOnceSpawned cancels ctx as soon as every instance of app has a process, so the
-// operation is cut off in its wait for readiness.
-func cancelOnceSpawned(t *testing.T, d *Daemon, app string, n int, exclude []int, cancel context.CancelFunc) {
+// cancelOnceSpawned cancels ctx once n instances of app not in exclude are online, so the
+// operation is cut off in its wait for readiness (or after 10s, which fails the test's wait).
+func cancelOnceSpawned(ctx context.Context, d *Daemon, app string, n int, exclude []int, cancel context.CancelFunc) {
 	go func() {
 		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
+		for ctx.Err() == nil && time.Now().Before(deadline) {
 			fresh := 0
 			for _, r := range rows(d, app) {
 				if r.Pid > 0 && r.Status == string(supervisor.Online) && !slices.Contains(exclude, r.Pid) {
@@ -319,7 +319,8 @@ func TestStartWaitEndsWithItsClient(t *testing.T) {
 	cfg := sleeper(t, "web", 2, "")
 	cfg.MinUptime, cfg.WaitReady = time.Minute, true
 	ctx, cancel := context.WithCancel(context.Background())
-	cancelOnceSpawned(t, d, "web", 2, nil, cancel)
+	defer cancel()
+	cancelOnceSpawned(ctx, d, "web", 2, nil, cancel)
 	begun := time.Now()
 	_, err := d.Start(ctx, api.StartRequest{App: cfg})
 	if !errors.Is(err, context.Canceled) {
@@ -360,7 +361,8 @@ func TestReloadOfAGoneClientRollsBack(t *testing.T) {
 			before := rows(d, "web")
 			oldPids := pidsOf(d, "web")
 			ctx, cancel := context.WithCancel(context.Background())
-			cancelOnceSpawned(t, d, "web", 1, oldPids, cancel)
+			defer cancel()
+			cancelOnceSpawned(ctx, d, "web", 1, oldPids, cancel)
 			_, err := d.Reload(ctx, api.TargetRequest{Target: "web", Port: tt.port})
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("err = %v; want context.Canceled", err)
