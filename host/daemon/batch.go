@@ -1,5 +1,18 @@
 package daemon
 
+import "context"
+
+// beginOp takes the operation lock for a request and returns its release. A request whose
+// client went away while it waited for its turn does nothing: it ends with ctx's error.
+func (d *Daemon) beginOp(ctx context.Context) (end func(), err error) {
+	d.opMu.Lock()
+	if err := ctx.Err(); err != nil {
+		d.opMu.Unlock()
+		return nil, err
+	}
+	return d.opMu.Unlock, nil
+}
+
 // releaseUnusedLocked frees the ports a holds that none of its instances is on: what a failed
 // operation had planned. d.mu must be held.
 func (d *Daemon) releaseUnusedLocked(a *app) {
@@ -25,7 +38,7 @@ func (d *Daemon) beginBatch() (end func()) {
 		if d.batchDirty {
 			d.batchDirty = false
 			d.mu.Lock()
-			d.saveLocked()
+			d.persistLocked()
 			d.mu.Unlock()
 		}
 	}
@@ -38,5 +51,5 @@ func (d *Daemon) commitLocked() {
 		d.batchDirty = true
 		return
 	}
-	d.saveLocked()
+	d.persistLocked()
 }

@@ -122,7 +122,11 @@ func (d *Daemon) reconcile(keep map[string]int, spare map[string]bool) {
 	marker := []byte(unitEnv + "=")
 	self := os.Getpid()
 	var killed []int
-	ents, _ := os.ReadDir("/proc")
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		// Nothing can be scanned: strays of an earlier daemon, if any, live on. Say so.
+		d.logger.Printf("cannot look for processes of this home no instance owns: %v", err)
+	}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
@@ -145,9 +149,9 @@ func (d *Daemon) reconcile(keep map[string]int, spare map[string]bool) {
 		}
 		d.logger.Printf("killing pid %d (unit %s): no instance of the state file owns it", pid, unit)
 		if st, err := procfs.Read(pid); err == nil && st.Pgid == pid {
-			syscall.Kill(-pid, syscall.SIGKILL)
+			d.killOrLog(-pid)
 		}
-		syscall.Kill(pid, syscall.SIGKILL)
+		d.killOrLog(pid)
 		killed = append(killed, pid)
 	}
 	// Wait for them to be gone: one may hold a port an instance is about to start on.
@@ -190,4 +194,12 @@ func descends(pid, root int) bool {
 // adoptable reports whether s's recorded process still runs and is s's own.
 func (d *Daemon) adoptable(s *slot) bool {
 	return supervisor.Alive(s.last.Pid, s.last.PidStart) && d.owns(s, s.last.Pid)
+}
+
+// killOrLog SIGKILLs pid (a process group when negative); a failure other than the process
+// being gone already is logged.
+func (d *Daemon) killOrLog(pid int) {
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
+		d.logger.Printf("cannot kill %d: %v", pid, err)
+	}
 }

@@ -9,14 +9,9 @@ import (
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/pluginhost"
-	"github.com/pmdaemon/pmdaemon/host/ports"
 	"github.com/pmdaemon/pmdaemon/host/supervisor"
 	"github.com/pmdaemon/pmdaemon/plugins/sdk"
 )
-
-// maxPolicyCandidates bounds the candidates an allocator plugin sees for an auto: range, so that
-// a request for auto:1-65535 does not probe every port of the machine first.
-const maxPolicyCandidates = 4096
 
 // livePorts tracks the ports of every running instance, per app, from the instances' own
 // reports, so a hook event can say where the app answers right now without taking d.mu.
@@ -146,82 +141,6 @@ func slotPorts(a *app) []int {
 	return out
 }
 
-// pickPorts allocates n ports under spec for the app called name (nil when there is no spec).
-// keep holds ports that instances keep under an unchanged spec. Allocator plugins, when there
-// are any, choose among the candidates; they are called without d.mu, which opMu makes safe:
-// no other operation can change the registry meanwhile. d.mu must not be held.
-func (d *Daemon) pickPorts(name, spec string, n int, keep []int) ([]int, error) {
-	if spec == "" {
-		return nil, nil
-	}
-	ps, err := ports.ParseSpec(spec)
-	if err != nil {
-		return nil, &UserError{err.Error()}
-	}
-	req := ports.Request{App: name, Instances: n, Spec: ps}
-	policies := d.plugins.HasAllocators()
-	limit := 0
-	if policies {
-		limit = maxPolicyCandidates
-	}
-	d.mu.Lock()
-	out, cands, err := ports.Prepare(req, keep, d.reg, d.prober, limit)
-	// The registry's assignments are copied for policy plugins only: the built-in policy does
-	// not read them, and the copy grows with everything running.
-	var assigned map[int]string
-	if policies {
-		assigned = d.reg.Assigned()
-	}
-	d.mu.Unlock()
-	if err != nil {
-		return nil, portsErr(ps, n, err)
-	}
-	if cands == nil {
-		return out, nil // every instance keeps its port
-	}
-	missing := 0
-	for _, p := range out {
-		if p == 0 {
-			missing++
-		}
-	}
-	// The chain always ends in the built-in policy (pluginhost.Builtin).
-	cands, err = d.plugins.Allocate(sdk.AllocateRequest{
-		App: name, Instances: missing, Spec: ps.String(), Candidates: cands, Assignments: assigned,
-	})
-	if err != nil {
-		return nil, &UserError{err.Error()}
-	}
-	got, err := ports.Fill(req, out, cands)
-	if err != nil {
-		return nil, portsErr(ps, n, err)
-	}
-	return got, nil
-}
-
-// launchPlan is an instance a user operation is about to start, for the starting hooks.
-type launchPlan struct{ index, id, port int }
-
-// starting asks the hooks whether the instances of app may start. A veto is a UserError; hooks
-// that fail do not stop the start and come back as warnings. A hook that hangs or crashes is
-// asked no more during the operation (see pluginhost.Manager.Operation; an operation over
-// several apps opens one around all of its starting calls). d.mu must not be held.
-func (d *Daemon) starting(name string, plans []launchPlan) ([]string, error) {
-	defer d.plugins.Operation()()
-	var warnings []string
-	for _, p := range plans {
-		w, err := d.plugins.Starting(sdk.Event{
-			Kind: sdk.Starting, App: name, Instance: p.index, ID: p.id, Ports: portList(p.port),
-			AppPorts: d.live.ports(name), Time: time.Now(),
-		})
-		warnings = append(warnings, w...)
-		if err != nil {
-			return warnings, &UserError{err.Error()}
-		}
-	}
-	return warnings, nil
-}
-
 // AddPlugin registers a plugin: the binary is checked, started, asked what it implements and
 // given its config; only then is it saved.
 func (d *Daemon) AddPlugin(req api.PluginAddRequest) (*api.PluginRow, error) {
@@ -236,7 +155,7 @@ func (d *Daemon) AddPlugin(req api.PluginAddRequest) (*api.PluginRow, error) {
 		return nil, &UserError{err.Error()}
 	}
 	d.mu.Lock()
-	d.saveLocked()
+	d.persistLocked()
 	d.mu.Unlock()
 	return d.pluginRow(req.Name), nil
 }
@@ -292,7 +211,7 @@ func (d *Daemon) EnsurePlugin(req api.PluginAddRequest) (*api.PluginEnsured, err
 		return nil, &UserError{err.Error()}
 	}
 	d.mu.Lock()
-	d.saveLocked()
+	d.persistLocked()
 	d.mu.Unlock()
 	return &api.PluginEnsured{Plugin: *d.pluginRow(req.Name), Existed: exists, Updated: exists}, nil
 }
@@ -317,7 +236,7 @@ func (d *Daemon) TrustPlugin(name string) (*api.PluginRow, error) {
 	}
 	d.plugins.Replace(p)
 	d.mu.Lock()
-	d.saveLocked()
+	d.persistLocked()
 	d.mu.Unlock()
 	return d.pluginRow(name), nil
 }
@@ -331,7 +250,7 @@ func (d *Daemon) RemovePlugin(name string) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.saveLocked()
+	d.persistLocked()
 	return nil
 }
 

@@ -124,12 +124,8 @@ func (d *Daemon) respawnCheck(a *app, s *slot) func(stop <-chan struct{}) (*supe
 		if port == 0 || d.portFree(port) == nil {
 			return nil, nil
 		}
-		for !d.opMu.TryLock() {
-			select {
-			case <-stop:
-				return nil, errors.New("stopped")
-			case <-time.After(10 * time.Millisecond):
-			}
+		if !d.lockOpUnless(stop) {
+			return nil, errors.New("stopped")
 		}
 		defer d.opMu.Unlock()
 		if err := d.portReady(a, s); err != nil {
@@ -143,5 +139,25 @@ func (d *Daemon) respawnCheck(a *app, s *slot) func(stop <-chan struct{}) (*supe
 		next := d.specFor(a, s)
 		next.Unstable = s.state().Unstable
 		return &next, nil
+	}
+}
+
+// lockOpUnless takes opMu, unless stop is closed first; it reports whether it holds the lock.
+// A lock obtained after stop is handed straight back, by the goroutine that waited for it.
+func (d *Daemon) lockOpUnless(stop <-chan struct{}) bool {
+	locked := make(chan struct{})
+	go func() {
+		d.opMu.Lock()
+		close(locked)
+	}()
+	select {
+	case <-locked:
+		return true
+	case <-stop:
+		go func() {
+			<-locked
+			d.opMu.Unlock()
+		}()
+		return false
 	}
 }

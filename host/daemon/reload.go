@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,34 +11,51 @@ import (
 // reloadApp replaces a's instances gracefully. When the new ports do not overlap the old ones,
 // all new instances start beside the old and the old stop only once every new one is ready.
 // Otherwise instances are replaced one at a time, so the app never has none running.
-func (d *Daemon) reloadApp(a *app, p *plan) error {
-	d.mu.Lock()
-	old := append([]*slot(nil), a.slots...)
-	overlap := false
-	running := 0
-	for _, s := range old {
-		if s.inst != nil {
-			running++
-		}
-		for _, np := range p.ports {
-			if s.port > 0 && s.port == np {
-				overlap = true
-			}
-		}
+func (d *Daemon) reloadApp(ctx context.Context, a *app, p *plan) error {
+	if d.replacesInPlace(a, p) {
+		return d.rollingReload(ctx, a, p)
 	}
-	if overlap || running == 0 || p.ports == nil && p.n <= len(old) {
-		d.mu.Unlock()
-		return d.rollingReload(a, p)
-	}
-	// Side by side: reserve the new ports beside the old, start, wait, then swap.
-	if err := d.reg.Reserve(a.cfg.Name, p.ports); err != nil {
-		d.mu.Unlock()
+	old, fresh, err := d.launchBeside(a, p)
+	if err != nil {
 		return err
 	}
-	// The new instances are transient until the swap: a daemon that dies meanwhile (kill -9)
-	// leaves a state file in which they are marked so, and the next daemon stops them and
-	// keeps the old ones, as if the reload had not begun. The override changes at the swap.
-	fresh := make([]*slot, p.n)
+	if err := d.waitAllReady(ctx, a, fresh, p.timeout); err != nil {
+		d.dropBeside(a, p, old, fresh)
+		return fmt.Errorf("reload of %s failed, the old instances keep running: %w", a.cfg.Name, err)
+	}
+	d.swapBeside(a, p, old, fresh)
+	return nil
+}
+
+// replacesInPlace tells whether a's reload must replace instances one at a time: its new ports
+// overlap the old, nothing runs to keep serving, or nothing new is wanted beside the old.
+func (d *Daemon) replacesInPlace(a *app, p *plan) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	overlap, running := false, 0
+	for _, s := range a.slots {
+		if s.loop != nil {
+			running++
+		}
+		if s.port > 0 && contains(p.ports, s.port) {
+			overlap = true
+		}
+	}
+	return overlap || running == 0 || p.ports == nil && p.n <= len(a.slots)
+}
+
+// launchBeside reserves the new ports beside the old and starts the new instances there. They
+// are transient until the swap: a daemon that dies meanwhile (kill -9) leaves a state file in
+// which they are marked so, and the next daemon stops them and keeps the old ones, as if the
+// reload had not begun. The override changes at the swap.
+func (d *Daemon) launchBeside(a *app, p *plan) (old, fresh []*slot, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.reg.Reserve(a.cfg.Name, p.ports); err != nil {
+		return nil, nil, err
+	}
+	old = append([]*slot(nil), a.slots...)
+	fresh = make([]*slot, p.n)
 	for i := range fresh {
 		s := d.newSlot(a, i)
 		s.wanted, s.transient = true, true
@@ -51,25 +69,30 @@ func (d *Daemon) reloadApp(a *app, p *plan) error {
 		d.launch(a, s, nil)
 	}
 	a.slots = append(old, fresh...)
-	d.mu.Unlock()
+	return old, fresh, nil
+}
 
-	if err := waitAllReady(a, fresh, p.timeout); err != nil {
-		d.stopSlots(fresh, true)
-		d.mu.Lock()
-		d.reg.Release(a.cfg.Name, p.ports)
-		for _, s := range old {
-			if s.port > 0 {
-				if err := d.reg.Reserve(a.cfg.Name, []int{s.port}); err != nil {
-					d.logger.Printf("reload of %s failed and %s[%d] cannot have its port back: %v", a.cfg.Name, a.cfg.Name, s.index, err)
-				}
+// dropBeside undoes launchBeside: the new instances stop and their ports go; the old, never
+// stopped, keep theirs.
+func (d *Daemon) dropBeside(a *app, p *plan, old, fresh []*slot) {
+	d.stopSlots(fresh, true)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reg.Release(a.cfg.Name, p.ports)
+	for _, s := range old {
+		if s.port > 0 {
+			if err := d.reg.Reserve(a.cfg.Name, []int{s.port}); err != nil {
+				d.logger.Printf("reload of %s failed and %s[%d] cannot have its port back: %v", a.cfg.Name, a.cfg.Name, s.index, err)
 			}
 		}
-		a.slots = old
-		d.mu.Unlock()
-		return fmt.Errorf("reload of %s failed, the old instances keep running: %w", a.cfg.Name, err)
 	}
-	// Commit to the new instances before stopping the old: from here a daemon that dies keeps
-	// the new ones and stops the old (now the transient ones) on its next start.
+	a.slots = old
+}
+
+// swapBeside commits to the new instances, then stops the old. The commit is written before
+// anything stops: from then a daemon that dies keeps the new ones and stops the old (now the
+// transient ones) on its next start.
+func (d *Daemon) swapBeside(a *app, p *plan, old, fresh []*slot) {
 	d.mu.Lock()
 	for _, s := range fresh {
 		s.transient = false
@@ -78,7 +101,7 @@ func (d *Daemon) reloadApp(a *app, p *plan) error {
 		s.transient = true
 	}
 	a.override = p.override
-	d.saveLocked()
+	d.persistLocked()
 	d.mu.Unlock()
 	// Hooks (a load balancer's, say) learn of the new instances before the old ones go.
 	d.plugins.Flush()
@@ -94,19 +117,18 @@ func (d *Daemon) reloadApp(a *app, p *plan) error {
 	for i, s := range fresh {
 		if i < len(old) {
 			s.id = old[i].id
-			if s.inst != nil {
-				s.inst.SetID(s.id)
+			if s.loop != nil {
+				s.loop.SetID(s.id)
 			}
 		}
 	}
 	a.slots = fresh
-	return nil
 }
 
 // rollingReload replaces instances one by one on ports that may be the same as before. The
 // order is chosen so that an instance's new port is free when it starts: with 3000-3002
 // reloaded onto 3001-3003, instance 2 goes first (to 3003, freeing 3002), then 1, then 0.
-func (d *Daemon) rollingReload(a *app, p *plan) error {
+func (d *Daemon) rollingReload(ctx context.Context, a *app, p *plan) error {
 	d.mu.Lock()
 	old := append([]*slot(nil), a.slots...)
 	d.mu.Unlock()
@@ -115,12 +137,11 @@ func (d *Daemon) rollingReload(a *app, p *plan) error {
 		return userErr("reload of %s onto %s: %v", a.cfg.Name, p.spec, err)
 	}
 	d.mu.Lock()
-	err = d.beginRollback(a)
+	if err = d.beginRollback(a); err != nil {
+		a.rollback = nil
+	}
 	d.mu.Unlock()
 	if err != nil {
-		d.mu.Lock()
-		a.rollback = nil
-		d.mu.Unlock()
 		return fmt.Errorf("reload of %s not begun: its rollback record cannot be written: %w", a.cfg.Name, err)
 	}
 	fail := func(err error) error {
@@ -150,50 +171,11 @@ func (d *Daemon) rollingReload(a *app, p *plan) error {
 		}
 	}
 	for _, i := range order {
-		d.mu.Lock()
-		var s *slot
-		if i < len(old) {
-			s = old[i]
+		if err := ctx.Err(); err != nil {
+			return fail(fmt.Errorf("reload of %s stopped before instance %d: the request ended: %w", a.cfg.Name, i, err))
 		}
-		d.mu.Unlock()
-		if s != nil {
-			d.stopSlots([]*slot{s}, false)
-		}
-		d.mu.Lock()
-		if s == nil {
-			s = d.newSlot(a, i)
-			a.slots = append(a.slots, s)
-		} else {
-			s.index = i
-			s.last.Restarts++
-		}
-		newPort := 0
-		if p.ports != nil {
-			newPort = p.ports[i]
-		}
-		if s.port != newPort {
-			d.reg.Release(a.cfg.Name, []int{s.port})
-		}
-		s.port = newPort
-		if newPort > 0 {
-			if err := d.reg.Reserve(a.cfg.Name, []int{newPort}); err != nil {
-				d.mu.Unlock()
-				return fail(err)
-			}
-		}
-		s.wanted = true
-		d.mu.Unlock()
-		if err := d.portReady(a, s); err != nil {
-			return fail(fmt.Errorf("reload of %s stopped at instance %d: %w", a.cfg.Name, i, err))
-		}
-		d.mu.Lock()
-		d.launch(a, s, nil)
-		inst := s.inst
-		d.mu.Unlock()
-		if inst != nil {
-			if err := waitReady(a, inst, p.timeout); err != nil {
-				return fail(fmt.Errorf("reload of %s stopped at instance %d: %w", a.cfg.Name, i, err))
-			}
+		if err := d.replaceOne(ctx, a, p, old, i); err != nil {
+			return fail(err)
 		}
 	}
 	if extra != nil {
@@ -204,6 +186,52 @@ func (d *Daemon) rollingReload(a *app, p *plan) error {
 	a.override = p.override
 	sort.SliceStable(a.slots, func(i, j int) bool { return a.slots[i].index < a.slots[j].index })
 	d.mu.Unlock()
+	return nil
+}
+
+// replaceOne is one step of a rolling reload: instance i (old[i], or a new slot when the
+// reload adds instances) is stopped, moved to its new port and started, and waited for. An
+// error leaves the app for the caller to roll back.
+func (d *Daemon) replaceOne(ctx context.Context, a *app, p *plan, old []*slot, i int) error {
+	var s *slot
+	if i < len(old) {
+		s = old[i]
+		d.stopSlots([]*slot{s}, false)
+	}
+	d.mu.Lock()
+	if s == nil {
+		s = d.newSlot(a, i)
+		a.slots = append(a.slots, s)
+	} else {
+		s.index = i
+		s.last.Restarts++
+	}
+	newPort := 0
+	if p.ports != nil {
+		newPort = p.ports[i]
+	}
+	if s.port != newPort {
+		d.reg.Release(a.cfg.Name, []int{s.port})
+	}
+	s.port = newPort
+	if newPort > 0 {
+		if err := d.reg.Reserve(a.cfg.Name, []int{newPort}); err != nil {
+			d.mu.Unlock()
+			return err
+		}
+	}
+	s.wanted = true
+	d.mu.Unlock()
+	launched, err := d.startSlot(a, s)
+	if err != nil {
+		return fmt.Errorf("reload of %s stopped at instance %d: %w", a.cfg.Name, i, err)
+	}
+	if !launched {
+		return nil
+	}
+	if err := d.waitAllReady(ctx, a, []*slot{s}, p.timeout); err != nil {
+		return fmt.Errorf("reload of %s stopped at instance %d: %w", a.cfg.Name, i, err)
+	}
 	return nil
 }
 

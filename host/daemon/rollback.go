@@ -37,7 +37,7 @@ func (d *Daemon) rollBack(a *app) {
 	}
 	var wrong []*slot
 	for _, s := range a.slots {
-		if s.index >= len(rb.Ports) || s.port != rb.Ports[s.index] || s.inst == nil {
+		if s.index >= len(rb.Ports) || s.port != rb.Ports[s.index] || s.loop == nil {
 			wrong = append(wrong, s)
 		}
 	}
@@ -47,7 +47,7 @@ func (d *Daemon) rollBack(a *app) {
 	defer d.mu.Unlock()
 	d.restoreShape(a)
 	for _, s := range a.slots {
-		if s.inst == nil {
+		if s.loop == nil {
 			s.wanted = true
 			s.last.Restarts++
 			d.launch(a, s, nil)
@@ -83,7 +83,7 @@ func (d *Daemon) restoreShape(a *app) {
 			// Not where it ran before the reload: its process (if any) is not taken back.
 			s.port = rb.Ports[s.index]
 			s.last.Pid, s.last.PidStart = 0, 0
-			if s.inst == nil && s.last.Status != supervisor.Errored {
+			if s.loop == nil && s.last.Status != supervisor.Errored {
 				s.last.Status = supervisor.WaitingRestart
 			}
 		}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"sort"
@@ -29,7 +30,8 @@ func (d *Daemon) Save() (string, error) {
 }
 
 // Resurrect starts every app of dump.json that is not running, with its saved configuration.
-func (d *Daemon) Resurrect() (*api.Result, error) {
+// A client that goes away stops it before the next app; the apps started keep running.
+func (d *Daemon) Resurrect(ctx context.Context) (*api.Result, error) {
 	dump, err := state.LoadDump(d.paths.Dump())
 	if err != nil {
 		return nil, &UserError{err.Error()}
@@ -38,11 +40,18 @@ func (d *Daemon) Resurrect() (*api.Result, error) {
 	var errs []error
 	// The whole resurrect is one operation: an app is looked up and started under opMu, so a
 	// delete cannot slip in between and have a deleted app brought back unlisted.
-	d.opMu.Lock()
-	defer d.opMu.Unlock()
+	end, err := d.beginOp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
 	defer d.beginBatch()()
 	defer d.plugins.Operation()() // a hook that hangs costs one timeout per operation, not per app
 	for _, cfg := range dump.Apps {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
 		d.mu.Lock()
 		a, exists := d.apps[cfg.Name]
 		idle := exists
@@ -58,10 +67,10 @@ func (d *Daemon) Resurrect() (*api.Result, error) {
 		var err error
 		switch {
 		case !exists:
-			st, err = d.startLocked(cfg, 0)
+			st, err = d.startNew(ctx, cfg, 0)
 		case idle:
 			// The dump's config is the saved one; any runtime override ends here.
-			st, err = d.update(a, cfg, 0)
+			st, err = d.update(ctx, a, cfg, 0)
 		default:
 			continue
 		}

@@ -87,7 +87,9 @@ func Serve(home string, logw io.Writer) error {
 		all = append(all, a.slots...)
 	}
 	d.mu.Unlock()
-	d.waitSpawned(all)
+	if err := d.waitSpawned(context.Background(), all); err != nil {
+		logger.Printf("waiting for restored instances to spawn: %v", err)
+	}
 	d.Run()
 	logger.Printf("daemon %d listening on %s", os.Getpid(), paths.Socket())
 
@@ -200,7 +202,7 @@ func (s *apiServer) routes() map[api.Route]http.HandlerFunc {
 			reply(w, api.Saved{Path: p}, err)
 		},
 		api.RouteResurrect: func(w http.ResponseWriter, r *http.Request) {
-			out, err := d.Resurrect()
+			out, err := d.Resurrect(r.Context())
 			reply(w, out, err)
 		},
 		api.RouteKill: func(w http.ResponseWriter, r *http.Request) {
@@ -224,12 +226,12 @@ func (s *apiServer) routes() map[api.Route]http.HandlerFunc {
 		api.RoutePlugins: func(w http.ResponseWriter, r *http.Request) {
 			reply(w, d.Plugins(), nil)
 		},
-		api.RoutePluginAdd:    post(d.AddPlugin),
-		api.RoutePluginEnsure: post(d.EnsurePlugin),
-		api.RoutePluginTrust: post(func(req api.PluginNameRequest) (*api.PluginRow, error) {
+		api.RoutePluginAdd:    post(noContext(d.AddPlugin)),
+		api.RoutePluginEnsure: post(noContext(d.EnsurePlugin)),
+		api.RoutePluginTrust: post(func(_ context.Context, req api.PluginNameRequest) (*api.PluginRow, error) {
 			return d.TrustPlugin(req.Name)
 		}),
-		api.RoutePluginRemove: post(func(req api.PluginNameRequest) (*api.PluginRemoved, error) {
+		api.RoutePluginRemove: post(func(_ context.Context, req api.PluginNameRequest) (*api.PluginRemoved, error) {
 			return &api.PluginRemoved{Removed: req.Name}, d.RemovePlugin(req.Name)
 		}),
 	}
@@ -274,27 +276,32 @@ func flush(w http.ResponseWriter) {
 }
 
 // post is the handler of a POST route: the body decoded strictly into Req, answered with op's
-// result.
-func post[Req, Resp any](op func(Req) (Resp, error)) http.HandlerFunc {
+// result. op gets the request's context, which ends when the client goes away.
+func post[Req, Resp any](op func(context.Context, Req) (Resp, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req Req
 		if !decode(w, r, &req) {
 			return
 		}
-		out, err := op(req)
+		out, err := op(r.Context(), req)
 		reply(w, out, err)
 	}
 }
 
 // checked runs check on a request before op; a request check refuses returns check's error.
-func checked[Req, Resp any](check func(Req) error, op func(Req) (Resp, error)) func(Req) (Resp, error) {
-	return func(req Req) (Resp, error) {
+func checked[Req, Resp any](check func(Req) error, op func(context.Context, Req) (Resp, error)) func(context.Context, Req) (Resp, error) {
+	return func(ctx context.Context, req Req) (Resp, error) {
 		if err := check(req); err != nil {
 			var zero Resp
 			return zero, err
 		}
-		return op(req)
+		return op(ctx, req)
 	}
+}
+
+// noContext adapts an operation that does not wait on anything to post.
+func noContext[Req, Resp any](op func(Req) (Resp, error)) func(context.Context, Req) (Resp, error) {
+	return func(_ context.Context, req Req) (Resp, error) { return op(req) }
 }
 
 // decode reads a JSON body strictly: unknown fields, a key given twice in one object and

@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -9,26 +11,41 @@ import (
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/logs"
-	"github.com/pmdaemon/pmdaemon/host/supervisor"
 )
 
-// Start starts a new app. It is all-or-nothing: on any error nothing runs and no port is held.
-func (d *Daemon) Start(req api.StartRequest) (*api.Started, error) {
-	d.opMu.Lock()
-	defer d.opMu.Unlock()
-	return d.startOne(req)
+// A start runs in one direction, one step after the other: resolve (the request is checked
+// against the apps and the system), allocate (ports through the policy chain, then the
+// starting hooks; allocate.go), launch (slots made, ports reserved, loops started; launch.go),
+// wait ready (ready.go), commit (hooks told of the ports, state written). Nothing is changed
+// before launch, so a start refused at any earlier step leaves no trace.
+
+// Start starts a new app. It is all-or-nothing: on any error before launch nothing runs and no
+// port is held. A client that goes away during the wait for readiness ends the wait; the
+// instances launched keep running, supervised (docs/behaviour.md, "Requests that are given
+// up").
+func (d *Daemon) Start(ctx context.Context, req api.StartRequest) (*api.Started, error) {
+	end, err := d.beginOp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	return d.startOne(ctx, req)
 }
 
 // StartMany starts the apps of an ecosystem file in order, as Start would each, and stops at
-// the first that fails. The state file is written once, at the end, rather than once per app.
-func (d *Daemon) StartMany(req api.StartManyRequest) (*api.StartManyResult, error) {
-	d.opMu.Lock()
-	defer d.opMu.Unlock()
+// the first that fails (or when the client goes away). The state file is written once, at the
+// end, rather than once per app.
+func (d *Daemon) StartMany(ctx context.Context, req api.StartManyRequest) (*api.StartManyResult, error) {
+	end, err := d.beginOp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
 	defer d.beginBatch()()
 	defer d.plugins.Operation()() // a hook that hangs costs one timeout per operation, not per app
 	res := &api.StartManyResult{Started: []api.Started{}, Failed: -1}
 	for i, r := range req.Apps {
-		st, err := d.startOne(r)
+		st, err := d.startOne(ctx, r)
 		if err != nil {
 			res.Failed, res.Error = i, err.Error()
 			return res, nil
@@ -38,7 +55,9 @@ func (d *Daemon) StartMany(req api.StartManyRequest) (*api.StartManyResult, erro
 	return res, nil
 }
 
-func (d *Daemon) startOne(req api.StartRequest) (*api.Started, error) {
+// startOne resolves what a start request asks for: a new app, the existing one kept, or the
+// existing one updated.
+func (d *Daemon) startOne(ctx context.Context, req api.StartRequest) (*api.Started, error) {
 	d.mu.Lock()
 	a, exists := d.apps[req.App.Name]
 	d.mu.Unlock()
@@ -51,83 +70,125 @@ func (d *Daemon) startOne(req api.StartRequest) (*api.Started, error) {
 			st.Existed = true
 			return st, nil
 		case "update":
-			return d.update(a, req.App, req.WaitTimeout.Std())
+			return d.update(ctx, a, req.App, req.WaitTimeout.Std())
 		case "":
 		default:
 			return nil, userErr("if_exists must be \"\", \"keep\" or \"update\", got %q", req.IfExists)
 		}
 	}
-	return d.startLocked(req.App, req.WaitTimeout.Std())
+	return d.startNew(ctx, req.App, req.WaitTimeout.Std())
 }
 
-// update replaces a's saved configuration with cfg and restarts it under that configuration
-// (any runtime override ends). Nothing changes if cfg is invalid or its ports cannot be had.
-func (d *Daemon) update(a *app, cfg config.App, waitTimeout time.Duration) (*api.Started, error) {
+// startNew starts cfg as a new app: resolve, allocate, launch, wait ready, commit.
+func (d *Daemon) startNew(ctx context.Context, cfg config.App, waitTimeout time.Duration) (*api.Started, error) {
+	argv, err := d.resolveNew(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ps, warnings, err := d.allocate(nil, cfg.Name, cfg.Port, cfg.Instances, nil)
+	if err != nil {
+		return nil, err
+	}
+	a, err := d.launchNew(cfg, argv, ps)
+	if err != nil {
+		return nil, err
+	}
+	wait, timeout := readiness(cfg, false, waitTimeout)
+	werr := d.awaitReady(ctx, a, a.slots, wait, timeout)
+	return d.commitStarted(a, nil, warnings, werr), notReady(cfg.Name, werr)
+}
+
+// resolveNew checks that cfg can start as a new app: valid, runnable, its name free and its
+// log files writable. It returns the command line.
+func (d *Daemon) resolveNew(cfg config.App) ([]string, error) {
 	argv, err := checkApp(cfg)
 	if err != nil {
 		return nil, err
 	}
-	probe := &app{cfg: cfg}
-	for i := 0; i < cfg.Instances; i++ {
-		if err := d.checkLogs(probe, &slot{index: i}); err != nil {
-			return nil, err
-		}
+	d.mu.Lock()
+	_, exists := d.apps[cfg.Name]
+	d.mu.Unlock()
+	if exists {
+		return nil, conflictErr("process '%s' already exists; restart it, or delete it first", cfg.Name)
 	}
-	ps, err := d.pickPorts(cfg.Name, cfg.Port, cfg.Instances, nil)
+	if err := d.checkAllLogs(cfg); err != nil {
+		return nil, err
+	}
+	return argv, nil
+}
+
+// launchNew makes the app with one slot per port (or per instance without ports), reserves the
+// ports and starts a loop on every slot.
+func (d *Daemon) launchNew(cfg config.App, argv []string, ps []int) (*app, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.reg.Reserve(cfg.Name, ps); err != nil {
+		return nil, err // cannot happen: the ports were chosen under opMu
+	}
+	a := &app{cfg: cfg, argv: argv, created: time.Now()}
+	for i := 0; i < cfg.Instances; i++ {
+		s := d.newSlot(a, i)
+		s.wanted = true
+		if ps != nil {
+			s.port = ps[i]
+		}
+		a.slots = append(a.slots, s)
+	}
+	d.apps[cfg.Name] = a
+	d.order = append(d.order, cfg.Name)
+	for _, s := range a.slots {
+		d.launch(a, s, nil)
+	}
+	return a, nil
+}
+
+// update replaces a's saved configuration with cfg and restarts it under that configuration
+// (any runtime override ends). Nothing changes if cfg is invalid or its ports cannot be had.
+func (d *Daemon) update(ctx context.Context, a *app, cfg config.App, waitTimeout time.Duration) (*api.Started, error) {
+	argv, err := checkApp(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.checkAllLogs(cfg); err != nil {
+		return nil, err
+	}
+	ps, warnings, err := d.allocate(a, cfg.Name, cfg.Port, cfg.Instances, nil)
 	if err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
 	before := slotPorts(a)
-	plans := d.launchPlans(a, cfg.Instances, ps)
-	d.mu.Unlock()
-	warnings, err := d.starting(cfg.Name, plans)
-	if err != nil {
-		return nil, err
-	}
-	d.mu.Lock()
 	a.cfg, a.argv, a.argvErr = cfg, argv, nil
 	d.mu.Unlock()
 	if err := d.restartApp(a, &plan{spec: cfg.Port, ports: ps, n: cfg.Instances}); err != nil {
 		return nil, err
 	}
-	d.waitSpawned(a.slots)
-	var werr error
-	if wait, timeout := readiness(cfg, false, waitTimeout); wait {
-		d.mu.Lock()
-		slots := append([]*slot(nil), a.slots...)
-		d.mu.Unlock()
-		if werr = waitAllReady(a, slots, timeout); werr != nil {
-			werr = notReady(cfg.Name, werr)
-		}
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.portsChanged(cfg.Name, before, slotPorts(a))
-	d.commitLocked()
-	st := started(a)
-	st.Existed, st.Updated, st.Warnings = true, true, warnings
-	return st, werr
+	wait, timeout := readiness(cfg, false, waitTimeout)
+	werr := d.awaitReady(ctx, a, d.slotsOf(a), wait, timeout)
+	st := d.commitStarted(a, before, warnings, werr)
+	st.Existed, st.Updated = true, true
+	return st, notReady(cfg.Name, werr)
 }
 
-// launchPlans describes the n instances an operation on a will start on ps, for the starting
-// hooks: existing slots keep their ids, new ones get the ids they will be given. d.mu must be
-// held.
-func (d *Daemon) launchPlans(a *app, n int, ps []int) []launchPlan {
-	out := make([]launchPlan, n)
-	next := d.nextID
-	for i := range out {
-		out[i].index = i
-		if a != nil && i < len(a.slots) {
-			out[i].id = a.slots[i].id
-		} else {
-			out[i].id, next = next, next+1
-		}
-		if ps != nil {
-			out[i].port = ps[i]
-		}
+// commitStarted ends a start: the hooks hear of changed ports (before is nil for a new app),
+// the state is written, and the answer is made.
+func (d *Daemon) commitStarted(a *app, before []int, warnings []string, werr error) *api.Started {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if before != nil {
+		d.portsChanged(a.cfg.Name, before, slotPorts(a))
 	}
-	return out
+	d.commitLocked()
+	st := started(a)
+	st.Warnings = warnings
+	return st
+}
+
+// slotsOf is a copy of a's slots, for a step that runs without d.mu.
+func (d *Daemon) slotsOf(a *app) []*slot {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]*slot(nil), a.slots...)
 }
 
 // checkApp validates cfg against the system (cwd, script) and returns its argv.
@@ -155,87 +216,28 @@ func checkApp(cfg config.App) ([]string, error) {
 	return argv, nil
 }
 
-// waitSpawned waits until every given slot's process has been started, so the answer to a
-// start or restart shows pids. d.mu must not be held.
-func (d *Daemon) waitSpawned(slots []*slot) {
-	d.mu.Lock()
-	var insts []*supervisor.Instance
-	for _, s := range slots {
-		if s.inst != nil {
-			insts = append(insts, s.inst)
-		}
-	}
-	d.mu.Unlock()
-	for _, in := range insts {
-		<-in.Spawned()
-	}
-}
-
-func (d *Daemon) startLocked(cfg config.App, waitTimeout time.Duration) (*api.Started, error) {
-	argv, err := checkApp(cfg)
-	if err != nil {
-		return nil, err
-	}
-	d.mu.Lock()
-	_, exists := d.apps[cfg.Name]
-	d.mu.Unlock()
-	if exists {
-		return nil, conflictErr("process '%s' already exists; restart it, or delete it first", cfg.Name)
-	}
-	a := &app{cfg: cfg, argv: argv, created: time.Now()}
-	ps, err := d.pickPorts(cfg.Name, a.liveSpec(), cfg.Instances, nil)
-	if err != nil {
-		return nil, err
-	}
-	d.mu.Lock()
-	plans := d.launchPlans(nil, cfg.Instances, ps)
-	d.mu.Unlock()
-	warnings, err := d.starting(cfg.Name, plans)
-	if err != nil {
-		return nil, err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for i := 0; i < cfg.Instances; i++ {
-		s := &slot{id: d.nextID, index: i, wanted: true}
-		if ps != nil {
-			s.port = ps[i]
-		}
-		if err := d.checkLogs(a, s); err != nil {
-			return nil, err
-		}
-		s.unit = unitName(cfg.Name, d.nextID)
-		d.nextID++
-		a.slots = append(a.slots, s)
-	}
-	if err := d.reg.Reserve(cfg.Name, ps); err != nil {
-		return nil, err
-	}
-	d.apps[cfg.Name] = a
-	d.order = append(d.order, cfg.Name)
-	for _, s := range a.slots {
-		d.launch(a, s, nil)
-	}
-	d.mu.Unlock()
-	d.waitSpawned(a.slots)
-	var werr error
-	if wait, timeout := readiness(cfg, false, waitTimeout); wait {
-		werr = waitAllReady(a, a.slots, timeout)
-	}
-	d.mu.Lock()
-	d.commitLocked()
-	st := started(a)
-	st.Warnings = warnings
-	if werr != nil {
-		return st, notReady(cfg.Name, werr)
-	}
-	return st, nil
-}
-
-// notReady is a start or restart whose instances run but did not become ready in time; they
-// are left running (as PM2 does), and the error says so.
+// notReady is a start or restart whose instances run but did not become ready in time (nil
+// when err is nil); they are left running (as PM2 does), and the error says so. When the
+// client went away, the error keeps the context's error for the caller to see.
 func notReady(name string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s started, but the request ended before it was ready: %w (its instances keep running)", name, err)
+	}
 	return userErr("%s started but is not ready: %v (its instances keep running; see pmdaemon info %s)", name, err, name)
+}
+
+// checkAllLogs runs checkLogs on each of cfg's instances.
+func (d *Daemon) checkAllLogs(cfg config.App) error {
+	probe := &app{cfg: cfg}
+	for i := 0; i < cfg.Instances; i++ {
+		if err := d.checkLogs(probe, &slot{index: i}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkLogs makes sure an instance's log files can be written, safely, before anything starts:

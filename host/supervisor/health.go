@@ -59,8 +59,8 @@ type checker struct {
 	done    chan struct{}
 }
 
-func (in *Instance) startChecker() *checker {
-	h := in.spec.Health
+func (l *Loop) startChecker() *checker {
+	h := l.spec.Health
 	if h == nil {
 		return nil
 	}
@@ -78,7 +78,7 @@ func (in *Instance) startChecker() *checker {
 				return
 			case <-t.C:
 			}
-			r := in.probe(ctx, h)
+			r := l.probe(ctx, h)
 			select {
 			case c.results <- r:
 			case <-c.stop:
@@ -123,7 +123,7 @@ var healthClient = &http.Client{
 	},
 }
 
-func (in *Instance) probe(parent context.Context, h *HealthSpec) healthResult {
+func (l *Loop) probe(parent context.Context, h *HealthSpec) healthResult {
 	ctx, cancel := context.WithTimeout(parent, h.Timeout)
 	defer cancel()
 	if h.URL != "" {
@@ -156,8 +156,8 @@ func (in *Instance) probe(parent context.Context, h *HealthSpec) healthResult {
 		return healthResult{ok: true}
 	}
 	cmd := exec.CommandContext(ctx, h.Argv[0], h.Argv[1:]...)
-	cmd.Dir = in.spec.Dir
-	cmd.Env = in.spec.Env
+	cmd.Dir = l.spec.Dir
+	cmd.Env = l.spec.Env
 	out := &headWriter{max: maxCheckOutput}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

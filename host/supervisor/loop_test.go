@@ -14,7 +14,7 @@ import (
 	"github.com/pmdaemon/pmdaemon/host/procfs"
 )
 
-// harness starts instances with a notify channel so that tests wait for state changes.
+// harness starts loops with a notify channel so that tests wait for state changes.
 type harness struct {
 	t      *testing.T
 	notify chan struct{}
@@ -33,7 +33,7 @@ func (h *harness) spec(policy RestartPolicy, killTimeout time.Duration, argv ...
 	}
 }
 
-func (h *harness) start(spec Spec, restarts int, adopt *Adopt) *Instance {
+func (h *harness) start(spec Spec, restarts int, adopt *Adopt) *Loop {
 	in := Start(spec, restarts, adopt, func(Change) {
 		select {
 		case h.notify <- struct{}{}:
@@ -44,8 +44,8 @@ func (h *harness) start(spec Spec, restarts int, adopt *Adopt) *Instance {
 	return in
 }
 
-// wait polls the instance's state until cond holds or the deadline passes.
-func (h *harness) wait(in *Instance, what string, cond func(State) bool) State {
+// wait polls the loop's state until cond holds or the deadline passes.
+func (h *harness) wait(in *Loop, what string, cond func(State) bool) State {
 	h.t.Helper()
 	deadline := time.NewTimer(15 * time.Second)
 	defer deadline.Stop()
@@ -488,5 +488,81 @@ func TestInstanceRestartRequest(t *testing.T) {
 	in.Stop()
 	if left := liveInGroup(next.Pid); len(left) != 0 {
 		t.Fatalf("processes %v left in group %d after Stop", left, next.Pid)
+	}
+}
+
+// Watch's channel closes at the next change of state, health results included, so a caller
+// can wait for a condition with no polling at all.
+func TestWatchWakesOnEveryChange(t *testing.T) {
+	tests := []struct {
+		name   string
+		health *HealthSpec
+		poke   func(*Loop)
+		until  func(State) bool
+	}{
+		{name: "restart request", poke: func(l *Loop) { l.Restart("asked") },
+			until: func(st State) bool { return st.Restarts == 1 && online(st) }},
+		{name: "health result", health: &HealthSpec{Argv: []string{"true"}, Interval: time.Second, Timeout: time.Second, Retries: 1},
+			until: func(st State) bool { return st.Health == HealthHealthy }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			spec := h.spec(RestartPolicy{Autorestart: true, MaxRestarts: 3, MinUptime: time.Second}, 2*time.Second, "sleep", "600")
+			spec.Health = tt.health
+			l := Start(spec, 0, nil, nil) // no notify: only Watch can wake the test
+			t.Cleanup(l.Stop)
+			<-l.Spawned()
+			if tt.poke != nil {
+				tt.poke(l)
+			}
+			deadline := time.NewTimer(15 * time.Second)
+			defer deadline.Stop()
+			for {
+				st, changed := l.Watch()
+				if tt.until(st) {
+					return
+				}
+				select {
+				case <-changed:
+				case <-deadline.C:
+					t.Fatalf("no change woke the watcher; state %+v", l.State())
+				}
+			}
+		})
+	}
+}
+
+// Every way supervision ends leaves the loop stopped with its process gone: a stop while
+// running, while waiting out a restart delay, and while parked errored.
+func TestEveryStopPathEndsStopped(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy RestartPolicy
+		argv   []string
+		before func(State) bool // the state the stop comes in
+	}{
+		{name: "running", policy: RestartPolicy{Autorestart: true, MaxRestarts: 3, MinUptime: time.Second},
+			argv: []string{"sleep", "600"}, before: online},
+		{name: "waiting out a restart delay", policy: RestartPolicy{Autorestart: true, MaxRestarts: 3, MinUptime: time.Second, RestartDelay: time.Hour},
+			argv: []string{"true"}, before: func(st State) bool { return st.Status == WaitingRestart }},
+		{name: "errored", policy: RestartPolicy{Autorestart: false},
+			argv: []string{"false"}, before: func(st State) bool { return st.Status == Errored }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			l := h.start(h.spec(tt.policy, time.Second, tt.argv...), 0, nil)
+			h.wait(l, tt.name, tt.before)
+			l.Stop()
+			if st := l.State(); st.Status != Stopped || st.Pid != 0 {
+				t.Fatalf("after stop: %+v; want stopped with no pid", st)
+			}
+			select {
+			case <-l.Done():
+			default:
+				t.Fatal("Done not closed after Stop returned")
+			}
+		})
 	}
 }

@@ -1,0 +1,188 @@
+package daemon
+
+import (
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/config"
+	"github.com/pmdaemon/pmdaemon/host/supervisor"
+)
+
+// launch starts supervising slot s of a; d.mu must be held.
+func (d *Daemon) launch(a *app, s *slot, adopt *supervisor.Adopt) {
+	s.restarting = false
+	if a.argvErr != nil {
+		s.loop = nil
+		s.last = supervisor.State{Status: supervisor.Errored, Restarts: s.last.Restarts, Reason: a.argvErr.Error()}
+		return
+	}
+	spec := d.specFor(a, s)
+	s.carry = 0
+	s.loop = supervisor.Start(spec, s.last.Restarts, adopt, d.instanceChanged)
+}
+
+// startSlot launches slot s of a once its port is ready (portReady: free, or an auto: instance
+// moved); when it is not, s is left errored and the reason returned. It reports whether a loop
+// runs (not when a's command cannot run: s is errored with the reason). opMu must be held;
+// d.mu must not be.
+func (d *Daemon) startSlot(a *app, s *slot) (bool, error) {
+	if err := d.portReady(a, s); err != nil {
+		return false, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.launch(a, s, nil)
+	return s.loop != nil, nil
+}
+
+// specFor is what slot s of a runs as now; d.mu must be held.
+func (d *Daemon) specFor(a *app, s *slot) supervisor.Spec {
+	return supervisor.Spec{
+		ID: s.id, App: a.cfg.Name, Index: s.index, Argv: a.argv, Dir: a.cfg.Cwd,
+		Env:    d.env(a, s),
+		OutLog: d.outLog(a, s), ErrLog: d.errLog(a, s),
+		Policy: supervisor.RestartPolicy{
+			Autorestart: a.cfg.Autorestart, MaxRestarts: a.cfg.MaxRestarts, MinUptime: a.cfg.MinUptime,
+			RestartDelay: a.cfg.RestartDelay, ExpBackoff: a.cfg.ExpBackoffRestartDelay,
+		},
+		KillTimeout: a.cfg.KillTimeout,
+		Port:        s.port,
+		Health:      healthSpec(a.cfg, s.port),
+		Unstable:    s.carry,
+		Cgroup:      d.cgroupOf(s),
+		BeforeSpawn: d.respawnCheck(a, s),
+		Warn:        func(msg string) { d.logger.Print(msg) },
+	}
+}
+
+// healthSpec resolves an app's health check for the instance on port.
+func healthSpec(cfg config.App, port int) *supervisor.HealthSpec {
+	h := cfg.HealthCheck
+	if h == nil {
+		return nil
+	}
+	out := &supervisor.HealthSpec{
+		URL: strings.ReplaceAll(h.URL, "{port}", strconv.Itoa(port)), Interval: h.Interval, Timeout: h.Timeout,
+		Retries: h.Retries, Restart: h.Restart,
+		Grace: max(cfg.MinUptime, h.Interval*time.Duration(h.Retries)),
+	}
+	if h.Script != "" {
+		// config.Validate has split this script already; a port number put in place of
+		// {port} cannot make it unsplittable, so there is no error to handle here.
+		out.Argv, _ = config.SplitCommand(strings.ReplaceAll(h.Script, "{port}", strconv.Itoa(port)))
+	}
+	return out
+}
+
+func (d *Daemon) outLog(a *app, s *slot) string {
+	if a.cfg.OutFile != "" {
+		return a.cfg.OutFile
+	}
+	return d.paths.OutLog(a.cfg.Name, s.index)
+}
+
+func (d *Daemon) errLog(a *app, s *slot) string {
+	if a.cfg.ErrorFile != "" {
+		return a.cfg.ErrorFile
+	}
+	return d.paths.ErrLog(a.cfg.Name, s.index)
+}
+
+// env is the daemon's environment, then the app's, then pmdaemon's own variables. A daemon
+// variable nothing overrides goes in as the very string os.Environ gave, so every instance's
+// environment shares those bytes instead of holding its own copy (2–3 KB an instance with a
+// shell's usual environment).
+func (d *Daemon) env(a *app, s *slot) []string {
+	m := map[string]string{}
+	inherited := map[string]string{} // name -> the daemon's "NAME=value"
+	for _, kv := range os.Environ() {
+		if k, v, ok := cutEnv(kv); ok {
+			m[k] = v
+			inherited[k] = kv
+		}
+	}
+	for k, v := range a.cfg.Env {
+		m[k] = v
+		delete(inherited, k)
+	}
+	delete(m, "PORT")
+	if v, ok := a.cfg.Env["PORT"]; ok && s.port == 0 {
+		m["PORT"] = v
+	}
+	if s.port > 0 {
+		m["PORT"] = strconv.Itoa(s.port)
+	}
+	idx := strconv.Itoa(s.index)
+	m["PM2_INSTANCE_ID"] = idx
+	m["NODE_APP_INSTANCE"] = idx
+	m["PMDAEMON_APP_NAME"] = a.cfg.Name
+	m["PMDAEMON_HOME"] = d.paths.Home
+	m[unitEnv] = s.unit
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		if kv, ok := inherited[k]; ok && len(kv) == len(k)+1+len(v) && kv[len(k)+1:] == v {
+			out = append(out, kv)
+			continue
+		}
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func cutEnv(kv string) (string, string, bool) {
+	for i := 1; i < len(kv); i++ {
+		if kv[i] == '=' {
+			return kv[:i], kv[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
+// pathOf is the PATH the app runs with.
+func pathOf(env map[string]string) string {
+	if p, ok := env["PATH"]; ok {
+		return p
+	}
+	return os.Getenv("PATH")
+}
+
+// stopSlots stops the given slots' processes in parallel. With unwant, the slots are no longer
+// wanted and give their ports back.
+func (d *Daemon) stopSlots(slots []*slot, unwant bool) {
+	var wg sync.WaitGroup
+	for _, s := range slots {
+		d.mu.Lock()
+		// Stopped to be started again (restart, reload): until it is, the state file says
+		// so, and a daemon that dies meanwhile has the next one start it, not take it for an
+		// instance that had finished.
+		s.restarting = !unwant
+		inst := s.loop
+		d.mu.Unlock()
+		if inst == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inst.Stop()
+		}()
+	}
+	wg.Wait()
+	d.mu.Lock()
+	for _, s := range slots {
+		if s.loop != nil {
+			s.last = s.loop.State()
+			s.loop = nil
+		}
+		if unwant {
+			s.wanted = false
+			d.dropUnit(s)
+		}
+	}
+	d.mu.Unlock()
+}

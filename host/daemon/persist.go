@@ -1,0 +1,132 @@
+package daemon
+
+import (
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/state"
+	"github.com/pmdaemon/pmdaemon/host/supervisor"
+)
+
+// requestSave asks the writer loop for a save; many requests collapse into one write.
+func (d *Daemon) requestSave() {
+	select {
+	case d.saveCh <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Daemon) saveLoop() {
+	defer d.wg.Done()
+	rest := time.NewTimer(maxSaveRest)
+	rest.Stop()
+	defer rest.Stop()
+	for {
+		select {
+		case <-d.quit:
+			return
+		case <-d.saveCh:
+			d.mu.Lock()
+			began := time.Now()
+			d.persistLocked()
+			took := time.Since(began)
+			d.mu.Unlock()
+			rest.Reset(min(savePace*took, maxSaveRest))
+			select {
+			case <-d.quit:
+				return
+			case <-rest.C:
+			}
+		}
+	}
+}
+
+// savePace and maxSaveRest bound the share of the daemon's time spent writing state on
+// instance changes to about 1/(1+savePace), and how long a change waits to be written.
+const (
+	savePace    = 4
+	maxSaveRest = 500 * time.Millisecond
+)
+
+// The state file is written after every change. A failed write keeps the previous file intact
+// (WriteAtomic); the change stands in memory, the failure is logged once, reported by every
+// ping until a write succeeds, and the write is retried every second (recordSaveLocked). So
+// most callers go on whatever the write does (persistLocked); the few that must not (a rolling
+// reload's rollback record) use saveLocked and see the error too.
+
+// persistLocked writes the state file; its outcome is handled by recordSaveLocked. d.mu must
+// be held.
+func (d *Daemon) persistLocked() {
+	d.recordSaveLocked(state.Save(d.paths.State(), d.snapshotLocked()))
+}
+
+// saveLocked is persistLocked for a caller that must know whether the write succeeded. d.mu
+// must be held.
+func (d *Daemon) saveLocked() error {
+	err := state.Save(d.paths.State(), d.snapshotLocked())
+	d.recordSaveLocked(err)
+	return err
+}
+
+// snapshotLocked is the state file's content now; d.mu must be held.
+func (d *Daemon) snapshotLocked() *state.File {
+	f := &state.File{Version: state.Version, NextID: d.nextID}
+	for _, name := range d.order {
+		a := d.apps[name]
+		sa := state.App{Config: a.cfg, PortOverride: a.override, CreatedAt: a.created, Rollback: a.rollback}
+		for _, s := range a.slots {
+			st := s.state()
+			if s.restarting && (st.Status == supervisor.Stopping || st.Status == supervisor.Stopped) {
+				st.Status = supervisor.WaitingRestart
+			}
+			sa.Instances = append(sa.Instances, state.Instance{
+				ID: s.id, Index: s.index, Port: s.port, Wanted: s.wanted, Pid: st.Pid, PidStart: st.PidStart,
+				StartedAt: st.StartedAt, Restarts: st.Restarts, Unstable: st.Unstable, Status: string(st.Status),
+				Transient: s.transient, Unit: s.unit,
+			})
+		}
+		f.Apps = append(f.Apps, sa)
+	}
+	for _, p := range d.plugins.Specs() {
+		f.Plugins = append(f.Plugins, state.Plugin(p))
+	}
+	return f
+}
+
+// recordSaveLocked handles a state write's outcome: a failure is logged (once), kept for ping
+// (problems) and retried; a success after failures is logged and clears the problem. d.mu
+// must be held.
+func (d *Daemon) recordSaveLocked(err error) {
+	if err == nil {
+		if d.saveErr != "" {
+			d.logger.Printf("state saved again after: %s", d.saveErr)
+			d.saveErr = ""
+		}
+		return
+	}
+	if d.saveErr == "" {
+		d.logger.Printf("saving state: %v (retrying every second)", err)
+	}
+	d.saveErr = err.Error()
+	// The change lives in memory only until a write succeeds: try again soon, so that a disk
+	// that was full loses nothing once it has room.
+	if !d.saveRetry {
+		d.saveRetry = true
+		time.AfterFunc(time.Second, func() {
+			d.mu.Lock()
+			d.saveRetry = false
+			d.mu.Unlock()
+			d.requestSave()
+		})
+	}
+}
+
+// problems are the conditions ping reports on every call while they last.
+func (d *Daemon) problems() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.saveErr == "" {
+		return nil
+	}
+	return []string{"the daemon cannot write its state file (" + d.saveErr + "); changes are kept in memory " +
+		"and written as soon as it can. Until then a daemon crash would lose them."}
+}

@@ -1,0 +1,175 @@
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/cgroup"
+	"github.com/pmdaemon/pmdaemon/host/logs"
+	"golang.org/x/sys/unix"
+)
+
+// The process side of a loop: spawning into the instance's cgroup or process group, stopping
+// the whole of it (SIGTERM, kill timeout, SIGKILL), and clearing what an exited process left.
+// Only the loop's goroutine calls these.
+
+// running is a live process: its pid (also its process group id) and its exit.
+type running struct {
+	pid     int
+	started time.Time
+	exited  <-chan int
+}
+
+// clearLeftovers kills what an exited instance left behind: its whole cgroup, or in
+// process-group mode its process group (unless the pid was a stranger's already).
+func (l *Loop) clearLeftovers(pid, code int) {
+	if l.spec.Cgroup != "" {
+		l.warnErr(cgroup.KillAll(l.spec.Cgroup, 2*time.Second))
+		return
+	}
+	if pid > 0 && code != exitNotOurs {
+		// Wait for them to be gone: one may still hold the instance's port.
+		l.signalAll(pid, syscall.SIGKILL)
+		l.waitGroupGone(pid)
+	}
+}
+
+// waitGroupGone waits up to two seconds for process group pgid to be gone; what is left after
+// that is warned of.
+func (l *Loop) waitGroupGone(pgid int) {
+	if !waitGroupGone(pgid, time.Now().Add(2*time.Second)) {
+		l.warn(fmt.Sprintf("process group %d of %s[%d] still has processes 2s after SIGKILL", pgid, l.spec.App, l.spec.Index))
+	}
+}
+
+func (l *Loop) warn(msg string) {
+	if l.spec.Warn != nil {
+		l.spec.Warn(msg)
+	}
+}
+
+func (l *Loop) warnErr(err error) {
+	if err != nil {
+		l.warn(fmt.Sprintf("%s[%d]: %v", l.spec.App, l.spec.Index, err))
+	}
+}
+
+func (l *Loop) spawn() (*running, error) {
+	out, err := openLog(l.spec.OutLog)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close()
+	errf := out
+	if l.spec.ErrLog != l.spec.OutLog {
+		if errf, err = openLog(l.spec.ErrLog); err != nil {
+			return nil, err
+		}
+		defer errf.Close()
+	}
+	cmd := exec.Command(l.spec.Argv[0], l.spec.Argv[1:]...)
+	cmd.Dir = l.spec.Dir
+	cmd.Env = l.spec.Env
+	cmd.Stdout = out
+	cmd.Stderr = errf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if l.spec.Cgroup != "" {
+		fd, err := cgroup.Open(l.spec.Cgroup)
+		if err != nil {
+			return nil, err
+		}
+		defer unix.Close(fd)
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("cannot start %s: %w", l.spec.Argv[0], err)
+	}
+	pid := cmd.Process.Pid
+	start, err := StartTime(pid)
+	if err != nil {
+		// Without it a later daemon cannot tell this process from another with its pid, and
+		// will not take it back (it restarts it instead).
+		l.warnErr(fmt.Errorf("start time of pid %d unknown: %w", pid, err))
+	}
+	now := time.Now()
+	exited := waitChild(cmd)
+	l.update(func(s *State) {
+		s.Status, s.Pid, s.PidStart, s.StartedAt = Online, pid, start, now
+	})
+	return &running{pid: pid, started: now, exited: exited}, nil
+}
+
+// killGroup sends SIGTERM to the instance's processes (its cgroup, or its process group), gives
+// them KillTimeout to go (leader and every other member), then SIGKILLs what is left. It
+// returns the leader's exit code.
+func (l *Loop) killGroup(p *running) int {
+	if p.pid <= 0 {
+		return <-p.exited
+	}
+	select {
+	case code := <-p.exited:
+		// It has just exited on its own; clear what it left as for a stop.
+		l.clearLeftovers(p.pid, code)
+		return code
+	default:
+	}
+	deadline := time.Now().Add(l.spec.KillTimeout)
+	l.signalAll(p.pid, syscall.SIGTERM)
+	code := 0
+	killed := false
+	t := time.NewTimer(l.spec.KillTimeout)
+	select {
+	case code = <-p.exited:
+		t.Stop()
+		if !l.waitAllGone(p.pid, deadline) {
+			l.signalAll(p.pid, syscall.SIGKILL)
+			killed = true
+		}
+	case <-t.C:
+		l.signalAll(p.pid, syscall.SIGKILL)
+		killed = true
+		code = <-p.exited
+	}
+	if l.spec.Cgroup == "" {
+		l.waitGroupGone(p.pid)
+		return code
+	}
+	l.warnErr(cgroup.KillAll(l.spec.Cgroup, 2*time.Second))
+	if killed {
+		l.warnErr(cgroup.Discard(l.spec.Cgroup)) // a cgroup killed through cgroup.kill is not reused
+	}
+	return code
+}
+
+// signalAll signals every process of the instance: the cgroup's members (SIGKILL through
+// cgroup.kill, which also catches processes forked meanwhile), or the process group.
+func (l *Loop) signalAll(pid int, sig syscall.Signal) {
+	switch {
+	case l.spec.Cgroup == "":
+		if err := syscall.Kill(-pid, sig); err != nil && err != syscall.ESRCH { // ESRCH: all gone already
+			l.warnErr(fmt.Errorf("cannot signal process group %d: %w", pid, err))
+		}
+	case sig == syscall.SIGKILL:
+		l.warnErr(cgroup.Kill(l.spec.Cgroup))
+	default:
+		cgroup.Signal(l.spec.Cgroup, sig)
+	}
+}
+
+// waitAllGone polls until no process of the instance is left, or the deadline passes.
+func (l *Loop) waitAllGone(pid int, deadline time.Time) bool {
+	if l.spec.Cgroup != "" {
+		return cgroup.WaitEmpty(l.spec.Cgroup, deadline)
+	}
+	return waitGroupGone(pid, deadline)
+}
+
+// openLog opens an instance's log for append as every log open does (host/logs): a symbolic
+// link or a non-regular file planted at the path, or a directory other users may write in, is
+// refused rather than followed.
+func openLog(path string) (*os.File, error) {
+	return logs.OpenAppend(path)
+}
