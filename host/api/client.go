@@ -64,7 +64,8 @@ func (c *Client) DaemonVersion() string {
 // noteVersion records the version an answer came with.
 func (c *Client) noteVersion(v string) {
 	if v == "" {
-		return
+		// Daemons before 0.2.0 sent no version header.
+		v = OlderVersion
 	}
 	c.mu.Lock()
 	c.seen = v

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -40,15 +41,16 @@ func TestDurationJSON(t *testing.T) {
 	}{
 		{`"1.5s"`, Duration(1500 * time.Millisecond), ""},
 		{`"500ms"`, Duration(500 * time.Millisecond), ""},
-		{`500`, Duration(500 * time.Millisecond), ""},
+		// Numbers are nanoseconds, as Go encodes a time.Duration and clients before 0.2.0 sent.
+		{`500000000`, Duration(500 * time.Millisecond), ""},
 		{`0`, 0, ""},
-		{`-20`, Duration(-20 * time.Millisecond), ""},
-		{`"soon"`, 0, `"soon" (a duration is a string such as "1.5s" or "500ms", or a whole number of milliseconds) into Go struct field .timeout`},
+		{`-20`, Duration(-20), ""},
+		{`9223372036854775807`, Duration(math.MaxInt64), ""},
+		{`"soon"`, 0, `"soon" (a duration is a string such as "1.5s" or "500ms", or a whole number of nanoseconds) into Go struct field .timeout`},
 		{`""`, 0, `"" (a duration is a string`},
-		{`2.5`, 0, `number 2.5 is not a whole number of milliseconds`},
-		{`1e3`, 0, `number 1e3 is not a whole number of milliseconds`},
+		{`2.5`, 0, `number 2.5 is not a whole number of nanoseconds`},
+		{`1e3`, 0, `number 1e3 is not a whole number of nanoseconds`},
 		{`99999999999999999999`, 0, `number 99999999999999999999 is too large`},
-		{`9223372036854775807`, 0, `is too large`},
 		{`true`, 0, `bool true (a duration is`},
 		{`[1]`, 0, `array [1] (a duration is`},
 		{`{"s": 1}`, 0, `object {"s": 1} (a duration is`},
@@ -139,7 +141,8 @@ func TestStartRequestWire(t *testing.T) {
 		want string // "" when it must decode
 		kill time.Duration
 	}{
-		{`{"app": {"name": "a", "kill_timeout": 2500}}`, "", 2500 * time.Millisecond},
+		// A pre-0.2.0 client's nanoseconds mean what it meant.
+		{`{"app": {"name": "a", "kill_timeout": 2500000000}}`, "", 2500 * time.Millisecond},
 		{`{"app": {"name": "a", "kill_timeout": "2.5s"}}`, "", 2500 * time.Millisecond},
 		{`{"app": {"name": "a", "kill_timeout": "long"}}`, `"long" (a duration is`, 0},
 		{`{"app": {"name": "a", "colour": "red"}}`, `unknown field "colour"`, 0},
@@ -268,7 +271,8 @@ func TestClientVersionMismatch(t *testing.T) {
 		{"same version", Version, 200, nil},
 		{"other version", "9.9.9", 200, []string{"9.9.9"}},
 		{"other version, errors", "9.9.9", 404, []string{"9.9.9"}},
-		{"no header", "", 200, nil},
+		// Daemons before 0.2.0 sent no header: that is a mismatch too.
+		{"no header", "", 200, []string{OlderVersion}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -287,8 +291,12 @@ func TestClientVersionMismatch(t *testing.T) {
 			if !reflect.DeepEqual(told, tt.told) {
 				t.Errorf("told %v, want %v", told, tt.told)
 			}
-			if c.DaemonVersion() != tt.header {
-				t.Errorf("DaemonVersion %q, want %q", c.DaemonVersion(), tt.header)
+			want := tt.header
+			if want == "" {
+				want = OlderVersion
+			}
+			if c.DaemonVersion() != want {
+				t.Errorf("DaemonVersion %q, want %q", c.DaemonVersion(), want)
 			}
 		})
 	}

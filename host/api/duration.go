@@ -4,15 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"math"
 	"reflect"
 	"strconv"
 	"time"
 )
 
 // Duration is the one duration format of the wire. It is written as a Go duration string
-// ("1.5s", "500ms") and read from such a string or from a whole number of milliseconds (the
-// habit of PM2's files). It is never nanoseconds: that is the state file's business.
+// ("1.5s", "500ms") and read from such a string or from a whole number of nanoseconds: the
+// number is how Go encodes a time.Duration, which is what clients of pmdaemon before 0.2.0
+// sent, so an older CLI's durations are read as it meant them (a number read as milliseconds
+// would make its 5s kill timeout 58 days). Ecosystem files, unlike the API, take whole
+// numbers as milliseconds, as PM2's do (host/config).
 type Duration time.Duration
 
 // Std is d as a time.Duration.
@@ -25,13 +27,10 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 	return json.Marshal(time.Duration(d).String())
 }
 
-// maxMS is the largest number of milliseconds a time.Duration holds.
-const maxMS = math.MaxInt64 / int64(time.Millisecond)
-
 // durationHint is what a bad duration is told to look like.
-const durationHint = `a duration is a string such as "1.5s" or "500ms", or a whole number of milliseconds`
+const durationHint = `a duration is a string such as "1.5s" or "500ms", or a whole number of nanoseconds`
 
-// UnmarshalJSON reads a duration string or a whole number of milliseconds. A bad value is a
+// UnmarshalJSON reads a duration string or a whole number of nanoseconds. A bad value is a
 // *json.UnmarshalTypeError, so that the decoder names the field it was found in.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
@@ -54,14 +53,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	if len(b) > 0 && (b[0] == '-' || b[0] >= '0' && b[0] <= '9') {
-		ms, err := strconv.ParseInt(string(b), 10, 64)
-		if errors.Is(err, strconv.ErrRange) || err == nil && (ms > maxMS || ms < -maxMS) {
+		ns, err := strconv.ParseInt(string(b), 10, 64)
+		if errors.Is(err, strconv.ErrRange) {
 			return bad("number " + abbreviate(b) + " is too large")
 		}
 		if err != nil {
-			return bad("number " + abbreviate(b) + " is not a whole number of milliseconds")
+			return bad("number " + abbreviate(b) + " is not a whole number of nanoseconds")
 		}
-		*d = Duration(time.Duration(ms) * time.Millisecond)
+		*d = Duration(ns)
 		return nil
 	}
 	kind := "value"

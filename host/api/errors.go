@@ -67,6 +67,9 @@ func CodeOfStatus(status int) Code {
 type Error struct {
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
+	// Legacy repeats Message under the key daemons before 0.2.0 used, so that an older CLI
+	// talking to this daemon still shows the message rather than a bare status.
+	Legacy string `json:"error,omitempty"`
 	// Status is the HTTP status it came with (client side only).
 	Status int `json:"-"`
 }

@@ -15,7 +15,7 @@ import (
 // to bring them together (pmdaemon update). It is a variable only so that a build can set it
 // (go build -ldflags "-X github.com/pmdaemon/pmdaemon/host/api.Version=1.2.3"); nothing
 // assigns it at run time.
-var Version = "0.1.0"
+var Version = "0.2.0"
 
 // VersionHeader carries the daemon's Version on every answer, errors included.
 const VersionHeader = "Pmdaemon-Version"

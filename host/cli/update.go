@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -57,6 +59,12 @@ func (e *Env) updateCmd() *cobra.Command {
 				return nil
 			}
 			h, err := c.Update(ctx)
+			if api.IsNotFound(err) && c.DaemonVersion() == api.OlderVersion {
+				// A daemon from before update existed cannot hand over; it is ended the way
+				// a crash would end it, and the new daemon takes its apps back by the path
+				// the apps of a crashed daemon take (docs/guarantees.md).
+				h, err = e.killOlderDaemon(old)
+			}
 			if err != nil {
 				return fmt.Errorf("the daemon (pid %d, version %s) did not hand over, and goes on as before: %w", old.Pid, old.Version, err)
 			}
@@ -96,4 +104,19 @@ func checkExecutable(path string) error {
 		return fmt.Errorf("cannot run the new daemon from %s: not an executable file", path)
 	}
 	return nil
+}
+
+// killOlderDaemon ends a daemon too old to hand over with SIGKILL, which leaves its apps
+// running for the next daemon to take back, and answers as a handover would.
+func (e *Env) killOlderDaemon(old *api.Ping) (*api.Handover, error) {
+	n := 0
+	if apps, _ := e.appProcs(); apps != nil {
+		n = len(apps)
+	}
+	fmt.Fprintf(e.Stdout, "[pmdaemon] daemon pid %d (version %s) is too old to hand over; ending it with SIGKILL, which leaves its apps running for the new daemon to take back\n",
+		old.Pid, old.Version)
+	if err := syscall.Kill(old.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return nil, fmt.Errorf("cannot kill daemon pid %d: %w", old.Pid, err)
+	}
+	return &api.Handover{Pid: old.Pid, Version: old.Version, Instances: n}, nil
 }

@@ -128,7 +128,7 @@ func Serve(home string, logw io.Writer) error {
 		logger.Printf("daemon %d handed over", os.Getpid())
 		return nil
 	}
-	ctl.close("the daemon is shutting down and stopping its apps; run the command again once it has exited")
+	ctl.close(shuttingDown)
 	d.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -206,6 +206,14 @@ func (s *apiServer) routes() map[api.Route]http.HandlerFunc {
 			reply(w, out, err)
 		},
 		api.RouteKill: func(w http.ResponseWriter, r *http.Request) {
+			// A kill and an update exclude each other: whichever sets the gate first wins, so
+			// that a daemon told it hands over never stops its apps instead. A second kill is
+			// answered as the first.
+			why := shuttingDown
+			if !s.ctl.closing.CompareAndSwap(nil, &why) && *s.ctl.closing.Load() == handingOver {
+				writeAPIErr(w, &api.Error{Code: api.CodeUnavailable, Message: handingOver})
+				return
+			}
 			reply(w, api.Killed{OK: true}, nil)
 			flush(w)
 			s.ctl.kill()
@@ -350,5 +358,7 @@ func writeErr(w http.ResponseWriter, status int, msg string) {
 func writeAPIErr(w http.ResponseWriter, e *api.Error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.Code.Status())
-	json.NewEncoder(w).Encode(e)
+	out := *e
+	out.Legacy = e.Message
+	json.NewEncoder(w).Encode(out)
 }

@@ -16,6 +16,10 @@ import (
 // daemon killed with SIGKILL already relies on (same pid, start time and cgroup). PM2's update
 // restarts every app instead.
 
+// shuttingDown is what requests that would change something are told once the daemon stops
+// its apps and exits (kill, SIGTERM).
+const shuttingDown = "the daemon is shutting down and stopping its apps; run the command again once it has exited"
+
 // handingOver is what requests that would change something are told during an update.
 const handingOver = "the daemon is handing its apps over to a new daemon (pmdaemon update); try again in a moment"
 

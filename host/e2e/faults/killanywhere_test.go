@@ -386,7 +386,7 @@ func kaAudit(h *harness.Home, cg bool, rows []api.Instance, check func([]api.Ins
 				continue
 			}
 			if p := port(r); p != 0 {
-				w, err := harness.GetWho(p)
+				w, err := getWhoSoon(p)
 				switch {
 				case err != nil:
 					f.ports = append(f.ports, fmt.Sprintf("%s[%d] (pid %d) does not answer on its port %d: %v", r.Name, r.Index, r.Pid, p, err))
@@ -685,5 +685,19 @@ func kaStartUp(t *testing.T, h *harness.Home) kaOps {
 				apiWait(t, h, 20*time.Second, "boot online again", harness.AllOnline("boot", 20))
 			}
 		},
+	}
+}
+
+// getWhoSoon asks the app on port who it is, for up to five seconds while nothing answers:
+// an instance is listed online once its process runs, which may be a moment before it has
+// bound its port (twenty echo apps started together on a loaded machine).
+func getWhoSoon(port int) (harness.Who, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w, err := harness.GetWho(port)
+		if err == nil || time.Now().After(deadline) {
+			return w, err
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -2,12 +2,14 @@ package faults
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +32,19 @@ func holdPort(t *testing.T, how string, port int) portHolder {
 	t.Helper()
 	switch how {
 	case "test-process":
-		l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(port))
+		// A SIGKILLed instance is reported dead once its main thread is a zombie, but its other
+		// threads may close its files (the listening socket) a moment later: binding is
+		// retried for a second, well inside the restart delays the tests give.
+		var l net.Listener
+		var err error
+		deadline := time.Now().Add(time.Second)
+		for {
+			l, err = net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(port))
+			if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		if err != nil {
 			t.Fatalf("the test cannot take port %d: %v (was the instance restarted before its restart delay ran out?)", port, err)
 		}
@@ -40,7 +54,15 @@ func holdPort(t *testing.T, how string, port int) portHolder {
 		cmd := exec.Command(python3(t), "-c", `import socket, sys, time
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", int(sys.argv[1])))
+deadline = time.time() + 1
+while True:
+    try:
+        s.bind(("0.0.0.0", int(sys.argv[1])))
+        break
+    except OSError:
+        if time.time() > deadline:
+            raise
+        time.sleep(0.01)
 s.listen()
 print("listening", flush=True)
 time.sleep(1000)
