@@ -79,7 +79,7 @@ func TestAPIErrorContract(t *testing.T) {
 		{"unknown field", "POST", "/v1/stop", `{"target": "web", "force": true}`, 400, api.CodeInvalid,
 			`bad request body: json: unknown field "force"`},
 		{"bad duration", "POST", "/v1/restart", `{"target": "web", "wait_timeout": "soon"}`, 400, api.CodeInvalid,
-			`bad request body: json: cannot unmarshal "soon" (a duration is a string such as "1.5s" or "500ms", or a whole number of milliseconds) into Go struct field TargetRequest.wait_timeout of type api.Duration`},
+			`bad request body: json: cannot unmarshal "soon" (a duration is a string such as "1.5s" or "500ms", or a whole number of nanoseconds) into Go struct field TargetRequest.wait_timeout of type api.Duration`},
 		{"not-found target", "POST", "/v1/stop", `{"target": "ghost"}`, 404, api.CodeNotFound, "process 'ghost' not found"},
 		{"not-found info", "GET", "/v1/info?target=ghost", "", 404, api.CodeNotFound, "process 'ghost' not found"},
 		{"not-found plugin", "POST", "/v1/plugins/remove", `{"name": "ghost"}`, 404, api.CodeNotFound, "plugin 'ghost' not found"},
