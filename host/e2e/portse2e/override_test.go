@@ -91,7 +91,10 @@ func TestReloadToRangeIsGraceful(t *testing.T) {
 	h := harness.NewHome(t)
 	p := harness.FreePorts(t, 1)
 	a := harness.FreePorts(t, 4)
-	h.OK("start", harness.Echo, "--name", "api", "--port", strconv.Itoa(p))
+	// Without a health check an instance is ready once online for min_uptime (1s by default),
+	// which promises no gap only to an app that listens within it: 3s leaves a race-built echo
+	// app room to listen on a machine loaded by the other suites.
+	h.OK("start", harness.Echo, "--name", "api", "--port", strconv.Itoa(p), "--min-uptime", "3s")
 	h.WaitList(20*time.Second, "api online", harness.AllOnline("api", 1))
 	harness.WaitWho(t, p, "api", 0)
 
