@@ -13,6 +13,24 @@ func (d *Daemon) beginOp(ctx context.Context) (end func(), err error) {
 	return d.opMu.Unlock, nil
 }
 
+// beginBatchOp is beginOp for an operation over several apps (start-many, restart, reload,
+// resurrect): its state changes share one write (beginBatch), and a hook that hangs costs one
+// timeout for the whole operation, not one per app (pluginhost.Manager.Operation). end undoes
+// the three in reverse order.
+func (d *Daemon) beginBatchOp(ctx context.Context) (end func(), err error) {
+	endOp, err := d.beginOp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	endBatch := d.beginBatch()
+	endHooks := d.plugins.Operation()
+	return func() {
+		endHooks()
+		endBatch()
+		endOp()
+	}, nil
+}
+
 // releaseUnusedLocked frees the ports a holds that none of its instances is on: what a failed
 // operation had planned. d.mu must be held.
 func (d *Daemon) releaseUnusedLocked(a *app) {

@@ -91,13 +91,11 @@ func (d *Daemon) Reload(ctx context.Context, req api.TargetRequest) (*api.Result
 }
 
 func (d *Daemon) restartOrReload(ctx context.Context, req api.TargetRequest, reload bool) (*api.Result, error) {
-	end, err := d.beginOp(ctx)
+	end, err := d.beginBatchOp(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer end()
-	defer d.beginBatch()()
-	defer d.plugins.Operation()() // a hook that hangs costs one timeout per operation, not per app
 	ts, err := d.resolveRestart(req)
 	if err != nil {
 		return nil, err

@@ -40,13 +40,11 @@ func (d *Daemon) Resurrect(ctx context.Context) (*api.Result, error) {
 	var errs []error
 	// The whole resurrect is one operation: an app is looked up and started under opMu, so a
 	// delete cannot slip in between and have a deleted app brought back unlisted.
-	end, err := d.beginOp(ctx)
+	end, err := d.beginBatchOp(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer end()
-	defer d.beginBatch()()
-	defer d.plugins.Operation()() // a hook that hangs costs one timeout per operation, not per app
 	for _, cfg := range dump.Apps {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)

@@ -36,13 +36,11 @@ func (d *Daemon) Start(ctx context.Context, req api.StartRequest) (*api.Started,
 // the first that fails (or when the client goes away). The state file is written once, at the
 // end, rather than once per app.
 func (d *Daemon) StartMany(ctx context.Context, req api.StartManyRequest) (*api.StartManyResult, error) {
-	end, err := d.beginOp(ctx)
+	end, err := d.beginBatchOp(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer end()
-	defer d.beginBatch()()
-	defer d.plugins.Operation()() // a hook that hangs costs one timeout per operation, not per app
 	res := &api.StartManyResult{Started: []api.Started{}, Failed: -1}
 	for i, r := range req.Apps {
 		st, err := d.startOne(ctx, r)
