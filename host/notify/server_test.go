@@ -185,6 +185,8 @@ func TestServeClosesPassedFDs(t *testing.T) {
 		{"most fds one datagram can carry", "FDSTORE=1", 253, true},
 		{"unparsable datagram", "no equals sign", 3, false},
 		{"datagram too long", "STATUS=" + strings.Repeat("x", MaxDatagram), 2, false},
+		// Also shows a hostile datagram does not stop the server: this one follows the drops.
+		{"datagram of exactly the limit", "STATUS=" + strings.Repeat("x", MaxDatagram-7), 1, true},
 	}
 	// A raw socket: Go's net refuses WriteMsgUnix on a connected datagram socket.
 	sender, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
@@ -581,4 +583,60 @@ func TestBurstOfDatagrams(t *testing.T) {
 		t.Errorf("received %d of %d (dropped %d)", received, senders*each, sv.Dropped())
 	}
 	t.Logf("%d datagrams from %d concurrent senders handled in %v", received, senders, elapsed)
+}
+
+func TestSend(t *testing.T) {
+	sv := startServer(t, t.TempDir())
+	tests := []struct {
+		name    string
+		addr    string
+		wantErr string // "" when the datagram must arrive
+	}{
+		{"file socket", sv.Address(), ""},
+		{"relative path", "notify.sock", `"notify.sock" is neither an absolute path nor an @abstract name`},
+		{"empty", "", `"" is neither`},
+		{"nobody there", filepath.Join(t.TempDir(), "none.sock"), "none.sock"},
+		{"abstract name nobody holds", "@pmdaemon-notify-test-nobody", "@pmdaemon-notify-test-nobody"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Send(tc.addr, "READY=1")
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r := sv.next(t); !r.Ready || r.Pid != os.Getpid() {
+					t.Errorf("got %+v, want READY=1 from this process", r)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Send(%q) = %v, want an error containing %q", tc.addr, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// BenchmarkServe is the cost of one datagram from send to handle, one sender at a time.
+func BenchmarkServe(b *testing.B) {
+	s, err := Listen(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	got := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() { defer close(done); s.Serve(func(Sender, Message) { got <- struct{}{} }) }()
+	defer func() { s.Close(); <-done }()
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: s.Address(), Net: "unixgram"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	msg := []byte("READY=1\nSTATUS=Listening on 127.0.0.1:8080")
+	for b.Loop() {
+		if _, err := c.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		<-got
+	}
 }
