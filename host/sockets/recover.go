@@ -36,11 +36,12 @@ func Recover(pids []int, inode uint64, port int, bind string) (*Listener, error)
 		}
 		return l, nil
 	}
-	err := fmt.Errorf("cannot recover the listening socket of port %d: socket inode %d is not open in any of pids %v", port, inode, pids)
-	if len(errs) > 0 {
-		return nil, errors.Join(append([]error{err}, errs...)...)
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("cannot recover the listening socket of port %d: socket inode %d is not open in any of pids %v", port, inode, pids)
 	}
-	return nil, err
+	// The pids that could not be searched are the likely holders: their reasons are the news.
+	head := fmt.Errorf("cannot recover the listening socket of port %d (socket inode %d) from pids %v", port, inode, pids)
+	return nil, errors.Join(append([]error{head}, errs...)...)
 }
 
 // copyFrom copies fd of pid into this process and checks that it is still the socket looked
