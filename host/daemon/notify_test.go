@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/notify"
 	"github.com/pmdaemon/pmdaemon/host/supervisor"
@@ -78,7 +81,7 @@ func runTestApp(mode string) error {
 		}
 	case "ping":
 		for {
-			if err := notify.Send(addr, "WATCHDOG=1"); err != nil {
+			if err := notify.Send(addr, "WATCHDOG=1\nSTATUS=pinging"); err != nil {
 				return err
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -87,14 +90,19 @@ func runTestApp(mode string) error {
 	return fmt.Errorf("unknown mode %q", mode)
 }
 
+// answerPid serves as an HTTP server would: the connection stays open until the client is
+// done with it, and it is told the pid that accepted it.
 func answerPid(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c, "%d\n", os.Getpid())
-		c.Close()
+		go func() {
+			defer c.Close()
+			fmt.Fprintf(c, "%d\n", os.Getpid())
+			io.Copy(io.Discard, c)
+		}()
 	}
 }
 
@@ -192,6 +200,151 @@ func TestNotifyRouting(t *testing.T) {
 				if strings.Contains(r.StatusText, "stranger") || slotState(d, "web", j).Ready {
 					t.Fatalf("instance %d took a stranger's datagram: status %q ready %v", j, r.StatusText, slotState(d, "web", j).Ready)
 				}
+			}
+		})
+	}
+}
+
+// An instance is ready by the app's rule: its port accepts a connection (for a socket the
+// daemon holds, the app itself accepted one), or it sent READY=1; READY=1 counts under any rule.
+// The errors say which rule was not met.
+func TestReadiness(t *testing.T) {
+	tests := []struct {
+		name    string
+		mode    string // the test app's mode; "" runs sleep
+		socket  config.SocketMode
+		port    string
+		ready   string
+		notify  string // what notify mode sends
+		delay   time.Duration
+		wantErr []string // "" when the start must be ready
+		notice  bool     // info must tell the app to accept on fd 3
+	}{
+		{name: "port: app that never listens", port: "auto:27700-27719",
+			wantErr: []string{"did not accept a connection on its port within"}},
+		{name: "port: app that listens", mode: "listen", port: "auto:27720-27739"},
+		{name: "port: socket app that accepts on fd 3", mode: "serve", socket: config.SocketInstance, port: "auto:27740-27759"},
+		{name: "port: shared socket app that accepts on fd 3", mode: "serve", socket: config.SocketShared, port: "auto:27760-27779"},
+		{name: "port: socket app that never accepts", socket: config.SocketInstance, port: "auto:27780-27799",
+			wantErr: []string{"did not accept a connection on its port within"}, notice: true},
+		{name: "port: socket app that binds the port itself", mode: "listen", socket: config.SocketInstance, port: "auto:27800-27819",
+			wantErr: []string{"did not stay up"}, notice: true},
+		{name: "notify: READY=1 after a while", mode: "notify", ready: config.ReadyNotify, notify: `STATUS=up\nREADY=1`, delay: 300 * time.Millisecond},
+		{name: "notify: no READY=1", mode: "notify", ready: config.ReadyNotify, notify: "STATUS=still loading",
+			wantErr: []string{"sent no READY=1 to NOTIFY_SOCKET within"}},
+		{name: "notify: a port that answers is not READY=1", mode: "listen", ready: config.ReadyNotify, port: "auto:27820-27839",
+			wantErr: []string{"sent no READY=1 to NOTIFY_SOCKET within"}},
+		{name: "port: READY=1 counts too", mode: "notify", port: "auto:27840-27859", notify: "READY=1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := runningDaemon(t)
+			var cfg config.App
+			if tt.mode == "" {
+				cfg = sleeper(t, "web", 1, tt.port)
+			} else {
+				cfg = testApp(t, "web", tt.mode, 1, tt.port)
+			}
+			if tt.socket == config.SocketShared {
+				cfg.Instances = 2
+			}
+			cfg.Socket, cfg.Ready, cfg.WaitReady = tt.socket, tt.ready, true
+			cfg.MinUptime = 200 * time.Millisecond
+			if tt.notify != "" {
+				cfg.Env[testNotifyEnv] = tt.notify
+				cfg.Env[testDelayEnv] = tt.delay.String()
+			}
+			begun := time.Now()
+			_, err := d.Start(context.Background(), api.StartRequest{App: cfg, WaitTimeout: api.Duration(2 * time.Second)})
+			took := time.Since(begun)
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("start: %v; want it ready", err)
+				}
+				if took < tt.delay {
+					t.Fatalf("ready after %s, before the app said so (%s)", took, tt.delay)
+				}
+				if info, _ := d.Info("web"); info != nil {
+					for _, r := range info.Instances {
+						if r.Notice != "" {
+							t.Errorf("a ready instance has the notice %q", r.Notice)
+						}
+					}
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("start succeeded; want it not ready")
+			}
+			for _, w := range append(tt.wantErr, "is not ready", "web") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if tt.notice {
+				info, ierr := d.Info("web")
+				if ierr != nil {
+					t.Fatal(ierr)
+				}
+				if n := info.Instances[0].Notice; !strings.Contains(n, "fd 3") || !strings.Contains(n, "LISTEN_FDS") {
+					t.Errorf("info notice %q; want it to tell the app to accept on fd 3", n)
+				}
+			}
+		})
+	}
+}
+
+// The daemon gives a watchdog app WATCHDOG_USEC and restarts an instance whose pings stop,
+// with the reason saying so; one that pings runs on, and WATCHDOG=trigger restarts.
+func TestWatchdogThroughNotifySocket(t *testing.T) {
+	tests := []struct {
+		name       string
+		mode       string
+		notify     string
+		wantReason string // "" when it must run on
+	}{
+		{name: "pings run on", mode: "ping"},
+		{name: "silence restarts", mode: "notify", notify: "STATUS=busy", wantReason: "watchdog: no WATCHDOG=1 within 300ms"},
+		{name: "trigger restarts", mode: "notify", notify: "WATCHDOG=trigger", wantReason: "WATCHDOG=trigger"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := runningDaemon(t)
+			cfg := testApp(t, "web", tt.mode, 1, "")
+			cfg.Watchdog = 300 * time.Millisecond
+			if tt.notify != "" {
+				cfg.Env[testNotifyEnv] = tt.notify
+			}
+			mustStart(t, d, cfg)
+			// The deadline runs from the spawn: a test binary that starts slower than 300ms on
+			// a loaded machine is restarted before its first ping, rightly. What is watched
+			// below is a process from its first ping on.
+			var watched api.Instance
+			pollFor(t, "online", 15*time.Second, func() bool {
+				watched = rows(d, "web")[0]
+				return watched.Pid > 0 && (tt.mode != "ping" || watched.StatusText == "pinging")
+			})
+			first := watched.Pid
+			env, err := os.ReadFile("/proc/" + strconv.Itoa(first) + "/environ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(env), "\x00WATCHDOG_USEC=300000\x00") {
+				t.Errorf("the instance has no WATCHDOG_USEC=300000")
+			}
+			if tt.wantReason == "" {
+				end := time.Now().Add(1500 * time.Millisecond)
+				for time.Now().Before(end) {
+					if r := rows(d, "web")[0]; r.Pid != first || r.Restarts != watched.Restarts {
+						t.Fatalf("a pinging instance was restarted: %+v", r)
+					}
+					time.Sleep(20 * time.Millisecond) // watching that nothing happens
+				}
+				return
+			}
+			pollFor(t, "a restart", 15*time.Second, func() bool { return rows(d, "web")[0].Restarts > 0 })
+			if r := rows(d, "web")[0]; !strings.Contains(r.Reason, tt.wantReason) {
+				t.Fatalf("restart reason %q; want it to say %q", r.Reason, tt.wantReason)
 			}
 		})
 	}
