@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -517,4 +520,115 @@ func TestSocketAppFDsAndEnv(t *testing.T) {
 			}
 		})
 	}
+}
+
+// After the daemon is replaced (update, or a SIGKILL: the state file is the same), the next one
+// takes the listeners back from the running instances, and an instance that died while no
+// daemon watched starts again on its socket: for a shared socket, the very one its surviving
+// sibling serves on, which a bind of its own could not get.
+func TestSocketsTakenBackByTheNextDaemon(t *testing.T) {
+	tests := []struct {
+		name string
+		mode config.SocketMode
+		port string
+	}{
+		{name: "shared", mode: config.SocketShared, port: "27960"},
+		{name: "per instance", mode: config.SocketInstance, port: "27970-27971"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			home := t.TempDir()
+			prev, err := New(home, log.New(io.Discard, "", 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			prev.Restore()
+			prev.Run()
+			mustStart(t, prev, socketSleeper(t, "web", 2, tt.port, tt.mode))
+			ports, pids := portsOf(prev, "web"), pidsOf(prev, "web")
+			inodes := heldInodes(prev, "web")
+			if err := prev.Handover(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { endHandedOver(prev) })
+			// The previous daemon's process is gone, and its copies of the sockets with it.
+			for _, a := range prev.apps {
+				for _, l := range a.listeners {
+					l.Close()
+				}
+			}
+			syscall.Kill(pids[0], syscall.SIGKILL)
+			pollFor(t, "instance 0 gone", 10*time.Second, func() bool { return syscall.Kill(pids[0], 0) != nil })
+
+			logged := &syncWriter{w: &strings.Builder{}}
+			next, err := New(home, log.New(logged, "", 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			next.Restore()
+			next.Run()
+			t.Cleanup(next.Shutdown)
+			waitOnlineNew(t, next, "web", 2, pids[:1])
+			if got := pidsOf(next, "web"); got[1] != pids[1] {
+				t.Fatalf("pids %v; want instance 1 still %d, taken back", got, pids[1])
+			}
+			if got := portsOf(next, "web"); !slices.Equal(got, ports) {
+				t.Fatalf("ports %v; want %v as before", got, ports)
+			}
+			held := heldInodes(next, "web")
+			if held[ports[1]] != inodes[ports[1]] {
+				t.Errorf("the next daemon holds %v for port %d; want the socket taken back, %d", held, ports[1], inodes[ports[1]])
+			}
+			for k, pid := range pidsOf(next, "web") {
+				if got := fdInode(pid, 3); got == 0 || got != held[ports[k]] {
+					t.Errorf("instance %d (pid %d) has socket %d at fd 3; want the daemon's %d for port %d (log:\n%s)",
+						k, pid, got, held[ports[k]], ports[k], logged.String())
+				}
+			}
+			if tt.mode == config.SocketShared && held[ports[0]] != inodes[ports[0]] {
+				t.Errorf("the shared socket is %d after the restart; want the one instance 1 serves on, %d", held[ports[0]], inodes[ports[0]])
+			}
+		})
+	}
+}
+
+// endHandedOver ends what is left of a daemon that handed over, as its exit would: its loops
+// end without touching the processes, which the next daemon has (and has stopped by now).
+func endHandedOver(d *Daemon) {
+	var loops []*supervisor.Loop
+	for _, a := range d.apps {
+		for _, s := range a.slots {
+			if s.loop != nil {
+				loops = append(loops, s.loop)
+			}
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		for _, l := range loops {
+			l.Stop() // asked before d.mu is free: a loop waiting for it sees the stop first
+		}
+		close(done)
+	}()
+	d.mu.Unlock()
+	<-done
+	d.opMu.Unlock()
+}
+
+// syncWriter lets the daemon's logger and the test share a builder.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprint(s.w)
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
