@@ -632,3 +632,59 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+// An update that changes how the app's sockets are held takes effect: the daemon's listener
+// of the old kind goes, so the new instances are not refused the port by the daemon itself.
+func TestSocketUpdate(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name       string
+		from, to   config.SocketMode
+		bind       string
+		wantHeld   bool
+		wantBindTo string // the address the held socket must be bound to
+	}{
+		{name: "socket to none", from: config.SocketInstance, to: config.SocketNone},
+		{name: "shared to none", from: config.SocketShared, to: config.SocketNone},
+		{name: "none to socket", from: config.SocketNone, to: config.SocketInstance, wantHeld: true},
+		{name: "socket to shared", from: config.SocketInstance, to: config.SocketShared, wantHeld: true},
+		{name: "every address to loopback", from: config.SocketInstance, to: config.SocketInstance, bind: "127.0.0.1",
+			wantHeld: true, wantBindTo: "127.0.0.1"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := runningDaemon(t)
+			port := strconv.Itoa(27980 + i)
+			mustStart(t, d, socketSleeper(t, "web", 1, port, tt.from))
+			before := heldInodes(d, "web")
+			cfg := socketSleeper(t, "web", 1, port, tt.to)
+			cfg.Bind = tt.bind
+			if _, err := d.Start(ctx, api.StartRequest{App: cfg, IfExists: "update"}); err != nil {
+				t.Fatalf("update: %v", err)
+			}
+			waitOnlineNew(t, d, "web", 1, nil)
+			held := heldInodes(d, "web")
+			p, _ := strconv.Atoi(port)
+			if !tt.wantHeld {
+				if len(held) != 0 {
+					t.Fatalf("after the update the daemon still holds %v", held)
+				}
+				if err := bindErr(p); err != nil {
+					t.Fatalf("port %d after the update: %v; want it free for the app to bind", p, err)
+				}
+				return
+			}
+			if held[p] == 0 {
+				t.Fatalf("after the update the daemon holds %v; want port %d", held, p)
+			}
+			if tt.wantBindTo != "" {
+				d.mu.Lock()
+				got := d.apps["web"].listeners[p].Bind
+				d.mu.Unlock()
+				if got != tt.wantBindTo {
+					t.Fatalf("the socket is bound to %q (socket %d, before %v); want %q", got, held[p], before, tt.wantBindTo)
+				}
+			}
+		})
+	}
+}
