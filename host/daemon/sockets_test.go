@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -685,6 +686,80 @@ func TestSocketUpdate(t *testing.T) {
 					t.Fatalf("the socket is bound to %q (socket %d, before %v); want %q", got, held[p], before, tt.wantBindTo)
 				}
 			}
+		})
+	}
+}
+
+// A shared socket app reloads and scales on its one socket; a reload onto another port
+// moves every instance to one new socket and closes the old.
+func TestSharedSocketReloadAndScale(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		req      api.TargetRequest
+		reload   bool
+		wantPort int // 0: the port it had
+		wantN    int
+	}{
+		{name: "reload", req: api.TargetRequest{Target: "web"}, reload: true, wantN: 2},
+		{name: "reload onto another port", req: api.TargetRequest{Target: "web", Port: "27991"}, reload: true, wantPort: 27991, wantN: 2},
+		{name: "reload onto an auto range", req: api.TargetRequest{Target: "web", Port: "auto:27992-27995"}, reload: true, wantPort: 27992, wantN: 2},
+		{name: "scale up", req: api.TargetRequest{Target: "web", Instances: 3}, wantN: 3},
+		{name: "scale down", req: api.TargetRequest{Target: "web", Instances: 1}, wantN: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := runningDaemon(t)
+			cfg := testApp(t, "web", "serve", 2, "27990")
+			cfg.Socket, cfg.WaitReady = config.SocketShared, true
+			mustStart(t, d, cfg)
+			old, inode := pidsOf(d, "web"), heldInodes(d, "web")[27990]
+			tt.req.WaitTimeout = api.Duration(10 * time.Second)
+			var err error
+			if tt.reload {
+				_, err = d.Reload(ctx, tt.req)
+			} else {
+				_, err = d.Restart(ctx, tt.req)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitOnlineNew(t, d, "web", tt.wantN, old)
+			port := cmp.Or(tt.wantPort, 27990)
+			for k, p := range portsOf(d, "web") {
+				if p != port {
+					t.Fatalf("instance %d is on port %d; want every instance on %d", k, p, port)
+				}
+			}
+			held := heldInodes(d, "web")
+			if len(held) != 1 || held[port] == 0 {
+				t.Fatalf("sockets held %v; want one, for port %d", held, port)
+			}
+			if tt.wantPort == 0 && held[port] != inode {
+				t.Errorf("the socket is %d; want the one it had, %d", held[port], inode)
+			}
+			if tt.wantPort != 0 {
+				if err := bindErr(27990); err != nil {
+					t.Errorf("the old port after the move: %v; want it free", err)
+				}
+			}
+			for k, pid := range pidsOf(d, "web") {
+				if got := fdInode(pid, 3); got != held[port] {
+					t.Errorf("instance %d has socket %d at fd 3; want the shared %d", k, got, held[port])
+				}
+			}
+			// Every instance serves on it: connections reach them all, the kernel spreading them.
+			seen := map[string]bool{}
+			for i := 0; i < 200 && len(seen) < tt.wantN; i++ {
+				c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 2*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				c.Close()
+				seen[strings.TrimSpace(line)] = true
+			}
+			t.Logf("instances that answered within 200 connections: %d of %d", len(seen), tt.wantN)
 		})
 	}
 }
