@@ -25,7 +25,7 @@ import (
 // The test binary doubles as the apps these tests run: with testAppEnv set it acts as one
 // instead of running tests (see runTestApp).
 const (
-	testAppEnv    = "PMDAEMON_DAEMON_TEST_APP"    // the mode: serve, listen, notify, ping
+	testAppEnv    = "PMDAEMON_DAEMON_TEST_APP"    // the mode: serve, listen, notify, flood, ping
 	testNotifyEnv = "PMDAEMON_DAEMON_TEST_NOTIFY" // the datagram notify mode sends ("\n" between lines)
 	testDelayEnv  = "PMDAEMON_DAEMON_TEST_DELAY"  // how long notify mode waits before sending
 )
@@ -77,6 +77,16 @@ func runTestApp(mode string) error {
 		for n := 1; ; n++ {
 			<-usr1
 			if err := notify.Send(addr, "STATUS=usr1 "+strconv.Itoa(n)); err != nil {
+				return err
+			}
+		}
+	case "flood":
+		c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+		if err != nil {
+			return err
+		}
+		for n := 1; ; n++ {
+			if _, err := c.Write([]byte("STATUS=" + strconv.Itoa(n))); err != nil {
 				return err
 			}
 		}
@@ -349,6 +359,64 @@ func TestWatchdogThroughNotifySocket(t *testing.T) {
 			pollFor(t, "a restart", 15*time.Second, func() bool { return rows(d, "web")[0].Restarts > 0 })
 			if r := rows(d, "web")[0]; !strings.Contains(r.Reason, tt.wantReason) {
 				t.Fatalf("restart reason %q; want it to say %q", r.Reason, tt.wantReason)
+			}
+		})
+	}
+}
+
+// A process flooding NOTIFY_SOCKET, an instance or a stranger, does not starve the daemon: its
+// operations and queries still answer promptly, and the instance's own datagrams still land.
+func TestNotifyFlood(t *testing.T) {
+	tests := []struct {
+		name     string
+		instance bool // the flooder is an instance (else a stranger of the same user)
+	}{
+		{name: "instance floods", instance: true},
+		{name: "stranger floods"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := runningDaemon(t)
+			if tt.instance {
+				mustStart(t, d, testApp(t, "flood", "flood", 1, ""))
+			} else {
+				exe, err := os.Executable()
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := exec.Command(exe)
+				c.Env = append(os.Environ(), testAppEnv+"=flood", "NOTIFY_SOCKET="+d.notifier.Address())
+				if err := c.Start(); err != nil {
+					t.Fatal(err)
+				}
+				defer func() { c.Process.Kill(); c.Wait() }()
+			}
+			// Let the flood run before measuring.
+			time.Sleep(300 * time.Millisecond) // a warm-up span, not a synchronisation
+			var slowest time.Duration
+			end := time.Now().Add(time.Second)
+			lists := 0
+			for time.Now().Before(end) {
+				b := time.Now()
+				d.List()
+				slowest = max(slowest, time.Since(b))
+				lists++
+			}
+			b := time.Now()
+			mustStart(t, d, sleeper(t, "other", 1, ""))
+			startTook := time.Since(b)
+			status := ""
+			if tt.instance {
+				first := rows(d, "flood")[0].StatusText
+				time.Sleep(time.Second) // a measured span: how many datagrams the daemon takes in a second
+				status = fmt.Sprintf("; the instance's STATUS went from %s to %s in a second", first, rows(d, "flood")[0].StatusText)
+			}
+			t.Logf("under the flood: %d lists in 1s, the slowest %s; a start took %s%s", lists, slowest, startTook, status)
+			if slowest > time.Second || startTook > 10*time.Second {
+				t.Fatalf("the flood starved the daemon: slowest list %s, start %s", slowest, startTook)
+			}
+			if tt.instance && rows(d, "flood")[0].StatusText == "" {
+				t.Fatal("the flooding instance's datagrams were never taken")
 			}
 		})
 	}
