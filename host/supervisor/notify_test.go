@@ -239,3 +239,49 @@ func TestListenerHandOver(t *testing.T) {
 		})
 	}
 }
+
+// A watchdog failure is a crash for the restart policy: restarts are paced and an app that
+// fails at every start ends errored after max_restarts, not restarted in a busy loop.
+func TestWatchdogFailureFollowsThePolicy(t *testing.T) {
+	tests := []struct {
+		name        string
+		trigger     bool // the test triggers each new process (else it is silent)
+		autorestart bool
+		wantStatus  Status
+		wantReason  string
+	}{
+		{name: "silent at every start", autorestart: true, wantStatus: Errored, wantReason: "gave up after max_restarts 2"},
+		{name: "trigger at every start", trigger: true, autorestart: true, wantStatus: Errored, wantReason: "gave up after max_restarts 2"},
+		{name: "silent without autorestart", wantStatus: Errored, wantReason: "autorestart off"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			spec := h.spec(RestartPolicy{Autorestart: tt.autorestart, MaxRestarts: 2, MinUptime: time.Second}, time.Second, "sleep", "600")
+			spec.Watchdog = 100 * time.Millisecond
+			if tt.trigger {
+				spec.Watchdog = time.Minute
+			}
+			in := h.start(spec, 0, nil)
+			triggered := 0
+			begun := time.Now()
+			st := h.wait(in, "the end of the restarts", func(s State) bool {
+				if tt.trigger && online(s) && s.Restarts == triggered {
+					in.Notify(notify.Message{WatchdogTrigger: true})
+					triggered++
+				}
+				return s.Status == Errored || s.Status == Stopped
+			})
+			if st.Status != tt.wantStatus || !strings.Contains(st.Reason, tt.wantReason) {
+				t.Fatalf("ended %s (%q); want %s saying %q", st.Status, st.Reason, tt.wantStatus, tt.wantReason)
+			}
+			if tt.autorestart && st.Restarts != 2 {
+				t.Errorf("%d restarts; want max_restarts, 2", st.Restarts)
+			}
+			// Each unstable restart waits at least minUnstableDelay.
+			if took := time.Since(begun); tt.autorestart && took < 2*minUnstableDelay {
+				t.Errorf("two restarts in %s: not paced", took)
+			}
+		})
+	}
+}
