@@ -763,3 +763,34 @@ func TestSharedSocketReloadAndScale(t *testing.T) {
 		})
 	}
 }
+
+// A restart of a shared socket app whose first instance was stopped alone keeps the port the
+// others serve on, even when a lower port of its range has become free.
+func TestSharedSocketRestartKeepsPort(t *testing.T) {
+	ctx := context.Background()
+	stranger, err := net.Listen("tcp", ":27930")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := runningDaemon(t)
+	st := mustStart(t, d, socketSleeper(t, "web", 2, "auto:27930-27939", config.SocketShared))
+	stranger.Close()
+	port := portsOf(d, "web")[0]
+	inode := heldInodes(d, "web")[port]
+	if port == 27930 {
+		t.Fatal("the shared port is the one a stranger held")
+	}
+	if _, err := d.Stop(ctx, api.TargetRequest{Target: strconv.Itoa(st.IDs[0])}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Restart(ctx, api.TargetRequest{Target: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	waitOnlineNew(t, d, "web", 2, nil)
+	if got := portsOf(d, "web"); !slices.Equal(got, []int{port, port}) {
+		t.Fatalf("ports after the restart %v; want both on %d, where the running instance was", got, port)
+	}
+	if got := heldInodes(d, "web"); len(got) != 1 || got[port] != inode {
+		t.Fatalf("sockets after the restart %v; want port %d's, %d", got, port, inode)
+	}
+}
