@@ -794,3 +794,32 @@ func TestSharedSocketRestartKeepsPort(t *testing.T) {
 		t.Fatalf("sockets after the restart %v; want port %d's, %d", got, port, inode)
 	}
 }
+
+// A reload of a socket app onto a range that overlaps its own runs beside the old instances:
+// a port in both keeps its socket, a new one is bound, one left is closed.
+func TestSocketReloadOntoOverlappingRange(t *testing.T) {
+	d := runningDaemon(t)
+	cfg := socketSleeper(t, "web", 2, "27940-27941", config.SocketInstance)
+	cfg.Ready, cfg.MinUptime = config.ReadyUptime, 100*time.Millisecond // sleep never accepts; readiness is not what is tested
+	mustStart(t, d, cfg)
+	old, before := pidsOf(d, "web"), heldInodes(d, "web")
+	if _, err := d.Reload(context.Background(), api.TargetRequest{Target: "web", Port: "27941-27942"}); err != nil {
+		t.Fatal(err)
+	}
+	waitOnlineNew(t, d, "web", 2, old)
+	if got := portsOf(d, "web"); !slices.Equal(got, []int{27941, 27942}) {
+		t.Fatalf("ports %v; want [27941 27942]", got)
+	}
+	held := heldInodes(d, "web")
+	if len(held) != 2 || held[27941] != before[27941] || held[27942] == 0 {
+		t.Fatalf("sockets %v (before %v); want 27941's kept and 27942's new", held, before)
+	}
+	if err := bindErr(27940); err != nil {
+		t.Errorf("port 27940, left: %v; want it free", err)
+	}
+	for k, pid := range pidsOf(d, "web") {
+		if got, want := fdInode(pid, 3), held[27941+k]; got != want {
+			t.Errorf("instance %d has socket %d at fd 3; want %d", k, got, want)
+		}
+	}
+}
