@@ -246,6 +246,10 @@ func TestReadiness(t *testing.T) {
 		{name: "notify: a port that answers is not READY=1", mode: "listen", ready: config.ReadyNotify, port: "auto:27820-27839",
 			wantErr: []string{"sent no READY=1 to NOTIFY_SOCKET within"}},
 		{name: "port: READY=1 counts too", mode: "notify", port: "auto:27840-27859", notify: "READY=1"},
+		// It serves on its socket: what it did not do is send READY=1, and info must not
+		// say it binds the port itself.
+		{name: "notify: socket app that serves but sends no READY=1", mode: "serve", socket: config.SocketInstance,
+			port: "auto:27860-27879", ready: config.ReadyNotify, wantErr: []string{"sent no READY=1 to NOTIFY_SOCKET within"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -292,14 +296,16 @@ func TestReadiness(t *testing.T) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
 			}
-			if tt.notice {
-				info, ierr := d.Info("web")
-				if ierr != nil {
-					t.Fatal(ierr)
-				}
-				if n := info.Instances[0].Notice; !strings.Contains(n, "fd 3") || !strings.Contains(n, "LISTEN_FDS") {
-					t.Errorf("info notice %q; want it to tell the app to accept on fd 3", n)
-				}
+			info, ierr := d.Info("web")
+			if ierr != nil {
+				t.Fatal(ierr)
+			}
+			n := info.Instances[0].Notice
+			if tt.notice && (!strings.Contains(n, "fd 3") || !strings.Contains(n, "LISTEN_FDS")) {
+				t.Errorf("info notice %q; want it to tell the app to accept on fd 3", n)
+			}
+			if !tt.notice && n != "" {
+				t.Errorf("info notice %q for an app that is not ready for another reason", n)
 			}
 		})
 	}
