@@ -51,7 +51,12 @@ func (d *Daemon) pickPorts(name, spec string, n int, keep []int, h sockHold) ([]
 		return nil, nil
 	}
 	if h.mode == config.SocketShared && n > 0 {
-		ps, err := d.pickPorts(name, spec, 1, keep[:min(1, len(keep))], sockHold{mode: config.SocketInstance, bind: h.bind})
+		// The port kept is any instance's that has one: a stopped instance has none (0).
+		var one []int
+		if i := slices.IndexFunc(keep, func(p int) bool { return p > 0 }); i >= 0 {
+			one = keep[i : i+1]
+		}
+		ps, err := d.pickPorts(name, spec, 1, one, sockHold{mode: config.SocketInstance, bind: h.bind})
 		if err != nil {
 			return nil, err
 		}

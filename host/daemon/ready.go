@@ -188,7 +188,9 @@ func (d *Daemon) noteReadiness(a *app, slots []*slot, errs []error) {
 		switch {
 		case errs[i] == nil:
 			s.notice = ""
-		case a.cfg.Socket != config.SocketNone && !errors.Is(errs[i], context.Canceled):
+		case a.cfg.Socket != config.SocketNone && !errors.Is(errs[i], context.Canceled) &&
+			a.cfg.HealthCheck == nil && a.cfg.ReadyRule() == config.ReadyPort:
+			// Only the port rule tells: a health check or READY=1 not met says nothing of fd 3.
 			s.notice = socketNotice(s.port)
 		}
 	}

@@ -325,6 +325,7 @@ func (d *Daemon) reshape(a *app, p *plan) ([]*slot, error) {
 	if err := d.reg.Reserve(a.cfg.Name, p.ports); err != nil {
 		return nil, err // cannot happen: the plan was made under opMu
 	}
+	d.closeStaleListeners(a)
 	a.override = p.override
 	d.resize(a, p.n)
 	for i, s := range a.slots {

@@ -34,6 +34,15 @@ func (d *Daemon) Restore() {
 	adopt := d.decideAdoption(keep)
 	d.reconcile(keep, spare)
 	d.clearUnadopted(adopt)
+	// Every listener is taken back before anything starts: an instance that died while no
+	// daemon watched would otherwise bind its shared port anew and find its sibling on it.
+	for _, a := range d.apps {
+		for _, s := range a.slots {
+			if adopt[s] != nil {
+				d.recoverListener(a, s)
+			}
+		}
+	}
 	d.startRestored(adopt)
 	for _, a := range d.apps {
 		a.inodes = nil // taken back, or not to be

@@ -126,6 +126,18 @@ func (d *Daemon) closeUnheldLocked() {
 	}
 }
 
+// closeStaleListeners closes the listeners of a, stopped, that its configuration no longer
+// asks for: an update turned its sockets off (its instances would find the port held by the
+// daemon) or changed their bind address. d.mu must be held.
+func (d *Daemon) closeStaleListeners(a *app) {
+	for p, l := range a.listeners {
+		if a.cfg.Socket == config.SocketNone || l.Bind != a.cfg.Bind {
+			d.closeListener(l)
+			delete(a.listeners, p)
+		}
+	}
+}
+
 // closeAppListeners closes every listener of a, which is being forgotten. d.mu must be held.
 func (d *Daemon) closeAppListeners(a *app) {
 	for p, l := range a.listeners {

@@ -101,13 +101,15 @@ func listenOn(addr netip.Addr, port int, dualStack bool) (fd int, err error) {
 	if addr.Is6() {
 		family = unix.AF_INET6
 	}
-	fd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	sock, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
 	}
+	fd = sock
 	defer func() {
+		// sock, not fd: every failing return below sets fd to -1 before this runs.
 		if err != nil {
-			unix.Close(fd)
+			unix.Close(sock)
 		}
 	}()
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {

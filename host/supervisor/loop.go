@@ -109,6 +109,7 @@ type Loop struct {
 	stopCh   chan struct{}
 	kickCh   chan string   // restart requests from the daemon (memory limit), with the reason
 	pingCh   chan struct{} // WATCHDOG=1 from the running process
+	trigCh   chan struct{} // WATCHDOG=trigger from the running process
 	done     chan struct{}
 	spawned  chan struct{} // closed after the first spawn attempt or the adoption
 	spawnOne sync.Once
@@ -132,6 +133,7 @@ func Start(spec Spec, restarts int, adopt *Adopt, notify func(Change)) *Loop {
 		stopCh:  make(chan struct{}),
 		kickCh:  make(chan string, 1),
 		pingCh:  make(chan struct{}, 1),
+		trigCh:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		spawned: make(chan struct{}),
 	}
@@ -251,7 +253,9 @@ func (l *Loop) run(adopt *Adopt) {
 		case <-l.pingCh:
 			l.wd.arm(l.spec.Watchdog)
 		case <-l.wd.expired():
-			then = l.onWatchdog()
+			then = l.onWatchdog(fmt.Sprintf("watchdog: no WATCHDOG=1 within %s", l.spec.Watchdog))
+		case <-l.trigCh:
+			then = l.onWatchdog("watchdog: the app asked for a restart (WATCHDOG=trigger)")
 		case code := <-l.proc.exited:
 			then = l.onExit(code)
 		case reason := <-l.kickCh:
@@ -296,12 +300,17 @@ func (l *Loop) stopChecks() {
 	l.wd.disarm()
 }
 
-// onWatchdog replaces a process that stopped sending WATCHDOG=1, as systemd does.
-func (l *Loop) onWatchdog() next {
+// onWatchdog ends a process that stopped sending WATCHDOG=1 or asked to be (WATCHDOG=trigger)
+// and lets the restart policy decide what follows, as for a crash (systemd too counts a
+// watchdog failure as one): an app that fails its watchdog at every start is paced and ends
+// errored after max_restarts instead of being restarted in a busy loop.
+func (l *Loop) onWatchdog(reason string) next {
 	if l.proc.pid <= 0 {
 		return carryOn
 	}
-	return l.replace(fmt.Sprintf("watchdog: no WATCHDOG=1 within %s", l.spec.Watchdog))
+	l.stopChecks()
+	l.update(func(s *State) { s.Status, s.Reason = Stopping, reason })
+	return l.onExit(l.killGroup(l.proc))
 }
 
 // onHealth records a check's result; a process the check condemns is replaced.

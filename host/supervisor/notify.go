@@ -8,7 +8,7 @@ import (
 
 // Notify takes what the instance's process said on NOTIFY_SOCKET (the daemon has checked the
 // sender is one of its processes): READY=1 makes it ready, STATUS= is kept for info, WATCHDOG=1
-// feeds the watchdog and WATCHDOG=trigger asks for a restart. It never blocks.
+// feeds the watchdog and WATCHDOG=trigger fails it at once. It never blocks.
 func (l *Loop) Notify(m notify.Message) {
 	if m.Ready || m.Status != nil {
 		l.mu.Lock()
@@ -30,7 +30,10 @@ func (l *Loop) Notify(m notify.Message) {
 		}
 	}
 	if m.WatchdogTrigger {
-		l.Restart("watchdog: the app asked for a restart (WATCHDOG=trigger)")
+		select {
+		case l.trigCh <- struct{}{}:
+		default: // one is pending already
+		}
 	}
 }
 
