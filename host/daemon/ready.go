@@ -163,10 +163,16 @@ func (d *Daemon) readyRuleOf(a *app, s *slot, timeout time.Duration) readyRule {
 	}
 	port := s.port
 	if l := a.listeners[port]; l != nil && a.cfg.Socket != config.SocketNone {
-		// The kernel answers every connection to a socket the daemon holds: only an accept by
-		// one of the instance's own processes shows it serves.
+		// The kernel answers every connection to a socket the daemon holds: only the
+		// instance's own processes waiting on it (an event loop watching it, a thread in
+		// accept), or accepting a probe, show it serves. The wait is looked for first: while
+		// old instances share the socket (a reload) the kernel may hand them every probe.
 		r.probe = func(pid int) bool {
-			ok, err := sockets.AcceptedBy(l, d.slotPids(s, pid), probeTimeout)
+			pids := d.slotPids(s, pid)
+			if sockets.WaitsOn(l, pids) {
+				return true
+			}
+			ok, err := sockets.AcceptedBy(l, pids, probeTimeout)
 			return err == nil && ok
 		}
 		return r

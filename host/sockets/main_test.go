@@ -54,6 +54,17 @@ func TestMain(m *testing.M) {
 	case "hold":
 		fmt.Println("ready")
 		exitOnStdinEOF()
+	case "accept":
+		// A thread blocked in accept(2) on the socket, with no event loop: a pre-fork server.
+		go exitOnStdinEOF()
+		fmt.Println("ready")
+		for {
+			nfd, _, err := syscall.Accept(3)
+			if err != nil {
+				os.Exit(3)
+			}
+			syscall.Close(nfd)
+		}
 	case "listen":
 		port, _ := strconv.Atoi(os.Getenv("PORT"))
 		l, err := Listen(os.Getenv("BIND"), port)
