@@ -1,5 +1,11 @@
 // Command echo is the demo app of the examples: an HTTP server on $PORT that answers with who
 // it is (app, instance, port, pid), so you can see pmdaemon's port distribution at work.
+//
+// Started with a socket (pmdaemon start --socket), it serves on the listener the daemon hands
+// over as fd 3 (systemd's LISTEN_FDS protocol) instead of binding $PORT itself. With
+// NOTIFY_READY=1 it tells the daemon it is ready over $NOTIFY_SOCKET once it serves, with
+// NOTIFY_STATUS=text it also sends that status line, and IGNORE_LISTEN_FDS=1 makes it bind
+// $PORT even when it was given a socket (an app that does not know the protocol).
 package main
 
 import (
@@ -7,9 +13,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -52,7 +60,11 @@ func main() {
 	if d, err := time.ParseDuration(os.Getenv("START_DELAY")); err == nil {
 		time.Sleep(d)
 	}
-	srv := &http.Server{Addr: host + ":" + port}
+	ln, how, err := listener(host, port)
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{}
 	go func() {
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -62,8 +74,56 @@ func main() {
 		defer cancel()
 		srv.Shutdown(ctx)
 	}()
-	log.Printf("instance %s of %s listening on %s:%s", who["instance"], who["app"], host, port)
-	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+	log.Printf("instance %s of %s listening on %s", who["instance"], who["app"], how)
+	if os.Getenv("NOTIFY_READY") == "1" {
+		msg := "READY=1"
+		if st := os.Getenv("NOTIFY_STATUS"); st != "" {
+			msg += "\nSTATUS=" + st
+		}
+		if err := notify(msg); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
 		log.Fatal(err)
 	}
+}
+
+// listener is the socket handed over as fd 3 when LISTEN_FDS says there is one and LISTEN_PID
+// says it is meant for this process (a variable inherited from a parent is not), else host:port
+// bound here. how says which, for the log.
+func listener(host, port string) (net.Listener, string, error) {
+	if os.Getenv("IGNORE_LISTEN_FDS") != "1" && os.Getenv("LISTEN_FDS") == "1" &&
+		os.Getenv("LISTEN_PID") == strconv.Itoa(os.Getpid()) {
+		f := os.NewFile(3, os.Getenv("LISTEN_FDNAMES"))
+		ln, err := net.FileListener(f)
+		f.Close() // FileListener holds its own duplicate
+		if err != nil {
+			return nil, "", fmt.Errorf("fd 3 from LISTEN_FDS: %w", err)
+		}
+		return ln, "fd 3 (" + ln.Addr().String() + ")", nil
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return nil, "", err
+	}
+	return ln, ln.Addr().String(), nil
+}
+
+// notify sends one sd_notify datagram to $NOTIFY_SOCKET (a leading "@" names an abstract
+// socket, which Go's unix addresses understand as they are).
+func notify(msg string) error {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		return fmt.Errorf("NOTIFY_READY=1 but NOTIFY_SOCKET is not set")
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("NOTIFY_SOCKET %s: %w", addr, err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return fmt.Errorf("NOTIFY_SOCKET %s: %w", addr, err)
+	}
+	return nil
 }
