@@ -4,7 +4,9 @@
 // Started with a socket (pmdaemon start --socket), it serves on the listener the daemon hands
 // over as fd 3 (systemd's LISTEN_FDS protocol) instead of binding $PORT itself. With
 // NOTIFY_READY=1 it tells the daemon it is ready over $NOTIFY_SOCKET once it serves, with
-// NOTIFY_STATUS=text it also sends that status line, and IGNORE_LISTEN_FDS=1 makes it bind
+// NOTIFY_STATUS=text it also sends that status line, with NOTIFY_WATCHDOG_EVERY=duration it
+// sends WATCHDOG=1 that often (the daemon's watchdog restarts it when the pings stop), and
+// IGNORE_LISTEN_FDS=1 makes it bind
 // $PORT even when it was given a socket (an app that does not know the protocol).
 package main
 
@@ -83,6 +85,15 @@ func main() {
 		if err := notify(msg); err != nil {
 			log.Fatal(err)
 		}
+	}
+	if d, err := time.ParseDuration(os.Getenv("NOTIFY_WATCHDOG_EVERY")); err == nil && d > 0 {
+		go func() {
+			for range time.Tick(d) {
+				if err := notify("WATCHDOG=1"); err != nil {
+					log.Print(err)
+				}
+			}
+		}()
 	}
 	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
 		log.Fatal(err)

@@ -62,6 +62,25 @@ func (s LoadStats) Total() int64 {
 // Failed is the number of requests that did not get a 2xx answer, refused ones included.
 func (s LoadStats) Failed() int64 { return s.Total() - s.OK }
 
+// Since is what happened between prev (an earlier Now of the same load) and s: the counts of
+// one phase of a test. Samples are those of s that prev did not have yet.
+func (s LoadStats) Since(prev LoadStats) LoadStats {
+	d := LoadStats{
+		OK: s.OK - prev.OK, Refused: s.Refused - prev.Refused, Reset: s.Reset - prev.Reset,
+		Timeouts: s.Timeouts - prev.Timeouts, Non2xx: s.Non2xx - prev.Non2xx, Other: s.Other - prev.Other,
+		ByPid: map[int]int64{}, Elapsed: s.Elapsed - prev.Elapsed,
+	}
+	for p, n := range s.ByPid {
+		if n -= prev.ByPid[p]; n > 0 {
+			d.ByPid[p] = n
+		}
+	}
+	if len(s.Samples) > len(prev.Samples) {
+		d.Samples = slices.Clone(s.Samples[len(prev.Samples):])
+	}
+	return d
+}
+
 // Pids are the processes that answered, in order.
 func (s LoadStats) Pids() []int {
 	out := make([]int, 0, len(s.ByPid))
@@ -83,13 +102,19 @@ func (s LoadStats) String() string {
 			fmt.Fprintf(&b, " %d=%d", p, s.ByPid[p])
 		}
 	}
-	for _, f := range s.Samples {
+	for i, f := range s.Samples {
+		if i == 8 {
+			fmt.Fprintf(&b, "\n  ... (%d more sampled)", len(s.Samples)-i)
+			break
+		}
 		b.WriteString("\n  " + f)
 	}
 	return b.String()
 }
 
-const loadSamples = 8
+// loadSamples bounds the failures kept as text: enough that each phase of a test still has
+// some of its own after the earlier phases took theirs.
+const loadSamples = 256
 
 // StartLoad starts workers goroutines sending GET requests to urls (worker i starts on
 // urls[i%len(urls)] and moves to the next URL after each request, so every URL gets its share).
