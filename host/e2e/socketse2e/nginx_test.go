@@ -77,7 +77,7 @@ func TestNginxFollowsReloadUnderWrk(t *testing.T) {
 				tc.name, r.Requests, r.Non2xx, r.SocketErrors)
 			if r.Failed() > 0 || r.Requests < 100 {
 				t.Errorf("want 0 failed requests of a steady load; wrk said:\n%s\nnginx error.log:\n%s\ndaemon.log:\n%s",
-					r.Output, tail(n.ErrorLog(), 20), tail(h.DaemonLog(), 30))
+					r.Output, tail(n.ErrorLog(), 8), tail(h.DaemonLog(), 30))
 			}
 			b, _ := os.ReadFile(upstreams)
 			if strings.Contains(string(b), fmt.Sprintf("127.0.0.1:%d", from)) {
