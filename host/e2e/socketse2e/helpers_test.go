@@ -3,6 +3,7 @@ package socketse2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -31,6 +32,18 @@ var apps = []app{
 	// from its directory (--chdir) so that gunicorn imports app.py.
 	{name: "gunicorn", workerPids: true, cmd: func(t *testing.T) (string, []string) {
 		return gunicorn(t), []string{"--workers", "1", "--chdir", filepath.Join(harness.ModuleRoot(), "examples/apps/flask"), "app:app"}
+	}},
+}
+
+// recipes are the other runtimes of docs/sockets.md that install from Debian: each runs its
+// recipe through a reload and a restart under load (TestRecipesUnderLoad).
+var recipes = []app{
+	{name: "uvicorn", cmd: func(t *testing.T) (string, []string) {
+		return debian(t, "/usr/bin/uvicorn", "uvicorn"), []string{"--fd", "3", "--app-dir", filepath.Join(harness.ModuleRoot(), "examples/apps/asgi"), "app:app"}
+	}},
+	{name: "puma", cmd: func(t *testing.T) (string, []string) {
+		dir := filepath.Join(harness.ModuleRoot(), "examples/apps/rack")
+		return debian(t, "/usr/bin/puma", "puma"), []string{"-C", filepath.Join(dir, "puma.rb"), filepath.Join(dir, "config.ru")}
 	}},
 }
 
@@ -64,6 +77,15 @@ func gunicorn(t *testing.T) string {
 	}
 	if out, err := exec.Command(p, "--version").CombinedOutput(); err != nil {
 		t.Fatalf("this test needs %s (apt-get install -y gunicorn): %v %s", p, err, out)
+	}
+	return p
+}
+
+// debian checks that Debian's program p (of package pkg) is there.
+func debian(t *testing.T, p, pkg string) string {
+	t.Helper()
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("this test needs %s (test.sh installs it: apt-get install -y %s): %v", p, pkg, err)
 	}
 	return p
 }

@@ -181,3 +181,27 @@ func wantSocketMode(t *testing.T, h *harness.Home, name, want string) {
 		}
 	}
 }
+
+// The recipes of docs/sockets.md for uvicorn (`--fd 3`) and puma (LISTEN_FDS natively) run
+// as written, two instances on one shared socket, through a reload and a restart under load
+// with no refused or failed request.
+func TestRecipesUnderLoad(t *testing.T) {
+	for _, a := range recipes {
+		t.Run(a.name, func(t *testing.T) {
+			h := harness.NewHome(t)
+			p := harness.FreePorts(t, 1)
+			h.OK(a.startArgs(t, "web", "--socket", "shared", "--port", strconv.Itoa(p), "-i", strconv.Itoa(instances), "--bind", "127.0.0.1")...)
+			rows := h.WaitOnline("web", instances)
+			l := harness.StartLoad(t, loadWorkers, url(p))
+			warm := phase(t, l, "warm-up", func() {})
+			mustNotFail(t, h, "warm-up", warm)
+			spread(t, a, modes[1], rows, "web", warm)
+			for _, verb := range []string{"reload", "restart"} {
+				s := phase(t, l, verb, func() { timed(t, h, verb, "web") })
+				mustNotFail(t, h, verb, s)
+				h.WaitOnline("web", instances)
+			}
+			t.Logf("%s whole run: %s", a.name, l.Stop())
+		})
+	}
+}
