@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
 )
@@ -148,17 +147,14 @@ func mentions(v any, sub string) bool {
 	return false
 }
 
-// oneDaemon waits until exactly one daemon process of h runs and returns it.
-func oneDaemon(t *testing.T, h *harness.Home) int {
+// theDaemon is the pid of h's one daemon process (daemon.pid, and no other running).
+func theDaemon(t *testing.T, h *harness.Home) int {
 	t.Helper()
-	harness.Eventually(t, 10*time.Second, "exactly one daemon process", func() bool {
-		return len(h.DaemonProcs()) == 1
-	})
-	ds := h.DaemonProcs()
-	if d := h.DaemonPid(); len(ds) != 1 || ds[0] != d {
+	d := h.DaemonPid()
+	if ds := h.DaemonProcs(); len(ds) != 1 || ds[0] != d {
 		t.Fatalf("daemon processes %v, daemon.pid %d", ds, d)
 	}
-	return ds[0]
+	return d
 }
 
 // tail is the last n lines of s, for failure messages.

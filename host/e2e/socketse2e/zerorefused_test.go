@@ -100,7 +100,7 @@ func runZeroRefused(t *testing.T, a app, m mode) {
 	// next CLI command starts a daemon that takes the instances and their listeners back, and
 	// a reload under it still refuses nothing.
 	s = phase(t, l, "daemon kill -9, reload", func() {
-		d := oneDaemon(t, h)
+		d := theDaemon(t, h)
 		harness.Sigkill(t, d)
 		harness.WaitDead(t, 10*time.Second, "the daemon to die", d)
 		h.WaitList(30*time.Second, "the instances taken back", harness.AllOnline(name, instances))
