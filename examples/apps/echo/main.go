@@ -11,7 +11,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"log"
@@ -20,6 +19,8 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -66,15 +67,25 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := &http.Server{}
+	busy := &busyConns{m: map[net.Conn]bool{}}
+	srv := &http.Server{ConnState: busy.track}
+	drained := make(chan struct{})
+	var stopping atomic.Bool
 	go func() {
+		defer close(drained)
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 		<-sig
-		// Finish the requests in flight, then go: a reload loses none of them.
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
+		// Finish the requests in flight, then go: a reload loses none of them. Not with
+		// srv.Shutdown alone: it drops a request that it reads after shutdown began, and on a
+		// socket shared with other instances, or held by the daemon, connections accepted just
+		// before are common. So: stop accepting (the socket stays open for the others), let
+		// every connection that is not idle finish, then close the idle ones.
+		stopping.Store(true)
+		srv.SetKeepAlivesEnabled(false)
+		ln.Close()
+		busy.waitIdle(3 * time.Second)
+		srv.Close()
 	}()
 	log.Printf("instance %s of %s listening on %s", who["instance"], who["app"], how)
 	if os.Getenv("NOTIFY_READY") == "1" {
@@ -95,8 +106,40 @@ func main() {
 			}
 		}()
 	}
-	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+	if err := srv.Serve(ln); err != nil && !stopping.Load() {
 		log.Fatal(err)
+	}
+	// Serve returns as soon as the listener is closed; the requests in flight are done only
+	// when the stopping goroutine is. Exiting before would cut them off.
+	<-drained
+}
+
+// busyConns tracks the connections that are not idle: accepted (a request may be on its way)
+// or serving one.
+type busyConns struct {
+	mu sync.Mutex
+	m  map[net.Conn]bool
+}
+
+func (b *busyConns) track(c net.Conn, st http.ConnState) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if st == http.StateNew || st == http.StateActive {
+		b.m[c] = true
+	} else {
+		delete(b.m, c)
+	}
+}
+
+// waitIdle waits until no connection is busy, or for at most d.
+func (b *busyConns) waitIdle(d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		b.mu.Lock()
+		n := len(b.m)
+		b.mu.Unlock()
+		if n == 0 {
+			return
+		}
 	}
 }
 
