@@ -35,7 +35,7 @@ local web = cluster.start {
   port = ports.range(%[1]d, %[1]d + 1), env = { GREETING = "hi" },
 }
 log.info("web", json.encode(web))
-local w = cluster.start { name = "workers", script = "sleep 100000", instances = 2, port = ports.auto(%[1]d + 2, %[1]d + 7) }
+local w = cluster.start { name = "workers", script = "sleep 100000", instances = 2, port = ports.auto(%[1]d + 2, %[1]d + 7), ready = "uptime" }
 log.info("workers", json.encode(w.ports), #w.ids)
 
 local free, why = ports.is_free(%[1]d)

@@ -34,6 +34,10 @@ type AppConfig struct {
 	WaitTimeout            Duration          `json:"wait_timeout,omitzero"`
 	LogMaxSize             int64             `json:"log_max_size,omitempty"`
 	LogKeep                int               `json:"log_keep,omitempty"`
+	Socket                 config.SocketMode `json:"socket,omitempty"` // "instance" or "shared"; true and false are read too
+	Bind                   string            `json:"bind,omitempty"`
+	Ready                  string            `json:"ready,omitempty"`
+	Watchdog               Duration          `json:"watchdog,omitzero"`
 }
 
 // HealthCheck is an app's health check as the API shows it.
@@ -55,6 +59,7 @@ func NewAppConfig(c config.App) AppConfig {
 		ExpBackoffRestartDelay: Duration(c.ExpBackoffRestartDelay), KillTimeout: Duration(c.KillTimeout),
 		MaxMemoryRestart: c.MaxMemoryRestart, OutFile: c.OutFile, ErrorFile: c.ErrorFile,
 		WaitReady: c.WaitReady, WaitTimeout: Duration(c.WaitTimeout), LogMaxSize: c.LogMaxSize, LogKeep: c.LogKeep,
+		Socket: c.Socket, Bind: c.Bind, Ready: c.Ready, Watchdog: Duration(c.Watchdog),
 	}
 	if h := c.HealthCheck; h != nil {
 		out.HealthCheck = &HealthCheck{URL: h.URL, Script: h.Script, Interval: Duration(h.Interval),
@@ -84,6 +89,7 @@ func (c AppConfig) Config() config.App {
 		ExpBackoffRestartDelay: c.ExpBackoffRestartDelay.Std(), KillTimeout: c.KillTimeout.Std(),
 		MaxMemoryRestart: c.MaxMemoryRestart, OutFile: c.OutFile, ErrorFile: c.ErrorFile,
 		WaitReady: c.WaitReady, WaitTimeout: c.WaitTimeout.Std(), LogMaxSize: c.LogMaxSize, LogKeep: c.LogKeep,
+		Socket: c.Socket, Bind: c.Bind, Ready: c.Ready, Watchdog: c.Watchdog.Std(),
 	}
 	if h := c.HealthCheck; h != nil {
 		out.HealthCheck = &config.HealthCheck{URL: h.URL, Script: h.Script, Interval: h.Interval.Std(),

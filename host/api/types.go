@@ -41,8 +41,15 @@ type Instance struct {
 	Health      string    `json:"health,omitempty"`
 	HealthError string    `json:"health_error,omitempty"`
 	StartedAt   time.Time `json:"started_at,omitzero"`
-	OutLog      string    `json:"out_log"`
-	ErrLog      string    `json:"err_log"`
+	// Socket is "instance" or "shared" when the daemon holds the instance's listening socket.
+	Socket string `json:"socket,omitempty"`
+	// StatusText is the last STATUS= the instance sent to NOTIFY_SOCKET.
+	StatusText string `json:"status_text,omitempty"`
+	// Notice is what the daemon noticed about the instance that the user should fix (an app
+	// that does not accept on the socket handed to it).
+	Notice string `json:"notice,omitempty"`
+	OutLog string `json:"out_log"`
+	ErrLog string `json:"err_log"`
 }
 
 // App is what `info` shows.

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/daemon"
 )
 
@@ -34,7 +35,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	env := &Env{Stdout: stdout, Stderr: stderr, Home: HomeDir()}
 	env.Exe, _ = os.Executable()
 	root := env.Root()
-	root.SetArgs(args)
+	root.SetArgs(optionalValues(args))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.Execute(); err != nil {
@@ -183,4 +184,26 @@ func (e *Env) spawnDaemon(exe string) error {
 	// Reap it if it exits early (it lost the lock race) so no zombie lingers while we wait.
 	go cmd.Wait()
 	return nil
+}
+
+// optionalValues joins `--socket shared` into `--socket=shared`. --socket alone means true, so
+// pflag would take the next word for a positional argument (the script); a word that is one of
+// the flag's values is meant as its value, as users write it. Words after "--" are left alone.
+func optionalValues(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if a == "--socket" && i+1 < len(args) {
+			if _, err := config.ParseSocketMode(args[i+1]); err == nil && args[i+1] != "" {
+				out = append(out, a+"="+args[i+1])
+				i++
+				continue
+			}
+		}
+		out = append(out, a)
+	}
+	return out
 }

@@ -147,6 +147,14 @@ type App struct {
 	// 0 means the default.
 	LogMaxSize int64 `json:"log_max_size,omitempty"`
 	LogKeep    int   `json:"log_keep,omitempty"`
+	// Socket makes the daemon bind the app's ports and hand the listening sockets to its
+	// instances (DESIGN §10); Bind is the address it binds them on ("" = every address).
+	Socket SocketMode `json:"socket,omitempty"`
+	Bind   string     `json:"bind,omitempty"`
+	// Ready names the readiness rule ("port", "notify", "uptime"; "" = ReadyRule's default).
+	Ready string `json:"ready,omitempty"`
+	// Watchdog restarts an instance that sends no WATCHDOG=1 to NOTIFY_SOCKET for this long.
+	Watchdog time.Duration `json:"watchdog,omitempty"`
 }
 
 // Waiting is the wait_timeout in force.
@@ -235,12 +243,15 @@ func (a *App) Validate() error {
 			return bad("env", "env name %q is not valid", k)
 		}
 	}
+	if err := a.checkSockets(bad); err != nil {
+		return err
+	}
 	if a.Port != "" {
 		spec, err := ports.ParseSpec(a.Port)
 		if err != nil {
 			return bad("port", "%w", err)
 		}
-		if err := spec.CheckInstances(a.Instances); err != nil {
+		if err := spec.CheckInstances(a.SharedPorts(a.Instances)); err != nil {
 			if spec.Kind != ports.Single {
 				return &FieldError{Key: "port", Err: err} // the spec's message, word for word
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -26,6 +27,8 @@ const (
 	KindDuration              // milliseconds, or a duration string like "2s"
 	KindSize                  // a size like "200M", or bytes
 	KindHealth                // a health_check object
+	KindSocket                // true, false or "shared"; --socket, --socket shared
+	KindChoice                // one of the field's Choices
 )
 
 // whole reports the kinds whose numbers must be whole: counts, ports, milliseconds and bytes.
@@ -66,6 +69,8 @@ type Field[T any] struct {
 	Positive, FlagPositive bool
 	// NonEmpty refuses an empty or blank string.
 	NonEmpty bool
+	// Choices are the values a KindChoice takes.
+	Choices []string
 	// Type, Default and Meaning are the columns of the key reference.
 	Type, Default, Meaning string
 	// Example is a value other than the default, as text ("7", "2s", "A=1", "false"; a
@@ -233,6 +238,35 @@ var AppFields = []Field[App]{
 		Meaning: "rotated files kept per log",
 		Example: "9",
 		Ptr:     func(a *App) any { return &a.LogKeep },
+	},
+	{
+		Key: "socket", Flag: "socket", Usage: "the daemon binds the ports and hands the listening sockets to the app (fd 3, LISTEN_FDS); \"shared\": one port for every instance",
+		FlagDefault: "false", Kind: KindSocket, Type: "`true`, `false` or `\"shared\"`", Default: "false",
+		Meaning: "the daemon holds the listening sockets; `\"shared\"`: one port, every instance accepts on it ([sockets.md](sockets.md))",
+		Example: "true",
+		Ptr:     func(a *App) any { return &a.Socket },
+	},
+	{
+		Key: "bind", Flag: "bind", Usage: "address the daemon binds the app's sockets on (default: every address)",
+		Kind: KindString, Type: "IP address", Default: "every address (`[::]` with IPv4 too)",
+		Meaning: "with `socket`: the address the sockets are bound on",
+		Example: "127.0.0.1",
+		Ptr:     func(a *App) any { return &a.Bind },
+	},
+	{
+		Key: "ready", Flag: "ready", Usage: "readiness rule: port (the port accepts a connection), notify (READY=1), uptime (up for min-uptime)",
+		Kind: KindChoice, Choices: []string{ReadyPort, ReadyNotify, ReadyUptime},
+		Type: "`\"port\"`, `\"notify\"` or `\"uptime\"`", Default: "`\"port\"` with a port, else `\"uptime\"`",
+		Meaning: "when a new instance counts as ready; a health check overrides it ([sockets.md](sockets.md#readiness))",
+		Example: "notify",
+		Ptr:     func(a *App) any { return &a.Ready },
+	},
+	{
+		Key: "watchdog", Flag: "watchdog", Usage: "restart an instance that sends no WATCHDOG=1 to NOTIFY_SOCKET within this",
+		FlagDefault: "0", Kind: KindDuration, Type: "milliseconds or duration, at least 100ms", Default: "0 (off)",
+		Meaning: "restart an instance silent for this long (sd_notify `WATCHDOG=1`; `WATCHDOG_USEC` is set)",
+		Example: "10s",
+		Ptr:     func(a *App) any { return &a.Watchdog },
 	},
 }
 
@@ -476,6 +510,14 @@ func (f *Field[T]) decode(v any) (any, error) {
 			return n, nil
 		}
 		return nil, fmt.Errorf("must be a size like \"200M\" or a number of bytes, got %s", describe(v))
+	case KindSocket:
+		return socketValue(v)
+	case KindChoice:
+		s, ok := v.(string)
+		if !ok || !slices.Contains(f.Choices, s) {
+			return nil, fmt.Errorf("must be one of %s, got %s", quoteAll(f.Choices), describe(v))
+		}
+		return s, nil
 	case KindHealth:
 		obj, ok := v.(map[string]any)
 		if !ok {
@@ -602,6 +644,17 @@ func (f *Field[T]) FlagValue(t *T, texts []string) error {
 			return bad(err)
 		}
 		v = d
+	case KindSocket:
+		m, err := ParseSocketMode(text)
+		if err != nil {
+			return bad(err)
+		}
+		v = m
+	case KindChoice:
+		if !slices.Contains(f.Choices, text) {
+			return bad(fmt.Errorf("must be one of %s", quoteAll(f.Choices)))
+		}
+		v = text
 	case KindSize:
 		if text == "" {
 			return nil
@@ -616,4 +669,16 @@ func (f *Field[T]) FlagValue(t *T, texts []string) error {
 	}
 	f.set(t, v)
 	return nil
+}
+
+// quoteAll is choices as a list of quoted words: "a", "b" or "c".
+func quoteAll(choices []string) string {
+	q := make([]string, len(choices))
+	for i, c := range choices {
+		q[i] = strconv.Quote(c)
+	}
+	if len(q) < 2 {
+		return strings.Join(q, "")
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }

@@ -17,7 +17,14 @@ var kindTypes = map[Kind]reflect.Type{
 	KindEnv: reflect.TypeFor[map[string]string](), KindInstances: reflect.TypeFor[int](),
 	KindPort: reflect.TypeFor[string](), KindBool: reflect.TypeFor[bool](), KindCount: reflect.TypeFor[int](),
 	KindDuration: reflect.TypeFor[time.Duration](), KindSize: reflect.TypeFor[int64](),
-	KindHealth: reflect.TypeFor[*HealthCheck](),
+	KindHealth: reflect.TypeFor[*HealthCheck](), KindSocket: reflect.TypeFor[SocketMode](),
+	KindChoice: reflect.TypeFor[string](),
+}
+
+// companions are the keys an example needs beside it to make a valid app.
+var companions = map[string]map[string]string{
+	"socket": {"port": `"3000-3002"`, "instances": "3"},
+	"bind":   {"port": `"3000"`, "socket": "true"},
 }
 
 // checkTable checks what every table must hold: unique keys and flags, an accessor of the
@@ -111,6 +118,9 @@ func TestAppFieldsJSONMatchesFlags(t *testing.T) {
 		}
 		t.Run(f.Key, func(t *testing.T) {
 			base := map[string]string{"name": `"web"`, "script": `"sleep 5"`}
+			for k, v := range companions[f.Key] {
+				base[k] = v
+			}
 			base[f.Key] = jsonLiteral(f.Kind, f.Example)
 			var parts []string
 			for k, v := range base {

@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"slices"
 	"time"
 
+	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/ports"
 	"github.com/pmdaemon/pmdaemon/plugins/sdk"
 )
@@ -15,8 +17,8 @@ import (
 // allocate picks n ports under spec for the app called name, keeping keep (see pickPorts),
 // and asks the starting hooks about the instances a (nil for a new app) will have on them. It
 // returns the ports and the hooks' warnings. opMu must be held; d.mu must not be.
-func (d *Daemon) allocate(a *app, name, spec string, n int, keep []int) ([]int, []string, error) {
-	ps, err := d.pickPorts(name, spec, n, keep)
+func (d *Daemon) allocate(a *app, name, spec string, n int, keep []int, h sockHold) ([]int, []string, error) {
+	ps, err := d.pickPorts(name, spec, n, keep, h)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -34,13 +36,26 @@ func (d *Daemon) allocate(a *app, name, spec string, n int, keep []int) ([]int, 
 // a request for auto:1-65535 does not probe every port of the machine first.
 const maxPolicyCandidates = 4096
 
+// maxSocketCandidates bounds them for a socket app, whose candidates are bound sockets until
+// the operation ends.
+const maxSocketCandidates = 256
+
 // pickPorts allocates n ports under spec for the app called name (nil when there is no spec).
 // keep holds ports that instances keep under an unchanged spec. Allocator plugins, when there
 // are any, choose among the candidates; they are called without d.mu, which opMu makes safe:
-// no other operation can change the registry meanwhile. d.mu must not be held.
-func (d *Daemon) pickPorts(name, spec string, n int, keep []int) ([]int, error) {
+// no other operation can change the registry meanwhile. For a socket app the probes bind the
+// sockets (bindProber); the instances of a shared socket all get the one port. d.mu must not
+// be held.
+func (d *Daemon) pickPorts(name, spec string, n int, keep []int, h sockHold) ([]int, error) {
 	if spec == "" {
 		return nil, nil
+	}
+	if h.mode == config.SocketShared && n > 0 {
+		ps, err := d.pickPorts(name, spec, 1, keep[:min(1, len(keep))], sockHold{mode: config.SocketInstance, bind: h.bind})
+		if err != nil {
+			return nil, err
+		}
+		return slices.Repeat(ps, n), nil
 	}
 	ps, err := ports.ParseSpec(spec)
 	if err != nil {
@@ -52,8 +67,11 @@ func (d *Daemon) pickPorts(name, spec string, n int, keep []int) ([]int, error) 
 	if policies {
 		limit = maxPolicyCandidates
 	}
+	if h.mode != config.SocketNone {
+		limit = min(limit, maxSocketCandidates)
+	}
 	d.mu.Lock()
-	out, cands, err := ports.Prepare(req, keep, d.reg, d.prober, limit)
+	out, cands, err := ports.Prepare(req, keep, d.reg, d.proberFor(h), limit)
 	// The registry's assignments are copied for policy plugins only: the built-in policy does
 	// not read them, and the copy grows with everything running.
 	var assigned map[int]string
@@ -135,13 +153,21 @@ func (d *Daemon) launchPlans(a *app, n int, ps []int) []launchPlan {
 // instances do not hold. d.mu must not be held.
 func (d *Daemon) slotPort(a *app, s *slot) (int, error) {
 	d.mu.Lock()
-	spec, index, keep := a.liveSpec(), s.index, []int{}
+	spec, index, keep, h := a.liveSpec(), s.index, []int{}, holdOf(a.cfg)
 	for _, o := range a.slots {
 		if o != s && o.port > 0 {
 			keep = append(keep, o.port)
 		}
 	}
 	d.mu.Unlock()
+	if h.mode == config.SocketShared {
+		// Every instance is on the one port: the others' when they have it.
+		got, err := d.pickPorts(a.cfg.Name, spec, 1, keep[:min(1, len(keep))], h)
+		if err != nil {
+			return 0, err
+		}
+		return got[0], nil
+	}
 	ps, err := ports.ParseSpec(spec)
 	if err != nil {
 		return 0, &UserError{err.Error()}
@@ -151,13 +177,13 @@ func (d *Daemon) slotPort(a *app, s *slot) (int, error) {
 		if index >= ps.Size() {
 			return 0, userErr("instance %d of %s has no port in %s", index, a.cfg.Name, ps)
 		}
-		got, err := d.pickPorts(a.cfg.Name, spec, index+1, fillFixed(ps, index))
+		got, err := d.pickPorts(a.cfg.Name, spec, index+1, fillFixed(ps, index), h)
 		if err != nil {
 			return 0, err
 		}
 		return got[index], nil
 	}
-	got, err := d.pickPorts(a.cfg.Name, spec, len(keep)+1, keep)
+	got, err := d.pickPorts(a.cfg.Name, spec, len(keep)+1, keep, h)
 	if err != nil {
 		return 0, err
 	}

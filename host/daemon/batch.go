@@ -10,7 +10,16 @@ func (d *Daemon) beginOp(ctx context.Context) (end func(), err error) {
 		d.opMu.Unlock()
 		return nil, err
 	}
-	return d.opMu.Unlock, nil
+	return d.endOp, nil
+}
+
+// endOp ends an operation: the sockets it bound and did not use are closed, as are those of
+// ports it released; then the next operation may begin.
+func (d *Daemon) endOp() {
+	d.mu.Lock()
+	d.closeUnheldLocked()
+	d.mu.Unlock()
+	d.opMu.Unlock()
 }
 
 // beginBatchOp is beginOp for an operation over several apps (start-many, restart, reload,

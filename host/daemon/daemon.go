@@ -15,8 +15,10 @@ import (
 	"github.com/pmdaemon/pmdaemon/host/cgroup"
 	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/metrics"
+	"github.com/pmdaemon/pmdaemon/host/notify"
 	"github.com/pmdaemon/pmdaemon/host/pluginhost"
 	"github.com/pmdaemon/pmdaemon/host/ports"
+	"github.com/pmdaemon/pmdaemon/host/sockets"
 	"github.com/pmdaemon/pmdaemon/host/state"
 	"github.com/pmdaemon/pmdaemon/host/supervisor"
 )
@@ -55,6 +57,12 @@ type Daemon struct {
 	order             []string // app names in creation order
 	reg               *ports.Registry
 	nextID            int
+	// bound are the sockets the running operation's allocation bound for socket apps, until
+	// a slot launches on them or the operation ends (sockets.go).
+	bound map[int]*sockets.Listener
+	// notifier receives the instances' sd_notify datagrams; nil when it could not be made
+	// (the reason is in warnings).
+	notifier *notify.Server
 
 	// cg owns the instances' cgroups; nil in process-group mode, cgReason says why.
 	cg       *cgroup.Manager
@@ -88,6 +96,10 @@ type app struct {
 	slots    []*slot
 	// rollback is set while a rolling reload runs (see state.Rollback).
 	rollback *state.Rollback
+	// listeners are the listening sockets the daemon holds for a socket app, by port;
+	// inodes are those a previous daemon held, from the state file, to take back at restore.
+	listeners map[int]*sockets.Listener
+	inodes    map[int]uint64
 }
 
 // slot is one instance position of an app: its id and port outlive the process in it.
@@ -103,6 +115,9 @@ type slot struct {
 	// carry is the unstable-exit count a restored instance resumes with; launches by the
 	// user start from zero, as a restart of an errored app should.
 	carry int
+	// notice is what the user should know of the slot's instance (it did not accept on the
+	// socket handed to it); cleared when it is ready.
+	notice string
 	// unit names the slot's processes for as long as the slot lives: its cgroup directory,
 	// and the PMDAEMON_UNIT marker every process it spawns carries. It is fixed when the slot
 	// is made (from the app and the id it had then), so a reload handing ids over does not
@@ -134,6 +149,7 @@ func New(home string, logger *log.Logger) (*Daemon, error) {
 		logger:  logger,
 		apps:    map[string]*app{},
 		reg:     ports.NewRegistry(),
+		bound:   map[int]*sockets.Listener{},
 		sampler: metrics.NewSampler(),
 		saveCh:  make(chan struct{}, 1),
 		quit:    make(chan struct{}),
@@ -143,6 +159,7 @@ func New(home string, logger *log.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("cannot create log directory: %w", err)
 	}
 	d.setupOwnership()
+	d.openNotify()
 	f, err := state.Load(d.paths.State())
 	var corrupt *state.CorruptError
 	if err != nil && !errors.As(err, &corrupt) {
@@ -163,7 +180,7 @@ func (d *Daemon) load(f *state.File) {
 	}
 	d.plugins.Load(specs)
 	for _, sa := range f.Apps {
-		a := &app{cfg: sa.Config, override: sa.PortOverride, created: sa.CreatedAt, rollback: sa.Rollback}
+		a := &app{cfg: sa.Config, override: sa.PortOverride, created: sa.CreatedAt, rollback: sa.Rollback, inodes: sa.Sockets}
 		for _, si := range sa.Instances {
 			if si.Transient {
 				// A reload was under way when the daemon died: its new instance is not part of
@@ -193,6 +210,7 @@ func (d *Daemon) load(f *state.File) {
 
 // Run starts the background loops (metrics, state writer). Stop ends them.
 func (d *Daemon) Run() {
+	d.serveNotify()
 	d.wg.Add(3)
 	go d.saveLoop()
 	go d.metricsLoop(2 * time.Second)
@@ -235,6 +253,12 @@ func (d *Daemon) Shutdown() {
 	d.persistLocked()
 	d.mu.Unlock()
 	d.plugins.Close() // hooks get the stop events first
+	d.closeNotify()
+	d.mu.Lock()
+	for _, a := range d.apps {
+		d.closeAppListeners(a)
+	}
+	d.mu.Unlock()
 	if d.cg != nil {
 		d.cg.Close()
 	}

@@ -20,6 +20,13 @@ func (d *Daemon) launch(a *app, s *slot, adopt *supervisor.Adopt) {
 		s.last = supervisor.State{Status: supervisor.Errored, Restarts: s.last.Restarts, Reason: a.argvErr.Error()}
 		return
 	}
+	if adopt != nil {
+		d.recoverListener(a, s)
+	} else if _, err := d.listenerFile(a, s); err != nil {
+		s.loop = nil
+		s.last = supervisor.State{Status: supervisor.Errored, Restarts: s.last.Restarts, Reason: err.Error()}
+		return
+	}
 	spec := d.specFor(a, s)
 	s.carry = 0
 	s.loop = supervisor.Start(spec, s.last.Restarts, adopt, d.instanceChanged)
@@ -56,7 +63,21 @@ func (d *Daemon) specFor(a *app, s *slot) supervisor.Spec {
 		Cgroup:      d.cgroupOf(s),
 		BeforeSpawn: d.respawnCheck(a, s),
 		Warn:        func(msg string) { d.logger.Print(msg) },
+		Listener:    d.heldFile(a, s),
+		Watchdog:    a.cfg.Watchdog,
 	}
+}
+
+// heldFile is the listening socket the daemon holds for s's port, nil when it holds none.
+// d.mu must be held.
+func (d *Daemon) heldFile(a *app, s *slot) *os.File {
+	if a.cfg.Socket == config.SocketNone {
+		return nil
+	}
+	if l := a.listeners[s.port]; l != nil {
+		return l.File
+	}
+	return nil
 }
 
 // healthSpec resolves an app's health check for the instance on port.
@@ -110,6 +131,21 @@ func (d *Daemon) env(a *app, s *slot) []string {
 		delete(inherited, k)
 	}
 	delete(m, "PORT")
+	// The protocols' variables are the daemon's to set: one the daemon inherited (it may run
+	// under systemd) would point the app at sockets that are not its own.
+	for _, k := range protocolEnv {
+		delete(m, k)
+	}
+	if d.notifier != nil {
+		m["NOTIFY_SOCKET"] = d.notifier.Address()
+	}
+	if a.cfg.Watchdog > 0 {
+		m["WATCHDOG_USEC"] = strconv.FormatInt(a.cfg.Watchdog.Microseconds(), 10)
+	}
+	if a.cfg.Socket != config.SocketNone && s.port > 0 {
+		// LISTEN_PID is set by the process itself (supervisor's shim): it is its own pid.
+		m["LISTEN_FDS"], m["LISTEN_FDNAMES"] = "1", a.cfg.Name
+	}
 	if v, ok := a.cfg.Env["PORT"]; ok && s.port == 0 {
 		m["PORT"] = v
 	}
@@ -133,6 +169,9 @@ func (d *Daemon) env(a *app, s *slot) []string {
 	sort.Strings(out)
 	return out
 }
+
+// protocolEnv are the variables of systemd's socket-activation and notify protocols.
+var protocolEnv = []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
 
 func cutEnv(kv string) (string, string, bool) {
 	for i := 1; i < len(kv); i++ {

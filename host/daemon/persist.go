@@ -72,7 +72,8 @@ func (d *Daemon) snapshotLocked() *state.File {
 	f := &state.File{Version: state.Version, NextID: d.nextID}
 	for _, name := range d.order {
 		a := d.apps[name]
-		sa := state.App{Config: a.cfg, PortOverride: a.override, CreatedAt: a.created, Rollback: a.rollback}
+		sa := state.App{Config: a.cfg, PortOverride: a.override, CreatedAt: a.created, Rollback: a.rollback,
+			Sockets: a.socketInodes()}
 		for _, s := range a.slots {
 			st := s.state()
 			if s.restarting && (st.Status == supervisor.Stopping || st.Status == supervisor.Stopped) {

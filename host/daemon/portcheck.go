@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/ports"
 	"github.com/pmdaemon/pmdaemon/host/supervisor"
 )
@@ -59,11 +60,18 @@ const portSettle = 500 * time.Millisecond
 func (d *Daemon) portReady(a *app, s *slot) error {
 	d.mu.Lock()
 	port, spec, name := s.port, a.liveSpec(), a.cfg.Name
+	var err error
+	socket := a.cfg.Socket != config.SocketNone && port > 0
+	if socket {
+		err = d.socketReady(a, port) // the daemon's own socket, or one bound now
+	}
 	d.mu.Unlock()
-	if port == 0 {
+	if port == 0 || socket && err == nil {
 		return nil
 	}
-	err := d.portFree(port)
+	if !socket {
+		err = d.portFree(port)
+	}
 	if err == nil {
 		return nil
 	}
@@ -120,6 +128,10 @@ func (d *Daemon) respawnCheck(a *app, s *slot) func(stop <-chan struct{}) (*supe
 	return func(stop <-chan struct{}) (*supervisor.Spec, error) {
 		d.mu.Lock()
 		port := s.port
+		if next, ok, err := d.respawnSocket(a, s); ok {
+			d.mu.Unlock()
+			return next, err
+		}
 		d.mu.Unlock()
 		if port == 0 || d.portFree(port) == nil {
 			return nil, nil
@@ -160,4 +172,24 @@ func (d *Daemon) lockOpUnless(stop <-chan struct{}) bool {
 		}()
 		return false
 	}
+}
+
+// respawnSocket is respawnCheck for a socket app (ok is false for the others): the port is the
+// daemon's, so nothing is checked, but a process adopted without its socket (the previous
+// daemon's could not be taken back) is followed by one given a socket bound now. d.mu must be
+// held.
+func (d *Daemon) respawnSocket(a *app, s *slot) (next *supervisor.Spec, ok bool, err error) {
+	if a.cfg.Socket == config.SocketNone || s.port == 0 {
+		return nil, false, nil
+	}
+	had := a.listeners[s.port] != nil
+	if _, err := d.listenerFor(a, s.port); err != nil {
+		return nil, true, err
+	}
+	if had {
+		return nil, true, nil
+	}
+	spec := d.specFor(a, s)
+	spec.Unstable = s.state().Unstable
+	return &spec, true, nil
 }

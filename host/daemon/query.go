@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/ports"
+	"github.com/pmdaemon/pmdaemon/host/supervisor"
 )
 
 // List returns one row per instance, in creation order.
@@ -39,6 +41,15 @@ func (d *Daemon) row(a *app, s *slot) api.Instance {
 		r.CPU, r.Memory = m.CPU, m.Memory
 		r.UptimeMS = time.Since(st.StartedAt).Milliseconds()
 		r.Health, r.HealthError = st.Health, st.HealthError
+		r.StatusText = st.StatusText
+	}
+	if a.cfg.Socket != config.SocketNone {
+		r.Socket = string(a.cfg.Socket)
+	}
+	r.Notice = s.notice
+	if r.Notice == "" && a.cfg.Socket != config.SocketNone && s.port > 0 &&
+		(st.Status == supervisor.Errored || st.Status == supervisor.WaitingRestart && st.Restarts > 0) {
+		r.Notice = socketNotice(s.port)
 	}
 	return r
 }

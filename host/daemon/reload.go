@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+
+	"github.com/pmdaemon/pmdaemon/host/config"
 )
 
 // reloadApp replaces a's instances gracefully. When the new ports do not overlap the old ones,
@@ -40,6 +42,11 @@ func (d *Daemon) replacesInPlace(a *app, p *plan) bool {
 		if s.port > 0 && contains(p.ports, s.port) {
 			overlap = true
 		}
+	}
+	if a.cfg.Socket != config.SocketNone && running > 0 {
+		// New instances go on the same sockets beside the old (ports it holds are its own),
+		// which stop only once the new are ready: nothing is refused meanwhile.
+		return false
 	}
 	return overlap || running == 0 || p.ports == nil && p.n <= len(a.slots)
 }

@@ -197,7 +197,7 @@ func (d *Daemon) planApp(a *app, req api.TargetRequest, reload bool) (*plan, []s
 		return nil, nil, err
 	}
 	var warnings []string
-	p.ports, warnings, err = d.allocate(a, now.cfg.Name, p.spec, p.n, p.keep)
+	p.ports, warnings, err = d.allocate(a, now.cfg.Name, p.spec, p.n, p.keep, holdOf(now.cfg))
 	if err != nil {
 		return nil, warnings, err
 	}

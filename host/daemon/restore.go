@@ -35,6 +35,10 @@ func (d *Daemon) Restore() {
 	d.reconcile(keep, spare)
 	d.clearUnadopted(adopt)
 	d.startRestored(adopt)
+	for _, a := range d.apps {
+		a.inodes = nil // taken back, or not to be
+	}
+	d.closeUnheldLocked()
 	d.persistLocked()
 }
 

@@ -28,6 +28,7 @@ var ErrAlreadyRunning = errors.New("a daemon is already running for this PMDAEMO
 // Serve runs the daemon for home in the foreground until it is killed through the API or gets
 // SIGTERM/SIGINT; either way apps are stopped with their kill timeouts and state is saved.
 func Serve(home string, logw io.Writer) error {
+	closeInheritedOnExec()
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return fmt.Errorf("cannot create %s: %w", home, err)
 	}
@@ -361,4 +362,20 @@ func writeAPIErr(w http.ResponseWriter, e *api.Error) {
 	out := *e
 	out.Legacy = e.Message
 	json.NewEncoder(w).Encode(out)
+}
+
+// closeInheritedOnExec marks close-on-exec every fd above stderr that the daemon inherited
+// open across exec (a shell's or a CI runner's pipes): Go opens its own fds close-on-exec, but
+// inherited ones would otherwise leak into every app and plugin it starts, and an app's
+// fds must be 0-2 and, for a socket app, the socket at 3.
+func closeInheritedOnExec() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }

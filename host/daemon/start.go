@@ -83,7 +83,7 @@ func (d *Daemon) startNew(ctx context.Context, cfg config.App, waitTimeout time.
 	if err != nil {
 		return nil, err
 	}
-	ps, warnings, err := d.allocate(nil, cfg.Name, cfg.Port, cfg.Instances, nil)
+	ps, warnings, err := d.allocate(nil, cfg.Name, cfg.Port, cfg.Instances, nil, holdOf(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +150,7 @@ func (d *Daemon) update(ctx context.Context, a *app, cfg config.App, waitTimeout
 	if err := d.checkAllLogs(cfg); err != nil {
 		return nil, err
 	}
-	ps, warnings, err := d.allocate(a, cfg.Name, cfg.Port, cfg.Instances, nil)
+	ps, warnings, err := d.allocate(a, cfg.Name, cfg.Port, cfg.Instances, nil, holdOf(cfg))
 	if err != nil {
 		return nil, err
 	}

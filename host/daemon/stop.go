@@ -50,7 +50,7 @@ func (d *Daemon) afterStop(t target, forget bool) api.Started {
 	defer d.mu.Unlock()
 	if !forget {
 		for _, s := range t.slots() {
-			d.reg.Release(t.app.cfg.Name, []int{s.port})
+			d.releaseSlotPortLocked(t.app, s)
 			s.port = 0
 		}
 		return *started(t.app)
@@ -65,7 +65,7 @@ func (d *Daemon) afterStop(t target, forget bool) api.Started {
 func (d *Daemon) forgetLocked(t target) {
 	name := t.app.cfg.Name
 	if t.slot != nil {
-		d.reg.Release(name, []int{t.slot.port})
+		d.releaseSlotPortLocked(t.app, t.slot)
 		var keep []*slot
 		for _, s := range t.app.slots {
 			if s != t.slot {
@@ -78,6 +78,7 @@ func (d *Daemon) forgetLocked(t target) {
 		}
 	}
 	d.reg.ReleaseApp(name)
+	d.closeAppListeners(t.app)
 	delete(d.apps, name)
 	for i, n := range d.order {
 		if n == name {
@@ -85,4 +86,18 @@ func (d *Daemon) forgetLocked(t target) {
 			break
 		}
 	}
+}
+
+// releaseSlotPortLocked gives back s's port unless another wanted instance of a is on it (a
+// shared socket's port is every instance's). d.mu must be held.
+func (d *Daemon) releaseSlotPortLocked(a *app, s *slot) {
+	if s.port == 0 {
+		return
+	}
+	for _, o := range a.slots {
+		if o != s && o.wanted && o.port == s.port {
+			return
+		}
+	}
+	d.reg.Release(a.cfg.Name, []int{s.port})
 }

@@ -99,6 +99,7 @@ func (d *Daemon) Handover() error {
 	d.opMu.Lock()
 	close(d.quit)
 	d.wg.Wait()
+	d.closeNotify() // before d.mu: a datagram being handled takes it
 	d.mu.Lock()
 	err := d.saveLocked()
 	// Plugins are the daemon's own children and end with it; the next daemon starts them.

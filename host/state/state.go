@@ -50,6 +50,9 @@ type App struct {
 	// that finds it at start-up puts the app back as it was, so that no reload is left half
 	// done with `info` showing a spec the instances do not run.
 	Rollback *Rollback `json:"rollback,omitempty"`
+	// Sockets are the inodes of the listening sockets the daemon held for the app, by port:
+	// the next daemon finds them in the app's processes and takes them back.
+	Sockets map[int]uint64 `json:"sockets,omitempty"`
 }
 
 // Rollback is an app's live port override and each instance's port (by index) before a

@@ -5,6 +5,7 @@ package supervisor
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,12 @@ type Spec struct {
 	// Warn, when set, is told what the loop could not do and went on without (a process that
 	// could not be signalled, a group or cgroup that would not empty), for the daemon's log.
 	Warn func(msg string)
+	// Listener, when set, is the listening socket the daemon holds for the instance: every
+	// process gets it as fd 3 with LISTEN_PID set to its own pid (systemd's socket
+	// activation; the rest of the LISTEN_ variables are in Env).
+	Listener *os.File
+	// Watchdog, when positive, restarts a process that sends no WATCHDOG=1 for that long.
+	Watchdog time.Duration
 }
 
 // State is a snapshot of an instance, safe to copy.
@@ -67,6 +74,10 @@ type State struct {
 	Health      string
 	HealthFails int    // consecutive failed checks
 	HealthError string // what the last failed check said
+	// Ready is set when the running process sent READY=1 to NOTIFY_SOCKET; StatusText is the
+	// last STATUS= it sent. Both start empty with every process.
+	Ready      bool
+	StatusText string
 }
 
 // Adopt describes a process left running by an earlier daemon that this instance takes back.
@@ -96,7 +107,8 @@ type Loop struct {
 	changed  chan struct{} // closed (and replaced) at every change of st; under mu
 	stopOnce sync.Once
 	stopCh   chan struct{}
-	kickCh   chan string // restart requests from the daemon (memory limit), with the reason
+	kickCh   chan string   // restart requests from the daemon (memory limit), with the reason
+	pingCh   chan struct{} // WATCHDOG=1 from the running process
 	done     chan struct{}
 	spawned  chan struct{} // closed after the first spawn attempt or the adoption
 	spawnOne sync.Once
@@ -105,6 +117,7 @@ type Loop struct {
 	proc *running // the process now running; nil between two
 	hc   *checker // its health checker; nil without a check or between processes
 	bo   backoff
+	wd   watchdog
 }
 
 // Start begins supervising. restarts carries the count over from an earlier incarnation. With
@@ -118,6 +131,7 @@ func Start(spec Spec, restarts int, adopt *Adopt, notify func(Change)) *Loop {
 		changed: make(chan struct{}),
 		stopCh:  make(chan struct{}),
 		kickCh:  make(chan string, 1),
+		pingCh:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		spawned: make(chan struct{}),
 	}
@@ -234,6 +248,10 @@ func (l *Loop) run(adopt *Adopt) {
 		select {
 		case r := <-l.hc.resultsCh():
 			then = l.onHealth(r)
+		case <-l.pingCh:
+			l.wd.arm(l.spec.Watchdog)
+		case <-l.wd.expired():
+			then = l.onWatchdog()
 		case code := <-l.proc.exited:
 			then = l.onExit(code)
 		case reason := <-l.kickCh:
@@ -260,17 +278,30 @@ func (l *Loop) spawnOrFail() *running {
 	return &running{started: time.Now(), exited: ch}
 }
 
-// startChecks starts the health checker of a running process that has none yet.
+// startChecks starts the health checker and the watchdog of a running process that has none
+// yet.
 func (l *Loop) startChecks() {
 	if l.hc == nil && l.proc.pid > 0 && l.spec.Health != nil {
 		l.update(func(s *State) { s.Health, s.HealthFails, s.HealthError = HealthChecking, 0, "" })
 		l.hc = l.startChecker()
+	}
+	if !l.wd.armed() && l.proc.pid > 0 {
+		l.wd.arm(l.spec.Watchdog)
 	}
 }
 
 func (l *Loop) stopChecks() {
 	l.hc.close()
 	l.hc = nil
+	l.wd.disarm()
+}
+
+// onWatchdog replaces a process that stopped sending WATCHDOG=1, as systemd does.
+func (l *Loop) onWatchdog() next {
+	if l.proc.pid <= 0 {
+		return carryOn
+	}
+	return l.replace(fmt.Sprintf("watchdog: no WATCHDOG=1 within %s", l.spec.Watchdog))
 }
 
 // onHealth records a check's result; a process the check condemns is replaced.

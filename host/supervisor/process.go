@@ -70,8 +70,15 @@ func (l *Loop) spawn() (*running, error) {
 		}
 		defer errf.Close()
 	}
-	cmd := exec.Command(l.spec.Argv[0], l.spec.Argv[1:]...)
+	argv := l.spec.Argv
+	if l.spec.Listener != nil {
+		argv = withListenPid(argv)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = l.spec.Dir
+	if l.spec.Listener != nil {
+		cmd.ExtraFiles = []*os.File{l.spec.Listener} // fd 3; every other fd of ours is close-on-exec
+	}
 	cmd.Env = l.spec.Env
 	cmd.Stdout = out
 	cmd.Stderr = errf
@@ -98,8 +105,19 @@ func (l *Loop) spawn() (*running, error) {
 	exited := waitChild(cmd)
 	l.update(func(s *State) {
 		s.Status, s.Pid, s.PidStart, s.StartedAt = Online, pid, start, now
+		s.Ready, s.StatusText = false, ""
 	})
 	return &running{pid: pid, started: now, exited: exited}, nil
+}
+
+// listenPidShim sets LISTEN_PID to the shell's own pid, which the exec keeps for the app: the
+// socket-activation protocol wants the pid of the process that reads it, which Go's exec cannot
+// know before it forks. "$0" "$@" are the app's argv, passed as words, never re-parsed.
+const listenPidShim = `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`
+
+// withListenPid runs argv through the shim.
+func withListenPid(argv []string) []string {
+	return append([]string{"/bin/sh", "-c", listenPidShim}, argv...)
 }
 
 // killGroup sends SIGTERM to the instance's processes (its cgroup, or its process group), gives
