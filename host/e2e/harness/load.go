@@ -268,16 +268,17 @@ type WrkResult struct {
 // Failed is the number of requests that failed either way.
 func (r WrkResult) Failed() int64 { return r.Non2xx + r.SocketErrors }
 
-// StartWrk runs `wrk -t2 -c16 -d<d> url` in the background; wait returns its parsed report.
-// It fails the test when wrk is missing (test.sh installs it: apt-get install wrk).
-func StartWrk(t testing.TB, url string, d time.Duration) (wait func() WrkResult) {
+// StartWrk runs `wrk -t2 -c16 -d<d> [args...] url` in the background; wait returns its parsed
+// report. It fails the test when wrk is missing (test.sh installs it: apt-get install wrk).
+func StartWrk(t testing.TB, url string, d time.Duration, args ...string) (wait func() WrkResult) {
 	t.Helper()
 	bin, err := exec.LookPath("wrk")
 	if err != nil {
 		t.Fatalf("this test needs wrk (test.sh installs it: apt-get install -y wrk): %v", err)
 	}
 	secs := max(int(d.Round(time.Second)/time.Second), 1)
-	cmd := exec.Command(bin, "-t2", "-c16", "-d"+strconv.Itoa(secs)+"s", "--timeout", "10s", url)
+	args = append([]string{"-t2", "-c16", "-d" + strconv.Itoa(secs) + "s", "--timeout", "10s"}, args...)
+	cmd := exec.Command(bin, append(args, url)...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

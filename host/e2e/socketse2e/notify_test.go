@@ -49,24 +49,19 @@ func TestNotifyReadiness(t *testing.T) {
 	}
 }
 
-// With `--ready notify`, an app that never sends READY=1 is never online, though it serves.
-func TestNotifyReadinessWithoutReadyIsNotOnline(t *testing.T) {
+// With `--ready notify`, an app that never sends READY=1 is never ready, though it serves: a
+// start or a restart that waits for readiness fails, naming what was missing.
+func TestNotifyReadinessWithoutReadyIsNotReady(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	p := harness.FreePorts(t, 1)
-	h.OK("start", harness.Echo, "--name", "mute", "--port", strconv.Itoa(p), "--socket", "--bind", "127.0.0.1", "--ready", "notify")
-	harness.Eventually(t, 15*time.Second, "the app to serve on its socket", func() bool {
-		_, err := harness.Get(url(p))
-		return err == nil
-	})
-	harness.HoldsFor(t, h.API(), 3*time.Second, "an app that never sends READY=1", func(rows []api.Instance) string {
-		for _, r := range harness.Rows(rows, "mute") {
-			if r.Status == "online" {
-				return fmt.Sprintf("instance %d is online without READY=1", r.Index)
-			}
-		}
-		return ""
-	})
+	stderr := h.Fail("start", harness.Echo, "--name", "mute", "--port", strconv.Itoa(p), "--socket", "--bind", "127.0.0.1",
+		"--ready", "notify", "--wait-ready", "--wait-timeout", "2s")
+	harness.ErrLike(t, stderr, "mute", "READY=1", "NOTIFY_SOCKET")
+	if _, err := harness.Get(url(p)); err != nil {
+		t.Errorf("the app should serve on its socket all the same: %v", err)
+	}
+	harness.ErrLike(t, h.Fail("restart", "mute", "--wait-ready", "--wait-timeout", "2s"), "mute", "READY=1")
 }
 
 // `--watchdog`: an app that pings WATCHDOG=1 more often than the watchdog interval keeps

@@ -198,7 +198,13 @@ func TestRecipesUnderLoad(t *testing.T) {
 			spread(t, a, modes[1], rows, "web", warm)
 			for _, verb := range []string{"reload", "restart"} {
 				s := phase(t, l, verb, func() { timed(t, h, verb, "web") })
-				mustNotFail(t, h, verb, s)
+				if a.lossyStop == "" {
+					mustNotFail(t, h, verb, s)
+				} else if s.Refused > 0 || s.OK == 0 {
+					t.Errorf("%s: want 0 refused: %s", verb, s)
+				} else {
+					t.Logf("%s: %d requests failed and none was refused; %s", verb, s.Failed(), a.lossyStop)
+				}
 				h.WaitOnline("web", instances)
 			}
 			t.Logf("%s whole run: %s", a.name, l.Stop())
