@@ -45,10 +45,12 @@ var recipes = []app{
 		cmd: func(t *testing.T) (string, []string) {
 			return debian(t, "/usr/bin/uvicorn", "uvicorn"), []string{"--fd", "3", "--app-dir", filepath.Join(harness.ModuleRoot(), "examples/apps/asgi"), "app:app"}
 		}},
-	{name: "puma", cmd: func(t *testing.T) (string, []string) {
-		dir := filepath.Join(harness.ModuleRoot(), "examples/apps/rack")
-		return debian(t, "/usr/bin/puma", "puma"), []string{"-C", filepath.Join(dir, "puma.rb"), filepath.Join(dir, "config.ru")}
-	}},
+	{name: "puma", lossyStop: "puma 5.6's graceful shutdown times out every client in its reactor that has sent no byte yet, " +
+		"closing connections it accepted just before (puma/server.rb reactor_wakeup, client.rb can_close?)",
+		cmd: func(t *testing.T) (string, []string) {
+			dir := filepath.Join(harness.ModuleRoot(), "examples/apps/rack")
+			return debian(t, "/usr/bin/puma", "puma"), []string{"-C", filepath.Join(dir, "puma.rb"), filepath.Join(dir, "config.ru")}
+		}},
 }
 
 // startArgs is `start CMD --name NAME flags... -- ARGS...` for a.

@@ -12,9 +12,9 @@ import (
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
 )
 
-// wrkFor is how long wrk runs: longer than a reload of four slow-starting instances takes
-// on a loaded machine; the test fails rather than pass when the reload outlasts it.
-const wrkFor = 12 * time.Second
+// steady is how long wrk's load runs before the reload and after nginx has switched: load,
+// not synchronisation.
+const steady = time.Second
 
 // nginx with the nginx-upstream plugin follows `reload web --port NEWRANGE` under wrk's load
 // with no failed request, with and without a health check, for apps that bind their ports
@@ -69,14 +69,12 @@ func TestNginxFollowsReloadUnderWrk(t *testing.T) {
 			// upstreams change) closes idle keep-alive connections, and a client that sent its
 			// next request at that moment reads EOF. Measured without pmdaemon: 5 `nginx -s
 			// reload` under this wrk with keep-alive, one static upstream: 24 read errors.
-			wait := harness.StartWrk(t, n.URL(), wrkFor, "-H", "Connection: close")
-			started := time.Now()
+			stop := harness.StartWrk(t, n.URL(), "-H", "Connection: close")
+			time.Sleep(steady)
 			timed(t, h, "reload", "web", "--port", harness.PortRange(to, to+count-1))
 			n.ReachAll(t, harness.Seq(to, count))
-			if took := time.Since(started); took > wrkFor-2*time.Second {
-				t.Fatalf("the reload and nginx's switch took %s, too close to wrk's %s: the load did not cover it", took, wrkFor)
-			}
-			r := wait()
+			time.Sleep(steady)
+			r := stop()
 			t.Logf("%s: wrk made %d requests through nginx during the reload, %d non-2xx, %d socket errors",
 				tc.name, r.Requests, r.Non2xx, r.SocketErrors)
 			if r.Failed() > 0 || r.Requests < 100 {
