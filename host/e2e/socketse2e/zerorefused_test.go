@@ -19,6 +19,11 @@ const loadWorkers = 6
 // action had in flight are then counted in it, not in the next phase.
 const settle = 150
 
+// warmup is how many requests the load makes before the first action: enough that every
+// instance has answered some, however unevenly the kernel (or an asyncio server that accepts
+// many connections at once) spreads them.
+const warmup = 400
+
 // mode is one way of holding the sockets: per instance on a range, or shared on one port.
 type mode struct {
 	name string
@@ -67,7 +72,7 @@ func runZeroRefused(t *testing.T, a app, m mode) {
 	wantSocketMode(t, h, name, m.name)
 
 	l := harness.StartLoad(t, loadWorkers, urls...)
-	warm := phase(t, l, "warm-up", func() {})
+	warm := phase(t, l, "warm-up", func() { l.WaitRequests(warmup) })
 	mustNotFail(t, h, "warm-up", warm)
 	spread(t, a, m, rows, name, warm)
 
@@ -193,7 +198,7 @@ func TestRecipesUnderLoad(t *testing.T) {
 			h.OK(a.startArgs(t, "web", "--socket", "shared", "--port", strconv.Itoa(p), "-i", strconv.Itoa(instances), "--bind", "127.0.0.1")...)
 			rows := h.WaitOnline("web", instances)
 			l := harness.StartLoad(t, loadWorkers, url(p))
-			warm := phase(t, l, "warm-up", func() {})
+			warm := phase(t, l, "warm-up", func() { l.WaitRequests(warmup) })
 			mustNotFail(t, h, "warm-up", warm)
 			spread(t, a, modes[1], rows, "web", warm)
 			for _, verb := range []string{"reload", "restart"} {
