@@ -12,6 +12,7 @@ import (
 	"github.com/olekukonko/tablewriter/tw"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/config"
 )
 
 // ListHeader is the column order of `list`, as in the port-management spec.
@@ -164,6 +165,16 @@ func RenderInfo(w io.Writer, a *api.App) error {
 	if c.WaitReady {
 		line("wait ready", "yes, up to "+c.Waiting().String())
 	}
+	switch c.Socket {
+	case config.SocketInstance:
+		line("socket", "held by pmdaemon, one per instance, passed as fd 3 (LISTEN_FDS)"+bindNote(c.Bind))
+	case config.SocketShared:
+		line("socket", "held by pmdaemon, one port shared by every instance, passed as fd 3 (LISTEN_FDS)"+bindNote(c.Bind))
+	}
+	line("ready when", readyText(c))
+	if c.Watchdog > 0 {
+		line("watchdog", "restart when no WATCHDOG=1 within "+c.Watchdog.String())
+	}
 	size, keep := c.LogLimits()
 	line("log rotation", fmt.Sprintf("at %s, keeping %d", FormatBytes(uint64(size)), keep))
 	line("created", a.CreatedAt.Format(time.RFC3339))
@@ -194,6 +205,12 @@ func RenderInfo(w io.Writer, a *api.App) error {
 		if in.Reason != "" {
 			fmt.Fprintf(&b, "      reason: %s\n", in.Reason)
 		}
+		if in.StatusText != "" {
+			fmt.Fprintf(&b, "      status text: %s\n", in.StatusText)
+		}
+		if in.Notice != "" {
+			fmt.Fprintf(&b, "      notice: %s\n", in.Notice)
+		}
 		fmt.Fprintf(&b, "      out log: %s\n      err log: %s\n", in.OutLog, in.ErrLog)
 		if in.Cgroup != "" {
 			fmt.Fprintf(&b, "      cgroup: %s\n", in.Cgroup)
@@ -210,4 +227,29 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+func bindNote(bind string) string {
+	if bind == "" {
+		return ", on every address"
+	}
+	return ", on " + bind
+}
+
+// readyText says what makes a new instance ready (docs/sockets.md#readiness).
+func readyText(c api.AppConfig) string {
+	if c.HealthCheck != nil {
+		return "its health check passes"
+	}
+	app := config.App{Ready: c.Ready, Port: c.Port}
+	switch app.ReadyRule() {
+	case config.ReadyNotify:
+		return "it sends READY=1 to NOTIFY_SOCKET"
+	case config.ReadyPort:
+		if c.Socket != config.SocketNone {
+			return "it accepts a connection on its socket (or sends READY=1)"
+		}
+		return "its port accepts a connection (or it sends READY=1)"
+	}
+	return "it has been up for min uptime " + c.MinUptime.String() + " (or sends READY=1)"
 }

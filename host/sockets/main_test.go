@@ -3,6 +3,7 @@ package sockets
 import (
 	"bufio"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,7 +29,16 @@ const childModeEnv = "PMD_SOCKETS_CHILD"
 func TestMain(m *testing.M) {
 	switch os.Getenv(childModeEnv) {
 	case "":
-		os.Exit(m.Run())
+		base := runtime.NumGoroutine()
+		code := m.Run()
+		// The fuzzing engine keeps a signal goroutine of its own: check plain test runs only.
+		fuzzing := flag.Lookup("test.fuzz") != nil && flag.Lookup("test.fuzz").Value.String() != ""
+		if code == 0 && !fuzzing && !goroutinesSettle(base) {
+			buf := make([]byte, 1<<20)
+			fmt.Fprintf(os.Stderr, "goroutines left behind by the tests:\n%s\n", buf[:runtime.Stack(buf, true)])
+			code = 1
+		}
+		os.Exit(code)
 	case "serve":
 		ln, err := net.FileListener(os.NewFile(3, "listener"))
 		if err != nil {
@@ -59,6 +70,19 @@ func TestMain(m *testing.M) {
 	}
 }
 
+// goroutinesSettle waits for the goroutines the tests started (HTTP client connections, child
+// reapers) to end, up to a deadline; false if more than base remain.
+func goroutinesSettle(base int) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
 func exitOnStdinEOF() {
 	io.Copy(io.Discard, os.Stdin)
 	os.Exit(0)
@@ -88,7 +112,7 @@ func (c *child) stop() {
 
 // startChild runs the test binary in mode with the socket as fd 3 and returns once it says
 // it is ready. The test's cleanup stops and reaps it.
-func startChild(t *testing.T, mode string, socket *os.File) *child {
+func startChild(t testing.TB, mode string, socket *os.File) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childModeEnv+"="+mode, "GORACE=atexit_sleep_ms=0")
@@ -165,10 +189,12 @@ func runAsNobody(t *testing.T, mode string, env ...string) string {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous: reading /proc/net/tcp takes a fraction of a second on a host with many
+	// TIME_WAIT sockets, as a test machine running other suites has.
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
+			t.Fatalf("%s: not within 30s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -195,7 +221,7 @@ func needIPv6(t *testing.T, binds ...string) {
 }
 
 // listen is Listen that fails the test on error and closes the listener at its end.
-func listen(t *testing.T, bind string, port int) *Listener {
+func listen(t testing.TB, bind string, port int) *Listener {
 	t.Helper()
 	l, err := Listen(bind, port)
 	if err != nil {

@@ -1,6 +1,7 @@
 package sockets
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -46,14 +47,20 @@ func probeTarget(addr netip.Addr, dualStack bool, port int) string {
 // processes) accepted that connection within timeout. For a daemon-held socket the kernel
 // always completes the handshake, so only an accept by the app shows that it serves.
 //
-// It finds the server side of the probe connection in /proc/net/tcp (or tcp6): local port the
-// listener's, remote end the probe's. That socket has inode 0 while it waits in the accept
-// queue and gets one when a process accepts it; then the pids' fd tables tell whether it was
-// one of them. When another process took it (an old instance sharing the socket), or nobody
-// did within timeout, accepted is false and err nil: the caller probes again later. The probe
-// connection is closed on return without sending anything, which an HTTP server sees as a
-// client that went away.
+// It finds the server side of the probe connection (local port the listener's, remote end the
+// probe's) with a sock_diag lookup, or in /proc/net/tcp (tcp6) on a kernel without inet_diag.
+// That socket has inode 0 while it waits in the accept queue and gets one when a process
+// accepts it; then the pids' fd tables tell whether it was one of them. When another process
+// took it (an old instance sharing the socket), or nobody did within timeout, accepted is
+// false and err nil: the caller probes again later. The probe connection is closed on return
+// without sending anything, which an HTTP server sees as a client that went away.
 func AcceptedBy(l *Listener, pids []int, timeout time.Duration) (accepted bool, err error) {
+	return acceptedBy(l, pids, timeout, true)
+}
+
+// acceptedBy is AcceptedBy; tryDiag false reads /proc/net only, to test that path on kernels
+// that have inet_diag.
+func acceptedBy(l *Listener, pids []int, timeout time.Duration, tryDiag bool) (bool, error) {
 	deadline := time.Now().Add(timeout)
 	bound, family, dualStack, err := listenerAddr(l)
 	if err != nil {
@@ -64,23 +71,30 @@ func AcceptedBy(l *Listener, pids []int, timeout time.Duration) (accepted bool, 
 		return false, fmt.Errorf("probing port %d: %w", l.Port, err)
 	}
 	defer conn.Close()
-	probe := conn.LocalAddr().(*net.TCPAddr).AddrPort()
-
-	table := &procNetReader{path: "/proc/net/tcp", buf: make([]byte, 0, 16<<10)}
+	server := serverSide{
+		local:  conn.RemoteAddr().(*net.TCPAddr).AddrPort(),
+		remote: conn.LocalAddr().(*net.TCPAddr).AddrPort(),
+		table:  &procNetReader{path: "/proc/net/tcp", buf: make([]byte, 0, 16<<10)},
+	}
 	if family == unix.AF_INET6 {
 		// An IPv4 client of a dual-stack listener is served by an IPv6 socket with
 		// IPv4-mapped addresses, listed in tcp6 too.
-		table.path = "/proc/net/tcp6"
+		server.table.path = "/proc/net/tcp6"
 	}
-	for wait := 500 * time.Microsecond; ; wait = min(2*wait, 20*time.Millisecond) {
-		e, found, err := table.find(l.Port, probe)
+	if tryDiag {
+		// Without sock_diag (no netlink here) /proc/net gives the same answer, slower.
+		server.diag, _ = openDiagTable()
+	}
+	defer server.close()
+	for wait := 200 * time.Microsecond; ; wait = min(2*wait, 20*time.Millisecond) {
+		e, found, err := server.find()
 		if err != nil {
 			return false, fmt.Errorf("probing port %d: %w", l.Port, err)
 		}
 		switch {
 		case found && e.inode != 0:
 			return heldBy(pids, e.inode)
-		case found && e.state != tcpEstablished && e.state != tcpSynRecv:
+		case found && e.state != tcpEstablished && e.state != tcpSynRecv && e.state != tcpNewSynRecv:
 			// Accepted and already closed: some process served it, and which can no longer
 			// be told.
 			return false, nil
@@ -89,6 +103,39 @@ func AcceptedBy(l *Listener, pids []int, timeout time.Duration) (accepted bool, 
 			return false, nil
 		}
 		time.Sleep(wait)
+	}
+}
+
+// serverSide finds the listener's end of a probe connection.
+type serverSide struct {
+	local, remote netip.AddrPort // as the server side sees them
+	diag          *diagTable     // nil when sock_diag is not used
+	diagFound     bool           // sock_diag has found the socket once
+	table         *procNetReader
+}
+
+func (s *serverSide) find() (tcpEntry, bool, error) {
+	if s.diag != nil {
+		e, err := s.diag.lookup(s.local, s.remote)
+		switch {
+		case err == nil:
+			s.diagFound = true
+			return e, true, nil
+		case errors.Is(err, errDiagNotFound) && s.diagFound:
+			return tcpEntry{}, false, nil
+		}
+		// The server side exists from the client's SYN on, so not finding it at the first
+		// lookup means the kernel has no inet_diag for the family; on that or any other
+		// netlink failure /proc/net answers instead.
+		s.diag.close()
+		s.diag = nil
+	}
+	return s.table.find(int(s.local.Port()), s.remote)
+}
+
+func (s *serverSide) close() {
+	if s.diag != nil {
+		s.diag.close()
 	}
 }
 

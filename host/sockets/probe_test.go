@@ -11,14 +11,18 @@ import (
 // An instance serving HTTP on the handed-over socket is seen to accept the probe; the probe
 // is not credited to processes that did not accept it; and the probe's EOF does not stop the
 // app from serving the next request.
+//
+// Each case runs with sock_diag and with /proc/net alone, the fallback of kernels without
+// inet_diag.
 func TestAcceptedByTellsWhoAccepted(t *testing.T) {
-	for _, bind := range []string{"", "127.0.0.1", "::1", "0.0.0.0"} {
-		t.Run(fmt.Sprintf("%q", bind), func(t *testing.T) {
+	for _, tc := range probeCases([]string{"", "127.0.0.1", "::1", "0.0.0.0"}) {
+		bind, tryDiag := tc.bind, tc.tryDiag
+		t.Run(tc.name, func(t *testing.T) {
 			needIPv6(t, bind)
 			l := listen(t, bind, 0)
 			app := startChild(t, "serve", l.File)
 			eventually(t, "the app accepts the probe", func() bool {
-				ok, err := AcceptedBy(l, []int{app.pid()}, time.Second)
+				ok, err := acceptedBy(l, []int{app.pid()}, time.Second, tryDiag)
 				if err != nil {
 					t.Fatalf("AcceptedBy: %v", err)
 				}
@@ -26,7 +30,7 @@ func TestAcceptedByTellsWhoAccepted(t *testing.T) {
 			})
 			// The app accepts every probe from now on; none is this process's.
 			for _, pids := range [][]int{{os.Getpid()}, nil, {deadPid(t)}} {
-				ok, err := AcceptedBy(l, pids, time.Second)
+				ok, err := acceptedBy(l, pids, time.Second, tryDiag)
 				if ok || err != nil {
 					t.Fatalf("AcceptedBy(pids %v) = %v, %v; want false, nil (pid %d accepted)", pids, ok, err, app.pid())
 				}
@@ -41,18 +45,43 @@ func TestAcceptedByTellsWhoAccepted(t *testing.T) {
 // While no process accepts, the probe waits in the queue: not accepted within the timeout,
 // and no error, since the kernel itself completed the handshake.
 func TestAcceptedByNobodyAccepting(t *testing.T) {
-	l := listen(t, "", 0)
-	start := time.Now()
-	ok, err := AcceptedBy(l, []int{os.Getpid()}, 200*time.Millisecond)
-	if ok || err != nil {
-		t.Fatalf("AcceptedBy with nobody accepting = %v, %v; want false, nil", ok, err)
+	for _, tc := range probeCases([]string{"", "127.0.0.1"}) {
+		t.Run(tc.name, func(t *testing.T) {
+			l := listen(t, tc.bind, 0)
+			start := time.Now()
+			ok, err := acceptedBy(l, []int{os.Getpid()}, 200*time.Millisecond, tc.tryDiag)
+			if ok || err != nil {
+				t.Fatalf("AcceptedBy with nobody accepting = %v, %v; want false, nil", ok, err)
+			}
+			if waited := time.Since(start); waited < 150*time.Millisecond || waited > 5*time.Second {
+				t.Fatalf("AcceptedBy returned after %v; want about the 200ms timeout", waited)
+			}
+			if n, err := Backlog(l); n != 1 || err != nil {
+				t.Fatalf("Backlog = %d, %v; want the one probe queued", n, err)
+			}
+		})
 	}
-	if waited := time.Since(start); waited < 150*time.Millisecond || waited > 5*time.Second {
-		t.Fatalf("AcceptedBy returned after %v; want about the 200ms timeout", waited)
+}
+
+type probeCase struct {
+	name    string
+	bind    string
+	tryDiag bool
+}
+
+// probeCases crosses binds with the two ways of finding the probe's server side.
+func probeCases(binds []string) []probeCase {
+	var cases []probeCase
+	for _, tryDiag := range []bool{true, false} {
+		how := "sock_diag"
+		if !tryDiag {
+			how = "/proc/net"
+		}
+		for _, b := range binds {
+			cases = append(cases, probeCase{fmt.Sprintf("%s %q", how, b), b, tryDiag})
+		}
 	}
-	if n, err := Backlog(l); n != 1 || err != nil {
-		t.Fatalf("Backlog = %d, %v; want the one probe queued", n, err)
-	}
+	return cases
 }
 
 // A probe of a port nobody listens on is an error that names the port.

@@ -22,6 +22,7 @@ type tcpEntry struct {
 const (
 	tcpEstablished = 1
 	tcpSynRecv     = 3
+	tcpNewSynRecv  = 12 // a request socket: the handshake is not complete (sock_diag only)
 )
 
 var errShortLine = errors.New("fewer than 10 fields")

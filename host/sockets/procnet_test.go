@@ -16,7 +16,7 @@ import (
 // malformed lines are errors naming the field.
 func TestParseTCPLine(t *testing.T) {
 	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
-		t.Skip("the sample lines are a little-endian host's; TestProcNetFindsRealSockets covers this host")
+		t.Skip("the sample lines are a little-endian host's; TestServerSideLookupFindsRealSockets covers this host")
 	}
 	tests := []struct {
 		name    string
@@ -68,54 +68,85 @@ func TestParseTCPLine(t *testing.T) {
 	}
 }
 
-// The reader finds the kernel's own entries: the server side of a real connection, first in
-// the accept queue (inode 0), then accepted (the inode of the accepted socket).
-func TestProcNetFindsRealSockets(t *testing.T) {
-	for _, bind := range []string{"127.0.0.1", "::1", ""} {
-		t.Run(fmt.Sprintf("%q", bind), func(t *testing.T) {
-			needIPv6(t, bind)
-			l := listen(t, bind, 0)
-			addr, family, dual, err := listenerAddr(l)
+// Both ways of finding the server side of a connection give the kernel's own entries: first
+// in the accept queue (inode 0), then accepted (the inode of the accepted socket). The
+// sock_diag lookup is tested apart, so that a fallback to /proc/net cannot hide it failing.
+func TestServerSideLookupFindsRealSockets(t *testing.T) {
+	type lookupFunc func(local, remote netip.AddrPort) (tcpEntry, bool, error)
+	methods := []struct {
+		name string
+		open func(t *testing.T, family int) lookupFunc
+	}{
+		{"sock_diag", func(t *testing.T, _ int) lookupFunc {
+			d, err := openDiagTable()
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("sock_diag: %v", err)
 			}
+			t.Cleanup(d.close)
+			return func(local, remote netip.AddrPort) (tcpEntry, bool, error) {
+				e, err := d.lookup(local, remote)
+				return e, err == nil, err
+			}
+		}},
+		{"/proc/net", func(t *testing.T, family int) lookupFunc {
 			table := &procNetReader{path: "/proc/net/tcp"}
 			if family == unix.AF_INET6 {
 				table.path = "/proc/net/tcp6"
 			}
-			client, err := net.Dial("tcp", probeTarget(addr, dual, l.Port))
-			if err != nil {
-				t.Fatal(err)
+			return func(local, remote netip.AddrPort) (tcpEntry, bool, error) {
+				return table.find(int(local.Port()), remote)
 			}
-			defer client.Close()
-			clientAddr := client.LocalAddr().(*net.TCPAddr).AddrPort()
-			var queued tcpEntry
-			eventually(t, "the queued connection in "+table.path, func() bool {
-				var found bool
-				queued, found, err = table.find(l.Port, clientAddr)
-				return err == nil && found && queued.state == tcpEstablished
+		}},
+	}
+	for _, m := range methods {
+		for _, bind := range []string{"127.0.0.1", "::1", ""} {
+			t.Run(fmt.Sprintf("%s %q", m.name, bind), func(t *testing.T) {
+				needIPv6(t, bind)
+				l := listen(t, bind, 0)
+				addr, family, dual, err := listenerAddr(l)
+				if err != nil {
+					t.Fatal(err)
+				}
+				lookup := m.open(t, family)
+				client, err := net.Dial("tcp", probeTarget(addr, dual, l.Port))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer client.Close()
+				local := client.RemoteAddr().(*net.TCPAddr).AddrPort()
+				remote := client.LocalAddr().(*net.TCPAddr).AddrPort()
+				var queued tcpEntry
+				eventually(t, "the queued connection", func() bool {
+					var found bool
+					queued, found, err = lookup(local, remote)
+					return found && queued.state == tcpEstablished
+				})
+				if queued.inode != 0 {
+					t.Fatalf("a connection no process accepted has inode %d, want 0", queued.inode)
+				}
+				ln, err := net.FileListener(l.File)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+				server, err := ln.Accept()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer server.Close()
+				accepted, found, err := lookup(local, remote)
+				if err != nil || !found || accepted.inode == 0 {
+					t.Fatalf("after accept: %+v found=%v err=%v; want the accepted socket with an inode", accepted, found, err)
+				}
+				if got, err := findSocketFD(os.Getpid(), accepted.inode); err != nil || got < 0 {
+					t.Fatalf("the accepted socket's inode %d is not among this process's fds (%d, %v)", accepted.inode, got, err)
+				}
+				absent := netip.AddrPortFrom(remote.Addr(), 1)
+				if e, found, _ := lookup(local, absent); found {
+					t.Fatalf("a connection from %v that was never made was found: %+v", absent, e)
+				}
 			})
-			if queued.inode != 0 {
-				t.Fatalf("a connection no process accepted has inode %d, want 0", queued.inode)
-			}
-			ln, err := net.FileListener(l.File)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			server, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer server.Close()
-			accepted, found, err := table.find(l.Port, clientAddr)
-			if err != nil || !found || accepted.inode == 0 || accepted.local.Port() != uint16(l.Port) {
-				t.Fatalf("after accept: %+v found=%v err=%v; want the accepted socket with an inode", accepted, found, err)
-			}
-			if got, err := findSocketFD(os.Getpid(), accepted.inode); err != nil || got < 0 {
-				t.Fatalf("the accepted socket's inode %d is not among this process's fds (%d, %v)", accepted.inode, got, err)
-			}
-		})
+		}
 	}
 }
 
