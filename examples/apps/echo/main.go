@@ -69,23 +69,19 @@ func main() {
 	}
 	busy := &busyConns{m: map[net.Conn]bool{}}
 	srv := &http.Server{ConnState: busy.track}
-	drained := make(chan struct{})
 	var stopping atomic.Bool
 	go func() {
-		defer close(drained)
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 		<-sig
 		// Finish the requests in flight, then go: a reload loses none of them. Not with
 		// srv.Shutdown alone: it drops a request that it reads after shutdown began, and on a
 		// socket shared with other instances, or held by the daemon, connections accepted just
-		// before are common. So: stop accepting (the socket stays open for the others), let
-		// every connection that is not idle finish, then close the idle ones.
+		// before are common. So: stop accepting here (the socket stays open for the others);
+		// main does the rest once Serve has returned.
 		stopping.Store(true)
 		srv.SetKeepAlivesEnabled(false)
 		ln.Close()
-		busy.waitIdle(3 * time.Second)
-		srv.Close()
 	}()
 	log.Printf("instance %s of %s listening on %s", who["instance"], who["app"], how)
 	if os.Getenv("NOTIFY_READY") == "1" {
@@ -109,9 +105,10 @@ func main() {
 	if err := srv.Serve(ln); err != nil && !stopping.Load() {
 		log.Fatal(err)
 	}
-	// Serve returns as soon as the listener is closed; the requests in flight are done only
-	// when the stopping goroutine is. Exiting before would cut them off.
-	<-drained
+	// Serve has returned, so every connection it accepted is tracked (it marks one StateNew
+	// before it accepts the next): let those that are not idle finish, then close the idle ones.
+	busy.waitIdle(3 * time.Second)
+	srv.Close()
 }
 
 // busyConns tracks the connections that are not idle: accepted (a request may be on its way)
