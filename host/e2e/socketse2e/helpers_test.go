@@ -98,17 +98,6 @@ func debian(t *testing.T, p, pkg string) string {
 
 func url(port int) string { return fmt.Sprintf("http://127.0.0.1:%d/", port) }
 
-// rawInfo is `info NAME --json` as plain JSON, for the fields this suite checks by value.
-func rawInfo(t *testing.T, h *harness.Home, name string) map[string]any {
-	t.Helper()
-	var m map[string]any
-	out := h.OK("info", name, "--json")
-	if err := json.Unmarshal([]byte(out), &m); err != nil {
-		t.Fatalf("info --json: %v\n%s", err, out)
-	}
-	return m
-}
-
 // rawRows are the instance rows of `info NAME --json`.
 func rawRows(t *testing.T, h *harness.Home, name string) []map[string]any {
 	t.Helper()
