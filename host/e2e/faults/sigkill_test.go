@@ -207,6 +207,7 @@ func TestDaemonSigkillInstancesDiedMeanwhile(t *testing.T) {
 // new instances are up, waiting out a long min_uptime, the old ones still serve). The next daemon
 // must come back with one consistent app: two instances with indexes 0 and 1, each answering
 // on its port, no process left over from the interrupted half, and the app still restartable.
+// (The app is ready by uptime, so that the reload is still waiting when the daemon is killed.)
 // Today the state written mid-reload holds both halves as four wanted slots, so the next
 // daemon runs four instances (two "instance 0", two "instance 1" sharing log files) on both
 // ranges, and `restart web` fails: "Port range B-B+1 has only 2 ports but 4 instances requested".
@@ -214,7 +215,7 @@ func TestDaemonSigkillDuringReload(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
 	a, b := harness.FreePorts(t, 2), harness.FreePorts(t, 2)
-	h.OK("start", harness.Echo, "--name", "web", "--instances", "2", "--port", fmt.Sprintf("%d-%d", a, a+1), "--min-uptime", "10s")
+	h.OK("start", harness.Echo, "--name", "web", "--instances", "2", "--port", fmt.Sprintf("%d-%d", a, a+1), "--min-uptime", "10s", "--ready", "uptime")
 	h.WaitList(10*time.Second, "web online", harness.AllOnline("web", 2))
 	done := make(chan harness.Result, 1)
 	go func() { done <- h.Exec("reload", "web", "--port", fmt.Sprintf("%d-%d", b, b+1)) }()
