@@ -8,6 +8,16 @@ export PATH="$PATH:/usr/local/go/bin"
 
 need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+# The socket suite (host/e2e/socketse2e) runs real apps of three languages and a real load
+# generator. Debian's gunicorn runs /usr/bin/python3, which needs Debian's Flask (a pyenv or
+# venv python3 earlier on PATH does not count).
+[ -x /usr/bin/gunicorn ] || need+=(gunicorn)
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import flask' 2>/dev/null || need+=(python3-flask)
+command -v node >/dev/null || need+=(nodejs)
+command -v wrk >/dev/null || need+=(wrk)
+# The recipes of docs/sockets.md that Debian packages: uvicorn and puma.
+[ -x /usr/bin/uvicorn ] || need+=(uvicorn)
+[ -x /usr/bin/puma ] || need+=(puma)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${need[*]} from Debian" >&2

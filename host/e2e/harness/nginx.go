@@ -185,3 +185,9 @@ func (n *Nginx) Load(workers int) (stop func() LoadResult) {
 		return res
 	}
 }
+
+// ErrorLog is nginx's error log so far ("" when there is none), for failure messages.
+func (n *Nginx) ErrorLog() string {
+	b, _ := os.ReadFile(filepath.Join(n.dir, "error.log"))
+	return string(b)
+}
