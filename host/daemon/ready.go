@@ -197,7 +197,9 @@ func (d *Daemon) noteReadiness(a *app, slots []*slot, errs []error) {
 		case a.cfg.Socket != config.SocketNone && !errors.Is(errs[i], context.Canceled) &&
 			a.cfg.HealthCheck == nil && a.cfg.ReadyRule() == config.ReadyPort:
 			// Only the port rule tells: a health check or READY=1 not met says nothing of fd 3.
+			// The error says it too: the user who waits reads that first.
 			s.notice = socketNotice(s.port)
+			errs[i] = fmt.Errorf("%w; %s", errs[i], s.notice)
 		}
 	}
 }
