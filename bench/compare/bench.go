@@ -71,13 +71,19 @@ type bench struct {
 func (b *bench) want(group string) bool { return len(b.cfg.Only) == 0 || b.cfg.Only[group] }
 
 func (b *bench) record(m *manager, run int, key string, v float64, unit string) {
+	b.recordFor(m.Name, 8, run, key, v, unit)
+}
+
+// recordFor records v under key for who (a manager, or a setup of the reload metric) and logs
+// it with who padded to width.
+func (b *bench) recordFor(who string, width, run int, key string, v float64, unit string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.results[key] == nil {
 		b.results[key] = map[string][]float64{}
 	}
-	b.results[key][m.Name] = append(b.results[key][m.Name], v)
-	fmt.Fprintf(b.log, "  run %d %-8s %-14s %s %s\n", run+1, m.Name, key, formatValue(v, unit), unit)
+	b.results[key][who] = append(b.results[key][who], v)
+	fmt.Fprintf(b.log, "  run %d %-*s %-14s %s %s\n", run+1, width, who, key, formatValue(v, unit), unit)
 }
 
 func (b *bench) fail(m *manager, run int, err error) {

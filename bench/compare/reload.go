@@ -81,13 +81,7 @@ func (s reloadSetup) ports(base int) []int {
 
 // recordSetup records v for setup s in run; the results are keyed by setup, not manager.
 func (b *bench) recordSetup(s reloadSetup, run int, key string, v float64, unit string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.results[key] == nil {
-		b.results[key] = map[string][]float64{}
-	}
-	b.results[key][s.Name] = append(b.results[key][s.Name], v)
-	fmt.Fprintf(b.log, "  run %d %-36s %-14s %s %s\n", run+1, s.Name, key, formatValue(v, unit), unit)
+	b.recordFor(s.Name, 36, run, key, v, unit)
 }
 
 // reloadUnderLoad runs one setup once: start the app, put the load on, reload it reloadCount

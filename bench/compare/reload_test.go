@@ -61,22 +61,28 @@ func TestReloadSetupEcosystems(t *testing.T) {
 			}
 			continue
 		}
-		b, err := pm2Ecosystem([]appSpec{spec})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var pm2 struct {
-			Apps []map[string]any `json:"apps"`
-		}
-		if err := json.Unmarshal(b, &pm2); err != nil {
-			t.Fatal(err)
-		}
-		a := pm2.Apps[0]
+		a := ecosystemApps(t, pm2Ecosystem, []appSpec{spec})[0]
 		if a["name"] != reloadAppName || a["script"] != script || a["interpreter"] != "node" || a["exec_mode"] != c.execMode ||
 			a["instances"] != float64(reloadInstances) || a["increment_var"] != c.incrementVar || a["env"].(map[string]any)["PORT"] != float64(base) {
 			t.Errorf("%s: PM2 app %v", s.Name, a)
 		}
 	}
+}
+
+// ecosystemApps writes apps with ecosystem and decodes the file's apps back.
+func ecosystemApps(t *testing.T, ecosystem func([]appSpec) ([]byte, error), apps []appSpec) []map[string]any {
+	t.Helper()
+	b, err := ecosystem(apps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Apps []map[string]any `json:"apps"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("%v in\n%s", err, b)
+	}
+	return doc.Apps
 }
 
 func TestReloadRows(t *testing.T) {
