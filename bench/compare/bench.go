@@ -22,7 +22,7 @@ type metric struct {
 }
 
 // groups are the names --only accepts, in the order sessions run them.
-var groups = []string{"cold", "list", "rss", "ecosystem", "cpu", "restart", "crash", "resurrect", "http"}
+var groups = []string{"cold", "list", "rss", "ecosystem", "cpu", "restart", "crash", "resurrect", "http", "reload"}
 
 func metrics(c config) []metric {
 	n, b := strconv.Itoa(c.N), strconv.Itoa(c.Big)
@@ -58,8 +58,10 @@ type bench struct {
 	cfg     config
 	tmp     string
 	echoBin string
-	hz      float64
-	log     io.Writer
+	// nodeApp is the reload metric's app; when it is "", nodeMissing says why.
+	nodeApp, nodeMissing string
+	hz                   float64
+	log                  io.Writer
 
 	mu      sync.Mutex
 	results map[string]map[string][]float64 // metric key → manager name → one value per run
@@ -69,13 +71,19 @@ type bench struct {
 func (b *bench) want(group string) bool { return len(b.cfg.Only) == 0 || b.cfg.Only[group] }
 
 func (b *bench) record(m *manager, run int, key string, v float64, unit string) {
+	b.recordFor(m.Name, 8, run, key, v, unit)
+}
+
+// recordFor records v under key for who (a manager, or a setup of the reload metric) and logs
+// it with who padded to width.
+func (b *bench) recordFor(who string, width, run int, key string, v float64, unit string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.results[key] == nil {
 		b.results[key] = map[string][]float64{}
 	}
-	b.results[key][m.Name] = append(b.results[key][m.Name], v)
-	fmt.Fprintf(b.log, "  run %d %-8s %-14s %s %s\n", run+1, m.Name, key, formatValue(v, unit), unit)
+	b.results[key][who] = append(b.results[key][who], v)
+	fmt.Fprintf(b.log, "  run %d %-*s %-14s %s %s\n", run+1, width, who, key, formatValue(v, unit), unit)
 }
 
 func (b *bench) fail(m *manager, run int, err error) {
@@ -242,6 +250,13 @@ func (b *bench) session(ctx context.Context, m *manager, run int) (err error) {
 	}
 	if b.want("http") {
 		part(func() error { return b.httpReady(ctx, m, run) })
+	}
+	if b.want("reload") {
+		for _, s := range reloadSetups {
+			if s.Manager == m.Name {
+				part(func() error { return b.reloadUnderLoad(ctx, m, run, s) })
+			}
+		}
 	}
 	if b.want("rss") && cfg.Big > 0 {
 		part(func() error { return b.bigFleet(ctx, m, run) })
@@ -439,15 +454,37 @@ func (b *bench) httpReady(ctx context.Context, m *manager, run int) error {
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
-	ready := map[int]bool{}
 	t := time.Now()
 	if _, err := m.run(ctx, m.startArgs(path)...); err != nil {
 		return err
 	}
-	deadline := t.Add(time.Minute)
-	for len(ready) < k {
-		for p := base; p < base+k; p++ {
+	if err := waitAnswering(ctx, portRange(base, k), time.Minute); err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	b.record(m, run, "http_ready", msSince(t), "ms")
+	if err := m.deleteAll(ctx); err != nil {
+		return err
+	}
+	return b.waitEmpty(ctx, m)
+}
+
+// portRange is the k ports from base on.
+func portRange(base, k int) []int {
+	ports := make([]int, k)
+	for i := range ports {
+		ports[i] = base + i
+	}
+	return ports
+}
+
+// waitAnswering polls every port of ports with GET / until each has answered HTTP 200 once,
+// for at most timeout.
+func waitAnswering(ctx context.Context, ports []int, timeout time.Duration) error {
+	client := &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	ready := map[int]bool{}
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, p := range ports {
 			if ready[p] {
 				continue
 			}
@@ -460,19 +497,17 @@ func (b *bench) httpReady(ctx context.Context, m *manager, run int) error {
 				}
 			}
 		}
-		if len(ready) == k {
-			break
+		if len(ready) == len(ports) {
+			return nil
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("http: %d of %d ports answering after 1 minute", len(ready), k)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d ports answering after %v", len(ready), len(ports), timeout)
 		}
 		time.Sleep(crashPoll)
 	}
-	b.record(m, run, "http_ready", msSince(t), "ms")
-	if err := m.deleteAll(ctx); err != nil {
-		return err
-	}
-	return b.waitEmpty(ctx, m)
 }
 
 // freeBlock returns the first of k consecutive free ports on 127.0.0.1, trying base, base+100,

@@ -195,6 +195,14 @@ func runAll(ctx context.Context, cfg config, tmp string, cl *cleaner) error {
 			b.echoBin = echo
 		}
 	}
+	if b.want("reload") {
+		if app, err := findNodeApp(repo); err != nil {
+			fmt.Fprintf(log, "the reload metric is skipped: %v\n", err)
+			b.nodeMissing = err.Error()
+		} else {
+			b.nodeApp = app
+		}
+	}
 
 	pmd := newPMDaemon(pmdBin, filepath.Join(tmp, "pmdaemon-home"))
 	cl.add(pmd)
@@ -251,10 +259,24 @@ func runAll(ctx context.Context, cfg config, tmp string, cl *cleaner) error {
 	if pm2Skipped != "" {
 		fmt.Printf("PM2 half skipped: %s\n\n", pm2Skipped)
 	}
-	renderTable(os.Stdout, rows, false)
-	if cfg.Markdown {
-		fmt.Println()
-		renderTable(os.Stdout, rows, true)
+	if len(rows) > 0 {
+		renderTable(os.Stdout, rows, false)
+		if cfg.Markdown {
+			fmt.Println()
+			renderTable(os.Stdout, rows, true)
+		}
+	}
+	if b.want("reload") {
+		var reloadRows [][]string
+		reloadRows, out.Reload = b.reloadRows(pm2Skipped != "")
+		if len(rows) > 0 {
+			fmt.Println()
+		}
+		renderGrid(os.Stdout, reloadHeader(), reloadRows, false)
+		if cfg.Markdown {
+			fmt.Println()
+			renderGrid(os.Stdout, reloadHeader(), reloadRows, true)
+		}
 	}
 	if len(b.errs) > 0 {
 		fmt.Println("\nerrors:")
@@ -286,6 +308,7 @@ type jsonResults struct {
 	Config     config       `json:"config"`
 	PM2Skipped string       `json:"pm2_skipped,omitempty"`
 	Metrics    []jsonMetric `json:"metrics"`
+	Reload     []jsonReload `json:"reload_under_load,omitempty"`
 	Errors     []string     `json:"errors,omitempty"`
 }
 
@@ -370,8 +393,8 @@ func setupPM2(ctx context.Context, cfg config, tmp string, log *os.File) (bin, v
 	if cfg.NoPM2 {
 		return "", "", errors.New("--no-pm2 given")
 	}
-	if _, err := exec.LookPath("node"); err != nil {
-		return "", "", errors.New("node is not installed (no node in PATH)")
+	if _, err := lookNode(); err != nil {
+		return "", "", err
 	}
 	if cfg.PM2Path != "" {
 		bin, err := filepath.Abs(cfg.PM2Path)
@@ -400,6 +423,15 @@ func setupPM2(ctx context.Context, cfg config, tmp string, log *os.File) (bin, v
 		return "", "", fmt.Errorf("npm install pm2@%s: no %s afterwards", cfg.PM2Version, bin)
 	}
 	return bin, pm2PackageVersion(bin), nil
+}
+
+// lookNode finds node in PATH.
+func lookNode() (string, error) {
+	p, err := exec.LookPath("node")
+	if err != nil {
+		return "", errors.New("node is not installed (no node in PATH)")
+	}
+	return p, nil
 }
 
 // pm2PackageVersion reads the version from the package.json next to pm2's bin directory (not

@@ -29,6 +29,26 @@ type appSpec struct {
 	Args      []string
 	Instances int
 	PortBase  int // 0: no port
+	// SharedPort: every instance on PortBase (pmdaemon `socket: "shared"`, PM2 cluster mode)
+	// instead of one port per instance from PortBase on.
+	SharedPort bool
+	Socket     string // pmdaemon's "socket": "" (none), "true" or "shared"
+	Bind       string // pmdaemon's "bind"
+	// Interpreter is PM2's: "" runs Script directly ("none"); PM2 runs Node itself ("node").
+	Interpreter string
+	Cluster     bool // PM2 cluster mode instead of fork mode
+}
+
+// portSpec is pmdaemon's "port" of a: "P" for one port, "P-Q" for one per instance.
+func (a appSpec) portSpec() string {
+	if a.PortBase <= 0 {
+		return ""
+	}
+	spec := strconv.Itoa(a.PortBase)
+	if n := max(a.Instances, 1); n > 1 && !a.SharedPort {
+		spec += "-" + strconv.Itoa(a.PortBase+n-1)
+	}
+	return spec
 }
 
 // manager drives one process manager through its CLI, with its own home.
@@ -191,25 +211,29 @@ func pmdaemonEcosystem(apps []appSpec) ([]byte, error) {
 		Instances    int      `json:"instances"`
 		Port         string   `json:"port,omitempty"`
 		RestartDelay int      `json:"restart_delay"`
+		Socket       any      `json:"socket,omitempty"`
+		Bind         string   `json:"bind,omitempty"`
 	}
 	var out struct {
 		Apps []app `json:"apps"`
 	}
 	for _, a := range apps {
-		x := app{Name: a.Name, Script: a.Script, Args: a.Args, Instances: max(a.Instances, 1)}
-		if a.PortBase > 0 {
-			x.Port = strconv.Itoa(a.PortBase)
-			if x.Instances > 1 {
-				x.Port += "-" + strconv.Itoa(a.PortBase+x.Instances-1)
-			}
+		x := app{Name: a.Name, Script: a.Script, Args: a.Args, Instances: max(a.Instances, 1), Port: a.portSpec(), Bind: a.Bind}
+		switch a.Socket {
+		case "":
+		case "true":
+			x.Socket = true
+		default:
+			x.Socket = a.Socket
 		}
 		out.Apps = append(out.Apps, x)
 	}
 	return json.MarshalIndent(out, "", "  ")
 }
 
-// pm2Ecosystem is PM2's JSON format: the binary run directly (interpreter none), fork mode,
-// no restart delay, PORT incremented per instance.
+// pm2Ecosystem is PM2's JSON format: the binary run directly (interpreter none) unless an
+// interpreter is named, fork mode unless cluster mode is asked for, no restart delay, PORT
+// incremented per instance unless the port is shared.
 func pm2Ecosystem(apps []appSpec) ([]byte, error) {
 	type app struct {
 		Name         string         `json:"name"`
@@ -229,9 +253,15 @@ func pm2Ecosystem(apps []appSpec) ([]byte, error) {
 	for _, a := range apps {
 		x := app{Name: a.Name, Script: a.Script, Args: a.Args, Interpreter: "none", ExecMode: "fork",
 			Instances: max(a.Instances, 1), Autorestart: true}
+		if a.Interpreter != "" {
+			x.Interpreter = a.Interpreter
+		}
+		if a.Cluster {
+			x.ExecMode = "cluster"
+		}
 		if a.PortBase > 0 {
 			x.Env = map[string]any{"PORT": a.PortBase}
-			if x.Instances > 1 {
+			if x.Instances > 1 && !a.SharedPort {
 				x.IncrementVar = "PORT"
 			}
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -93,20 +92,11 @@ func TestEcosystems(t *testing.T) {
 		t.Errorf("padded name %q", n)
 	}
 
-	b, err := pmdaemonEcosystem(apps)
-	if err != nil {
-		t.Fatal(err)
+	pmd := ecosystemApps(t, pmdaemonEcosystem, apps)
+	if len(pmd) != 3 || pmd[0]["script"] != "/bin/sleep" || pmd[2]["port"] != "41000-41002" || pmd[0]["port"] != nil {
+		t.Errorf("pmdaemon ecosystem: %v", pmd)
 	}
-	var pmd struct {
-		Apps []map[string]any `json:"apps"`
-	}
-	if err := json.Unmarshal(b, &pmd); err != nil {
-		t.Fatal(err)
-	}
-	if len(pmd.Apps) != 3 || pmd.Apps[0]["script"] != "/bin/sleep" || pmd.Apps[2]["port"] != "41000-41002" || pmd.Apps[0]["port"] != nil {
-		t.Errorf("pmdaemon ecosystem:\n%s", b)
-	}
-	for _, a := range pmd.Apps {
+	for _, a := range pmd {
 		for k := range a {
 			// Keys pmdaemon knows (docs/ecosystem-json.md); an unknown key is an error there.
 			if !strings.Contains(" name script args instances port restart_delay ", " "+k+" ") {
@@ -115,17 +105,8 @@ func TestEcosystems(t *testing.T) {
 		}
 	}
 
-	b, err = pm2Ecosystem(apps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pm2 struct {
-		Apps []map[string]any `json:"apps"`
-	}
-	if err := json.Unmarshal(b, &pm2); err != nil {
-		t.Fatal(err)
-	}
-	a0, web := pm2.Apps[0], pm2.Apps[2]
+	pm2 := ecosystemApps(t, pm2Ecosystem, apps)
+	a0, web := pm2[0], pm2[2]
 	if a0["interpreter"] != "none" || a0["exec_mode"] != "fork" || a0["restart_delay"] != 0.0 || a0["env"] != nil {
 		t.Errorf("PM2 sleeper: %v", a0)
 	}

@@ -44,6 +44,12 @@ func formatValue(v float64, unit string) string {
 	switch unit {
 	case "MB":
 		return fmt.Sprintf("%.1f", v)
+	case "req":
+		// A count of requests; a median of an even number of runs may end in .5.
+		if v == math.Trunc(v) {
+			return fmt.Sprintf("%.0f", v)
+		}
+		return fmt.Sprintf("%.1f", v)
 	case "%":
 		if v != 0 && math.Abs(v) < 0.1 {
 			return fmt.Sprintf("%.3f", v)
@@ -105,26 +111,36 @@ var tableHeader = tableRow{"metric", "pmdaemon median (min–max)", "PM2 median 
 
 // renderTable writes rows as an aligned text table, or as a Markdown table.
 func renderTable(w io.Writer, rows []tableRow, markdown bool) error {
-	all := append([]tableRow{tableHeader}, rows...)
 	cells := func(r tableRow) []string { return []string{r.Metric, r.PMDaemon, r.PM2, r.Ratio} }
+	grid := make([][]string, len(rows))
+	for i, r := range rows {
+		grid[i] = cells(r)
+	}
+	return renderGrid(w, cells(tableHeader), grid, markdown)
+}
+
+// renderGrid writes header and rows as an aligned text table (first column left-aligned, the
+// figures right-aligned), or as a Markdown table. Every row has as many cells as header.
+func renderGrid(w io.Writer, header []string, rows [][]string, markdown bool) error {
+	all := append([][]string{header}, rows...)
 	var b strings.Builder
 	if markdown {
 		for i, r := range all {
-			c := cells(r)
+			c := append([]string(nil), r...)
 			for j := range c {
 				c[j] = strings.ReplaceAll(c[j], "|", `\|`)
 			}
 			b.WriteString("| " + strings.Join(c, " | ") + " |\n")
 			if i == 0 {
-				b.WriteString("|---|---:|---:|---:|\n")
+				b.WriteString("|---|" + strings.Repeat("---:|", len(header)-1) + "\n")
 			}
 		}
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
-	width := make([]int, 4)
+	width := make([]int, len(header))
 	for _, r := range all {
-		for j, c := range cells(r) {
+		for j, c := range r {
 			width[j] = max(width[j], utf8.RuneCountInString(c))
 		}
 	}
@@ -135,15 +151,17 @@ func renderTable(w io.Writer, rows []tableRow, markdown bool) error {
 		}
 		return s + fill
 	}
-	for i, r := range all {
-		c := cells(r)
+	total := 2 * (len(width) - 1)
+	for _, n := range width {
+		total += n
+	}
+	for i, c := range all {
 		line := pad(c[0], width[0], false)
-		for j := 1; j < 4; j++ {
+		for j := 1; j < len(c); j++ {
 			line += "  " + pad(c[j], width[j], i > 0)
 		}
 		b.WriteString(strings.TrimRight(line, " ") + "\n")
 		if i == 0 {
-			total := width[0] + width[1] + width[2] + width[3] + 6
 			b.WriteString(strings.Repeat("-", total) + "\n")
 		}
 	}
