@@ -45,6 +45,8 @@ type Instance struct {
 	Socket string `json:"socket,omitempty"`
 	// StatusText is the last STATUS= the instance sent to NOTIFY_SOCKET.
 	StatusText string `json:"status_text,omitempty"`
+	// AppStopping is true once the instance sent STOPPING=1 (it is shutting down by itself).
+	AppStopping bool `json:"app_stopping,omitempty"`
 	// Notice is what the daemon noticed about the instance that the user should fix (an app
 	// that does not accept on the socket handed to it).
 	Notice string `json:"notice,omitempty"`

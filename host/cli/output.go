@@ -205,6 +205,9 @@ func RenderInfo(w io.Writer, a *api.App) error {
 		if in.Reason != "" {
 			fmt.Fprintf(&b, "      reason: %s\n", in.Reason)
 		}
+		if in.AppStopping {
+			fmt.Fprintf(&b, "      the app said STOPPING=1: it is shutting down\n")
+		}
 		if in.StatusText != "" {
 			fmt.Fprintf(&b, "      status text: %s\n", in.StatusText)
 		}

@@ -41,7 +41,7 @@ func (d *Daemon) row(a *app, s *slot) api.Instance {
 		r.CPU, r.Memory = m.CPU, m.Memory
 		r.UptimeMS = time.Since(st.StartedAt).Milliseconds()
 		r.Health, r.HealthError = st.Health, st.HealthError
-		r.StatusText = st.StatusText
+		r.StatusText, r.AppStopping = st.StatusText, st.AppStopping
 	}
 	if a.cfg.Socket != config.SocketNone {
 		r.Socket = string(a.cfg.Socket)

@@ -52,6 +52,8 @@ func waitReady(ctx context.Context, r readyRule, loop *supervisor.Loop) error {
 		switch st.Status {
 		case supervisor.Online:
 			switch {
+			case st.AppStopping:
+				// It said STOPPING=1: whatever else holds, it is going away.
 			case checked:
 				if st.Health == supervisor.HealthHealthy {
 					return nil

@@ -78,6 +78,9 @@ type State struct {
 	// last STATUS= it sent. Both start empty with every process.
 	Ready      bool
 	StatusText string
+	// AppStopping is set when the process sent STOPPING=1: it is shutting down of its own
+	// accord, and no wait takes it for ready.
+	AppStopping bool
 }
 
 // Adopt describes a process left running by an earlier daemon that this instance takes back.

@@ -7,14 +7,18 @@ import (
 )
 
 // Notify takes what the instance's process said on NOTIFY_SOCKET (the daemon has checked the
-// sender is one of its processes): READY=1 makes it ready, STATUS= is kept for info, WATCHDOG=1
-// feeds the watchdog and WATCHDOG=trigger fails it at once. It never blocks.
+// sender is one of its processes): READY=1 makes it ready, STOPPING=1 (the app has begun to
+// shut down) makes it not ready again, STATUS= is kept for info, WATCHDOG=1 feeds the watchdog
+// and WATCHDOG=trigger fails it at once. It never blocks.
 func (l *Loop) Notify(m notify.Message) {
-	if m.Ready || m.Status != nil {
+	if m.Ready || m.Stopping || m.Status != nil {
 		l.mu.Lock()
 		if l.st.Pid > 0 {
 			if m.Ready {
 				l.st.Ready = true
+			}
+			if m.Stopping {
+				l.st.Ready, l.st.AppStopping = false, true
 			}
 			if m.Status != nil {
 				l.st.StatusText = *m.Status

@@ -25,6 +25,7 @@ func TestNotifyReadyAndStatus(t *testing.T) {
 		msgs       []notify.Message
 		wantReady  bool
 		wantStatus string
+		wantStop   bool
 	}{
 		{name: "ready", msgs: []notify.Message{{Ready: true}}, wantReady: true},
 		{name: "status alone", msgs: []notify.Message{{Status: statusOf("loading 3/10")}}, wantStatus: "loading 3/10"},
@@ -32,7 +33,9 @@ func TestNotifyReadyAndStatus(t *testing.T) {
 		{name: "the last status wins, ready stays", msgs: []notify.Message{{Ready: true, Status: statusOf("a")}, {Status: statusOf("b")}},
 			wantReady: true, wantStatus: "b"},
 		{name: "an empty status clears it", msgs: []notify.Message{{Status: statusOf("a")}, {Status: statusOf("")}}},
-		{name: "stopping and reloading change nothing", msgs: []notify.Message{{Stopping: true}, {Reloading: true}}},
+		{name: "reloading changes nothing", msgs: []notify.Message{{Reloading: true}}},
+		{name: "stopping", msgs: []notify.Message{{Stopping: true}}, wantStop: true},
+		{name: "stopping after ready is not ready", msgs: []notify.Message{{Ready: true}, {Stopping: true}}, wantStop: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,7 +49,7 @@ func TestNotifyReadyAndStatus(t *testing.T) {
 			for _, m := range tt.msgs {
 				in.Notify(m)
 			}
-			if tt.wantReady || tt.wantStatus != "" {
+			if tt.wantReady || tt.wantStatus != "" || tt.wantStop {
 				select { // Notify wakes the watchers: a wait for readiness needs no polling
 				case <-changed:
 				case <-time.After(5 * time.Second):
@@ -54,13 +57,14 @@ func TestNotifyReadyAndStatus(t *testing.T) {
 				}
 			}
 			st := in.State()
-			if st.Ready != tt.wantReady || st.StatusText != tt.wantStatus {
-				t.Fatalf("state ready=%v status=%q; want %v %q", st.Ready, st.StatusText, tt.wantReady, tt.wantStatus)
+			if st.Ready != tt.wantReady || st.StatusText != tt.wantStatus || st.AppStopping != tt.wantStop {
+				t.Fatalf("state ready=%v status=%q stopping=%v; want %v %q %v", st.Ready, st.StatusText, st.AppStopping,
+					tt.wantReady, tt.wantStatus, tt.wantStop)
 			}
 			in.Restart("test")
 			next := h.wait(in, "a new process", func(s State) bool { return online(s) && s.Pid != first.Pid })
-			if next.Ready || next.StatusText != "" {
-				t.Fatalf("the replacement process inherited ready=%v status=%q", next.Ready, next.StatusText)
+			if next.Ready || next.StatusText != "" || next.AppStopping {
+				t.Fatalf("the replacement process inherited ready=%v status=%q stopping=%v", next.Ready, next.StatusText, next.AppStopping)
 			}
 		})
 	}

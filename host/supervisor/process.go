@@ -105,7 +105,7 @@ func (l *Loop) spawn() (*running, error) {
 	exited := waitChild(cmd)
 	l.update(func(s *State) {
 		s.Status, s.Pid, s.PidStart, s.StartedAt = Online, pid, start, now
-		s.Ready, s.StatusText = false, ""
+		s.Ready, s.StatusText, s.AppStopping = false, "", false
 	})
 	return &running{pid: pid, started: now, exited: exited}, nil
 }
