@@ -241,7 +241,7 @@ return M`)
 	}
 
 	run := func(body string) (*Result, error) {
-		return Run(context.Background(), script(t, dir, "ecosystem.lua", body), Options{DryRun: true, Log: &syncBuf{}, Timeout: 5 * time.Second})
+		return Run(context.Background(), script(t, dir, "ecosystem.lua", body), Options{DryRun: true, Log: &syncBuf{}, Timeout: time.Minute})
 	}
 	res, err := run(`
 local u = require("lib.util")
