@@ -53,7 +53,7 @@ func TestAppsLifecycleThroughMain(t *testing.T) {
 		},
 		{
 			args:   []string{"list"},
-			stdout: []string{"🟢 Online", strconv.Itoa(base), strconv.Itoa(base + 1)},
+			stdout: []string{"│ online ", strconv.Itoa(base), strconv.Itoa(base + 1)},
 			check: func(t *testing.T, r run) {
 				for _, p := range pids {
 					if !strings.Contains(r.stdout, " "+strconv.Itoa(p)+" ") {

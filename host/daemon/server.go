@@ -243,8 +243,38 @@ func (s *apiServer) routes() map[api.Route]http.HandlerFunc {
 		api.RoutePluginRemove: post(func(_ context.Context, req api.PluginNameRequest) (*api.PluginRemoved, error) {
 			return &api.PluginRemoved{Removed: req.Name}, d.RemovePlugin(req.Name)
 		}),
+		api.RouteEnv: func(w http.ResponseWriter, r *http.Request) {
+			out, err := d.Env(r.URL.Query().Get("id"))
+			reply(w, out, err)
+		},
+		api.RouteSignal: post(checked(checkSignal, d.Signal)),
+		api.RouteReset:  post(checked(d.checkTarget, d.Reset)),
+		api.RouteScale:  post(checked(d.checkScale, d.Scale)),
 	}
 	return m
+}
+
+// checkSignal is the check of POST /v1/signal: a target and a signal this daemon knows.
+func checkSignal(req api.SignalRequest) error {
+	if req.Target == "" {
+		return userErr("no target given: name an app, an instance id, or all")
+	}
+	if _, _, err := api.ParseSignal(req.Signal); err != nil {
+		return &UserError{err.Error()}
+	}
+	return nil
+}
+
+// checkScale is the check of POST /v1/scale: an app name and a count within the bounds of an
+// app's instances and the daemon's budget.
+func (d *Daemon) checkScale(req api.ScaleRequest) error {
+	if req.Name == "" {
+		return userErr("no app given: scale NAME N names the app to scale")
+	}
+	if req.Instances < 1 || req.Instances > config.MaxInstances {
+		return userErr("instances must be between 1 and %d, got %d", config.MaxInstances, req.Instances)
+	}
+	return d.checkBudget(map[string]int{req.Name: req.Instances})
 }
 
 // handler serves the routes; every answer, an error or an unknown route's included, carries
