@@ -115,6 +115,22 @@ func TestScaleThroughMain(t *testing.T) {
 			t.Errorf("%q: exit %d, stderr %q; want %q", tt.args, r.code, r.stderr, tt.want)
 		}
 	}
+	// A stopped app stays stopped: its new instances are listed stopped, and start with it.
+	stp := harness.FreePorts(t, 3)
+	mustPmd(t, "start", "sleep 1000", "--name", "stp", "--port", fmt.Sprint(stp)+"-"+fmt.Sprint(stp), "--kill-timeout", "2s")
+	harness.WaitRows(t, c, 15*time.Second, "stp online", harness.AllOnline("stp", 1))
+	mustPmd(t, "stop", "stp")
+	mustPmd(t, "scale", "stp", "3")
+	rows := harness.Rows(mustList(t, c), "stp")
+	if len(rows) != 3 || slices.ContainsFunc(rows, func(r api.Instance) bool { return r.Status != "stopped" || r.Pid != 0 }) {
+		t.Errorf("a stopped app scaled to 3 lists %+v, want 3 stopped instances", rows)
+	}
+	mustPmd(t, "restart", "stp")
+	rows = harness.WaitRows(t, c, 15*time.Second, "stp online 3 times", harness.AllOnline("stp", 3))
+	if got := harness.PortsOf(rows, "stp"); !slices.Equal(got, harness.Seq(stp, 3)) {
+		t.Errorf("stp restarted after its scale runs on %v, want %v", got, harness.Seq(stp, 3))
+	}
+
 	// A refused scale changed nothing.
 	if info, err := c.Info(ctx, "aut"); err != nil || info.Config.Instances != 3 || len(info.Instances) != 3 {
 		t.Errorf("a refused scale changed aut: %+v, %v", info, err)

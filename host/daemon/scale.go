@@ -165,18 +165,26 @@ func (d *Daemon) scaleUp(ctx context.Context, a *app, sp *scalePlan) ([]int, []s
 			return nil, nil, err
 		}
 	}
+	d.mu.Lock()
+	stopped := !slices.ContainsFunc(a.slots, func(s *slot) bool { return s.wanted })
+	d.mu.Unlock()
+	if stopped {
+		// A stopped app stays stopped: its new instances are made stopped too, and get their
+		// ports when it starts again, as its other instances do.
+		fresh, err := d.launchAdded(a, sp, nil, false)
+		return idsOf(fresh), nil, err
+	}
 	ps, warnings, err := d.allocateAdded(a, sp)
 	if err != nil {
 		return nil, warnings, err
 	}
-	fresh, err := d.launchAdded(a, sp, ps)
+	fresh, err := d.launchAdded(a, sp, ps, true)
 	if err != nil {
 		return nil, warnings, err
 	}
-	added := []int{}
+	added := idsOf(fresh)
 	var errs []error
 	for _, s := range fresh {
-		added = append(added, s.id)
 		if _, err := d.startSlot(a, s); err != nil {
 			errs = append(errs, cannotStart(a, s, err))
 		}
@@ -216,8 +224,8 @@ func (d *Daemon) allocateAdded(a *app, sp *scalePlan) ([]int, []string, error) {
 }
 
 // launchAdded reserves the new instances' ports, saves the configuration the scale leads to,
-// and makes the new slots (not yet launched).
-func (d *Daemon) launchAdded(a *app, sp *scalePlan, ps []int) ([]*slot, error) {
+// and makes the new slots, wanted (to be launched) or stopped.
+func (d *Daemon) launchAdded(a *app, sp *scalePlan, ps []int, wanted bool) ([]*slot, error) {
 	if ps != nil {
 		if _, err := d.holdNew(a.cfg.Name, ps[sp.from:]); err != nil {
 			return nil, err // cannot happen: the ports were chosen under opMu
@@ -229,7 +237,7 @@ func (d *Daemon) launchAdded(a *app, sp *scalePlan, ps []int) ([]*slot, error) {
 	var fresh []*slot
 	for i := sp.from; i < sp.n; i++ {
 		s := d.newSlot(a, i)
-		s.wanted = true
+		s.wanted = wanted
 		s.last = supervisor.State{Status: supervisor.Stopped}
 		if ps != nil {
 			s.port = ps[i]
@@ -238,4 +246,12 @@ func (d *Daemon) launchAdded(a *app, sp *scalePlan, ps []int) ([]*slot, error) {
 		fresh = append(fresh, s)
 	}
 	return fresh, nil
+}
+
+func idsOf(slots []*slot) []int {
+	out := []int{}
+	for _, s := range slots {
+		out = append(out, s.id)
+	}
+	return out
 }
