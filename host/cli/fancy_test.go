@@ -11,9 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// openPTY opens a real pseudo-terminal and returns its terminal end (what a program's stdout
-// is in an interactive shell) and the master end that reads what is written to it.
-func openPTY(t *testing.T) (tty, master *os.File) {
+// OpenPTY opens a real pseudo-terminal and returns its terminal end (what a program's stdout
+// is in an interactive shell) and the master end that reads what is written to it. Both are
+// closed at the end of the test. Exported for the package's external tests.
+func OpenPTY(t *testing.T) (tty, master *os.File) {
 	t.Helper()
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
@@ -39,7 +40,7 @@ func openPTY(t *testing.T) (tty, master *os.File) {
 // included) or TERM is dumb: a pipe, a file or a buffer gets plain text whatever the
 // environment says.
 func TestFancyOutput(t *testing.T) {
-	tty, _ := openPTY(t)
+	tty, _ := OpenPTY(t)
 	r, pipe, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
