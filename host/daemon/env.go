@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/supervisor"
@@ -33,12 +32,9 @@ func (d *Daemon) Env(id string) (*api.InstanceEnv, error) {
 	return out, nil
 }
 
-// resolveEnv finds the running process of instance id: an id is required (an app's instances
-// each have their own environment: PORT, NODE_APP_INSTANCE), and it must run.
+// resolveEnv finds the running process of instance id (checked by checkInstanceID): it must
+// name an instance, and the instance must run.
 func (d *Daemon) resolveEnv(id string) (runningProc, error) {
-	if id == "" || strings.Trim(id, "0123456789") != "" {
-		return runningProc{}, userErr("env takes an instance id (a number from pmdaemon list), got %q", id)
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ts, err := d.resolve(id)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -244,14 +245,37 @@ func (s *apiServer) routes() map[api.Route]http.HandlerFunc {
 			return &api.PluginRemoved{Removed: req.Name}, d.RemovePlugin(req.Name)
 		}),
 		api.RouteEnv: func(w http.ResponseWriter, r *http.Request) {
-			out, err := d.Env(r.URL.Query().Get("id"))
+			id := r.URL.Query().Get("id")
+			if err := checkInstanceID(id); err != nil {
+				reply(w, nil, err)
+				return
+			}
+			out, err := d.Env(id)
 			reply(w, out, err)
 		},
 		api.RouteSignal: post(checked(checkSignal, d.Signal)),
-		api.RouteReset:  post(checked(d.checkTarget, d.Reset)),
+		api.RouteReset:  post(checked(checkReset, d.Reset)),
 		api.RouteScale:  post(checked(d.checkScale, d.Scale)),
 	}
 	return m
+}
+
+// checkInstanceID is the check of GET /v1/env: one instance id, decimal digits only (an
+// app's instances each have their own environment, so an app name is not enough).
+func checkInstanceID(id string) error {
+	if id == "" || len(id) > 9 || strings.Trim(id, "0123456789") != "" {
+		return userErr("env takes an instance id (a number from pmdaemon list), got %q", id)
+	}
+	return nil
+}
+
+// checkReset is the check of POST /v1/reset: a target and nothing else, since a reset only
+// zeroes counters and takes no override.
+func checkReset(req api.TargetRequest) error {
+	if req.Port != "" || req.Instances != 0 || req.WaitReady || req.WaitTimeout != 0 {
+		return userErr("reset takes only a target; port, instances, wait_ready and wait_timeout are for restart and reload")
+	}
+	return nil
 }
 
 // checkSignal is the check of POST /v1/signal: a target and a signal this daemon knows.

@@ -3,6 +3,8 @@ package lifecycle
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,5 +75,55 @@ func TestPM2CommandsEndToEnd(t *testing.T) {
 			free, err := h.API().PortFree(context.Background(), p)
 			return err == nil && free.Free
 		})
+	}
+}
+
+// signal reaches the instance's main process and only it (a child of the script keeps the
+// default action and would die of USR1); reset zeroes the counters without restarting.
+func TestSignalAndResetEndToEnd(t *testing.T) {
+	t.Parallel()
+	h := harness.NewHome(t)
+	dir := t.TempDir()
+	marks := filepath.Join(dir, "marks")
+	child := filepath.Join(dir, "child.pid")
+	script := harness.WriteScript(t, dir, "trap.sh", "trap 'echo usr1 >> "+marks+"' USR1\n"+
+		"sleep 1000 & echo $! > "+child+"\nwhile :; do sleep 0.05; done\n")
+	h.OK("start", script, "--name", "trap", "--kill-timeout", "3s")
+	rows := h.WaitOnline("trap", 1)
+	var kid int
+	harness.Eventually(t, 10*time.Second, "the script's child started", func() bool {
+		b, _ := os.ReadFile(child)
+		kid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return kid > 0
+	})
+
+	out := h.OK("sendSignal", "SIGUSR1", "trap")
+	if want := fmt.Sprintf("[pmdaemon] sent SIGUSR1 to trap (id %d, pid %d)", rows[0].ID, rows[0].Pid); !strings.Contains(out, want) {
+		t.Errorf("sendSignal printed %q, want %q", out, want)
+	}
+	harness.Eventually(t, 10*time.Second, "the trap caught USR1", func() bool {
+		b, _ := os.ReadFile(marks)
+		return string(b) == "usr1\n"
+	})
+	if !harness.Alive(kid) {
+		t.Errorf("the script's child %d died: the signal reached more than the main process", kid)
+	}
+	if stderr := h.Fail("signal", "SIGBOGUS", "trap"); !strings.Contains(stderr, `signal "SIGBOGUS" is unknown`) {
+		t.Errorf("a bad signal: %q", stderr)
+	}
+
+	h.OK("restart", "trap")
+	h.OK("restart", "trap")
+	rows = h.WaitOnline("trap", 1)
+	if rows[0].Restarts != 2 {
+		t.Fatalf("two restarts show %d", rows[0].Restarts)
+	}
+	out = h.OK("reset", "trap")
+	if !strings.Contains(out, fmt.Sprintf("[pmdaemon] reset trap (ids %d)", rows[0].ID)) {
+		t.Errorf("reset printed %q", out)
+	}
+	after := h.List()
+	if after[0].Restarts != 0 || after[0].Pid != rows[0].Pid {
+		t.Errorf("after reset: %d restarts, pid %d; want 0 and the same pid %d", after[0].Restarts, after[0].Pid, rows[0].Pid)
 	}
 }
