@@ -242,6 +242,10 @@ func TestClientFollowsRoutes(t *testing.T) {
 		{func() error { _, err := c.Update(ctx); return err }, RouteUpdate.Pattern()},
 		{func() error { return c.RemovePlugin(ctx, "p") }, RoutePluginRemove.Pattern()},
 		{func() error { _, err := c.Reload(ctx, TargetRequest{Target: "all"}); return err }, RouteReload.Pattern()},
+		{func() error { _, err := c.Env(ctx, "3"); return err }, "GET /v1/env?id=3"},
+		{func() error { _, err := c.Signal(ctx, SignalRequest{Target: "web", Signal: "SIGUSR1"}); return err }, RouteSignal.Pattern()},
+		{func() error { _, err := c.Reset(ctx, TargetRequest{Target: "web"}); return err }, RouteReset.Pattern()},
+		{func() error { _, err := c.Scale(ctx, ScaleRequest{Name: "web", Instances: 2}); return err }, RouteScale.Pattern()},
 	}
 	for _, tt := range calls {
 		if err := tt.call(); err != nil {

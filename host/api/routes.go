@@ -35,6 +35,11 @@ var (
 	RoutePluginEnsure = Route{"POST", "/v1/plugins/ensure"}
 	RoutePluginTrust  = Route{"POST", "/v1/plugins/trust"}
 	RoutePluginRemove = Route{"POST", "/v1/plugins/remove"}
+	// The commands PM2 users reach for (docs/migrating-from-pm2.md).
+	RouteEnv    = Route{"GET", "/v1/env"} // ?id=
+	RouteSignal = Route{"POST", "/v1/signal"}
+	RouteReset  = Route{"POST", "/v1/reset"}
+	RouteScale  = Route{"POST", "/v1/scale"}
 )
 
 // Routes is every route of the API, the table the daemon's handlers are checked against.
@@ -43,5 +48,6 @@ func Routes() []Route {
 		RoutePing, RouteList, RouteInfo, RouteStart, RouteStartMany, RouteStop, RouteRestart, RouteReload,
 		RouteDelete, RouteSave, RouteResurrect, RouteKill, RouteUpdate, RoutePorts, RoutePortFree,
 		RoutePlugins, RoutePluginAdd, RoutePluginEnsure, RoutePluginTrust, RoutePluginRemove,
+		RouteEnv, RouteSignal, RouteReset, RouteScale,
 	}
 }

@@ -53,7 +53,7 @@ func TestAppsLifecycleThroughMain(t *testing.T) {
 		},
 		{
 			args:   []string{"list"},
-			stdout: []string{"🟢 Online", strconv.Itoa(base), strconv.Itoa(base + 1)},
+			stdout: []string{"│ online ", strconv.Itoa(base), strconv.Itoa(base + 1)},
 			check: func(t *testing.T, r run) {
 				for _, p := range pids {
 					if !strings.Contains(r.stdout, " "+strconv.Itoa(p)+" ") {
@@ -98,7 +98,7 @@ func TestAppsLifecycleThroughMain(t *testing.T) {
 		{args: []string{"start", "sleep 1000", "--name", "nap"}, code: 1, stderr: []string{"Error: process 'nap' already exists"}},
 		{
 			args:   []string{"stop", "nap"},
-			stdout: []string{"[pmdaemon] stopped nap (ids 0,1)\n", "│ 0  │ nap  │ ⚪ Stopped │ -   │ -    │"}, // ports released
+			stdout: []string{"[pmdaemon] stopped nap (ids 0,1)\n", "│ 0  │ nap  │ stopped │ -   │ -    │"}, // ports released
 			check: func(t *testing.T, r run) {
 				harness.WaitDead(t, 10*time.Second, "the stopped instances to exit", pids...)
 				rows := harness.WaitRows(t, c, 15*time.Second, "nap stopped", func(rows []api.Instance) bool {

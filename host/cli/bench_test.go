@@ -25,7 +25,7 @@ func rows(n int) []api.Instance {
 func BenchmarkRenderList100(b *testing.B) {
 	rs := rows(100)
 	for b.Loop() {
-		if err := RenderList(io.Discard, rs); err != nil {
+		if err := RenderList(io.Discard, rs, true); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -26,13 +26,15 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	Home           string // PMDAEMON_HOME
 	Exe            string // the pmdaemon binary, to start the daemon with
+	// Fancy is set when list may use colour and emoji (see fancyOutput).
+	Fancy bool
 
 	versionTold sync.Once // the version mismatch is told once per run
 }
 
 // Main runs the CLI and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	env := &Env{Stdout: stdout, Stderr: stderr, Home: HomeDir()}
+	env := &Env{Stdout: stdout, Stderr: stderr, Home: HomeDir(), Fancy: fancyOutput(stdout, os.LookupEnv)}
 	env.Exe, _ = os.Executable()
 	root := env.Root()
 	root.SetArgs(optionalValues(args))
@@ -82,6 +84,8 @@ func (e *Env) Root() *cobra.Command {
 		e.startCmd(), e.stopCmd(), e.restartCmd("restart"), e.restartCmd("reload"), e.deleteCmd(),
 		e.listCmd(), e.infoCmd(), e.logsCmd(), e.saveCmd(), e.resurrectCmd(),
 		e.pingCmd(), e.killCmd(), e.updateCmd(), e.daemonCmd(), e.runCmd(), e.pluginCmd(), e.startupCmd(), e.flushCmd(),
+		e.statusCmd(), e.describeCmd(), e.jsonListCmd("jlist", false), e.jsonListCmd("prettylist", true),
+		e.envCmd(), e.signalCmd(), e.resetCmd(), e.scaleCmd(),
 	)
 	return root
 }

@@ -312,11 +312,32 @@ func (e *Env) targetAction(ctx context.Context, done, target string, call func(*
 	if err != nil {
 		return err
 	}
+	rows, err := c.List(ctx)
+	if err != nil {
+		return err
+	}
 	for _, a := range res.Apps {
-		fmt.Fprintf(e.Stdout, "[pmdaemon] %s %s (ids %s%s)\n", done, a.Name, joinInts(a.IDs), portNote(a.Ports))
+		ids, ports := a.IDs, a.Ports
+		if isID(target) {
+			// An id names one instance: say that one, not every id of its app.
+			ids, ports = onlyInstance(target, rows)
+		}
+		fmt.Fprintf(e.Stdout, "[pmdaemon] %s %s (ids %s%s)\n", done, a.Name, joinInts(ids), portNote(ports))
 	}
 	e.warn(res.Warnings)
-	return e.printList(ctx, c)
+	return RenderList(e.Stdout, rows, e.Fancy)
+}
+
+// onlyInstance is the id target names and its port as the list shows it now (none when the
+// instance is stopped or was deleted).
+func onlyInstance(target string, rows []api.Instance) (ids, ports []int) {
+	id, _ := strconv.Atoi(target)
+	for _, r := range rows {
+		if r.ID == id && r.Port != nil {
+			return []int{id}, []int{*r.Port}
+		}
+	}
+	return []int{id}, nil
 }
 
 func (e *Env) listCmd() *cobra.Command {
@@ -350,7 +371,7 @@ func (e *Env) printList(ctx context.Context, c *api.Client) error {
 	if err != nil {
 		return err
 	}
-	return RenderList(e.Stdout, rows)
+	return RenderList(e.Stdout, rows, e.Fancy)
 }
 
 func writeJSON(w interface{ Write([]byte) (int, error) }, v any) error {
@@ -363,7 +384,7 @@ func (e *Env) infoCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:     "info NAME|ID",
-		Aliases: []string{"describe", "show"},
+		Aliases: []string{"show"},
 		Short:   "Show an app's configuration and live state, including configured vs live ports",
 		Args:    exactTarget,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
+	"golang.org/x/sys/unix"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
@@ -27,8 +29,9 @@ func newTable(w io.Writer) *tablewriter.Table {
 	)
 }
 
-// RenderList prints the instance table.
-func RenderList(w io.Writer, rows []api.Instance) error {
+// RenderList prints the instance table; fancy shows statuses with their colour dot and a
+// capital ("🟢 Online"), plain as the daemon names them ("online").
+func RenderList(w io.Writer, rows []api.Instance, fancy bool) error {
 	t := newTable(w)
 	t.Header(toAny(ListHeader)...)
 	for _, r := range rows {
@@ -44,7 +47,7 @@ func RenderList(w io.Writer, rows []api.Instance) error {
 			uptime = FormatUptime(time.Duration(r.UptimeMS) * time.Millisecond)
 		}
 		if err := t.Append([]string{
-			strconv.Itoa(r.ID), r.Name, StatusLabel(r.Status) + healthNote(r.Health), pid, port,
+			strconv.Itoa(r.ID), r.Name, statusText(r.Status, fancy) + healthNote(r.Health), pid, port,
 			strconv.FormatFloat(r.CPU, 'f', 1, 64), FormatBytes(r.Memory), uptime, strconv.Itoa(r.Restarts),
 		}); err != nil {
 			return err
@@ -78,6 +81,31 @@ func StatusLabel(s string) string {
 		return "🟡 Stopping"
 	}
 	return s
+}
+
+func statusText(s string, fancy bool) string {
+	if fancy {
+		return StatusLabel(s)
+	}
+	return s
+}
+
+// fancyOutput reports whether out is a terminal that wants colour: a TTY, with NO_COLOR unset
+// (set to anything, even empty, it asks for none) and TERM not "dumb". A pipe, a file or a
+// buffer gets plain text, which scripts and logs can read.
+func fancyOutput(out io.Writer, lookup func(string) (string, bool)) bool {
+	f, ok := out.(*os.File)
+	if !ok {
+		return false
+	}
+	if _, set := lookup("NO_COLOR"); set {
+		return false
+	}
+	if term, _ := lookup("TERM"); term == "dumb" {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // healthNote follows the status of an instance with a health check.

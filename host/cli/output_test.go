@@ -91,6 +91,8 @@ func cells(line string) []string {
 	return out
 }
 
+// The table is the same on a terminal and off one but for the status: with its colour dot
+// and a capital on a terminal, as the daemon names it elsewhere.
 func TestRenderList(t *testing.T) {
 	port := 3000
 	rows := []api.Instance{
@@ -98,40 +100,48 @@ func TestRenderList(t *testing.T) {
 			UptimeMS: (2*time.Hour + 15*time.Minute).Milliseconds(), Restarts: 0},
 		{ID: 7, Name: "worker", Status: "stopped", Pid: 0, Port: nil, CPU: 0, Memory: 0, UptimeMS: 5000, Restarts: 3},
 	}
-	var buf bytes.Buffer
-	if err := RenderList(&buf, rows); err != nil {
-		t.Fatal(err)
-	}
-	var table [][]string
-	for _, line := range strings.Split(buf.String(), "\n") {
-		if c := cells(line); c != nil {
-			table = append(table, c)
+	for _, tt := range []struct {
+		fancy    bool
+		statuses []string
+	}{
+		{true, []string{"🟢 Online", "⚪ Stopped"}},
+		{false, []string{"online", "stopped"}},
+	} {
+		var buf bytes.Buffer
+		if err := RenderList(&buf, rows, tt.fancy); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if len(table) != 3 {
-		t.Fatalf("want a header and 2 rows, got %d lines with cells:\n%s", len(table), buf.String())
-	}
-	wantHeader := []string{"ID", "Name", "Status", "PID", "Port", "CPU (%)", "Memory", "Uptime", "Restarts"}
-	if !reflect.DeepEqual(table[0], wantHeader) {
-		t.Fatalf("header = %q, want %q\n%s", table[0], wantHeader, buf.String())
-	}
-	if !reflect.DeepEqual(ListHeader, wantHeader) {
-		t.Fatalf("ListHeader = %q", ListHeader)
-	}
-	want := [][]string{
-		{"0", "web-cluster", "🟢 Online", "1234", "3000", "2.5", "45.2 MB", "2h 15m", "0"},
-		{"7", "worker", "⚪ Stopped", "-", "-", "0.0", "0 B", "-", "3"},
-	}
-	for i, w := range want {
-		if !reflect.DeepEqual(table[i+1], w) {
-			t.Errorf("row %d = %q, want %q\n%s", i, table[i+1], w, buf.String())
+		var table [][]string
+		for _, line := range strings.Split(buf.String(), "\n") {
+			if c := cells(line); c != nil {
+				table = append(table, c)
+			}
+		}
+		if len(table) != 3 {
+			t.Fatalf("want a header and 2 rows, got %d lines with cells:\n%s", len(table), buf.String())
+		}
+		wantHeader := []string{"ID", "Name", "Status", "PID", "Port", "CPU (%)", "Memory", "Uptime", "Restarts"}
+		if !reflect.DeepEqual(table[0], wantHeader) {
+			t.Fatalf("header = %q, want %q\n%s", table[0], wantHeader, buf.String())
+		}
+		if !reflect.DeepEqual(ListHeader, wantHeader) {
+			t.Fatalf("ListHeader = %q", ListHeader)
+		}
+		want := [][]string{
+			{"0", "web-cluster", tt.statuses[0], "1234", "3000", "2.5", "45.2 MB", "2h 15m", "0"},
+			{"7", "worker", tt.statuses[1], "-", "-", "0.0", "0 B", "-", "3"},
+		}
+		for i, w := range want {
+			if !reflect.DeepEqual(table[i+1], w) {
+				t.Errorf("fancy %v: row %d = %q, want %q\n%s", tt.fancy, i, table[i+1], w, buf.String())
+			}
 		}
 	}
 }
 
 func TestRenderListEmpty(t *testing.T) {
 	var buf bytes.Buffer
-	if err := RenderList(&buf, nil); err != nil {
+	if err := RenderList(&buf, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range []string{"ID", "Name", "Status", "PID", "Port", "CPU (%)", "Memory", "Uptime", "Restarts"} {

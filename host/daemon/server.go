@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -243,8 +244,61 @@ func (s *apiServer) routes() map[api.Route]http.HandlerFunc {
 		api.RoutePluginRemove: post(func(_ context.Context, req api.PluginNameRequest) (*api.PluginRemoved, error) {
 			return &api.PluginRemoved{Removed: req.Name}, d.RemovePlugin(req.Name)
 		}),
+		api.RouteEnv: func(w http.ResponseWriter, r *http.Request) {
+			id := r.URL.Query().Get("id")
+			if err := checkInstanceID(id); err != nil {
+				reply(w, nil, err)
+				return
+			}
+			out, err := d.Env(id)
+			reply(w, out, err)
+		},
+		api.RouteSignal: post(checked(checkSignal, d.Signal)),
+		api.RouteReset:  post(checked(checkReset, d.Reset)),
+		api.RouteScale:  post(checked(d.checkScale, d.Scale)),
 	}
 	return m
+}
+
+// checkInstanceID is the check of GET /v1/env: one instance id, decimal digits only (an
+// app's instances each have their own environment, so an app name is not enough).
+func checkInstanceID(id string) error {
+	if id == "" || len(id) > 9 || strings.Trim(id, "0123456789") != "" {
+		return userErr("env takes an instance id (a number from pmdaemon list), got %q", id)
+	}
+	return nil
+}
+
+// checkReset is the check of POST /v1/reset: a target and nothing else, since a reset only
+// zeroes counters and takes no override.
+func checkReset(req api.TargetRequest) error {
+	if req.Port != "" || req.Instances != 0 || req.WaitReady || req.WaitTimeout != 0 {
+		return userErr("reset takes only a target; port, instances, wait_ready and wait_timeout are for restart and reload")
+	}
+	return nil
+}
+
+// checkSignal is the check of POST /v1/signal: a target and a signal this daemon knows.
+func checkSignal(req api.SignalRequest) error {
+	if req.Target == "" {
+		return userErr("no target given: name an app, an instance id, or all")
+	}
+	if _, _, err := api.ParseSignal(req.Signal); err != nil {
+		return &UserError{err.Error()}
+	}
+	return nil
+}
+
+// checkScale is the check of POST /v1/scale: an app name and a count within the bounds of an
+// app's instances and the daemon's budget.
+func (d *Daemon) checkScale(req api.ScaleRequest) error {
+	if req.Name == "" {
+		return userErr("no app given: scale NAME N names the app to scale")
+	}
+	if req.Instances < 1 || req.Instances > config.MaxInstances {
+		return userErr("instances must be between 1 and %d, got %d", config.MaxInstances, req.Instances)
+	}
+	return d.checkBudget(map[string]int{req.Name: req.Instances})
 }
 
 // handler serves the routes; every answer, an error or an unknown route's included, carries

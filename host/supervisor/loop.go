@@ -495,3 +495,12 @@ func (l *Loop) judge(r healthResult, started time.Time) string {
 	}(&l.st)
 	return restart
 }
+
+// ResetRestarts sets the restart count shown to users back to zero (pmdaemon reset). The
+// unstable-exit count that max_restarts is judged on is the policy's, and stays.
+func (l *Loop) ResetRestarts() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.st.Restarts = 0
+	l.wakeLocked()
+}
