@@ -101,3 +101,24 @@ func keyLine(data []byte, key string) int {
 	}
 	return 0
 }
+
+// CheckRunFiles checks what the run keys need of the system: the env_file files parse, and
+// the watch paths exist. The daemon calls it at start, so a mistake is an error there rather
+// than a line in the daemon's log.
+func (a *App) CheckRunFiles() error {
+	if _, err := a.FileEnv(); err != nil {
+		return err
+	}
+	for _, p := range a.Watch {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(a.Cwd, p)
+		}
+		if _, err := os.Stat(p); err != nil {
+			if pe, ok := err.(*os.PathError); ok {
+				err = pe.Err
+			}
+			return fmt.Errorf("app %q: watch path %s: %v", a.Name, p, err)
+		}
+	}
+	return nil
+}

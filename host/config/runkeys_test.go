@@ -139,6 +139,30 @@ func TestFileEnvOrder(t *testing.T) {
 	}
 }
 
+func TestCheckRunFiles(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "ok.env"), []byte("A=1\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "bad.env"), []byte("A=\"open\n"), 0o644)
+	os.Mkdir(filepath.Join(dir, "src"), 0o755)
+	for _, tc := range []struct {
+		name           string
+		envFile, watch []string
+		err            string
+	}{
+		{"all there", []string{"ok.env"}, []string{".", "src", "ok.env"}, ""},
+		{"bad env file", []string{"bad.env"}, nil, `app "web": env_file: ` + filepath.Join(dir, "bad.env") + `:1: unterminated quoted value`},
+		{"missing watch path", nil, []string{"src", "lib"}, `app "web": watch path ` + filepath.Join(dir, "lib") + `: no such file or directory`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := App{Name: "web", Cwd: dir, EnvFile: tc.envFile, Watch: tc.watch}
+			err := a.CheckRunFiles()
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.err)) {
+				t.Errorf("error %v, want %q", err, tc.err)
+			}
+		})
+	}
+}
+
 // The run keys read from JSON, and their bad values are errors naming the key and the value.
 func TestRunKeysJSON(t *testing.T) {
 	for _, tc := range []struct {

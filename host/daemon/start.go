@@ -211,7 +211,7 @@ func checkApp(cfg config.App) ([]string, error) {
 	if err != nil {
 		return nil, &UserError{err.Error()}
 	}
-	if _, err := cfg.FileEnv(); err != nil {
+	if err := cfg.CheckRunFiles(); err != nil {
 		return nil, &UserError{err.Error()}
 	}
 	return argv, nil

@@ -224,6 +224,8 @@ func TestWatchRestarts(t *testing.T) {
 		}
 		return ""
 	})
+	harness.ErrLike(t, h.Fail("start", "sleep 1000", "--name", "nowhere", "--watch=src,lib", "--cwd", dir),
+		`app "nowhere": watch path `+filepath.Join(dir, "lib")+": no such file or directory")
 }
 
 // writeEcoIn writes app as a JSON ecosystem file dir/name.
