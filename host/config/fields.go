@@ -114,7 +114,7 @@ var AppFields = []Field[App]{
 	},
 	{
 		Key: "script", Kind: KindString, Type: "string", Default: "required",
-		Meaning: "a command line (`\"node server.js\"`), a script path (`.js` node, `.py` python3, `.sh` bash, else executed), or a program on PATH; on the command line, `start`'s CMD",
+		Meaning: "a command line (`\"node server.js\"`), a script path (`.js` node, `.py` python3, `.sh` bash, else executed), or a program on PATH; with shell syntax (`$PORT`, `&&`, `|`, `>`) it runs through `/bin/sh -c` ([migrating-from-pm2.md](migrating-from-pm2.md#how-apps-run)); on the command line, `start`'s CMD",
 		Example: "sleep 5",
 		Ptr:     func(a *App) any { return &a.Script },
 	},
