@@ -24,7 +24,9 @@ func TestShellSyntax(t *testing.T) {
 		{`echo "port $PORT"`, true, false},
 		{"node `which app`", true, false},
 		{"node app.js > out.log", true, false},
-		{"node app.js 2>&1", true, true}, // & is a list operator to this scan: the shell stays
+		{"node app.js 2>&1", true, false},
+		{"node app.js >&2", true, false},
+		{"node a.js & node b.js", true, true},
 		{"cat < in", true, false},
 		{"ls *.js", true, false},
 		{"ls file?.js", true, false},

@@ -39,7 +39,13 @@ func ShellSyntax(cmd string) (shell, compound bool) {
 					shell = true
 				}
 			}
-		case ';', '&', '|', '(', ')', '\n':
+		case '&':
+			if i > 0 && (cmd[i-1] == '>' || cmd[i-1] == '<') {
+				shell = true // 2>&1: a redirection, not a background job
+				break
+			}
+			return true, true
+		case ';', '|', '(', ')', '\n':
 			return true, true
 		case '$', '`', '<', '>', '*', '?', '[':
 			shell = true
