@@ -38,6 +38,13 @@ type AppConfig struct {
 	Bind                   string            `json:"bind,omitempty"`
 	Ready                  string            `json:"ready,omitempty"`
 	Watchdog               Duration          `json:"watchdog,omitzero"`
+	EnvFile                []string          `json:"env_file,omitempty"`
+	CronRestart            string            `json:"cron_restart,omitempty"`
+	StopExitCodes          []int             `json:"stop_exit_codes,omitempty"`
+	Watch                  []string          `json:"watch,omitempty"`
+	IgnoreWatch            []string          `json:"ignore_watch,omitempty"`
+	WatchDelay             Duration          `json:"watch_delay,omitzero"`
+	WatchOptions           map[string]any    `json:"watch_options,omitempty"`
 }
 
 // HealthCheck is an app's health check as the API shows it.
@@ -60,6 +67,8 @@ func NewAppConfig(c config.App) AppConfig {
 		MaxMemoryRestart: c.MaxMemoryRestart, OutFile: c.OutFile, ErrorFile: c.ErrorFile,
 		WaitReady: c.WaitReady, WaitTimeout: Duration(c.WaitTimeout), LogMaxSize: c.LogMaxSize, LogKeep: c.LogKeep,
 		Socket: c.Socket, Bind: c.Bind, Ready: c.Ready, Watchdog: Duration(c.Watchdog),
+		EnvFile: c.EnvFile, CronRestart: c.CronRestart, StopExitCodes: c.StopExitCodes, Watch: c.Watch,
+		IgnoreWatch: c.IgnoreWatch, WatchDelay: Duration(c.WatchDelay), WatchOptions: c.WatchOptions,
 	}
 	if h := c.HealthCheck; h != nil {
 		out.HealthCheck = &HealthCheck{URL: h.URL, Script: h.Script, Interval: Duration(h.Interval),
@@ -90,6 +99,8 @@ func (c AppConfig) Config() config.App {
 		MaxMemoryRestart: c.MaxMemoryRestart, OutFile: c.OutFile, ErrorFile: c.ErrorFile,
 		WaitReady: c.WaitReady, WaitTimeout: c.WaitTimeout.Std(), LogMaxSize: c.LogMaxSize, LogKeep: c.LogKeep,
 		Socket: c.Socket, Bind: c.Bind, Ready: c.Ready, Watchdog: c.Watchdog.Std(),
+		EnvFile: c.EnvFile, CronRestart: c.CronRestart, StopExitCodes: c.StopExitCodes, Watch: c.Watch,
+		IgnoreWatch: c.IgnoreWatch, WatchDelay: c.WatchDelay.Std(), WatchOptions: c.WatchOptions,
 	}
 	if h := c.HealthCheck; h != nil {
 		out.HealthCheck = &config.HealthCheck{URL: h.URL, Script: h.Script, Interval: h.Interval.Std(),

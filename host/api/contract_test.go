@@ -106,6 +106,8 @@ func TestAppConfigMirrorsConfigApp(t *testing.T) {
 		HealthCheck: &config.HealthCheck{URL: "http://127.0.0.1:{port}/", Interval: time.Second, Timeout: 500 * time.Millisecond, Retries: 2, Restart: true},
 		WaitReady:   true, WaitTimeout: 7 * time.Second, LogMaxSize: 1 << 10, LogKeep: 4,
 		Socket: config.SocketShared, Bind: "127.0.0.1", Ready: config.ReadyNotify, Watchdog: 3 * time.Second,
+		EnvFile: []string{".env"}, CronRestart: "0 3 * * *", StopExitCodes: []int{0, 143}, Watch: []string{"."},
+		IgnoreWatch: []string{"*.log"}, WatchDelay: 300 * time.Millisecond, WatchOptions: map[string]any{"usePolling": true},
 	}
 	if back := NewAppConfig(full).Config(); !reflect.DeepEqual(back, full) {
 		t.Errorf("round trip through AppConfig:\n got %+v\nwant %+v", back, full)

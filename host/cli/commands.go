@@ -76,8 +76,8 @@ func registerFieldFlags[T any](f *pflag.FlagSet, fields []config.Field[T]) {
 			f.IntP(fd.Flag, fd.Short, n, fd.Usage)
 		case fd.Kind == config.KindEnv:
 			f.StringArrayP(fd.Flag, fd.Short, nil, fd.Usage)
-		case fd.Kind == config.KindSocket:
-			// --socket alone is true; its value is optional (see optionalValues).
+		case fd.Kind == config.KindSocket || fd.Kind == config.KindWatch:
+			// --socket and --watch alone are true; a value is optional (see optionalValues).
 			f.StringP(fd.Flag, fd.Short, fd.FlagDefault, fd.Usage)
 			f.Lookup(fd.Flag).NoOptDefVal = "true"
 		default:

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -110,7 +111,18 @@ func object(syntax int, keys, health [][2]string) string {
 // literal writes an example as a JSON or Lua value of the field's kind.
 func literal(k config.Kind, example string, syntax int) string {
 	switch k {
-	case config.KindCount, config.KindBool:
+	case config.KindCount, config.KindBool, config.KindCodes:
+		return example
+	case config.KindOptions: // a JSON object of one boolean
+		if syntax == luaSyntax {
+			var obj map[string]bool
+			if err := json.Unmarshal([]byte(example), &obj); err != nil || len(obj) != 1 {
+				panic("options example " + example + " is not an object of one boolean")
+			}
+			for k, v := range obj {
+				return fmt.Sprintf("{ %s = %t }", k, v)
+			}
+		}
 		return example
 	case config.KindEnv:
 		name, val, _ := strings.Cut(example, "=")
@@ -124,7 +136,7 @@ func literal(k config.Kind, example string, syntax int) string {
 
 // flagArgs gives a flag the example: a negated bool flag is given when the value is false.
 func flagArgs(flag string, k config.Kind, negated bool, example string) []string {
-	if k == config.KindSocket {
+	if k == config.KindSocket || k == config.KindWatch {
 		return []string{"--" + flag + "=" + example} // `--socket VALUE` is Main's rewrite, tested there
 	}
 	if k == config.KindBool {

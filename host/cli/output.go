@@ -203,6 +203,7 @@ func RenderInfo(w io.Writer, a *api.App) error {
 	if c.Watchdog > 0 {
 		line("watchdog", "restart when no WATCHDOG=1 within "+c.Watchdog.String())
 	}
+	runKeyLines(c, line)
 	size, keep := c.LogLimits()
 	line("log rotation", fmt.Sprintf("at %s, keeping %d", FormatBytes(uint64(size)), keep))
 	line("created", a.CreatedAt.Format(time.RFC3339))

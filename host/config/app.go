@@ -155,6 +155,34 @@ type App struct {
 	Ready string `json:"ready,omitempty"`
 	// Watchdog restarts an instance that sends no WATCHDOG=1 to NOTIFY_SOCKET for this long.
 	Watchdog time.Duration `json:"watchdog,omitempty"`
+
+	// EnvFile are dotenv files (relative to Cwd) read at each launch; Env overrides them.
+	EnvFile []string `json:"env_file,omitempty"`
+	// CronRestart restarts the app at the times of this cron expression.
+	CronRestart string `json:"cron_restart,omitempty"`
+	// StopExitCodes are exit codes after which the instance is not restarted.
+	StopExitCodes []int `json:"stop_exit_codes,omitempty"`
+	// Watch are the paths (relative to Cwd) whose changes restart the app; none: no watching.
+	Watch       []string      `json:"watch,omitempty"`
+	IgnoreWatch []string      `json:"ignore_watch,omitempty"`
+	WatchDelay  time.Duration `json:"watch_delay,omitempty"`
+	// WatchOptions are PM2's chokidar options, kept as given; pmdaemon uses none of them.
+	WatchOptions map[string]any `json:"watch_options,omitempty"`
+}
+
+// DefaultWatchDelay debounces a burst of file changes into one restart.
+const DefaultWatchDelay = time.Second
+
+// WatchIgnoredByDefault are never watched, as in PM2: dependency trees and version control
+// change often and are large.
+var WatchIgnoredByDefault = []string{"node_modules", ".git"}
+
+// Debounce is the watch_delay in force.
+func (a *App) Debounce() time.Duration {
+	if a.WatchDelay > 0 {
+		return a.WatchDelay
+	}
+	return DefaultWatchDelay
 }
 
 // Waiting is the wait_timeout in force.
@@ -243,6 +271,9 @@ func (a *App) Validate() error {
 			return bad("env", "env name %q is not valid", k)
 		}
 	}
+	if err := a.checkRunKeys(bad); err != nil {
+		return err
+	}
 	if err := a.checkSockets(bad); err != nil {
 		return err
 	}
@@ -265,7 +296,9 @@ func (a *App) Validate() error {
 var interpreters = map[string]string{".js": "node", ".mjs": "node", ".cjs": "node", ".py": "python3", ".sh": "bash"}
 
 // Argv resolves the app's script and args into the argv to execute, in the app's cwd and
-// with the given PATH. It reports a script that is neither a file nor a command on PATH.
+// with the given PATH. It reports a script that is neither a file nor a command on PATH. A
+// script with shell syntax ($VAR, &&, |, redirections, globs) runs through /bin/sh -c, as
+// PM2 and Procfile managers do; the shell reports a command it cannot find.
 func (a *App) Argv(path string) ([]string, error) {
 	words, err := SplitCommand(a.Script)
 	if err != nil {
@@ -273,6 +306,9 @@ func (a *App) Argv(path string) ([]string, error) {
 	}
 	if len(words) == 0 {
 		return nil, fmt.Errorf("app %q: script is missing", a.Name)
+	}
+	if shell, compound := ShellSyntax(a.Script); shell {
+		return shellArgv(a.Script, a.Args, compound), nil
 	}
 	first := words[0]
 	rest := append(words[1:len(words):len(words)], a.Args...)

@@ -29,6 +29,10 @@ const (
 	KindHealth                // a health_check object
 	KindSocket                // true, false or "shared"; --socket, --socket shared
 	KindChoice                // one of the field's Choices
+	KindPaths                 // a path, or an array of paths
+	KindWatch                 // true, false, a path or an array of paths; --watch, --watch=a,b
+	KindCodes                 // an exit code 0-255, or an array of them
+	KindOptions               // an object, kept as given
 )
 
 // whole reports the kinds whose numbers must be whole: counts, ports, milliseconds and bytes.
@@ -110,7 +114,7 @@ var AppFields = []Field[App]{
 	},
 	{
 		Key: "script", Kind: KindString, Type: "string", Default: "required",
-		Meaning: "a command line (`\"node server.js\"`), a script path (`.js` node, `.py` python3, `.sh` bash, else executed), or a program on PATH; on the command line, `start`'s CMD",
+		Meaning: "a command line (`\"node server.js\"`), a script path (`.js` node, `.py` python3, `.sh` bash, else executed), or a program on PATH; with shell syntax (`$PORT`, `&&`, `|`, `>`) it runs through `/bin/sh -c` ([migrating-from-pm2.md](migrating-from-pm2.md#how-apps-run)); on the command line, `start`'s CMD",
 		Example: "sleep 5",
 		Ptr:     func(a *App) any { return &a.Script },
 	},
@@ -238,6 +242,51 @@ var AppFields = []Field[App]{
 		Meaning: "rotated files kept per log",
 		Example: "9",
 		Ptr:     func(a *App) any { return &a.LogKeep },
+	},
+	// How apps run, as PM2 users expect (docs/migrating-from-pm2.md).
+	{
+		Key: "env_file", Kind: KindPaths, Type: "path or array of paths", Default: "none",
+		Meaning: "dotenv files relative to `cwd`, read at each start; a later file overrides an earlier one, `env` overrides them all; no `.env` is read unless named here",
+		Example: "prod.env",
+		Ptr:     func(a *App) any { return &a.EnvFile },
+	},
+	{
+		Key: "cron_restart", Flag: "cron-restart", Usage: "restart the app at these times (cron: \"0 3 * * *\", 6 fields with seconds, @every 1h)",
+		Kind: KindString, NonEmpty: true, Type: "cron expression: 5 fields, 6 with seconds first, `@daily`, `@every 1h`", Default: "none",
+		Meaning: "restart every instance at these times (a restart, counted, reason `cron_restart EXPR`)",
+		Example: "0 3 * * *",
+		Ptr:     func(a *App) any { return &a.CronRestart },
+	},
+	{
+		Key: "stop_exit_codes", Kind: KindCodes, Type: "exit code or array of exit codes (0-255)", Default: "none",
+		Meaning: "an instance that exits with one of these is not restarted (it stays `stopped`)",
+		Example: "143",
+		Ptr:     func(a *App) any { return &a.StopExitCodes },
+	},
+	{
+		Key: "watch", Flag: "watch", Usage: "restart the app when files under cwd change (--watch=a,b: those paths)",
+		Kind: KindWatch, Type: "`true`, `false`, a path or an array of paths", Default: "false",
+		Meaning: "restart when a file changes under `cwd` (true) or under these paths (relative to `cwd`), recursively; `node_modules` and `.git` are never watched",
+		Example: "src",
+		Ptr:     func(a *App) any { return &a.Watch },
+	},
+	{
+		Key: "ignore_watch", Kind: KindPaths, Type: "glob or array of globs", Default: "none",
+		Meaning: "changes to paths matching these are ignored (matched against each path relative to `cwd` and against its base name); a matching directory is not entered",
+		Example: "*.log",
+		Ptr:     func(a *App) any { return &a.IgnoreWatch },
+	},
+	{
+		Key: "watch_delay", Kind: KindDuration, Type: "milliseconds or duration", Default: DefaultWatchDelay.String(),
+		Meaning: "changes are gathered until none came for this long, then the app restarts once",
+		Example: "300ms",
+		Ptr:     func(a *App) any { return &a.WatchDelay },
+	},
+	{
+		Key: "watch_options", Kind: KindOptions, Type: "object", Default: "none",
+		Meaning: "accepted for PM2 files and unused: pmdaemon watches with inotify (`usePolling` is ignored)",
+		Example: `{"usePolling": true}`,
+		Ptr:     func(a *App) any { return &a.WatchOptions },
 	},
 	{
 		Key: "socket", Flag: "socket", Usage: "the daemon binds the ports and hands the listening sockets to the app (fd 3, LISTEN_FDS); \"shared\": one port for every instance",
@@ -518,6 +567,39 @@ func (f *Field[T]) decode(v any) (any, error) {
 			return nil, fmt.Errorf("must be one of %s, got %s", quoteAll(f.Choices), describe(v))
 		}
 		return s, nil
+	case KindPaths:
+		return pathList(v)
+	case KindWatch:
+		if b, ok := v.(bool); ok {
+			if b {
+				return []string{"."}, nil
+			}
+			return []string(nil), nil
+		}
+		paths, err := pathList(v)
+		if err != nil {
+			return nil, fmt.Errorf("must be true, false, a path or an array of paths, got %s", typeName(v))
+		}
+		return paths, nil
+	case KindCodes:
+		if _, ok := v.([]any); !ok {
+			v = []any{v}
+		}
+		var codes []int
+		for i, x := range v.([]any) {
+			n, ok := wholeNumber(x)
+			if !ok || n < 0 || n > 255 {
+				return nil, fmt.Errorf("[%d] must be an exit code 0-255, got %s", i, describe(x))
+			}
+			codes = append(codes, int(n))
+		}
+		return codes, nil
+	case KindOptions:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("must be an object, got %s", typeName(v))
+		}
+		return obj, nil
 	case KindHealth:
 		obj, ok := v.(map[string]any)
 		if !ok {
@@ -655,6 +737,22 @@ func (f *Field[T]) FlagValue(t *T, texts []string) error {
 			return bad(fmt.Errorf("must be one of %s", quoteAll(f.Choices)))
 		}
 		v = text
+	case KindWatch:
+		switch b, err := strconv.ParseBool(text); {
+		case err == nil && b:
+			v = []string{"."}
+		case err == nil:
+			v = []string(nil)
+		default:
+			var paths []string
+			for _, p := range strings.Split(text, ",") {
+				if p = strings.TrimSpace(p); p == "" {
+					return bad(errors.New("use --watch alone, or --watch=PATH,PATH"))
+				}
+				paths = append(paths, p)
+			}
+			v = paths
+		}
 	case KindSize:
 		if text == "" {
 			return nil
@@ -669,6 +767,28 @@ func (f *Field[T]) FlagValue(t *T, texts []string) error {
 	}
 	f.set(t, v)
 	return nil
+}
+
+// pathList reads a path or an array of paths.
+func pathList(v any) ([]string, error) {
+	switch a := v.(type) {
+	case string:
+		if strings.TrimSpace(a) == "" {
+			return nil, errors.New("must be a path, got an empty string")
+		}
+		return []string{a}, nil
+	case []any:
+		var paths []string
+		for i, x := range a {
+			s, ok := x.(string)
+			if !ok || strings.TrimSpace(s) == "" {
+				return nil, fmt.Errorf("[%d] must be a non-empty string, got %s", i, describe(x))
+			}
+			paths = append(paths, s)
+		}
+		return paths, nil
+	}
+	return nil, fmt.Errorf("must be a string or an array of strings, got %s", typeName(v))
 }
 
 // quoteAll is choices as a list of quoted words: "a", "b" or "c".

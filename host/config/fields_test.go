@@ -18,7 +18,9 @@ var kindTypes = map[Kind]reflect.Type{
 	KindPort: reflect.TypeFor[string](), KindBool: reflect.TypeFor[bool](), KindCount: reflect.TypeFor[int](),
 	KindDuration: reflect.TypeFor[time.Duration](), KindSize: reflect.TypeFor[int64](),
 	KindHealth: reflect.TypeFor[*HealthCheck](), KindSocket: reflect.TypeFor[SocketMode](),
-	KindChoice: reflect.TypeFor[string](),
+	KindChoice: reflect.TypeFor[string](), KindPaths: reflect.TypeFor[[]string](),
+	KindWatch: reflect.TypeFor[[]string](), KindCodes: reflect.TypeFor[[]int](),
+	KindOptions: reflect.TypeFor[map[string]any](),
 }
 
 // companions are the keys an example needs beside it to make a valid app.
@@ -99,7 +101,7 @@ func TestFieldTables(t *testing.T) {
 // jsonLiteral writes a field's example as the JSON value a file would hold.
 func jsonLiteral(k Kind, example string) string {
 	switch k {
-	case KindCount, KindBool:
+	case KindCount, KindBool, KindCodes, KindOptions:
 		return example
 	case KindEnv:
 		name, val, _ := strings.Cut(example, "=")

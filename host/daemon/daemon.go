@@ -211,10 +211,12 @@ func (d *Daemon) load(f *state.File) {
 // Run starts the background loops (metrics, state writer). Stop ends them.
 func (d *Daemon) Run() {
 	d.serveNotify()
-	d.wg.Add(3)
+	d.wg.Add(5)
 	go d.saveLoop()
 	go d.metricsLoop(2 * time.Second)
 	go d.rotateLoop(2 * time.Second)
+	go d.cronLoop(250 * time.Millisecond)
+	go d.watchLoop(500 * time.Millisecond)
 }
 
 // Shutdown stops every instance (in parallel, each with its kill timeout), keeps them wanted so

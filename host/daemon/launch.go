@@ -20,6 +20,11 @@ func (d *Daemon) launch(a *app, s *slot, adopt *supervisor.Adopt) {
 		s.last = supervisor.State{Status: supervisor.Errored, Restarts: s.last.Restarts, Reason: a.argvErr.Error()}
 		return
 	}
+	if _, err := a.cfg.FileEnv(); err != nil && adopt == nil {
+		s.loop = nil
+		s.last = supervisor.State{Status: supervisor.Errored, Restarts: s.last.Restarts, Reason: err.Error()}
+		return
+	}
 	if adopt != nil {
 		d.recoverListener(a, s)
 	} else if _, err := d.listenerFile(a, s); err != nil {
@@ -55,6 +60,7 @@ func (d *Daemon) specFor(a *app, s *slot) supervisor.Spec {
 		Policy: supervisor.RestartPolicy{
 			Autorestart: a.cfg.Autorestart, MaxRestarts: a.cfg.MaxRestarts, MinUptime: a.cfg.MinUptime,
 			RestartDelay: a.cfg.RestartDelay, ExpBackoff: a.cfg.ExpBackoffRestartDelay,
+			StopExitCodes: a.cfg.StopExitCodes,
 		},
 		KillTimeout: a.cfg.KillTimeout,
 		Port:        s.port,
@@ -113,7 +119,8 @@ func (d *Daemon) errLog(a *app, s *slot) string {
 	return d.paths.ErrLog(a.cfg.Name, s.index)
 }
 
-// env is the daemon's environment, then the app's, then pmdaemon's own variables. A daemon
+// env is the daemon's environment, then the app's env_file values, then its env, then
+// pmdaemon's own variables. A daemon
 // variable nothing overrides goes in as the very string os.Environ gave, so every instance's
 // environment shares those bytes instead of holding its own copy (2–3 KB an instance with a
 // shell's usual environment).
@@ -126,9 +133,17 @@ func (d *Daemon) env(a *app, s *slot) []string {
 			inherited[k] = kv
 		}
 	}
-	for k, v := range a.cfg.Env {
-		m[k] = v
-		delete(inherited, k)
+	// launch refuses an unreadable env_file; one broken since (an automatic respawn) is
+	// reported and left out rather than keeping the instance down.
+	fileEnv, err := a.cfg.FileEnv()
+	if err != nil {
+		d.logger.Printf("%v (starting without it)", err)
+	}
+	for _, vars := range []map[string]string{fileEnv, a.cfg.Env} {
+		for k, v := range vars {
+			m[k] = v
+			delete(inherited, k)
+		}
 	}
 	delete(m, "PORT")
 	// The protocols' variables are the daemon's to set: one the daemon inherited (it may run
@@ -147,6 +162,8 @@ func (d *Daemon) env(a *app, s *slot) []string {
 		m["LISTEN_FDS"], m["LISTEN_FDNAMES"] = "1", a.cfg.Name
 	}
 	if v, ok := a.cfg.Env["PORT"]; ok && s.port == 0 {
+		m["PORT"] = v
+	} else if v, ok := fileEnv["PORT"]; ok && s.port == 0 {
 		m["PORT"] = v
 	}
 	if s.port > 0 {

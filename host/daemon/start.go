@@ -211,6 +211,9 @@ func checkApp(cfg config.App) ([]string, error) {
 	if err != nil {
 		return nil, &UserError{err.Error()}
 	}
+	if err := cfg.CheckRunFiles(); err != nil {
+		return nil, &UserError{err.Error()}
+	}
 	return argv, nil
 }
 

@@ -347,6 +347,13 @@ func (l *Loop) onExit(code int) next {
 	uptime := time.Since(proc.started)
 	// Whatever the app left behind is orphaned now; a fresh process may follow.
 	l.clearLeftovers(proc.pid, code)
+	if l.spec.Policy.stopsOn(code) && proc.pid > 0 {
+		l.update(func(s *State) {
+			s.Status, s.Pid, s.PidStart, s.ExitCode = Stopped, 0, 0, code
+			s.Reason = fmt.Sprintf("exited with code %d, one of stop_exit_codes: not restarted", code)
+		})
+		return l.parkUntilStop()
+	}
 	restart, delay := l.spec.Policy.decide(uptime, &l.bo)
 	l.mu.Lock()
 	l.st.Unstable = l.bo.unstable

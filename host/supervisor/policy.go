@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -28,6 +29,14 @@ type RestartPolicy struct {
 	MinUptime    time.Duration // a run shorter than this (or than MinStableRun) is unstable
 	RestartDelay time.Duration
 	ExpBackoff   time.Duration // initial exponential backoff; 0 disables it
+	// StopExitCodes are exit codes (128+signal for a signal) that end the instance, as PM2's
+	// stop_exit_codes: it is stopped, not restarted.
+	StopExitCodes []int
+}
+
+// stopsOn reports whether exit code ends the instance without a restart.
+func (p RestartPolicy) stopsOn(code int) bool {
+	return slices.Contains(p.StopExitCodes, code)
 }
 
 // backoff is the part of the policy's decision that carries from one exit to the next.
