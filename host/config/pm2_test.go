@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -305,5 +307,52 @@ func TestIsEcosystemFile(t *testing.T) {
 		if got := IsEcosystemFile(tc.path); got != tc.want {
 			t.Errorf("IsEcosystemFile(%q) = %v, want %v", tc.path, got, tc.want)
 		}
+	}
+}
+
+// TestPM2KeysDocumented: every PM2 key the loader knows is in the migration guide.
+func TestPM2KeysDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/migrating-from-pm2.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range append(pm2KeyNames(), "deploy") {
+		if !strings.Contains(string(doc), "`"+k+"`") && !strings.Contains(string(doc), "`"+k+":") {
+			t.Errorf("docs/migrating-from-pm2.md does not mention `%s`", k)
+		}
+	}
+}
+
+// BenchmarkPM2Load compares a 10-app file read as JSON and as a .config.js (node's start-up
+// included: the price of a JS ecosystem file).
+func BenchmarkPM2Load(b *testing.B) {
+	var apps []string
+	for i := range 10 {
+		apps = append(apps, fmt.Sprintf(`{"name": "app%d", "script": "index.js", "instances": 2, "exec_mode": "cluster", "env": {"PORT": %d}}`, i, 23000+i))
+	}
+	body := `{"apps": [` + strings.Join(apps, ",\n") + `]}`
+	dir := b.TempDir()
+	files := map[string]string{"json": "eco.json", "config.js": "ecosystem.config.js"}
+	for kind, name := range files {
+		content := body
+		if kind == "config.js" {
+			content = "module.exports = " + body + ";\n"
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, kind := range []string{"json", "config.js"} {
+		b.Run(kind, func(b *testing.B) {
+			for b.Loop() {
+				eco, err := LoadEcosystem(filepath.Join(dir, files[kind]))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(eco.Apps) != 10 {
+					b.Fatalf("%d apps, want 10", len(eco.Apps))
+				}
+			}
+		})
 	}
 }
