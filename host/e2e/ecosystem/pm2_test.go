@@ -42,22 +42,23 @@ module.exports = {
 `, js(echo), b, b+1)
 }
 
-func needNode(t *testing.T) {
+// pm2Home is a home with pm2File written in a directory of its own, on three free ports.
+func pm2Home(t *testing.T) (h *harness.Home, b int, dir, path string) {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Fatalf("reading ecosystem.config.js needs node on PATH: %v", err)
 	}
+	h = harness.NewHome(t)
+	b = harness.FreePorts(t, 3)
+	dir = t.TempDir()
+	return h, b, dir, writeFile(t, dir, "ecosystem.config.js", pm2File(harness.Echo, b))
 }
 
 // run --dry-run of a PM2 .config.js prints the plan PM2's keys make (a shared port, a port
 // range) and the notes, and starts nothing.
 func TestPM2ConfigJSDryRun(t *testing.T) {
 	t.Parallel()
-	needNode(t)
-	h := harness.NewHome(t)
-	b := harness.FreePorts(t, 3)
-	dir := t.TempDir()
-	path := writeFile(t, dir, "ecosystem.config.js", pm2File(harness.Echo, b))
+	h, b, dir, path := pm2Home(t)
 
 	r := h.Run("run", path, "--dry-run", "--env", "production")
 	if r.Code != 0 {
@@ -94,10 +95,7 @@ func TestPM2ConfigJSDryRun(t *testing.T) {
 // env_production merged over env.
 func TestPM2ConfigJSStart(t *testing.T) {
 	t.Parallel()
-	needNode(t)
-	h := harness.NewHome(t)
-	b := harness.FreePorts(t, 3)
-	path := writeFile(t, t.TempDir(), "ecosystem.config.js", pm2File(harness.Echo, b))
+	h, b, _, path := pm2Home(t)
 
 	h.OK("start", path, "--env", "production")
 	rows := h.WaitList(defaultWait, "the file's apps online", allOnline([]wantApp{{"cluster", []int{b, b}}, {"shards", harness.Seq(b+1, 2)}}))
