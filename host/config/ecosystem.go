@@ -66,7 +66,7 @@ func LoadEcosystemWith(path string, opts LoadOptions) (*Ecosystem, error) {
 		return nil, err
 	}
 	if isJSEcosystem(path) {
-		data, err := evalJS(path)
+		data, err := evalJS(path, JSTimeout)
 		if err != nil {
 			return nil, err
 		}

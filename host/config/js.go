@@ -65,8 +65,9 @@ func isJSEcosystem(path string) bool {
 	return false
 }
 
-// evalJS runs a JavaScript ecosystem file with node and returns its config as JSON.
-func evalJS(path string) ([]byte, error) {
+// evalJS runs a JavaScript ecosystem file with node, for at most timeout, and returns its
+// config as JSON.
+func evalJS(path string, timeout time.Duration) ([]byte, error) {
 	name := filepath.Base(path)
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -76,7 +77,7 @@ func evalJS(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), JSTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "-e", jsLoader, abs)
 	cmd.Dir = filepath.Dir(abs)
@@ -90,7 +91,7 @@ func evalJS(path string) ([]byte, error) {
 	runErr := cmd.Run()
 	switch {
 	case ctx.Err() != nil:
-		return nil, fmt.Errorf("%s: node did not finish reading it within %s (does it wait for something?)", name, JSTimeout)
+		return nil, fmt.Errorf("%s: node did not finish reading it within %s (does it wait for something?)", name, timeout)
 	case out.over:
 		return nil, fmt.Errorf("%s: node printed more than %d MiB while reading it", name, MaxJSOutput>>20)
 	}

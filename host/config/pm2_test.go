@@ -356,3 +356,48 @@ func BenchmarkPM2Load(b *testing.B) {
 		})
 	}
 }
+
+// TestPM2JSBounds: a file that never finishes, or prints without end, is stopped with an
+// error naming it, and leaves no process behind (its process group is killed).
+func TestPM2JSBounds(t *testing.T) {
+	dir := t.TempDir()
+	// The loop starts a child first and says its pid, so the test can see it end too.
+	loop := "const c = require('child_process').spawn('sleep', ['300'], {stdio: 'ignore'});\n" +
+		"require('fs').writeFileSync(__dirname + '/child.pid', String(c.pid));\nwhile (true) {}\n"
+	tests := []struct {
+		name, body string
+		want       string
+	}{
+		{"loops.config.js", loop, "loops.config.js: node did not finish reading it within 1s"},
+		{"prints.config.js", "const s = 'x'.repeat(1 << 20);\nfor (let i = 0; i < 8; i++) process.stdout.write(s);\nmodule.exports = {apps: []};\n", "prints.config.js: node printed more than 4 MiB"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name)
+			if err := os.WriteFile(path, []byte(tc.body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := evalJS(path, time.Second)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+	pidText, err := os.ReadFile(filepath.Join(dir, "child.pid"))
+	if err != nil {
+		t.Fatalf("the looping file did not start its child: %v", err)
+	}
+	// SIGKILL went to the group; the orphaned child is reaped by init soon after.
+	stat := "/proc/" + strings.TrimSpace(string(pidText)) + "/stat"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(stat)
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the child the file started (pid %s) is still running", pidText)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
