@@ -28,10 +28,17 @@ func (e *Env) startCmd() *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if isEcosystem(args[0]) {
-				if len(args) > 1 || cmd.Flags().NFlag() > 0 {
-					return fmt.Errorf("start %s runs an ecosystem file and takes no flags or arguments; set them in the file", args[0])
+				// --env NAME (no "=") is PM2's `start FILE --env NAME`: the file's env_NAME.
+				envs, _ := cmd.Flags().GetStringArray("env")
+				pm2Env := len(envs) == 1 && !strings.Contains(envs[0], "=") && cmd.Flags().NFlag() == 1
+				if len(args) > 1 || (cmd.Flags().NFlag() > 0 && !pm2Env) {
+					return fmt.Errorf("start %s runs an ecosystem file and takes no flags or arguments but --env NAME; set them in the file", args[0])
 				}
-				return e.runFile(cmd.Context(), args[0], runOptions{})
+				o := runOptions{}
+				if pm2Env {
+					o.env = envs[0]
+				}
+				return e.runFile(cmd.Context(), args[0], o)
 			}
 			app, err := appFromFlags(cmd.Flags(), args, cmd.ArgsLenAtDash())
 			if err != nil {

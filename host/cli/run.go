@@ -23,13 +23,14 @@ type runOptions struct {
 	only    string
 	update  bool
 	timeout time.Duration
+	env     string              // PM2's env_<env> sections are merged over env
 	plugins []config.PluginDecl // a JSON file's plugin declarations
 }
 
 func (e *Env) runCmd() *cobra.Command {
 	var o runOptions
 	cmd := &cobra.Command{
-		Use:   "run FILE.json|FILE.lua",
+		Use:   "run FILE (.json, .json5, .lua, or PM2's ecosystem.config.js, .cjs, .mjs)",
 		Short: "Run an ecosystem file: start its apps (apps already running are left alone unless --update)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -40,31 +41,35 @@ func (e *Env) runCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.only, "only", "", "start only the app of this name")
 	cmd.Flags().BoolVar(&o.update, "update", false, "restart apps that are already running with the file's config")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", lua.DefaultTimeout, "wall-clock limit for evaluating a Lua file")
+	cmd.Flags().StringVar(&o.env, "env", "", "merge each app's env_NAME section over its env (PM2's --env NAME)")
 	return cmd
 }
 
 // isEcosystem tells whether CMD names an ecosystem file rather than a program.
 func isEcosystem(cmd string) bool {
-	switch strings.ToLower(filepath.Ext(firstWord(cmd))) {
-	case ".json", ".lua":
-		return true
-	}
-	return false
+	word := firstWord(cmd)
+	return strings.EqualFold(filepath.Ext(word), ".lua") || config.IsEcosystemFile(word)
 }
 
 func (e *Env) runFile(ctx context.Context, path string, o runOptions) error {
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".json":
-		eco, err := config.LoadEcosystem(path)
+	switch {
+	case strings.EqualFold(filepath.Ext(path), ".lua"):
+		if o.env != "" {
+			return fmt.Errorf("--env %s selects PM2's env_%s sections, which a Lua file does not have", o.env, o.env)
+		}
+		return e.runLua(ctx, path, o)
+	case config.IsEcosystemFile(path):
+		eco, err := config.LoadEcosystemWith(path, config.LoadOptions{Env: o.env})
 		if err != nil {
 			return err
 		}
+		for _, n := range eco.Notes {
+			fmt.Fprintf(e.Stderr, "[pmdaemon] note: %s\n", n)
+		}
 		o.plugins = eco.Plugins
 		return e.startApps(ctx, path, eco.Apps, o)
-	case ".lua":
-		return e.runLua(ctx, path, o)
 	default:
-		return fmt.Errorf("%s is not an ecosystem file: use a .json or .lua file", path)
+		return fmt.Errorf("%s is not an ecosystem file: use a .json, .json5 or .lua file, or PM2's ecosystem.config.js (.cjs, .mjs)", path)
 	}
 }
 

@@ -41,6 +41,8 @@ func LoadFile(path string) ([]App, error) {
 type Ecosystem struct {
 	Plugins []PluginDecl
 	Apps    []App
+	// Notes say, one line per PM2 key, what pmdaemon does instead of what PM2 would.
+	Notes []string
 }
 
 // PluginDecl is a plugin an ecosystem file declares.
@@ -53,6 +55,23 @@ type PluginDecl struct {
 
 // LoadEcosystem is LoadFile with the file's plugin declarations.
 func LoadEcosystem(path string) (*Ecosystem, error) {
+	return LoadEcosystemWith(path, LoadOptions{})
+}
+
+// LoadEcosystemWith reads a JSON, JSON5 or (with node) JavaScript ecosystem file, PM2's keys
+// included.
+func LoadEcosystemWith(path string, opts LoadOptions) (*Ecosystem, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if isJSEcosystem(path) {
+		data, err := evalJS(path, JSTimeout)
+		if err != nil {
+			return nil, err
+		}
+		return parseEcosystem(data, filepath.Base(path), filepath.Dir(abs), opts)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read ecosystem file: %w", err)
@@ -65,11 +84,7 @@ func LoadEcosystem(path string) (*Ecosystem, error) {
 	if len(data) > MaxEcosystemSize {
 		return nil, fmt.Errorf("%s is larger than %d MB, the limit for an ecosystem file", path, MaxEcosystemSize>>20)
 	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, err
-	}
-	return ParseEcosystem(data, filepath.Base(path), filepath.Dir(abs))
+	return parseEcosystem(data, filepath.Base(path), filepath.Dir(abs), opts)
 }
 
 // ParseJSON parses an ecosystem document's apps; file names it in errors.
@@ -83,6 +98,10 @@ func ParseJSON(data []byte, file, baseDir string) ([]App, error) {
 
 // ParseEcosystem parses an ecosystem document; file names it in errors.
 func ParseEcosystem(data []byte, file, baseDir string) (*Ecosystem, error) {
+	return parseEcosystem(data, file, baseDir, LoadOptions{})
+}
+
+func parseEcosystem(data []byte, file, baseDir string, opts LoadOptions) (*Ecosystem, error) {
 	fail := func(format string, a ...any) (*Ecosystem, error) {
 		return nil, fmt.Errorf("%s: %s", file, fmt.Sprintf(format, a...))
 	}
@@ -93,6 +112,10 @@ func ParseEcosystem(data []byte, file, baseDir string) (*Ecosystem, error) {
 	if !utf8.Valid(data) {
 		line := 1 + bytes.Count(data[:firstInvalidUTF8(data)], []byte{'\n'})
 		return fail("line %d: not valid UTF-8", line)
+	}
+	data, err := json5ToJSON(data)
+	if err != nil {
+		return fail("%v", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -111,13 +134,20 @@ func ParseEcosystem(data []byte, file, baseDir string) (*Ecosystem, error) {
 		return fail("%v", err)
 	}
 	var objs []any
+	notes := newNotes(file)
 	eco := &Ecosystem{}
 	switch v := doc.(type) {
 	case map[string]any:
 		if apps, ok := v["apps"]; ok {
-			for k := range v {
-				if k != "apps" && k != "plugins" {
-					return fail("unknown top-level key %q (an ecosystem has \"apps\" and \"plugins\")", k)
+			for _, k := range sortedKeys(v) {
+				switch {
+				case k == "apps" || k == "plugins":
+				case PM2Sections[k] != "":
+					notes.add(k, PM2Sections[k])
+				case suggest(k, []string{"apps", "plugins"}) != "":
+					return fail("unknown top-level key %q (did you mean %q?)", k, suggest(k, []string{"apps", "plugins"}))
+				default:
+					notes.add(k, "ignored: a top-level section pmdaemon does not read (it reads \"apps\" and \"plugins\")")
 				}
 			}
 			if ps, ok := v["plugins"]; ok {
@@ -156,13 +186,18 @@ func ParseEcosystem(data []byte, file, baseDir string) (*Ecosystem, error) {
 		return fail("\"apps\" has %d apps; a file may have at most %d", len(objs), MaxApps)
 	}
 	apps, err := parseList(objs, file, "apps", "an app", func(m map[string]any, where string) (App, string, error) {
-		app, err := AppFromMap(m, where, baseDir)
+		translated, err := pm2App(m, opts, notes)
+		if err != nil {
+			return App{}, "", at(appLabel(m, where), err)
+		}
+		app, err := AppFromMap(translated, where, baseDir)
 		return app, app.Name, err
 	})
 	if err != nil {
 		return nil, err
 	}
 	eco.Apps = apps
+	eco.Notes = notes.list
 	return eco, nil
 }
 
@@ -277,14 +312,7 @@ func PluginFromMap(m map[string]any, where, baseDir string) (PluginDecl, error) 
 // paths. Unknown keys are errors with a "did you mean" suggestion. The App is validated.
 func AppFromMap(m map[string]any, where, baseDir string) (App, error) {
 	app := NewApp()
-	label := where
-	if n, ok := m["name"].(string); ok && n != "" {
-		label = fmt.Sprintf("%s (%s)", where, n)
-		if q := strconv.Quote(n); n != strings.TrimSpace(n) || q[1:len(q)-1] != n || len(n) > MaxNameLen {
-			// Quoted (and cut), so that spaces, tabs and newlines in a refused name show.
-			label = fmt.Sprintf("%s (%s)", where, quoteShort(n))
-		}
-	}
+	label := appLabel(m, where)
 	err := fromMap(AppFields, &app, m, strconv.Quote, func(k string) error {
 		return &UnknownKeyError{Key: k, Suggestion: suggest(k, appKeys)}
 	})
@@ -311,6 +339,28 @@ func AppFromMap(m map[string]any, where, baseDir string) (App, error) {
 		return App{}, at(label, err)
 	}
 	return app, nil
+}
+
+// appLabel is where with the app's name: `eco.json: apps[1] (web)`.
+func appLabel(m map[string]any, where string) string {
+	n, ok := m["name"].(string)
+	if !ok || n == "" {
+		return where
+	}
+	if q := strconv.Quote(n); n != strings.TrimSpace(n) || q[1:len(q)-1] != n || len(n) > MaxNameLen {
+		// Quoted (and cut), so that spaces, tabs and newlines in a refused name show.
+		return fmt.Sprintf("%s (%s)", where, quoteShort(n))
+	}
+	return fmt.Sprintf("%s (%s)", where, n)
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // at places a *FieldError at where: the reader knows the file, the app and the line, which

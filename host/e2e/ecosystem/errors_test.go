@@ -42,8 +42,9 @@ func TestEcosystemCLIErrors(t *testing.T) {
 		{"bad-duration.json", app(`, "min_uptime": "soon"`), []string{"apps[1] (bad)", `"min_uptime"`, `"soon"`}},
 		{"bad-duration-negative.json", app(`, "kill_timeout": -1`), []string{"apps[1] (bad)", `"kill_timeout"`}},
 		{"bad-memory.json", app(`, "max_memory_restart": "12Q"`), []string{"apps[1] (bad)", `"max_memory_restart"`, `"12Q"`}},
-		{"instances-zero.json", app(`, "instances": 0`), []string{"apps[1] (bad)", `"instances"`}},
-		{"instances-negative.json", app(`, "instances": -1`), []string{"apps[1] (bad)", `"instances"`}},
+		// instances 0 and -1 count CPUs, as in PM2 (host/config TestPM2Corpus).
+		{"instances-too-many.json", app(`, "instances": 5000`), []string{"apps[1] (bad)", `"instances"`}},
+		{"instances-negative-fraction.json", app(`, "instances": -1.5`), []string{"apps[1] (bad)", `"instances"`}},
 		{"instances-abc.json", app(`, "instances": "abc"`), []string{"apps[1] (bad)", `"instances"`}},
 		{"instances-fraction.json", app(`, "instances": 1.5`), []string{"apps[1] (bad)", `"instances"`}},
 		{"health-check.json", app(`, "health_check": {"url": "/health"}`), []string{"apps[1] (bad)", "health_check", `url "/health" must start with http://`}},

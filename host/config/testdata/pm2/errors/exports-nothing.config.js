@@ -1,0 +1,1 @@
+const apps = [{ name: 'forgot', script: 'index.js' }];

@@ -1,0 +1,3 @@
+module.exports = {
+  apps: [{ name: 'pm2-named', script: 'app.py', interpreter: 'python3' }],
+};

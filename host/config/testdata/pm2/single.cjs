@@ -1,0 +1,6 @@
+module.exports = {
+  name: 'cjs-single',
+  script: 'npm',
+  args: 'run start:prod',
+  instances: 1,
+};
