@@ -85,11 +85,6 @@ func pm2App(m map[string]any, opts LoadOptions, notes *Notes) (map[string]any, e
 	if err := pm2Mode(out, pm2, from, notes); err != nil {
 		return nil, err
 	}
-	if w, ok := pm2["watch"]; ok {
-		if b, isBool := w.(bool); !isBool || b {
-			notes.add(from["watch"], notYet)
-		}
-	}
 	return out, nil
 }
 

@@ -125,9 +125,15 @@ func TestPM2Corpus(t *testing.T) {
 			"pmx", "post_update", "shutdown_with_message", "source_map_support", "treekill", "user", "vizion", "windowsHide",
 		}, apps: map[string]pm2Want{"noisy": {instances: 1, script: "index.js"}}},
 		{file: "later-keys.json", order: []string{"later"}, notes: []string{
-			"combine_logs", "cron_restart", "env_file", "ignore_watch", "listen_timeout", "log_date_format", "log_file", "log_type",
-			"namespace", "pid_file", "stop_exit_codes", "time", "watch", "watch_delay", "watch_options",
-		}, apps: map[string]pm2Want{"later": {instances: 1, script: "index.js"}}},
+			"combine_logs", "listen_timeout", "log_date_format", "log_file", "log_type", "namespace", "pid_file", "time",
+		}, apps: map[string]pm2Want{"later": {instances: 1, script: "index.js", check: func(t *testing.T, a App) {
+			// Keys PM2 and pmdaemon share are read as pmdaemon reads them, without a note.
+			if !slices.Equal(a.EnvFile, []string{".env"}) || a.CronRestart != "0 3 * * *" || !slices.Equal(a.StopExitCodes, []int{0}) ||
+				!slices.Equal(a.Watch, []string{"src"}) || !slices.Equal(a.IgnoreWatch, []string{"node_modules", "logs"}) || a.WatchDelay != time.Second {
+				t.Errorf("shared keys read as env_file %q cron %q stop codes %v watch %q ignore %q delay %s",
+					a.EnvFile, a.CronRestart, a.StopExitCodes, a.Watch, a.IgnoreWatch, a.WatchDelay)
+			}
+		}}}},
 		{file: "aliases.json", order: []string{"aliased"}, apps: map[string]pm2Want{
 			"aliased": {instances: 1, script: "node --inspect=0 index.js", check: func(t *testing.T, a App) {
 				if a.OutFile != filepath.Join(dir, "logs/out.log") || a.ErrorFile != filepath.Join(dir, "logs/err.log") {
@@ -172,7 +178,7 @@ func TestPM2Corpus(t *testing.T) {
 		{file: "cluster-own-port.json", order: []string{"own-port"}, apps: map[string]pm2Want{
 			"own-port": {instances: 3, script: "server.js", env: env("PORT", "3000"), port: "auto:24000-24100"},
 		}},
-		{file: "mixed.config.js", env: "production", order: []string{"gateway", "jobs", "static"}, notes: []string{"cron_restart", "listen_timeout"}, apps: map[string]pm2Want{
+		{file: "mixed.config.js", env: "production", order: []string{"gateway", "jobs", "static"}, notes: []string{"listen_timeout"}, apps: map[string]pm2Want{
 			"gateway": {instances: 2, script: "gateway.js", env: env("PORT", "23600", "NODE_ENV", "production"), port: "23600", socket: SocketShared, check: func(t *testing.T, a App) {
 				if !a.WaitReady {
 					t.Error("wait_ready: true was not kept")

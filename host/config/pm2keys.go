@@ -46,18 +46,19 @@ var PM2Keys = []PM2Key{
 	{Key: "interpreter_args", AliasOf: "node_args", Honoured: true},
 	{Key: "interpreterArgs", AliasOf: "node_args", Honoured: true},
 	{Key: "increment_var", Honoured: true},
-	{Key: "watch", Honoured: true}, // false is what pmdaemon does; true gets notYet (pm2App)
+	{Key: "watch", Honoured: true}, // an AppField: read as pmdaemon reads it
 	{Key: "vizion", Honoured: true, Note: "ignored: pmdaemon keeps no version-control metadata"},
 	{Key: "treekill", Honoured: true, Note: "pmdaemon always stops the whole process tree (its cgroup)"},
 
-	// Accepted: implemented by another part of issue 14, which replaces these entries.
-	{Key: "env_file", Note: notYet},
-	{Key: "cron_restart", Note: notYet},
-	{Key: "cron", AliasOf: "cron_restart", Note: notYet},
-	{Key: "stop_exit_codes", Note: notYet},
-	{Key: "ignore_watch", Note: notYet},
-	{Key: "watch_delay", Note: notYet},
-	{Key: "watch_options", Note: notYet},
+	// Honoured by pmdaemon's own keys of the same name (AppFields), and, below them, accepted
+	// keys of issue 14 not implemented yet.
+	{Key: "env_file", Honoured: true}, // an AppField: read as pmdaemon reads it
+	{Key: "cron_restart", Honoured: true}, // an AppField: read as pmdaemon reads it
+	{Key: "cron", AliasOf: "cron_restart", Honoured: true},
+	{Key: "stop_exit_codes", Honoured: true}, // an AppField: read as pmdaemon reads it
+	{Key: "ignore_watch", Honoured: true}, // an AppField: read as pmdaemon reads it
+	{Key: "watch_delay", Honoured: true}, // an AppField: read as pmdaemon reads it
+	{Key: "watch_options", Honoured: true}, // an AppField: read as pmdaemon reads it
 	{Key: "time", Note: notYet},
 	{Key: "log_date_format", Note: notYet},
 	{Key: "log_type", Note: notYet},
