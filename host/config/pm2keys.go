@@ -52,13 +52,13 @@ var PM2Keys = []PM2Key{
 
 	// Honoured by pmdaemon's own keys of the same name (AppFields), and, below them, accepted
 	// keys of issue 14 not implemented yet.
-	{Key: "env_file", Honoured: true}, // an AppField: read as pmdaemon reads it
+	{Key: "env_file", Honoured: true},     // an AppField: read as pmdaemon reads it
 	{Key: "cron_restart", Honoured: true}, // an AppField: read as pmdaemon reads it
 	{Key: "cron", AliasOf: "cron_restart", Honoured: true},
 	{Key: "stop_exit_codes", Honoured: true}, // an AppField: read as pmdaemon reads it
-	{Key: "ignore_watch", Honoured: true}, // an AppField: read as pmdaemon reads it
-	{Key: "watch_delay", Honoured: true}, // an AppField: read as pmdaemon reads it
-	{Key: "watch_options", Honoured: true}, // an AppField: read as pmdaemon reads it
+	{Key: "ignore_watch", Honoured: true},    // an AppField: read as pmdaemon reads it
+	{Key: "watch_delay", Honoured: true},     // an AppField: read as pmdaemon reads it
+	{Key: "watch_options", Honoured: true},   // an AppField: read as pmdaemon reads it
 	{Key: "time", Note: notYet},
 	{Key: "log_date_format", Note: notYet},
 	{Key: "log_type", Note: notYet},
