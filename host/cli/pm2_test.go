@@ -241,9 +241,15 @@ func TestSignalThroughMain(t *testing.T) {
 		t.Fatal(err)
 	}
 	marks := filepath.Join(dir, "marks")
+	// The script says when its traps are set: a signal before that would end it (bash's
+	// default for USR1), which a loaded machine makes likely right after the spawn.
 	script := harness.WriteScript(t, dir, "trap.sh", "trap 'echo usr1 >> "+marks+"' USR1\n"+
-		"trap 'echo hup >> "+marks+"' HUP\nwhile :; do sleep 0.05; done\n")
+		"trap 'echo hup >> "+marks+"' HUP\necho set >> "+marks+"\nwhile :; do sleep 0.05; done\n")
 	mustPmd(t, "start", script, "--name", "trap", "--kill-timeout", "2s")
+	harness.Eventually(t, 15*time.Second, "the traps set", func() bool {
+		b, _ := os.ReadFile(marks)
+		return strings.TrimSpace(string(b)) == "set"
+	})
 	rows := harness.WaitRows(t, c, 15*time.Second, "trap online", harness.AllOnline("trap", 1))
 	pid := rows[0].Pid
 	for i, tt := range []struct {
@@ -261,7 +267,7 @@ func TestSignalThroughMain(t *testing.T) {
 		}
 		harness.Eventually(t, 10*time.Second, fmt.Sprintf("%q reaching the app", tt.args), func() bool {
 			b, _ := os.ReadFile(marks)
-			lines := strings.Fields(string(b))
+			lines := strings.Fields(string(b))[1:] // after "set"
 			return len(lines) == i+1 && lines[i] == tt.want
 		})
 	}
