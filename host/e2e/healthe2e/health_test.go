@@ -37,7 +37,7 @@ func TestUnhealthyInstanceIsRestarted(t *testing.T) {
 	if r.Health != "healthy" || r.Status != "online" {
 		t.Fatalf("after start --wait-ready: status %s health %q, want online and healthy", r.Status, r.Health)
 	}
-	if !strings.Contains(h.OK("list"), "Online (healthy)") {
+	if !strings.Contains(h.OK("list"), "online (healthy)") { // plain labels: the output is not a terminal
 		t.Error("list does not show the health")
 	}
 	firstPid := r.Pid
