@@ -6,10 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
+	"github.com/pmdaemon/pmdaemon/host/state"
 )
 
 // app is one language's test app: how to start it under pmdaemon.
@@ -160,4 +163,30 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// recorded waits until the state file holds the pids that list shows for app name.
+func recorded(t *testing.T, h *harness.Home, name string) {
+	t.Helper()
+	harness.Eventually(t, 10*time.Second, "state.json to record "+name+"'s pids", func() bool {
+		// Read, not state.Load: that would move a file it cannot parse aside, and this one is
+		// the live daemon's.
+		b, err := os.ReadFile(filepath.Join(h.Dir, "state.json"))
+		var f state.File
+		if err != nil || json.Unmarshal(b, &f) != nil {
+			return false
+		}
+		var saved []int
+		for _, a := range f.Apps {
+			if a.Config.Name == name {
+				for _, in := range a.Instances {
+					saved = append(saved, in.Pid)
+				}
+			}
+		}
+		listed := harness.PidsOf(h.APIList(), name)
+		slices.Sort(saved)
+		slices.Sort(listed)
+		return len(listed) > 0 && slices.Equal(saved, listed)
+	})
 }

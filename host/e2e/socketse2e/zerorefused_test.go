@@ -108,6 +108,11 @@ func runZeroRefused(t *testing.T, a app, m mode) {
 	// next CLI command starts a daemon that takes the instances and their listeners back, and
 	// a reload under it still refuses nothing.
 	s = phase(t, l, "daemon kill -9, reload", func() {
+		// The daemon writes its state at a pace (up to half a second behind): killed before it
+		// recorded the replacement of the instance killed above, the next daemon would not know
+		// that process, and would kill it as a stray (its requests in flight with it) and start
+		// the instance afresh. Taking the instances back is what this phase is about.
+		recorded(t, h, name)
 		d := theDaemon(t, h)
 		harness.Sigkill(t, d)
 		harness.WaitDead(t, 10*time.Second, "the daemon to die", d)
