@@ -30,9 +30,24 @@ func writerScript(t *testing.T, delay string) string {
 	return "sh " + p
 }
 
-// allLogLines joins the rotated files (oldest first) and the live one.
+// allLogLines joins the rotated files (oldest first) and the live one. A rotation that moves
+// the files while they are read (the writer may still be writing) makes it read them again.
 func allLogLines(t *testing.T, path string) []string {
 	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lines, err := readLogLines(path)
+		if err == nil {
+			return lines
+		}
+		if !os.IsNotExist(err) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+}
+
+// readLogLines is one read of allLogLines; a file gone since the glob is an IsNotExist error.
+func readLogLines(path string) ([]string, error) {
 	var buf bytes.Buffer
 	rotated, _ := filepath.Glob(path + ".*")
 	n := 0
@@ -44,16 +59,16 @@ func allLogLines(t *testing.T, path string) []string {
 	for k := n; k >= 1; k-- {
 		b, err := os.ReadFile(fmt.Sprintf("%s.%d", path, k))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		buf.Write(b)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	buf.Write(b)
-	return strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+	return strings.Split(strings.TrimRight(buf.String(), "\n"), "\n"), nil
 }
 
 func checkSequence(t *testing.T, lines []string, from int) {
