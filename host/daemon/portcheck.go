@@ -63,7 +63,7 @@ func (d *Daemon) portReady(a *app, s *slot) error {
 	var err error
 	socket := a.cfg.Socket != config.SocketNone && port > 0
 	if socket {
-		err = d.socketReady(a, port) // the daemon's own socket, or one bound now
+		_, err = d.listenerFor(a, port) // the daemon's own socket, or one bound now
 	}
 	d.mu.Unlock()
 	if port == 0 || socket && err == nil {

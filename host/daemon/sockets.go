@@ -89,25 +89,6 @@ func (d *Daemon) listenerFor(a *app, port int) (*sockets.Listener, error) {
 	return l, nil
 }
 
-// holdsSocket reports whether the daemon holds a listening socket for a's port, which then
-// needs no check before an instance starts on it: it is ours. d.mu must be held.
-func (d *Daemon) holdsSocket(a *app, port int) bool {
-	if a.cfg.Socket == config.SocketNone || port == 0 {
-		return false
-	}
-	if a.listeners[port] != nil || d.bound[port] != nil {
-		return true
-	}
-	return false
-}
-
-// socketReady is portReady for a socket app: its port is ready when its listener is held or
-// can be bound now. d.mu must be held.
-func (d *Daemon) socketReady(a *app, port int) error {
-	_, err := d.listenerFor(a, port)
-	return err
-}
-
 // closeUnheldLocked closes what no app holds any more: the sockets an allocation bound but the
 // operation did not use, and each app's listeners of ports the registry no longer holds for it.
 // Every operation ends with it. d.mu must be held.
