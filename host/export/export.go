@@ -38,7 +38,9 @@ type Report struct {
 }
 
 // Drop records something the export leaves out, and why.
-func (r *Report) Drop(format string, a ...any) { r.Dropped = append(r.Dropped, fmt.Sprintf(format, a...)) }
+func (r *Report) Drop(format string, a ...any) {
+	r.Dropped = append(r.Dropped, fmt.Sprintf(format, a...))
+}
 
 // Change records something carried over in another form.
 func (r *Report) Change(format string, a ...any) {

@@ -47,7 +47,7 @@ func FromFile(ctx context.Context, path string, o FileOptions) (*Source, error) 
 		}
 		src.Apps = eco.Apps
 		for _, n := range eco.Notes {
-			src.Change("%s: %s", src.From, n)
+			src.Change("%s", n) // each names the file already
 		}
 		for _, p := range eco.Plugins {
 			src.Drop("%s: plugin %s (%s): pmdaemon plugins run in pmdaemon's daemon; neither Nomad nor Kubernetes runs them", src.From, p.Name, p.Path)
