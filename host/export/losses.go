@@ -35,7 +35,7 @@ func Losses(a config.App, target string, r *Report) {
 		r.Drop("%s: ready \"notify\" / watchdog: %s provides no NOTIFY_SOCKET (sd_notify); readiness and liveness come from the health check", app, target)
 	}
 	if a.OutFile != "" || a.ErrorFile != "" {
-		r.Drop("%s: out_file / error_file: %s keeps the task's stdout and stderr itself (%s)", app, target, logsCommand(target))
+		r.Drop("%s: out_file / error_file: %s keeps the app's stdout and stderr itself (%s)", app, target, logsCommand(target))
 	}
 	if len(a.WatchOptions) > 0 || len(a.IgnoreWatch) > 0 || a.WatchDelay > 0 {
 		if len(a.Watch) == 0 {

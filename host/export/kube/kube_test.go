@@ -1,0 +1,403 @@
+package kube
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/yaml"
+
+	"github.com/pmdaemon/pmdaemon/host/config"
+	"github.com/pmdaemon/pmdaemon/host/export"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files from the current output")
+
+const image = "registry.example/pmdaemon-apps:1"
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
+}
+
+// goldenSources are host/export/nomad's: every example, every front, every key.
+var goldenSources = []string{
+	"examples/ecosystem.json",
+	"examples/ecosystem.lua",
+	"examples/plugins/ecosystem.json",
+	"examples/plugins/ecosystem.lua",
+	"host/export/testdata/features.json",
+	"host/export/testdata/ecosystem.config.js",
+}
+
+// Decode reads a YAML stream strictly into the k8s.io/api types: each document through
+// yaml.YAMLToJSON and a json.Decoder that refuses fields the type does not have.
+func Decode(stream []byte) ([]any, error) {
+	var objs []any
+	for i, doc := range bytes.Split(stream, []byte("\n---\n")) {
+		j, err := yaml.YAMLToJSON(doc)
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", i, err)
+		}
+		var tm metav1.TypeMeta
+		if err := json.Unmarshal(j, &tm); err != nil {
+			return nil, fmt.Errorf("document %d: %w", i, err)
+		}
+		var obj any
+		switch tm.APIVersion + " " + tm.Kind {
+		case "apps/v1 Deployment":
+			obj = &appsv1.Deployment{}
+		case "apps/v1 StatefulSet":
+			obj = &appsv1.StatefulSet{}
+		case "v1 Service":
+			obj = &corev1.Service{}
+		default:
+			return nil, fmt.Errorf("document %d: unexpected %s %s", i, tm.APIVersion, tm.Kind)
+		}
+		dec := json.NewDecoder(bytes.NewReader(j))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(obj); err != nil {
+			return nil, fmt.Errorf("document %d (%s): %w", i, tm.Kind, err)
+		}
+		objs = append(objs, obj)
+	}
+	return objs, nil
+}
+
+func load(t *testing.T, rel string) *export.Source {
+	t.Helper()
+	t.Setenv("STAGE", "")
+	os.Unsetenv("STAGE")
+	src, err := export.FromFile(context.Background(), filepath.Join(repoRoot(), rel), export.FileOptions{Log: io.Discard})
+	if err != nil {
+		t.Fatalf("loading %s: %v", rel, err)
+	}
+	return src
+}
+
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	got = []byte(strings.ReplaceAll(string(got), repoRoot(), "/REPO"))
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./host/export/... -update to write it)", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s differs from the output (run go test ./host/export/... -update if the change is meant):\n--- got\n%s", path, got)
+	}
+}
+
+func reportText(r export.Report) []byte {
+	var b strings.Builder
+	for _, l := range r.Changed {
+		b.WriteString("note: " + l + "\n")
+	}
+	for _, l := range r.Dropped {
+		b.WriteString("not carried over: " + l + "\n")
+	}
+	return []byte(b.String())
+}
+
+// roundTrip writes objs, decodes them strictly and validates what came back: the YAML says
+// exactly the objects built.
+func roundTrip(t *testing.T, src *export.Source) ([]any, []byte, export.Report) {
+	t.Helper()
+	out, report, err := Export(src, Options{Image: image})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, _, err := Objects(src, Options{Image: image})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(out)
+	if err != nil {
+		t.Fatalf("the YAML does not decode strictly into k8s.io/api types: %v\n%s", err, out)
+	}
+	if err := Validate(back); err != nil {
+		t.Fatalf("the decoded objects are not valid: %v", err)
+	}
+	// Compared as JSON: a resource.Quantity caches its text once printed, which DeepEqual sees.
+	built, _ := json.Marshal(objs)
+	read, _ := json.Marshal(back)
+	if !bytes.Equal(built, read) {
+		t.Fatalf("the YAML says other objects than were built:\n%s", out)
+	}
+	return back, out, report
+}
+
+func TestGolden(t *testing.T) {
+	for _, rel := range goldenSources {
+		name := strings.ReplaceAll(rel, "/", "-")
+		t.Run(name, func(t *testing.T) {
+			src := load(t, rel)
+			objs, out, report := roundTrip(t, src)
+			src.Merge(report)
+			if len(objs) < len(src.Apps) {
+				t.Errorf("%d objects for %d apps", len(objs), len(src.Apps))
+			}
+			checkGolden(t, filepath.Join("testdata", "golden", name+".yaml"), out)
+			checkGolden(t, filepath.Join("testdata", "golden", name+".report"), reportText(src.Report))
+		})
+	}
+}
+
+func app(mod func(a *config.App)) config.App {
+	a := config.NewApp()
+	a.Name, a.Script, a.Cwd = "web", "./server", "/srv/web"
+	mod(&a)
+	if err := a.Validate(); err != nil {
+		panic(err)
+	}
+	return a
+}
+
+func find[T any](t *testing.T, objs []any, name string) T {
+	t.Helper()
+	for _, o := range objs {
+		if x, ok := o.(T); ok && reflect.ValueOf(x).Elem().FieldByName("Name").String() == name {
+			return x
+		}
+	}
+	var zero T
+	t.Fatalf("no %T named %q", zero, name)
+	return zero
+}
+
+func TestMapping(t *testing.T) {
+	tests := []struct {
+		name  string
+		app   config.App
+		check func(t *testing.T, objs []any, r export.Report)
+	}{
+		{"fixed port: a Deployment and a Service on it", app(func(a *config.App) { a.Port = "3000" }), func(t *testing.T, objs []any, r export.Report) {
+			d := find[*appsv1.Deployment](t, objs, "web")
+			c := d.Spec.Template.Spec.Containers[0]
+			if *d.Spec.Replicas != 1 || c.Image != image || c.Ports[0].ContainerPort != 3000 || c.WorkingDir != "/srv/web" || !reflect.DeepEqual(c.Command, []string{"/srv/web/server"}) {
+				t.Errorf("deployment %+v", d.Spec)
+			}
+			if !hasEnv(c, "PORT", "3000") || !hasEnv(c, "NODE_APP_INSTANCE", "0") || !hasEnv(c, "PMDAEMON_APP_NAME", "web") {
+				t.Errorf("env %v", c.Env)
+			}
+			s := find[*corev1.Service](t, objs, "web")
+			if s.Spec.Ports[0].Port != 3000 || s.Spec.Selector[NameLabel] != "web" {
+				t.Errorf("service %+v", s.Spec)
+			}
+		}},
+		{"auto: every pod on the range's first port", app(func(a *config.App) { a.Port, a.Instances = "auto:5000-5100", 3 }), func(t *testing.T, objs []any, r export.Report) {
+			d := find[*appsv1.Deployment](t, objs, "web")
+			c := d.Spec.Template.Spec.Containers[0]
+			if *d.Spec.Replicas != 3 || !hasEnv(c, "PORT", "5000") || hasEnv(c, "NODE_APP_INSTANCE", "0") {
+				t.Errorf("replicas %d env %v", *d.Spec.Replicas, c.Env)
+			}
+			if len(r.Changed) == 0 || !strings.Contains(strings.Join(r.Changed, "\n"), "no instance index") {
+				t.Errorf("report %v", r.Changed)
+			}
+		}},
+		{"no port: a Deployment alone", app(func(a *config.App) { a.Instances = 2 }), func(t *testing.T, objs []any, r export.Report) {
+			if len(objs) != 1 {
+				t.Errorf("%d objects", len(objs))
+			}
+		}},
+		{"range: a StatefulSet and a Service per instance", app(func(a *config.App) { a.Port, a.Instances = "4000-4002", 3 }), func(t *testing.T, objs []any, r export.Report) {
+			s := find[*appsv1.StatefulSet](t, objs, "web")
+			if *s.Spec.Replicas != 3 || s.Spec.ServiceName != "web" || len(s.Spec.Template.Spec.Containers[0].Ports) != 3 {
+				t.Errorf("statefulset %+v", s.Spec)
+			}
+			if find[*corev1.Service](t, objs, "web").Spec.ClusterIP != corev1.ClusterIPNone {
+				t.Error("the governing Service is not headless")
+			}
+			for i := range 3 {
+				svc := find[*corev1.Service](t, objs, fmt.Sprintf("web-%d", i))
+				if svc.Spec.Ports[0].Port != int32(4000+i) || svc.Spec.Selector[PodNameLabel] != fmt.Sprintf("web-%d", i) {
+					t.Errorf("service %d: %+v", i, svc.Spec)
+				}
+			}
+		}},
+		{"http health check: readiness and liveness", app(func(a *config.App) {
+			a.Port = "3000"
+			a.HealthCheck = config.NewHealthCheck()
+			a.HealthCheck.URL, a.HealthCheck.Interval, a.HealthCheck.Retries = "http://127.0.0.1:{port}/health?deep=1", 1500*time.Millisecond, 2
+		}), func(t *testing.T, objs []any, r export.Report) {
+			c := find[*appsv1.Deployment](t, objs, "web").Spec.Template.Spec.Containers[0]
+			p := c.ReadinessProbe
+			if p == nil || c.LivenessProbe == nil || p.HTTPGet.Path != "/health?deep=1" || p.HTTPGet.Port.IntValue() != 3000 || p.PeriodSeconds != 2 || p.FailureThreshold != 2 {
+				t.Errorf("probes %+v %+v", p, c.LivenessProbe)
+			}
+		}},
+		{"health check that only reports: readiness only", app(func(a *config.App) {
+			a.HealthCheck = config.NewHealthCheck()
+			a.HealthCheck.Script, a.HealthCheck.Restart = "test -f /tmp/ok", false
+		}), func(t *testing.T, objs []any, r export.Report) {
+			c := find[*appsv1.Deployment](t, objs, "web").Spec.Template.Spec.Containers[0]
+			if c.LivenessProbe != nil || c.ReadinessProbe == nil || !reflect.DeepEqual(c.ReadinessProbe.Exec.Command, []string{"test", "-f", "/tmp/ok"}) {
+				t.Errorf("probes %+v %+v", c.ReadinessProbe, c.LivenessProbe)
+			}
+		}},
+		{"memory limit and kill timeout", app(func(a *config.App) { a.MaxMemoryRestart, a.KillTimeout = 200<<20, 2500*time.Millisecond }), func(t *testing.T, objs []any, r export.Report) {
+			spec := find[*appsv1.Deployment](t, objs, "web").Spec.Template.Spec
+			mem := spec.Containers[0].Resources.Limits[corev1.ResourceMemory]
+			if mem.Cmp(resource.MustParse("200Mi")) != 0 || *spec.TerminationGracePeriodSeconds != 3 {
+				t.Errorf("memory %s grace %d", mem.String(), *spec.TerminationGracePeriodSeconds)
+			}
+		}},
+		{"restart policy has no place: reported", app(func(a *config.App) { a.Autorestart = false }), func(t *testing.T, objs []any, r export.Report) {
+			if !strings.Contains(strings.Join(r.Dropped, "\n"), "autorestart false") {
+				t.Errorf("report %v", r.Dropped)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs, _, report := roundTrip(t, &export.Source{Name: "test", Apps: []config.App{tt.app}})
+			tt.check(t, objs, report)
+		})
+	}
+}
+
+func hasEnv(c corev1.Container, name, value string) bool {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value == value
+		}
+	}
+	return false
+}
+
+// The StatefulSet's wrapper really gives pod N its port and index: run it with /bin/sh as the
+// container would, with the pod's hostname, around `env`.
+func TestStatefulSetWrapperSetsPort(t *testing.T) {
+	a := app(func(a *config.App) { a.Script, a.Port, a.Instances = "/usr/bin/env", "4000-4002", 3 })
+	objs, _, err := Objects(&export.Source{Name: "t", Apps: []config.App{a}}, Options{Image: image})
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := find[*appsv1.StatefulSet](t, objs, "web").Spec.Template.Spec.Containers[0].Command
+	for i := range 3 {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = []string{fmt.Sprintf("HOSTNAME=web-%d", i), "PATH=/usr/bin:/bin"}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %v", argv, err)
+		}
+		for _, want := range []string{fmt.Sprintf("PORT=%d", 4000+i), fmt.Sprintf("NODE_APP_INSTANCE=%d", i), fmt.Sprintf("PM2_INSTANCE_ID=%d", i)} {
+			if !strings.Contains(string(out), want+"\n") {
+				t.Errorf("pod web-%d: no %s in\n%s", i, want, out)
+			}
+		}
+	}
+}
+
+// Names: a pmdaemon name that is no DNS label is converted the same way every time, reported,
+// kept apart from another that converts alike, and cut with a hash when too long.
+func TestNames(t *testing.T) {
+	long := strings.Repeat("service", 10)
+	apps := []config.App{
+		app(func(a *config.App) { a.Name = "Web_Front" }),
+		app(func(a *config.App) { a.Name = "web.front" }),
+		app(func(a *config.App) { a.Name = "9lives" }),
+		app(func(a *config.App) { a.Name = long }),
+		app(func(a *config.App) { a.Name = "--ünïcode--" }),
+	}
+	var runs [2][]string
+	for run := range 2 {
+		objs, report, err := Objects(&export.Source{Name: "t", Apps: apps}, Options{Image: image})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			name := o.(*appsv1.Deployment).Name
+			if errs := validation.IsDNS1035Label(name); len(errs) > 0 || len(name) > maxName {
+				t.Errorf("%q: %v", name, errs)
+			}
+			runs[run] = append(runs[run], name)
+		}
+		if len(report.Changed) < len(apps) {
+			t.Errorf("conversions not all reported: %v", report.Changed)
+		}
+	}
+	if !reflect.DeepEqual(runs[0], runs[1]) {
+		t.Errorf("names differ between runs: %v, %v", runs[0], runs[1])
+	}
+	got := runs[0]
+	if got[0] != "web-front" || got[1] == got[0] || !strings.HasPrefix(got[1], "web-front-") || got[2] != "app-9lives" || !strings.HasPrefix(got[3], "serviceservice") || got[4] != "n-code" && !strings.HasPrefix(got[4], "n") {
+		t.Errorf("names %v", got)
+	}
+}
+
+// Validate catches what it is there for.
+func TestValidateRefuses(t *testing.T) {
+	good := func() []any {
+		objs, _, err := Objects(&export.Source{Name: "t", Apps: []config.App{app(func(a *config.App) { a.Port, a.Instances = "4000-4001", 2 })}}, Options{Image: image})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return objs
+	}
+	tests := []struct {
+		name  string
+		break_ func(objs []any) []any
+		want  string
+	}{
+		{"a name with capitals", func(o []any) []any { o[0].(*appsv1.StatefulSet).Name = "Web"; return o }, "name"},
+		{"a selector that misses the pods", func(o []any) []any {
+			o[0].(*appsv1.StatefulSet).Spec.Selector.MatchLabels[NameLabel] = "other"
+			return o
+		}, "does not match"},
+		{"no governing Service", func(o []any) []any { return o[:1] }, "serviceName"},
+		{"a port name over 15 characters", func(o []any) []any {
+			o[0].(*appsv1.StatefulSet).Spec.Template.Spec.Containers[0].Ports[0].Name = "a-very-long-port-name"
+			return o
+		}, "port name"},
+		{"an env name with '='", func(o []any) []any {
+			c := &o[0].(*appsv1.StatefulSet).Spec.Template.Spec.Containers[0]
+			c.Env = append(c.Env, corev1.EnvVar{Name: "A=B"})
+			return o
+		}, "env"},
+		{"a Service name starting with a digit", func(o []any) []any { o[2].(*corev1.Service).Name = "1web"; return o }, "Service 1web"},
+	}
+	if err := Validate(good()); err != nil {
+		t.Fatalf("the good objects: %v", err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Validate(tt.break_(good()))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate: %v; want an error with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// The strict decoder refuses a field the types do not have.
+func TestDecodeRefusesUnknownField(t *testing.T) {
+	doc := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  replicaz: 2\n"
+	if _, err := Decode([]byte(doc)); err == nil || !strings.Contains(err.Error(), `unknown field "replicaz"`) {
+		t.Errorf("Decode: %v", err)
+	}
+}
