@@ -360,9 +360,9 @@ func TestValidateRefuses(t *testing.T) {
 		return objs
 	}
 	tests := []struct {
-		name  string
-		break_ func(objs []any) []any
-		want  string
+		name    string
+		breakIt func(objs []any) []any
+		want    string
 	}{
 		{"a name with capitals", func(o []any) []any { o[0].(*appsv1.StatefulSet).Name = "Web"; return o }, "name"},
 		{"a selector that misses the pods", func(o []any) []any {
@@ -386,7 +386,7 @@ func TestValidateRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Validate(tt.break_(good()))
+			err := Validate(tt.breakIt(good()))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Validate: %v; want an error with %q", err, tt.want)
 			}
