@@ -103,16 +103,17 @@ func TestExportRefuses(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`{"apps": [{"name": "api", "script": "./api", "port": "3000"}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	missing := filepath.Join(t.TempDir(), "missing.json") // the flags are refused before the file is read
 	tests := []struct {
 		args []string
 		want string
 	}{
-		{[]string{"export", "swarm", file}, `unknown export target "swarm": use nomad or kubernetes`},
-		{[]string{"export", "nomad", file, "--format", "yaml"}, `--format "yaml" is not known: use hcl or json`},
-		{[]string{"export", "kubernetes", file, "--format", "json", "--image", "x"}, "--format json is for nomad: a kubernetes export is always YAML"},
-		{[]string{"export", "kubernetes", file}, "export kubernetes needs --image IMAGE"},
+		{[]string{"export", "swarm", missing}, `unknown export target "swarm": use nomad or kubernetes`},
+		{[]string{"export", "nomad", missing, "--format", "yaml"}, `--format "yaml" is not known: use hcl or json`},
+		{[]string{"export", "kubernetes", missing, "--format", "json", "--image", "x"}, "--format json is for nomad: a kubernetes export is always YAML"},
+		{[]string{"export", "kubernetes", missing}, "export kubernetes needs --image IMAGE"},
 		{[]string{"export", "nomad", file, "--only", "web"}, `eco.json has no app named "web" (it has: api)`},
-		{[]string{"export", "nomad", filepath.Join(t.TempDir(), "missing.json")}, "cannot read ecosystem file"},
+		{[]string{"export", "nomad", missing}, "cannot read ecosystem file"},
 		{[]string{"export", "nomad", "notes.txt"}, "notes.txt is not an ecosystem file"},
 		{[]string{"export", "nomad"}, "no pmdaemon daemon runs at " + h.Dir + ": nothing to export"},
 	}
