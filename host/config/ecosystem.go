@@ -164,18 +164,21 @@ func parseEcosystem(data []byte, file, baseDir string, opts LoadOptions) (*Ecosy
 					return nil, err
 				}
 			}
-			list, ok := apps.([]any)
-			if !ok {
+			switch list := apps.(type) {
+			case []any:
+				objs = list
+			case map[string]any:
+				objs = []any{list} // PM2 reads a single app object under "apps" as a list of one
+			default:
 				return fail("\"apps\" must be an array of app objects, got %s", typeName(apps))
 			}
-			objs = list
 		} else if _, ok := v["plugins"]; ok {
 			return fail("\"plugins\" needs \"apps\" beside it: write {\"plugins\": [...], \"apps\": [...]}")
 		} else {
 			objs = []any{v}
 		}
 	case []any:
-		return fail("the top level is an array; write {\"apps\": [...]}")
+		objs = v // a bare array of apps, as PM2 reads it
 	default:
 		return fail("the top level must be an object, got %s", typeName(doc))
 	}

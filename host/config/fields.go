@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -133,7 +134,7 @@ var AppFields = []Field[App]{
 	},
 	{
 		Key: "env", Flag: "env", Short: "e", Usage: "environment variable NAME=VALUE (repeatable)", Kind: KindEnv,
-		Type: "object of string, number or boolean values", Default: "none",
+		Type: "object of values: strings, numbers and booleans as written; null, objects and arrays as their JSON text, as PM2 passes them", Default: "none",
 		Meaning: "added to the daemon's environment",
 		Example: "A=1",
 		Ptr:     func(a *App) any { return &a.Env },
@@ -498,9 +499,9 @@ func (f *Field[T]) decode(v any) (any, error) {
 		}
 		env := map[string]string{}
 		for name, x := range obj {
-			s, ok := scalarString(x)
-			if !ok {
-				return nil, fmt.Errorf("value of %s must be a string, number or boolean, got %s", name, typeName(x))
+			s, err := envValue(x)
+			if err != nil {
+				return nil, fmt.Errorf("value of %s: %v", name, err)
 			}
 			env[name] = s
 		}
@@ -801,4 +802,19 @@ func quoteAll(choices []string) string {
 		return strings.Join(q, "")
 	}
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+// envValue is the text an environment variable gets for a value of "env". Strings, numbers and
+// booleans are written as they read; null, objects and arrays become their JSON text
+// ("null", {"x":1}), which is what PM2 hands its apps for them, so a PM2 file that nests
+// settings in env runs as it did (object keys come out sorted, where PM2 keeps their order).
+func envValue(v any) (string, error) {
+	if s, ok := scalarString(v); ok {
+		return s, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("cannot be written as text: %v", err)
+	}
+	return string(b), nil
 }
