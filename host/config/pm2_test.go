@@ -23,7 +23,7 @@ type pm2Want struct {
 	env       map[string]string
 	port      string
 	socket    SocketMode
-	cwd       string // relative to the corpus directory; "" for the directory itself
+	cwd       string                    // relative to the corpus directory; "" for the directory itself
 	check     func(t *testing.T, a App) // further checks, when the file is about another key
 }
 
