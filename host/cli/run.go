@@ -58,7 +58,7 @@ func (e *Env) runFile(ctx context.Context, path string, o runOptions) error {
 			return fmt.Errorf("--env %s selects PM2's env_%s sections, which a Lua file does not have", o.env, o.env)
 		}
 		return e.runLua(ctx, path, o)
-	case config.IsEcosystemFile(path):
+	case config.IsEcosystemFile(path) || config.IsJavaScript(path):
 		eco, err := config.LoadEcosystemWith(path, config.LoadOptions{Env: o.env})
 		if err != nil {
 			return err

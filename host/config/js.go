@@ -150,16 +150,27 @@ func (c *capped) Write(p []byte) (int, error) {
 }
 
 // IsEcosystemFile tells whether a path names a JSON, JSON5 or JavaScript ecosystem file
-// rather than a program: what `run` reads and what `start FILE` starts as a file of apps.
-// A .js file is one when it is PM2's *.config.js or has "ecosystem" or "pm2" in its name;
-// any other .js is an app.
+// rather than a program: what `start FILE` starts as a file of apps. PM2's rule: .json and
+// .json5, and JavaScript named *.config.js, *.config.cjs or *.config.mjs; pmdaemon also takes
+// a .js, .cjs or .mjs with "ecosystem" or "pm2" in its name. Any other JavaScript file is an
+// app (`start server.mjs` runs a server), as it is for PM2. `run FILE` reads any JavaScript
+// file as an ecosystem file (IsJavaScript).
 func IsEcosystemFile(path string) bool {
 	base := strings.ToLower(filepath.Base(path))
-	switch filepath.Ext(base) {
-	case ".json", ".json5", ".cjs", ".mjs":
+	switch ext := filepath.Ext(base); ext {
+	case ".json", ".json5":
 		return true
-	case ".js":
-		return strings.HasSuffix(base, ".config.js") || strings.Contains(base, "ecosystem") || strings.Contains(base, "pm2")
+	case ".js", ".cjs", ".mjs":
+		return strings.HasSuffix(base, ".config"+ext) || strings.Contains(base, "ecosystem") || strings.Contains(base, "pm2")
+	}
+	return false
+}
+
+// IsJavaScript tells whether path is a .js, .cjs or .mjs file, which `run` evaluates with node.
+func IsJavaScript(path string) bool {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".js", ".cjs", ".mjs":
+		return true
 	}
 	return false
 }
