@@ -22,8 +22,9 @@ const (
 )
 
 // jsLoader is run as `node -e jsLoader FILE`. It loads FILE as PM2 does (require for .js and
-// .cjs, import() for .mjs and for ES modules require refuses), takes module.exports or the
-// default export, and prints it as JSON after a mark and R, so that what the file itself
+// .cjs, import() for .mjs and for ES modules require refuses), takes module.exports, or the
+// default export of an ES module, or its named exports when it has no default
+// (`export const apps = [...]`), and prints it as JSON after a mark and R, so that what the file itself
 // prints is not taken for the result. JSON.stringify drops functions and undefined, as PM2's
 // own serialisation of the config does. An error is printed after the mark and E, as
 // {"error": message, "at": "line"}.
@@ -37,6 +38,7 @@ const place = (e) => {
   const m = stack.match(new RegExp('\\(?' + file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + ':(\\d+):\\d+'));
   return m ? m[1] : '';
 };
+const exported = (ns) => (ns.default !== undefined ? ns.default : ns);
 const done = (v) => {
   if (v && typeof v === 'object' && v.__esModule && 'default' in v) v = v.default;
   process.stdout.write(mark + 'R' + JSON.stringify(v === undefined ? null : v));
@@ -46,13 +48,13 @@ const fail = (e) => {
 };
 (async () => {
   const url = require('url').pathToFileURL(file).href;
-  if (file.endsWith('.mjs')) return done((await import(url)).default);
+  if (file.endsWith('.mjs')) return done(exported(await import(url)));
   try {
     return done(require(file));
   } catch (e) {
     if (!e || e.code !== 'ERR_REQUIRE_ESM') throw e;
   }
-  done((await import(url)).default);
+  done(exported(await import(url)));
 })().catch(fail);
 `
 

@@ -270,6 +270,9 @@ func TestPM2Corpus(t *testing.T) {
 				}
 			}},
 		}},
+		{file: "named-export.config.mjs", order: []string{"named-api"}, apps: map[string]pm2Want{
+			"named-api": {instances: 2, script: "api.mjs", env: env("PORT", "23310"), port: "23310", socket: SocketShared},
+		}},
 		{file: "max-increment.json", order: []string{"per-core"}, apps: map[string]pm2Want{
 			"per-core": {instances: cpus, script: "server.js", env: env("PORT", "24200"), port: fmt.Sprintf("24200-%d", 24200+cpus-1)},
 		}},
