@@ -69,7 +69,7 @@ func (e *Env) runFile(ctx context.Context, path string, o runOptions) error {
 		o.plugins = eco.Plugins
 		return e.startApps(ctx, path, eco.Apps, o)
 	default:
-		return fmt.Errorf("%s is not an ecosystem file: use a .json, .json5 or .lua file, or PM2's ecosystem.config.js (.cjs, .mjs)", path)
+		return fmt.Errorf("%s is not an ecosystem file: use a .json, .json5, .yml or .lua file, or PM2's ecosystem.config.js (.cjs, .mjs)", path)
 	}
 }
 

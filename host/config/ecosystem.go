@@ -84,6 +84,11 @@ func LoadEcosystemWith(path string, opts LoadOptions) (*Ecosystem, error) {
 	if len(data) > MaxEcosystemSize {
 		return nil, fmt.Errorf("%s is larger than %d MB, the limit for an ecosystem file", path, MaxEcosystemSize>>20)
 	}
+	if IsYAML(path) {
+		if data, err = yamlToJSON(data); err != nil {
+			return nil, fmt.Errorf("%s: %v", filepath.Base(path), err)
+		}
+	}
 	return parseEcosystem(data, filepath.Base(path), filepath.Dir(abs), opts)
 }
 

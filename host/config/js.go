@@ -152,15 +152,15 @@ func (c *capped) Write(p []byte) (int, error) {
 }
 
 // IsEcosystemFile tells whether a path names a JSON, JSON5 or JavaScript ecosystem file
-// rather than a program: what `start FILE` starts as a file of apps. PM2's rule: .json and
-// .json5, and JavaScript named *.config.js, *.config.cjs or *.config.mjs; pmdaemon also takes
+// rather than a program: what `start FILE` starts as a file of apps. PM2's rule: .json,
+// .json5, .yml and .yaml, and JavaScript named *.config.js, *.config.cjs or *.config.mjs; pmdaemon also takes
 // a .js, .cjs or .mjs with "ecosystem" or "pm2" in its name. Any other JavaScript file is an
 // app (`start server.mjs` runs a server), as it is for PM2. `run FILE` reads any JavaScript
 // file as an ecosystem file (IsJavaScript).
 func IsEcosystemFile(path string) bool {
 	base := strings.ToLower(filepath.Base(path))
 	switch ext := filepath.Ext(base); ext {
-	case ".json", ".json5":
+	case ".json", ".json5", ".yml", ".yaml":
 		return true
 	case ".js", ".cjs", ".mjs":
 		return strings.HasSuffix(base, ".config"+ext) || strings.Contains(base, "ecosystem") || strings.Contains(base, "pm2")

@@ -273,6 +273,10 @@ func TestPM2Corpus(t *testing.T) {
 		{file: "named-export.config.mjs", order: []string{"named-api"}, apps: map[string]pm2Want{
 			"named-api": {instances: 2, script: "api.mjs", env: env("PORT", "23310"), port: "23310", socket: SocketShared},
 		}},
+		{file: "process.yml", env: "production", order: []string{"yaml-api", "worker"}, apps: map[string]pm2Want{
+			"yaml-api": {instances: 2, script: "server.js", env: env("PORT", "23980", "NODE_ENV", "prod", "VERBOSE", "on"), port: "23980", socket: SocketShared},
+			"worker":   {instances: 1, script: "worker.py", args: []string{"--queue", "mail"}},
+		}},
 		{file: "max-increment.json", order: []string{"per-core"}, apps: map[string]pm2Want{
 			"per-core": {instances: cpus, script: "server.js", env: env("PORT", "24200"), port: fmt.Sprintf("24200-%d", 24200+cpus-1)},
 		}},
@@ -384,6 +388,12 @@ func TestPM2Errors(t *testing.T) {
 		{"bad-mode.json", "", []string{"bad-mode.json: apps[0] (m)", `"exec_mode" must be "fork" or "cluster"`, `"parallel"`}},
 		{"increment-no-port.json", "", []string{"increment-no-port.json: apps[0] (i)", `"increment_var": "PORT" needs a PORT in "env"`}},
 		{"top-typo.json", "", []string{"top-typo.json", `unknown top-level key "aps"`, `did you mean "apps"`}},
+		{"dup-key.yaml", "", []string{"dup-key.yaml: invalid YAML: line 4", `"name" already defined at line 2`}},
+		{"indent.yml", "", []string{"indent.yml: invalid YAML: line ", "did not find expected"}},
+		{"typo.yml", "", []string{"typo.yml: apps[0] (y)", `unknown key "scrpt"`, `did you mean "script"`}},
+		{"empty.yaml", "", []string{"empty.yaml", "no document"}},
+		{"two-docs.yaml", "", []string{"two-docs.yaml", "more than one YAML document"}},
+		{"nan.yaml", "", []string{"nan.yaml", "apps[0].env.X", "not a number JSON can hold"}},
 		{"env-section-not-object.json", "production", []string{"apps[0] (e)", `"env_production" must be an object`, "a string"}},
 	}
 	for _, tc := range tests {
@@ -419,7 +429,7 @@ func TestIsEcosystemFile(t *testing.T) {
 	}{
 		{"ecosystem.config.js", true}, {"dir/app.config.js", true}, {"ecosystem.js", true}, {"pm2.prod.js", true},
 		{"apps.config.cjs", true}, {"apps.config.mjs", true}, {"ecosystem.cjs", true}, {"pm2.mjs", true},
-		{"eco.json", true}, {"eco.JSON5", true},
+		{"eco.json", true}, {"eco.JSON5", true}, {"process.yml", true}, {"ecosystem.YAML", true},
 		{"server.mjs", false}, {"worker.cjs", false}, {"config.mjs", false}, {"server.js", false}, {"index.js", false}, {"app.py", false}, {"eco.lua", false}, {"config", false},
 	} {
 		if got := IsEcosystemFile(tc.path); got != tc.want {

@@ -64,6 +64,8 @@ func TestSameFilesUnderPM2(t *testing.T) {
 		{file: "apps-object.config.js", scripts: []string{"solo.js"}, apps: map[string]int{"solo": 2}, envKeys: []string{"TIER"}},
 		{file: "env-values.json", scripts: []string{"index.js"}, apps: map[string]int{"typed-env": 1},
 			envKeys: []string{"DEBUG", "WORKERS", "RATIO", "EMPTY", "NOTHING", "FEATURES", "HOSTS"}},
+		{file: "process.yml", env: "production", scripts: []string{"server.js", "worker.py"}, apps: map[string]int{"yaml-api": 2, "worker": 1},
+			envKeys: []string{"PORT", "NODE_ENV", "VERBOSE"}, ports: map[int]string{23980: "yaml-api"}},
 		{file: "interpreter-python.json", scripts: []string{"worker.py"}, apps: map[string]int{"py-worker": 1}},
 	}
 	p := newPM2(t)
