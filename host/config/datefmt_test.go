@@ -75,3 +75,14 @@ func TestLogKeysRefused(t *testing.T) {
 		})
 	}
 }
+
+// PM2's `log_file: true` (its default combined path) is noted, not an error; false is nothing.
+func TestPM2LogFileTrue(t *testing.T) {
+	eco, err := ParseEcosystem([]byte(`{"apps": [{"name": "a", "script": "x", "log": true}, {"name": "b", "script": "x", "log_file": false}]}`), "eco.json", "/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eco.Apps[0].LogFile != "" || eco.Apps[1].LogFile != "" || len(eco.Notes) != 1 || !strings.Contains(eco.Notes[0], `"log": true is not a path`) {
+		t.Errorf("apps %+v, notes %q", eco.Apps, eco.Notes)
+	}
+}

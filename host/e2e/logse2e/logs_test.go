@@ -225,3 +225,55 @@ func TestBadLogKeysRefused(t *testing.T) {
 		})
 	}
 }
+
+// Rotation goes on with the log writer's files: the stamped out log and the log_file rotate
+// at log_max_size, and what the rotated file and the live one hold together is every line,
+// whole and in order.
+func TestStampedLogsRotate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := harness.NewHome(t)
+	harness.WriteScript(t, dir, "many.sh", `i=0; pad=$(printf '%0100d' 0)
+while [ $i -lt 3000 ]; do echo "line-$i $pad"; i=$((i + 1)); done
+exec sleep 1000
+`)
+	h.OK("run", writeJSON(t, dir, map[string]any{"name": "many", "script": "./many.sh", "cwd": dir, "time": true,
+		"log_file": "all.log", "log_max_size": "64K", "log_keep": 2}))
+	h.WaitList(10*time.Second, "many online", harness.AllOnline("many", 1))
+	out := filepath.Join(h.Dir, "logs", "many-0-out.log")
+	for _, p := range []string{out, filepath.Join(dir, "all.log")} {
+		harness.Eventually(t, 20*time.Second, p+" to rotate and hold the last line", func() bool {
+			_, err := os.Stat(p + ".1")
+			b, _ := os.ReadFile(p)
+			return err == nil && strings.Contains(string(b), ": line-2999 ")
+		})
+		var all []byte
+		for _, f := range []string{p + ".1", p} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, b...)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(all), "\n"), "\n")
+		whole := regexp.MustCompile(`^\d{4}-\d\d-\d\dT[\d:.]+[+-]\d\d:\d\d: line-(\d+) 0{100}$`)
+		prev := -1
+		for k, l := range lines[1:] { // the first may be the tail of a line an earlier rotation cut
+			m := whole.FindStringSubmatch(l)
+			if m == nil {
+				t.Fatalf("%s: line %d %q is not a whole stamped line", p, k+1, l)
+			}
+			n := 0
+			for _, c := range m[1] {
+				n = n*10 + int(c-'0')
+			}
+			if prev >= 0 && n != prev+1 {
+				t.Fatalf("%s: line-%d follows line-%d", p, n, prev)
+			}
+			prev = n
+		}
+		if prev != 2999 {
+			t.Errorf("%s ends at line-%d; want line-2999", p, prev)
+		}
+	}
+}
