@@ -52,6 +52,12 @@ type Instance struct {
 	Notice string `json:"notice,omitempty"`
 	OutLog string `json:"out_log"`
 	ErrLog string `json:"err_log"`
+	// LogFile is the app's combined log (log_file), "" without one. LogTime is the Go layout
+	// the log lines start with (then ": "), "" when they carry no time; LogType is "json" when
+	// each line is a JSON object (its time in "timestamp", in LogTime's layout).
+	LogFile string `json:"log_file,omitempty"`
+	LogTime string `json:"log_time,omitempty"`
+	LogType string `json:"log_type,omitempty"`
 }
 
 // App is what `info` shows.

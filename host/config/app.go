@@ -168,6 +168,16 @@ type App struct {
 	WatchDelay  time.Duration `json:"watch_delay,omitempty"`
 	// WatchOptions are PM2's chokidar options, kept as given; pmdaemon uses none of them.
 	WatchOptions map[string]any `json:"watch_options,omitempty"`
+
+	// PM2's log keys (docs/migrating-from-pm2.md#logs): Time stamps each line with
+	// DefaultLogDateFormat, LogDateFormat (moment.js) with its own format; LogType "json"
+	// writes each line as a JSON object; LogFile is a file that gets both streams besides
+	// out_file and error_file; MergeLogs gives all instances one out and one err log.
+	Time          bool   `json:"time,omitempty"`
+	LogDateFormat string `json:"log_date_format,omitempty"`
+	LogType       string `json:"log_type,omitempty"`
+	LogFile       string `json:"log_file,omitempty"`
+	MergeLogs     bool   `json:"merge_logs,omitempty"`
 }
 
 // DefaultWatchDelay debounces a burst of file changes into one restart.
@@ -260,6 +270,14 @@ func (a *App) Validate() error {
 	}
 	if a.LogKeep < 0 || a.LogKeep > 1000 {
 		return bad("log_keep", "log_keep must be 1-1000, got %d", a.LogKeep)
+	}
+	if a.LogDateFormat != "" {
+		if _, err := MomentLayout(a.LogDateFormat); err != nil {
+			return bad("log_date_format", "log_date_format %v", err)
+		}
+	}
+	if a.LogType != "" && a.LogType != LogTypeRaw && a.LogType != LogTypeJSON {
+		return bad("log_type", "log_type must be %q or %q, got %q", LogTypeRaw, LogTypeJSON, a.LogType)
 	}
 	if a.HealthCheck != nil {
 		if err := a.HealthCheck.Check(a.Name, a.Port != ""); err != nil {

@@ -244,6 +244,38 @@ var AppFields = []Field[App]{
 		Example: "9",
 		Ptr:     func(a *App) any { return &a.LogKeep },
 	},
+	// PM2's log keys (docs/migrating-from-pm2.md#logs).
+	{
+		Key: "time", Kind: KindBool, Type: "boolean", Default: "false",
+		Meaning: "prefix each line in the log files with the time it was written (`" + DefaultLogDateFormat + "`, then `: `)",
+		Example: "true",
+		Ptr:     func(a *App) any { return &a.Time },
+	},
+	{
+		Key: "log_date_format", Kind: KindString, NonEmpty: true, Type: "moment.js format", Default: "none",
+		Meaning: "stamp each line with this format (implies `time`): tokens `YYYY YY MMMM MMM MM M DDDD DD D dddd ddd HH hh h mm m ss s SSS SS S A a Z ZZ`, `T` and `[literal text]`; another token is an error",
+		Example: "YYYY-MM-DD HH:mm:ss Z",
+		Ptr:     func(a *App) any { return &a.LogDateFormat },
+	},
+	{
+		Key: "log_type", Kind: KindChoice, Choices: []string{LogTypeRaw, LogTypeJSON},
+		Type: "`\"raw\"` or `\"json\"`", Default: "`\"raw\"`",
+		Meaning: "`json`: each line is written as `{\"message\", \"timestamp\", \"type\": \"out\"|\"err\", \"process_id\", \"app_name\"}`, as PM2 writes it",
+		Example: "json",
+		Ptr:     func(a *App) any { return &a.LogType },
+	},
+	{
+		Key: "log_file", Kind: KindString, NonEmpty: true, Type: "string", Default: "none",
+		Meaning: "a file that gets every line of both streams of every instance, besides `out_file` and `error_file`; relative to `cwd`, checked as `out_file`; PM2's `log` is read as it",
+		Example: "/var/log/all.log",
+		Ptr:     func(a *App) any { return &a.LogFile },
+	},
+	{
+		Key: "merge_logs", Kind: KindBool, Type: "boolean", Default: "false",
+		Meaning: "all instances write to `<name>-out.log` and `<name>-err.log` instead of one pair per instance; PM2's `combine_logs` is read as it",
+		Example: "true",
+		Ptr:     func(a *App) any { return &a.MergeLogs },
+	},
 	// How apps run, as PM2 users expect (docs/migrating-from-pm2.md).
 	{
 		Key: "env_file", Kind: KindPaths, Type: "path or array of paths", Default: "none",

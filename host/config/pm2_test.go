@@ -122,17 +122,23 @@ func TestPM2Corpus(t *testing.T) {
 			}},
 		}},
 		{file: "noted.json", order: []string{"noisy"}, notes: []string{
-			"append_env_to_name", "disable_logs", "filter_env", "force", "gid", "instance_var", "kill_retry_time", "merge_logs",
+			"append_env_to_name", "disable_logs", "filter_env", "force", "gid", "instance_var", "kill_retry_time",
 			"pmx", "post_update", "shutdown_with_message", "source_map_support", "treekill", "user", "vizion", "windowsHide",
 		}, apps: map[string]pm2Want{"noisy": {instances: 1, script: "index.js"}}},
 		{file: "later-keys.json", order: []string{"later"}, notes: []string{
-			"combine_logs", "listen_timeout", "log_date_format", "log_file", "log_type", "namespace", "pid_file", "time",
+			"listen_timeout", "namespace", "pid_file",
 		}, apps: map[string]pm2Want{"later": {instances: 1, script: "index.js", check: func(t *testing.T, a App) {
 			// Keys PM2 and pmdaemon share are read as pmdaemon reads them, without a note.
 			if !slices.Equal(a.EnvFile, []string{".env"}) || a.CronRestart != "0 3 * * *" || !slices.Equal(a.StopExitCodes, []int{0}) ||
 				!slices.Equal(a.Watch, []string{"src"}) || !slices.Equal(a.IgnoreWatch, []string{"node_modules", "logs"}) || a.WatchDelay != time.Second {
 				t.Errorf("shared keys read as env_file %q cron %q stop codes %v watch %q ignore %q delay %s",
 					a.EnvFile, a.CronRestart, a.StopExitCodes, a.Watch, a.IgnoreWatch, a.WatchDelay)
+			}
+			// PM2's log keys are pmdaemon's, relative paths under cwd; combine_logs is merge_logs.
+			if !a.Time || a.LogDateFormat != "YYYY-MM-DD HH:mm Z" || a.LogType != LogTypeJSON ||
+				a.LogFile != filepath.Join(a.Cwd, "logs/combined.log") || !a.MergeLogs {
+				t.Errorf("log keys read as time %v log_date_format %q log_type %q log_file %q merge_logs %v",
+					a.Time, a.LogDateFormat, a.LogType, a.LogFile, a.MergeLogs)
 			}
 		}}}},
 		{file: "aliases.json", order: []string{"aliased"}, apps: map[string]pm2Want{
@@ -188,7 +194,7 @@ func TestPM2Corpus(t *testing.T) {
 			"jobs":   {instances: 1, script: "jobs.py"},
 			"static": {instances: 1, script: "serve", args: []string{"-s", "build", "-l", "23700"}},
 		}},
-		{file: "logs.json", order: []string{"logger"}, notes: []string{"log_date_format", "merge_logs"}, apps: map[string]pm2Want{
+		{file: "logs.json", order: []string{"logger"}, apps: map[string]pm2Want{
 			"logger": {instances: 1, script: "index.js"},
 		}},
 		{file: "native-keys.json5", order: []string{"native"}, apps: map[string]pm2Want{
@@ -356,15 +362,15 @@ func TestPM2Corpus(t *testing.T) {
 // TestPM2NotesOncePerFile: a key many apps use is noted once, with the file's name.
 func TestPM2NotesOncePerFile(t *testing.T) {
 	doc := `{"apps": [
-		{"name": "a", "script": "x", "merge_logs": true, "vizion": false},
-		{"name": "b", "script": "x", "merge_logs": true},
-		{"name": "c", "script": "x", "merge_logs": false, "vizion": true}]}`
+		{"name": "a", "script": "x", "force": true, "vizion": false},
+		{"name": "b", "script": "x", "force": true},
+		{"name": "c", "script": "x", "force": false, "vizion": true}]}`
 	eco, err := ParseEcosystem([]byte(doc), "eco.json", "/d")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
-		`eco.json: "merge_logs": pmdaemon keeps one log per instance; ` + "`pmdaemon logs NAME`" + ` shows them together`,
+		`eco.json: "force": ignored: an app already running is left alone (run --update replaces it)`,
 		`eco.json: "vizion": ignored: pmdaemon keeps no version-control metadata`,
 	}
 	if !slices.Equal(eco.Notes, want) {

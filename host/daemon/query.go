@@ -31,6 +31,10 @@ func (d *Daemon) row(a *app, s *slot) api.Instance {
 		ID: s.id, Name: a.cfg.Name, Index: s.index, Status: string(st.Status), Pid: st.Pid,
 		Restarts: st.Restarts, Reason: st.Reason, StartedAt: st.StartedAt,
 		OutLog: d.outLog(a, s), ErrLog: d.errLog(a, s), Cgroup: d.cgroupOf(s),
+		LogFile: d.combinedLog(a), LogTime: a.cfg.LogTimeLayout(),
+	}
+	if a.cfg.LogType == config.LogTypeJSON {
+		r.LogType = config.LogTypeJSON
 	}
 	if s.port > 0 {
 		p := s.port
