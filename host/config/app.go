@@ -168,6 +168,13 @@ type App struct {
 	WatchDelay  time.Duration `json:"watch_delay,omitempty"`
 	// WatchOptions are PM2's chokidar options, kept as given; pmdaemon uses none of them.
 	WatchOptions map[string]any `json:"watch_options,omitempty"`
+
+	// Namespace groups apps under one more TARGET, as PM2's namespace does; "" is
+	// DefaultNamespace.
+	Namespace string `json:"namespace,omitempty"`
+	// PidFile, when set, is where each instance's pid is written while it runs (PM2's
+	// pid_file, with -<id> put before .pid); relative to Cwd.
+	PidFile string `json:"pid_file,omitempty"`
 }
 
 // DefaultWatchDelay debounces a burst of file changes into one restart.
@@ -272,6 +279,9 @@ func (a *App) Validate() error {
 		}
 	}
 	if err := a.checkRunKeys(bad); err != nil {
+		return err
+	}
+	if err := a.checkPM2Keys(bad); err != nil {
 		return err
 	}
 	if err := a.checkSockets(bad); err != nil {

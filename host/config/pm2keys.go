@@ -59,6 +59,9 @@ var PM2Keys = []PM2Key{
 	{Key: "ignore_watch", Honoured: true},    // an AppField: read as pmdaemon reads it
 	{Key: "watch_delay", Honoured: true},     // an AppField: read as pmdaemon reads it
 	{Key: "watch_options", Honoured: true},   // an AppField: read as pmdaemon reads it
+	{Key: "namespace", Honoured: true},       // an AppField: read as pmdaemon reads it
+	{Key: "pid_file", Honoured: true},        // an AppField: read as pmdaemon reads it
+	{Key: "pid", AliasOf: "pid_file", Honoured: true},
 	{Key: "time", Note: notYet},
 	{Key: "log_date_format", Note: notYet},
 	{Key: "log_type", Note: notYet},
@@ -66,9 +69,6 @@ var PM2Keys = []PM2Key{
 	{Key: "log", AliasOf: "log_file", Note: notYet},
 	{Key: "merge_logs", Note: "pmdaemon keeps one log per instance; `pmdaemon logs NAME` shows them together"},
 	{Key: "combine_logs", AliasOf: "merge_logs", Note: "pmdaemon keeps one log per instance; `pmdaemon logs NAME` shows them together"},
-	{Key: "pid_file", Note: notYet},
-	{Key: "pid", AliasOf: "pid_file", Note: notYet},
-	{Key: "namespace", Note: notYet},
 	{Key: "listen_timeout", Note: notYet + "; wait_timeout bounds readiness"},
 
 	// Accepted: PM2 features pmdaemon does differently or not at all.
