@@ -173,7 +173,7 @@ type App struct {
 	// DefaultNamespace.
 	Namespace string `json:"namespace,omitempty"`
 	// PidFile, when set, is where each instance's pid is written while it runs (PM2's
-	// pid_file, with -<id> put before .pid); relative to Cwd.
+	// pid_file, with -<index> put before .pid); relative to Cwd.
 	PidFile string `json:"pid_file,omitempty"`
 }
 

@@ -297,9 +297,9 @@ var AppFields = []Field[App]{
 		Ptr:     func(a *App) any { return &a.Namespace },
 	},
 	{
-		Key: "pid_file", Flag: "pid-file", Usage: "write each instance's pid to this file (NAME.pid becomes NAME-ID.pid)",
+		Key: "pid_file", Flag: "pid-file", Usage: "write each instance's pid to this file (NAME.pid becomes NAME-INDEX.pid)",
 		Kind: KindString, NonEmpty: true, Type: "path", Default: "none (no pid files)",
-		Meaning: "relative to `cwd`; each instance's pid is written at every start and the file removed when it stops; a name ending in `.pid` gets the instance id before it (`run/web.pid` → `run/web-3.pid`), as in PM2",
+		Meaning: "relative to `cwd`; each instance's pid is written at every start and the file removed when it stops; a name ending in `.pid` gets the instance's index before it (`run/web.pid` → `run/web-0.pid`, `run/web-1.pid`)",
 		Example: "/run/web.pid",
 		Ptr:     func(a *App) any { return &a.PidFile },
 	},

@@ -12,7 +12,7 @@ import (
 const DefaultNamespace = "default"
 
 // NamespaceOf is the namespace the app is in.
-func (a *App) NamespaceOf() string {
+func (a App) NamespaceOf() string {
 	if a.Namespace == "" {
 		return DefaultNamespace
 	}
@@ -52,9 +52,11 @@ func checkPidFile(p string) error {
 // pidSuffix is what PM2 replaces with -<id>.pid: a trailing -<digits>.pid or .pid.
 var pidSuffix = regexp.MustCompile(`(-[0-9]+)?\.pid$`)
 
-// PidFileOf is the pid file of instance id of an app whose pid_file is pattern, in cwd: PM2's
-// rule, a name ending in .pid (or -N.pid) gets -<id>.pid, any other name is every instance's.
-func PidFileOf(pattern, cwd string, id int) string {
+// PidFileOf is the pid file of instance index of an app whose pid_file is pattern, in cwd:
+// PM2's rule, a name ending in .pid (or -N.pid) gets -N.pid, any other name is every
+// instance's. PM2 numbers by its pm_id; pmdaemon by the index, which a restart or a reload
+// keeps.
+func PidFileOf(pattern, cwd string, index int) string {
 	if pattern == "" {
 		return ""
 	}
@@ -62,7 +64,7 @@ func PidFileOf(pattern, cwd string, id int) string {
 		pattern = filepath.Join(cwd, pattern)
 	}
 	if loc := pidSuffix.FindStringIndex(pattern); loc != nil {
-		return pattern[:loc[0]] + "-" + strconv.Itoa(id) + ".pid"
+		return pattern[:loc[0]] + "-" + strconv.Itoa(index) + ".pid"
 	}
 	return pattern
 }
