@@ -44,16 +44,20 @@ func (e *Env) importCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for _, d := range imp.Dropped {
-				fmt.Fprintf(e.Stderr, "[pmdaemon] import: %s\n", d)
+			tell := func() {
+				for _, d := range imp.Dropped {
+					fmt.Fprintf(e.Stderr, "[pmdaemon] import: %s\n", d)
+				}
 			}
 			if out == "" || out == "-" {
+				tell()
 				_, err := e.Stdout.Write(imp.File)
 				return err
 			}
 			if err := writeNew(out, imp.File, force); err != nil {
 				return err
 			}
+			tell()
 			fmt.Fprintf(e.Stderr, "[pmdaemon] import: wrote %d app%s (%s) to %s; start them with: pmdaemon run %s\n",
 				len(imp.Apps), plural(len(imp.Apps)), strings.Join(imp.Apps, ", "), out, out)
 			return nil
