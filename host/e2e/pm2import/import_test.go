@@ -125,6 +125,15 @@ func TestImportPM2RunsTheApps(t *testing.T) {
 	if fromJlist := h.OK("import", "pm2", jlist); fromJlist != string(file) {
 		t.Errorf("jlist and dump.pm2 make different files:\n%s\n---\n%s", fromJlist, file)
 	}
+	// and so does the same output piped in: `pm2 jlist | pmdaemon import pm2 -`
+	piped := exec.Command(harness.Bin, "import", "pm2", "-")
+	piped.Env = append(append(os.Environ(), "PMDAEMON_HOME="+h.Dir), h.Env...) // the shell h.Run gives
+	if piped.Stdin, err = os.Open(jlist); err != nil {
+		t.Fatal(err)
+	}
+	if fromStdin, err := piped.Output(); err != nil || string(fromStdin) != string(file) {
+		t.Errorf("import pm2 - of jlist on stdin (%v) made another file:\n%s", err, fromStdin)
+	}
 	// An existing file is never replaced unless asked.
 	r = h.Run("import", "pm2", "-o", out)
 	if r.Code != 1 || strings.Contains(r.Stderr, "dropped") {

@@ -88,6 +88,7 @@ func TestNamespaceTargets(t *testing.T) {
 		}
 	}
 
+	harness.ErrLike(t, h.Fail("info", "blue"), `info takes one app name or instance id; "blue" names 2 apps`)
 	h.OK("delete", "blue")
 	rows = h.WaitList(30*time.Second, "blue deleted", online("c", "green", "d"))
 	if len(rows) != 3 {
