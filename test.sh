@@ -20,6 +20,8 @@ command -v wrk >/dev/null || need+=(wrk)
 # The recipes of docs/sockets.md that Debian packages: uvicorn and puma.
 [ -x /usr/bin/uvicorn ] || need+=(uvicorn)
 [ -x /usr/bin/puma ] || need+=(puma)
+# `pmdaemon import pm2` is tested against a real PM2 7 (host/e2e/pm2import), from npm.
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${need[*]} from Debian" >&2

@@ -50,6 +50,8 @@ type AppConfig struct {
 	LogType                string            `json:"log_type,omitempty"`
 	LogFile                string            `json:"log_file,omitempty"`
 	MergeLogs              bool              `json:"merge_logs,omitempty"`
+	Namespace              string            `json:"namespace,omitempty"`
+	PidFile                string            `json:"pid_file,omitempty"`
 }
 
 // HealthCheck is an app's health check as the API shows it.
@@ -75,6 +77,7 @@ func NewAppConfig(c config.App) AppConfig {
 		EnvFile: c.EnvFile, CronRestart: c.CronRestart, StopExitCodes: c.StopExitCodes, Watch: c.Watch,
 		IgnoreWatch: c.IgnoreWatch, WatchDelay: Duration(c.WatchDelay), WatchOptions: c.WatchOptions,
 		Time: c.Time, LogDateFormat: c.LogDateFormat, LogType: c.LogType, LogFile: c.LogFile, MergeLogs: c.MergeLogs,
+		Namespace: c.Namespace, PidFile: c.PidFile,
 	}
 	if h := c.HealthCheck; h != nil {
 		out.HealthCheck = &HealthCheck{URL: h.URL, Script: h.Script, Interval: Duration(h.Interval),
@@ -108,6 +111,7 @@ func (c AppConfig) Config() config.App {
 		EnvFile: c.EnvFile, CronRestart: c.CronRestart, StopExitCodes: c.StopExitCodes, Watch: c.Watch,
 		IgnoreWatch: c.IgnoreWatch, WatchDelay: c.WatchDelay.Std(), WatchOptions: c.WatchOptions,
 		Time: c.Time, LogDateFormat: c.LogDateFormat, LogType: c.LogType, LogFile: c.LogFile, MergeLogs: c.MergeLogs,
+		Namespace: c.Namespace, PidFile: c.PidFile,
 	}
 	if h := c.HealthCheck; h != nil {
 		out.HealthCheck = &config.HealthCheck{URL: h.URL, Script: h.Script, Interval: h.Interval.Std(),

@@ -22,16 +22,18 @@ const VersionHeader = "Pmdaemon-Version"
 
 // Instance is one row of `list`.
 type Instance struct {
-	ID       int     `json:"id"`
-	Name     string  `json:"name"`
-	Index    int     `json:"instance"` // the instance's position in its app, 0-based
-	Status   string  `json:"status"`
-	Pid      int     `json:"pid"`
-	Port     *int    `json:"port"`
-	CPU      float64 `json:"cpu"`
-	Memory   uint64  `json:"memory"`
-	UptimeMS int64   `json:"uptime_ms"`
-	Restarts int     `json:"restarts"`
+	ID   int    `json:"id"`
+	Name string `json:"name"`
+	// Namespace is the app's namespace ("default" when it names none), as PM2's jlist shows.
+	Namespace string  `json:"namespace"`
+	Index     int     `json:"instance"` // the instance's position in its app, 0-based
+	Status    string  `json:"status"`
+	Pid       int     `json:"pid"`
+	Port      *int    `json:"port"`
+	CPU       float64 `json:"cpu"`
+	Memory    uint64  `json:"memory"`
+	UptimeMS  int64   `json:"uptime_ms"`
+	Restarts  int     `json:"restarts"`
 	// Reason says why an instance is errored or was last restarted by the daemon.
 	Reason string `json:"reason,omitempty"`
 	// Cgroup is the instance's cgroup v2 directory; "" where the daemon runs in

@@ -93,6 +93,7 @@ func (e *Env) Root() *cobra.Command {
 		e.pingCmd(), e.killCmd(), e.updateCmd(), e.daemonCmd(), e.runCmd(), e.pluginCmd(), e.startupCmd(), e.flushCmd(),
 		e.statusCmd(), e.describeCmd(), e.jsonListCmd("jlist", false), e.jsonListCmd("prettylist", true),
 		e.envCmd(), e.signalCmd(), e.resetCmd(), e.scaleCmd(),
+		e.importCmd(),
 	)
 	return root
 }

@@ -178,6 +178,12 @@ type App struct {
 	LogType       string `json:"log_type,omitempty"`
 	LogFile       string `json:"log_file,omitempty"`
 	MergeLogs     bool   `json:"merge_logs,omitempty"`
+	// Namespace groups apps under one more TARGET, as PM2's namespace does; "" is
+	// DefaultNamespace.
+	Namespace string `json:"namespace,omitempty"`
+	// PidFile, when set, is where each instance's pid is written while it runs (PM2's
+	// pid_file, with -<index> put before .pid); relative to Cwd.
+	PidFile string `json:"pid_file,omitempty"`
 }
 
 // DefaultWatchDelay debounces a burst of file changes into one restart.
@@ -290,6 +296,9 @@ func (a *App) Validate() error {
 		}
 	}
 	if err := a.checkRunKeys(bad); err != nil {
+		return err
+	}
+	if err := a.checkPM2Keys(bad); err != nil {
 		return err
 	}
 	if err := a.checkSockets(bad); err != nil {

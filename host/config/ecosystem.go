@@ -338,7 +338,7 @@ func AppFromMap(m map[string]any, where, baseDir string) (App, error) {
 	} else if !filepath.IsAbs(app.Cwd) {
 		app.Cwd = filepath.Join(baseDir, app.Cwd)
 	}
-	for _, p := range []*string{&app.OutFile, &app.ErrorFile, &app.LogFile} {
+	for _, p := range []*string{&app.OutFile, &app.ErrorFile, &app.LogFile, &app.PidFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(app.Cwd, *p)
 		}

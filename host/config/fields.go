@@ -321,6 +321,21 @@ var AppFields = []Field[App]{
 		Example: `{"usePolling": true}`,
 		Ptr:     func(a *App) any { return &a.WatchOptions },
 	},
+	// PM2's grouping and pid files (docs/migrating-from-pm2.md).
+	{
+		Key: "namespace", Flag: "namespace", Usage: "the app's namespace: a TARGET that names every app in it (default: \"default\")",
+		Kind: KindString, NonEmpty: true, Type: "string, named as an app is", Default: "`\"default\"`",
+		Meaning: "`stop`, `restart`, `delete`... NAMESPACE act on every app in it; an app of that name is taken first, as in PM2",
+		Example: "backend",
+		Ptr:     func(a *App) any { return &a.Namespace },
+	},
+	{
+		Key: "pid_file", Flag: "pid-file", Usage: "write each instance's pid to this file (NAME.pid becomes NAME-INDEX.pid)",
+		Kind: KindString, NonEmpty: true, Type: "path", Default: "none (no pid files)",
+		Meaning: "relative to `cwd`; each instance's pid is written at every start and the file removed when it stops; a name ending in `.pid` gets the instance's index before it (`run/web.pid` → `run/web-0.pid`, `run/web-1.pid`)",
+		Example: "/run/web.pid",
+		Ptr:     func(a *App) any { return &a.PidFile },
+	},
 	{
 		Key: "socket", Flag: "socket", Usage: "the daemon binds the ports and hands the listening sockets to the app (fd 3, LISTEN_FDS); \"shared\": one port for every instance",
 		FlagDefault: "false", Kind: KindSocket, Type: "`true`, `false` or `\"shared\"`", Default: "false",

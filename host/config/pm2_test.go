@@ -126,8 +126,11 @@ func TestPM2Corpus(t *testing.T) {
 			"pmx", "post_update", "shutdown_with_message", "source_map_support", "treekill", "user", "vizion", "windowsHide",
 		}, apps: map[string]pm2Want{"noisy": {instances: 1, script: "index.js"}}},
 		{file: "later-keys.json", order: []string{"later"}, notes: []string{
-			"listen_timeout", "namespace", "pid_file",
+			"listen_timeout",
 		}, apps: map[string]pm2Want{"later": {instances: 1, script: "index.js", check: func(t *testing.T, a App) {
+			if a.Namespace != "backend" || a.PidFile != filepath.Join(dir, "run/later.pid") {
+				t.Errorf("namespace, pid_file = %q, %q; want backend and run/later.pid in the file's directory", a.Namespace, a.PidFile)
+			}
 			// Keys PM2 and pmdaemon share are read as pmdaemon reads them, without a note.
 			if !slices.Equal(a.EnvFile, []string{".env"}) || a.CronRestart != "0 3 * * *" || !slices.Equal(a.StopExitCodes, []int{0}) ||
 				!slices.Equal(a.Watch, []string{"src"}) || !slices.Equal(a.IgnoreWatch, []string{"node_modules", "logs"}) || a.WatchDelay != time.Second {

@@ -66,9 +66,9 @@ var PM2Keys = []PM2Key{
 	{Key: "log", AliasOf: "log_file", Honoured: true},
 	{Key: "merge_logs", Honoured: true}, // an AppField
 	{Key: "combine_logs", AliasOf: "merge_logs", Honoured: true},
-	{Key: "pid_file", Note: notYet},
-	{Key: "pid", AliasOf: "pid_file", Note: notYet},
-	{Key: "namespace", Note: notYet},
+	{Key: "namespace", Honoured: true}, // an AppField
+	{Key: "pid_file", Honoured: true},  // an AppField
+	{Key: "pid", AliasOf: "pid_file", Honoured: true},
 	{Key: "listen_timeout", Note: notYet + "; wait_timeout bounds readiness"},
 
 	// Accepted: PM2 features pmdaemon does differently or not at all.

@@ -37,7 +37,7 @@ func (d *Daemon) launch(a *app, s *slot, adopt *supervisor.Adopt) {
 	}
 	spec := d.specFor(a, s)
 	s.carry = 0
-	s.loop = supervisor.Start(spec, s.last.Restarts, adopt, d.instanceChanged)
+	s.loop = supervisor.Start(spec, s.last.Restarts, adopt, d.pidFileNotify(a, d.instanceChanged))
 }
 
 // startSlot launches slot s of a once its port is ready (portReady: free, or an auto: instance
