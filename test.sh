@@ -14,10 +14,14 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ -x /usr/bin/gunicorn ] || need+=(gunicorn)
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import flask' 2>/dev/null || need+=(python3-flask)
 command -v node >/dev/null || need+=(nodejs)
+# host/e2e/pm2compat runs the PM2 corpus under a real PM2 7, installed from npm below.
+command -v pm2 >/dev/null || command -v npm >/dev/null || need+=(npm)
 command -v wrk >/dev/null || need+=(wrk)
 # The recipes of docs/sockets.md that Debian packages: uvicorn and puma.
 [ -x /usr/bin/uvicorn ] || need+=(uvicorn)
 [ -x /usr/bin/puma ] || need+=(puma)
+# `pmdaemon import pm2` is tested against a real PM2 7 (host/e2e/pm2import), from npm.
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${need[*]} from Debian" >&2
@@ -28,6 +32,16 @@ if [ ${#need[@]} -gt 0 ]; then
     if command -v service >/dev/null; then service nginx stop >/dev/null 2>&1 || true; fi
   else
     echo "test.sh: the tests need ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
+    exit 1
+  fi
+fi
+
+if ! command -v pm2 >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "test.sh: installing pm2@7 from npm" >&2
+    npm install -g --no-audit --no-fund --loglevel=error pm2@7 >/dev/null
+  else
+    echo "test.sh: the tests need PM2 7; install it (npm install -g pm2@7) or run as root" >&2
     exit 1
   fi
 fi

@@ -45,6 +45,13 @@ type AppConfig struct {
 	IgnoreWatch            []string          `json:"ignore_watch,omitempty"`
 	WatchDelay             Duration          `json:"watch_delay,omitzero"`
 	WatchOptions           map[string]any    `json:"watch_options,omitempty"`
+	Time                   bool              `json:"time,omitempty"`
+	LogDateFormat          string            `json:"log_date_format,omitempty"`
+	LogType                string            `json:"log_type,omitempty"`
+	LogFile                string            `json:"log_file,omitempty"`
+	MergeLogs              bool              `json:"merge_logs,omitempty"`
+	Namespace              string            `json:"namespace,omitempty"`
+	PidFile                string            `json:"pid_file,omitempty"`
 }
 
 // HealthCheck is an app's health check as the API shows it.
@@ -69,6 +76,8 @@ func NewAppConfig(c config.App) AppConfig {
 		Socket: c.Socket, Bind: c.Bind, Ready: c.Ready, Watchdog: Duration(c.Watchdog),
 		EnvFile: c.EnvFile, CronRestart: c.CronRestart, StopExitCodes: c.StopExitCodes, Watch: c.Watch,
 		IgnoreWatch: c.IgnoreWatch, WatchDelay: Duration(c.WatchDelay), WatchOptions: c.WatchOptions,
+		Time: c.Time, LogDateFormat: c.LogDateFormat, LogType: c.LogType, LogFile: c.LogFile, MergeLogs: c.MergeLogs,
+		Namespace: c.Namespace, PidFile: c.PidFile,
 	}
 	if h := c.HealthCheck; h != nil {
 		out.HealthCheck = &HealthCheck{URL: h.URL, Script: h.Script, Interval: Duration(h.Interval),
@@ -101,6 +110,8 @@ func (c AppConfig) Config() config.App {
 		Socket: c.Socket, Bind: c.Bind, Ready: c.Ready, Watchdog: c.Watchdog.Std(),
 		EnvFile: c.EnvFile, CronRestart: c.CronRestart, StopExitCodes: c.StopExitCodes, Watch: c.Watch,
 		IgnoreWatch: c.IgnoreWatch, WatchDelay: c.WatchDelay.Std(), WatchOptions: c.WatchOptions,
+		Time: c.Time, LogDateFormat: c.LogDateFormat, LogType: c.LogType, LogFile: c.LogFile, MergeLogs: c.MergeLogs,
+		Namespace: c.Namespace, PidFile: c.PidFile,
 	}
 	if h := c.HealthCheck; h != nil {
 		out.HealthCheck = &config.HealthCheck{URL: h.URL, Script: h.Script, Interval: h.Interval.Std(),

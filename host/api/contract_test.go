@@ -108,6 +108,8 @@ func TestAppConfigMirrorsConfigApp(t *testing.T) {
 		Socket: config.SocketShared, Bind: "127.0.0.1", Ready: config.ReadyNotify, Watchdog: 3 * time.Second,
 		EnvFile: []string{".env"}, CronRestart: "0 3 * * *", StopExitCodes: []int{0, 143}, Watch: []string{"."},
 		IgnoreWatch: []string{"*.log"}, WatchDelay: 300 * time.Millisecond, WatchOptions: map[string]any{"usePolling": true},
+		Time: true, LogDateFormat: "YYYY-MM-DD HH:mm:ss Z", LogType: config.LogTypeJSON, LogFile: "/all.log", MergeLogs: true,
+		Namespace: "backend", PidFile: "/run/web.pid",
 	}
 	if back := NewAppConfig(full).Config(); !reflect.DeepEqual(back, full) {
 		t.Errorf("round trip through AppConfig:\n got %+v\nwant %+v", back, full)

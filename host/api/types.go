@@ -22,16 +22,18 @@ const VersionHeader = "Pmdaemon-Version"
 
 // Instance is one row of `list`.
 type Instance struct {
-	ID       int     `json:"id"`
-	Name     string  `json:"name"`
-	Index    int     `json:"instance"` // the instance's position in its app, 0-based
-	Status   string  `json:"status"`
-	Pid      int     `json:"pid"`
-	Port     *int    `json:"port"`
-	CPU      float64 `json:"cpu"`
-	Memory   uint64  `json:"memory"`
-	UptimeMS int64   `json:"uptime_ms"`
-	Restarts int     `json:"restarts"`
+	ID   int    `json:"id"`
+	Name string `json:"name"`
+	// Namespace is the app's namespace ("default" when it names none), as PM2's jlist shows.
+	Namespace string  `json:"namespace"`
+	Index     int     `json:"instance"` // the instance's position in its app, 0-based
+	Status    string  `json:"status"`
+	Pid       int     `json:"pid"`
+	Port      *int    `json:"port"`
+	CPU       float64 `json:"cpu"`
+	Memory    uint64  `json:"memory"`
+	UptimeMS  int64   `json:"uptime_ms"`
+	Restarts  int     `json:"restarts"`
 	// Reason says why an instance is errored or was last restarted by the daemon.
 	Reason string `json:"reason,omitempty"`
 	// Cgroup is the instance's cgroup v2 directory; "" where the daemon runs in
@@ -52,6 +54,12 @@ type Instance struct {
 	Notice string `json:"notice,omitempty"`
 	OutLog string `json:"out_log"`
 	ErrLog string `json:"err_log"`
+	// LogFile is the app's combined log (log_file), "" without one. LogTime is the Go layout
+	// the log lines start with (then ": "), "" when they carry no time; LogType is "json" when
+	// each line is a JSON object (its time in "timestamp", in LogTime's layout).
+	LogFile string `json:"log_file,omitempty"`
+	LogTime string `json:"log_time,omitempty"`
+	LogType string `json:"log_type,omitempty"`
 }
 
 // App is what `info` shows.

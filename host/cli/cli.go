@@ -10,15 +10,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/daemon"
+	"github.com/pmdaemon/pmdaemon/host/logs"
 )
 
 // Env is what a CLI run sees of the world.
@@ -34,6 +37,10 @@ type Env struct {
 
 // Main runs the CLI and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == logs.WriterArg {
+		// The daemon runs the binary as an app's log writer: no command tree, no home.
+		return logs.RunWriter(args[1:])
+	}
 	env := &Env{Stdout: stdout, Stderr: stderr, Home: HomeDir(), Fancy: fancyOutput(stdout, os.LookupEnv)}
 	env.Exe, _ = os.Executable()
 	root := env.Root()
@@ -87,6 +94,7 @@ func (e *Env) Root() *cobra.Command {
 		e.statusCmd(), e.describeCmd(), e.jsonListCmd("jlist", false), e.jsonListCmd("prettylist", true),
 		e.envCmd(), e.signalCmd(), e.resetCmd(), e.scaleCmd(),
 		e.exportCmd(),
+		e.importCmd(),
 	)
 	return root
 }
@@ -208,7 +216,23 @@ func optionalValues(args []string) []string {
 				continue
 			}
 		}
+		if a == "--timestamp" && i+1 < len(args) && timestampFormat(args[i+1]) {
+			out = append(out, a+"="+args[i+1])
+			i++
+			continue
+		}
 		out = append(out, a)
 	}
 	return out
+}
+
+// timestampFormat reports whether the word after `logs --timestamp` is its format (PM2's
+// `--timestamp [format]`) rather than the target: a moment.js format with something besides
+// letters in it ("HH:mm:ss"), which no app name is likely to be.
+func timestampFormat(word string) bool {
+	if strings.HasPrefix(word, "-") || !strings.ContainsFunc(word, func(r rune) bool { return !unicode.IsLetter(r) }) {
+		return false
+	}
+	_, err := config.MomentLayout(word)
+	return err == nil
 }

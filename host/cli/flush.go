@@ -43,7 +43,7 @@ func (e *Env) flushCmd() *cobra.Command {
 					apps = append(apps, r.Name)
 					paths[r.Name] = nil
 				}
-				for _, p := range []string{r.OutLog, r.ErrLog} {
+				for _, p := range []string{r.OutLog, r.ErrLog, r.LogFile} {
 					if p != "" && !seen[p] {
 						seen[p] = true
 						paths[r.Name] = append(paths[r.Name], p)

@@ -157,6 +157,10 @@ func RenderInfo(w io.Writer, a *api.App) error {
 		line("args", strings.Join(c.Args, " "))
 	}
 	line("cwd", c.Cwd)
+	line("namespace", c.Config().NamespaceOf())
+	if c.PidFile != "" {
+		line("pid file", c.PidFile+" (written while an instance runs; NAME.pid is NAME-INDEX.pid)")
+	}
 	line("instances", fmt.Sprintf("%d running slots (configured %d)", a.InstancesCount, c.Instances))
 	ports := a.PortSpec
 	if ports == "" {

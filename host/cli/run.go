@@ -58,7 +58,7 @@ func (e *Env) runFile(ctx context.Context, path string, o runOptions) error {
 			return fmt.Errorf("--env %s selects PM2's env_%s sections, which a Lua file does not have", o.env, o.env)
 		}
 		return e.runLua(ctx, path, o)
-	case config.IsEcosystemFile(path):
+	case config.IsEcosystemFile(path) || config.IsJavaScript(path):
 		eco, err := config.LoadEcosystemWith(path, config.LoadOptions{Env: o.env})
 		if err != nil {
 			return err
@@ -69,7 +69,7 @@ func (e *Env) runFile(ctx context.Context, path string, o runOptions) error {
 		o.plugins = eco.Plugins
 		return e.startApps(ctx, path, eco.Apps, o)
 	default:
-		return fmt.Errorf("%s is not an ecosystem file: use a .json, .json5 or .lua file, or PM2's ecosystem.config.js (.cjs, .mjs)", path)
+		return fmt.Errorf("%s is not an ecosystem file: use a .json, .json5, .yml or .lua file, or PM2's ecosystem.config.js (.cjs, .mjs)", path)
 	}
 }
 

@@ -168,6 +168,22 @@ type App struct {
 	WatchDelay  time.Duration `json:"watch_delay,omitempty"`
 	// WatchOptions are PM2's chokidar options, kept as given; pmdaemon uses none of them.
 	WatchOptions map[string]any `json:"watch_options,omitempty"`
+
+	// PM2's log keys (docs/migrating-from-pm2.md#logs): Time stamps each line with
+	// DefaultLogDateFormat, LogDateFormat (moment.js) with its own format; LogType "json"
+	// writes each line as a JSON object; LogFile is a file that gets both streams besides
+	// out_file and error_file; MergeLogs gives all instances one out and one err log.
+	Time          bool   `json:"time,omitempty"`
+	LogDateFormat string `json:"log_date_format,omitempty"`
+	LogType       string `json:"log_type,omitempty"`
+	LogFile       string `json:"log_file,omitempty"`
+	MergeLogs     bool   `json:"merge_logs,omitempty"`
+	// Namespace groups apps under one more TARGET, as PM2's namespace does; "" is
+	// DefaultNamespace.
+	Namespace string `json:"namespace,omitempty"`
+	// PidFile, when set, is where each instance's pid is written while it runs (PM2's
+	// pid_file, with -<index> put before .pid); relative to Cwd.
+	PidFile string `json:"pid_file,omitempty"`
 }
 
 // DefaultWatchDelay debounces a burst of file changes into one restart.
@@ -261,6 +277,14 @@ func (a *App) Validate() error {
 	if a.LogKeep < 0 || a.LogKeep > 1000 {
 		return bad("log_keep", "log_keep must be 1-1000, got %d", a.LogKeep)
 	}
+	if a.LogDateFormat != "" {
+		if _, err := MomentLayout(a.LogDateFormat); err != nil {
+			return bad("log_date_format", "log_date_format %v", err)
+		}
+	}
+	if a.LogType != "" && a.LogType != LogTypeRaw && a.LogType != LogTypeJSON {
+		return bad("log_type", "log_type must be %q or %q, got %q", LogTypeRaw, LogTypeJSON, a.LogType)
+	}
 	if a.HealthCheck != nil {
 		if err := a.HealthCheck.Check(a.Name, a.Port != ""); err != nil {
 			return err
@@ -272,6 +296,9 @@ func (a *App) Validate() error {
 		}
 	}
 	if err := a.checkRunKeys(bad); err != nil {
+		return err
+	}
+	if err := a.checkPM2Keys(bad); err != nil {
 		return err
 	}
 	if err := a.checkSockets(bad); err != nil {

@@ -84,6 +84,11 @@ func LoadEcosystemWith(path string, opts LoadOptions) (*Ecosystem, error) {
 	if len(data) > MaxEcosystemSize {
 		return nil, fmt.Errorf("%s is larger than %d MB, the limit for an ecosystem file", path, MaxEcosystemSize>>20)
 	}
+	if IsYAML(path) {
+		if data, err = yamlToJSON(data); err != nil {
+			return nil, fmt.Errorf("%s: %v", filepath.Base(path), err)
+		}
+	}
 	return parseEcosystem(data, filepath.Base(path), filepath.Dir(abs), opts)
 }
 
@@ -164,18 +169,21 @@ func parseEcosystem(data []byte, file, baseDir string, opts LoadOptions) (*Ecosy
 					return nil, err
 				}
 			}
-			list, ok := apps.([]any)
-			if !ok {
+			switch list := apps.(type) {
+			case []any:
+				objs = list
+			case map[string]any:
+				objs = []any{list} // PM2 reads a single app object under "apps" as a list of one
+			default:
 				return fail("\"apps\" must be an array of app objects, got %s", typeName(apps))
 			}
-			objs = list
 		} else if _, ok := v["plugins"]; ok {
 			return fail("\"plugins\" needs \"apps\" beside it: write {\"plugins\": [...], \"apps\": [...]}")
 		} else {
 			objs = []any{v}
 		}
 	case []any:
-		return fail("the top level is an array; write {\"apps\": [...]}")
+		objs = v // a bare array of apps, as PM2 reads it
 	default:
 		return fail("the top level must be an object, got %s", typeName(doc))
 	}
@@ -330,7 +338,7 @@ func AppFromMap(m map[string]any, where, baseDir string) (App, error) {
 	} else if !filepath.IsAbs(app.Cwd) {
 		app.Cwd = filepath.Join(baseDir, app.Cwd)
 	}
-	for _, p := range []*string{&app.OutFile, &app.ErrorFile} {
+	for _, p := range []*string{&app.OutFile, &app.ErrorFile, &app.LogFile, &app.PidFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(app.Cwd, *p)
 		}

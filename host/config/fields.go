@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -133,7 +134,7 @@ var AppFields = []Field[App]{
 	},
 	{
 		Key: "env", Flag: "env", Short: "e", Usage: "environment variable NAME=VALUE (repeatable)", Kind: KindEnv,
-		Type: "object of string, number or boolean values", Default: "none",
+		Type: "object of values: strings, numbers and booleans as written; null, objects and arrays as their JSON text, as PM2 passes them", Default: "none",
 		Meaning: "added to the daemon's environment",
 		Example: "A=1",
 		Ptr:     func(a *App) any { return &a.Env },
@@ -243,6 +244,38 @@ var AppFields = []Field[App]{
 		Example: "9",
 		Ptr:     func(a *App) any { return &a.LogKeep },
 	},
+	// PM2's log keys (docs/migrating-from-pm2.md#logs).
+	{
+		Key: "time", Kind: KindBool, Type: "boolean", Default: "false",
+		Meaning: "prefix each line in the log files with the time it was written (`" + DefaultLogDateFormat + "`, then `: `)",
+		Example: "true",
+		Ptr:     func(a *App) any { return &a.Time },
+	},
+	{
+		Key: "log_date_format", Kind: KindString, NonEmpty: true, Type: "moment.js format", Default: "none",
+		Meaning: "stamp each line with this format (implies `time`): tokens `YYYY YY MMMM MMM MM M DDDD DD D dddd ddd HH hh h mm m ss s SSS SS S A a Z ZZ`, `T` and `[literal text]`; another token is an error",
+		Example: "YYYY-MM-DD HH:mm:ss Z",
+		Ptr:     func(a *App) any { return &a.LogDateFormat },
+	},
+	{
+		Key: "log_type", Kind: KindChoice, Choices: []string{LogTypeRaw, LogTypeJSON},
+		Type: "`\"raw\"` or `\"json\"`", Default: "`\"raw\"`",
+		Meaning: "`json`: each line is written as `{\"message\", \"timestamp\", \"type\": \"out\"|\"err\", \"process_id\", \"app_name\"}`, as PM2 writes it",
+		Example: "json",
+		Ptr:     func(a *App) any { return &a.LogType },
+	},
+	{
+		Key: "log_file", Kind: KindString, NonEmpty: true, Type: "string", Default: "none",
+		Meaning: "a file that gets every line of both streams of every instance, besides `out_file` and `error_file`; relative to `cwd`, checked as `out_file`; PM2's `log` is read as it",
+		Example: "/var/log/all.log",
+		Ptr:     func(a *App) any { return &a.LogFile },
+	},
+	{
+		Key: "merge_logs", Kind: KindBool, Type: "boolean", Default: "false",
+		Meaning: "all instances write to `<name>-out.log` and `<name>-err.log` instead of one pair per instance; PM2's `combine_logs` is read as it",
+		Example: "true",
+		Ptr:     func(a *App) any { return &a.MergeLogs },
+	},
 	// How apps run, as PM2 users expect (docs/migrating-from-pm2.md).
 	{
 		Key: "env_file", Kind: KindPaths, Type: "path or array of paths", Default: "none",
@@ -287,6 +320,21 @@ var AppFields = []Field[App]{
 		Meaning: "accepted for PM2 files and unused: pmdaemon watches with inotify (`usePolling` is ignored)",
 		Example: `{"usePolling": true}`,
 		Ptr:     func(a *App) any { return &a.WatchOptions },
+	},
+	// PM2's grouping and pid files (docs/migrating-from-pm2.md).
+	{
+		Key: "namespace", Flag: "namespace", Usage: "the app's namespace: a TARGET that names every app in it (default: \"default\")",
+		Kind: KindString, NonEmpty: true, Type: "string, named as an app is", Default: "`\"default\"`",
+		Meaning: "`stop`, `restart`, `delete`... NAMESPACE act on every app in it; an app of that name is taken first, as in PM2",
+		Example: "backend",
+		Ptr:     func(a *App) any { return &a.Namespace },
+	},
+	{
+		Key: "pid_file", Flag: "pid-file", Usage: "write each instance's pid to this file (NAME.pid becomes NAME-INDEX.pid)",
+		Kind: KindString, NonEmpty: true, Type: "path", Default: "none (no pid files)",
+		Meaning: "relative to `cwd`; each instance's pid is written at every start and the file removed when it stops; a name ending in `.pid` gets the instance's index before it (`run/web.pid` → `run/web-0.pid`, `run/web-1.pid`)",
+		Example: "/run/web.pid",
+		Ptr:     func(a *App) any { return &a.PidFile },
 	},
 	{
 		Key: "socket", Flag: "socket", Usage: "the daemon binds the ports and hands the listening sockets to the app (fd 3, LISTEN_FDS); \"shared\": one port for every instance",
@@ -498,9 +546,9 @@ func (f *Field[T]) decode(v any) (any, error) {
 		}
 		env := map[string]string{}
 		for name, x := range obj {
-			s, ok := scalarString(x)
-			if !ok {
-				return nil, fmt.Errorf("value of %s must be a string, number or boolean, got %s", name, typeName(x))
+			s, err := envValue(x)
+			if err != nil {
+				return nil, fmt.Errorf("value of %s: %v", name, err)
 			}
 			env[name] = s
 		}
@@ -801,4 +849,19 @@ func quoteAll(choices []string) string {
 		return strings.Join(q, "")
 	}
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+// envValue is the text an environment variable gets for a value of "env". Strings, numbers and
+// booleans are written as they read; null, objects and arrays become their JSON text
+// ("null", {"x":1}), which is what PM2 hands its apps for them, so a PM2 file that nests
+// settings in env runs as it did (object keys come out sorted, where PM2 keeps their order).
+func envValue(v any) (string, error) {
+	if s, ok := scalarString(v); ok {
+		return s, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("cannot be written as text: %v", err)
+	}
+	return string(b), nil
 }

@@ -22,8 +22,9 @@ const (
 )
 
 // jsLoader is run as `node -e jsLoader FILE`. It loads FILE as PM2 does (require for .js and
-// .cjs, import() for .mjs and for ES modules require refuses), takes module.exports or the
-// default export, and prints it as JSON after a mark and R, so that what the file itself
+// .cjs, import() for .mjs and for ES modules require refuses), takes module.exports, or the
+// default export of an ES module, or its named exports when it has no default
+// (`export const apps = [...]`), and prints it as JSON after a mark and R, so that what the file itself
 // prints is not taken for the result. JSON.stringify drops functions and undefined, as PM2's
 // own serialisation of the config does. An error is printed after the mark and E, as
 // {"error": message, "at": "line"}.
@@ -37,6 +38,7 @@ const place = (e) => {
   const m = stack.match(new RegExp('\\(?' + file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + ':(\\d+):\\d+'));
   return m ? m[1] : '';
 };
+const exported = (ns) => (ns.default !== undefined ? ns.default : ns);
 const done = (v) => {
   if (v && typeof v === 'object' && v.__esModule && 'default' in v) v = v.default;
   process.stdout.write(mark + 'R' + JSON.stringify(v === undefined ? null : v));
@@ -46,13 +48,13 @@ const fail = (e) => {
 };
 (async () => {
   const url = require('url').pathToFileURL(file).href;
-  if (file.endsWith('.mjs')) return done((await import(url)).default);
+  if (file.endsWith('.mjs')) return done(exported(await import(url)));
   try {
     return done(require(file));
   } catch (e) {
     if (!e || e.code !== 'ERR_REQUIRE_ESM') throw e;
   }
-  done((await import(url)).default);
+  done(exported(await import(url)));
 })().catch(fail);
 `
 
@@ -150,16 +152,27 @@ func (c *capped) Write(p []byte) (int, error) {
 }
 
 // IsEcosystemFile tells whether a path names a JSON, JSON5 or JavaScript ecosystem file
-// rather than a program: what `run` reads and what `start FILE` starts as a file of apps.
-// A .js file is one when it is PM2's *.config.js or has "ecosystem" or "pm2" in its name;
-// any other .js is an app.
+// rather than a program: what `start FILE` starts as a file of apps. PM2's rule: .json,
+// .json5, .yml and .yaml, and JavaScript named *.config.js, *.config.cjs or *.config.mjs; pmdaemon also takes
+// a .js, .cjs or .mjs with "ecosystem" or "pm2" in its name. Any other JavaScript file is an
+// app (`start server.mjs` runs a server), as it is for PM2. `run FILE` reads any JavaScript
+// file as an ecosystem file (IsJavaScript).
 func IsEcosystemFile(path string) bool {
 	base := strings.ToLower(filepath.Base(path))
-	switch filepath.Ext(base) {
-	case ".json", ".json5", ".cjs", ".mjs":
+	switch ext := filepath.Ext(base); ext {
+	case ".json", ".json5", ".yml", ".yaml":
 		return true
-	case ".js":
-		return strings.HasSuffix(base, ".config.js") || strings.Contains(base, "ecosystem") || strings.Contains(base, "pm2")
+	case ".js", ".cjs", ".mjs":
+		return strings.HasSuffix(base, ".config"+ext) || strings.Contains(base, "ecosystem") || strings.Contains(base, "pm2")
+	}
+	return false
+}
+
+// IsJavaScript tells whether path is a .js, .cjs or .mjs file, which `run` evaluates with node.
+func IsJavaScript(path string) bool {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".js", ".cjs", ".mjs":
+		return true
 	}
 	return false
 }

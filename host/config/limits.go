@@ -47,8 +47,14 @@ func CheckName(name string) error {
 	if name == "" {
 		return fmt.Errorf("app has no name")
 	}
+	return checkTargetName("app name", name)
+}
+
+// checkTargetName is CheckName's rules for any name typed as a TARGET (an app's, a
+// namespace's); what says which in the error.
+func checkTargetName(what, name string) error {
 	bad := func(why string, a ...any) error {
-		return fmt.Errorf("app name %s is not allowed: %s", quoteShort(name), fmt.Sprintf(why, a...))
+		return fmt.Errorf("%s %s is not allowed: %s", what, quoteShort(name), fmt.Sprintf(why, a...))
 	}
 	if len(name) > MaxNameLen {
 		return bad("it is %d bytes long; the limit is %d", len(name), MaxNameLen)

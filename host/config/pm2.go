@@ -64,6 +64,13 @@ func pm2App(m map[string]any, opts LoadOptions, notes *Notes) (map[string]any, e
 			return nil, &FieldError{Key: c, Err: fmt.Errorf("%q and %q are the same key; give one", prev, k)}
 		}
 		from[c] = k
+		if b, isBool := v.(bool); isBool && c == "log_file" {
+			// PM2 takes `log_file: true` for ~/.pm2/logs/<name>.log.
+			if b {
+				notes.add(k, "true is not a path: no combined log is written; give a file name")
+			}
+			continue
+		}
 		if fieldByKey(AppFields, c) != nil {
 			out[c] = v // a PM2 alias of a pmdaemon key
 			continue

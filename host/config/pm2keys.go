@@ -59,16 +59,16 @@ var PM2Keys = []PM2Key{
 	{Key: "ignore_watch", Honoured: true},    // an AppField: read as pmdaemon reads it
 	{Key: "watch_delay", Honoured: true},     // an AppField: read as pmdaemon reads it
 	{Key: "watch_options", Honoured: true},   // an AppField: read as pmdaemon reads it
-	{Key: "time", Note: notYet},
-	{Key: "log_date_format", Note: notYet},
-	{Key: "log_type", Note: notYet},
-	{Key: "log_file", Note: notYet},
-	{Key: "log", AliasOf: "log_file", Note: notYet},
-	{Key: "merge_logs", Note: "pmdaemon keeps one log per instance; `pmdaemon logs NAME` shows them together"},
-	{Key: "combine_logs", AliasOf: "merge_logs", Note: "pmdaemon keeps one log per instance; `pmdaemon logs NAME` shows them together"},
-	{Key: "pid_file", Note: notYet},
-	{Key: "pid", AliasOf: "pid_file", Note: notYet},
-	{Key: "namespace", Note: notYet},
+	{Key: "time", Honoured: true},            // an AppField
+	{Key: "log_date_format", Honoured: true}, // an AppField
+	{Key: "log_type", Honoured: true},        // an AppField
+	{Key: "log_file", Honoured: true},        // an AppField
+	{Key: "log", AliasOf: "log_file", Honoured: true},
+	{Key: "merge_logs", Honoured: true}, // an AppField
+	{Key: "combine_logs", AliasOf: "merge_logs", Honoured: true},
+	{Key: "namespace", Honoured: true}, // an AppField
+	{Key: "pid_file", Honoured: true},  // an AppField
+	{Key: "pid", AliasOf: "pid_file", Honoured: true},
 	{Key: "listen_timeout", Note: notYet + "; wait_timeout bounds readiness"},
 
 	// Accepted: PM2 features pmdaemon does differently or not at all.

@@ -40,6 +40,11 @@ func (p Paths) ErrLog(app string, i int) string {
 	return filepath.Join(p.LogDir(), app+"-"+strconv.Itoa(i)+"-err.log")
 }
 
+// MergedLog is the one out or err log of all of an app's instances (merge_logs).
+func (p Paths) MergedLog(app, stream string) string {
+	return filepath.Join(p.LogDir(), app+"-"+stream+".log")
+}
+
 // Daemon owns every app. Mutating operations are serialised by opMu, so an allocation and the
 // reservation that follows it are one step and two racing requests never get the same port;
 // mu guards the data and is held only briefly, so `list` stays fast while a stop waits out a

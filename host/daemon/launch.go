@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"encoding/json"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/config"
+	"github.com/pmdaemon/pmdaemon/host/logs"
 	"github.com/pmdaemon/pmdaemon/host/supervisor"
 )
 
@@ -34,7 +37,7 @@ func (d *Daemon) launch(a *app, s *slot, adopt *supervisor.Adopt) {
 	}
 	spec := d.specFor(a, s)
 	s.carry = 0
-	s.loop = supervisor.Start(spec, s.last.Restarts, adopt, d.instanceChanged)
+	s.loop = supervisor.Start(spec, s.last.Restarts, adopt, d.pidFileNotify(a, d.instanceChanged))
 }
 
 // startSlot launches slot s of a once its port is ready (portReady: free, or an auto: instance
@@ -71,7 +74,44 @@ func (d *Daemon) specFor(a *app, s *slot) supervisor.Spec {
 		Warn:        func(msg string) { d.logger.Print(msg) },
 		Listener:    d.heldFile(a, s),
 		Watchdog:    a.cfg.Watchdog,
+		LogWriter:   d.logWriter(a, s),
 	}
+}
+
+// logWriter is how s's output goes through the log writer, nil when a's logs need none.
+func (d *Daemon) logWriter(a *app, s *slot) *supervisor.LogWriterSpec {
+	if !a.cfg.StampsLogs() {
+		return nil
+	}
+	layout := a.cfg.LogTimeLayout()
+	cfg := logs.WriterConfig{
+		Layout: layout, UTC: layout == config.ISOLayout, JSON: a.cfg.LogType == config.LogTypeJSON,
+		ID: s.id, App: a.cfg.Name, Combined: a.cfg.LogFile != "",
+	}
+	arg, _ := json.Marshal(cfg)
+	return &supervisor.LogWriterSpec{
+		Argv: []string{writerExe(), logs.WriterArg, string(arg)}, Combined: d.combinedLog(a),
+		// PMDAEMON_HOME marks it as this home's, as the apps are (ps, leftover checks).
+		Env: []string{"GOMAXPROCS=1", "PMDAEMON_HOME=" + d.paths.Home},
+	}
+}
+
+// writerExe is the binary the log writer runs: this one.
+var writerExe = sync.OnceValue(func() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "/proc/self/exe"
+	}
+	return exe
+})
+
+// combinedLog is a's log_file, made absolute against its cwd; "" for none.
+func (d *Daemon) combinedLog(a *app) string {
+	p := a.cfg.LogFile
+	if p != "" && !filepath.IsAbs(p) {
+		p = filepath.Join(a.cfg.Cwd, p)
+	}
+	return p
 }
 
 // heldFile is the listening socket the daemon holds for s's port, nil when it holds none.
@@ -106,15 +146,21 @@ func healthSpec(cfg config.App, port int) *supervisor.HealthSpec {
 }
 
 func (d *Daemon) outLog(a *app, s *slot) string {
-	if a.cfg.OutFile != "" {
+	switch {
+	case a.cfg.OutFile != "":
 		return a.cfg.OutFile
+	case a.cfg.MergeLogs:
+		return d.paths.MergedLog(a.cfg.Name, "out")
 	}
 	return d.paths.OutLog(a.cfg.Name, s.index)
 }
 
 func (d *Daemon) errLog(a *app, s *slot) string {
-	if a.cfg.ErrorFile != "" {
+	switch {
+	case a.cfg.ErrorFile != "":
 		return a.cfg.ErrorFile
+	case a.cfg.MergeLogs:
+		return d.paths.MergedLog(a.cfg.Name, "err")
 	}
 	return d.paths.ErrLog(a.cfg.Name, s.index)
 }

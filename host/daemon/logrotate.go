@@ -165,12 +165,21 @@ func (d *Daemon) logFiles() map[string]logs.Rotator {
 	for _, a := range d.apps {
 		size, keep := a.cfg.LogLimits()
 		for _, s := range a.slots {
-			for _, p := range []string{d.outLog(a, s), d.errLog(a, s)} {
+			for _, p := range d.logsOf(a, s) {
 				out[filepath.Clean(p)] = logs.Rotator{MaxSize: size, Keep: keep}
 			}
 		}
 	}
 	return out
+}
+
+// logsOf are the files slot s of a writes: its out and err logs, and the app's log_file.
+func (d *Daemon) logsOf(a *app, s *slot) []string {
+	files := []string{d.outLog(a, s), d.errLog(a, s)}
+	if c := d.combinedLog(a); c != "" {
+		files = append(files, c)
+	}
+	return files
 }
 
 // logWatch passes the rotation loop the log files an operation is about to have written (see

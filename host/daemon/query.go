@@ -28,9 +28,13 @@ func (d *Daemon) List() []api.Instance {
 func (d *Daemon) row(a *app, s *slot) api.Instance {
 	st := s.state()
 	r := api.Instance{
-		ID: s.id, Name: a.cfg.Name, Index: s.index, Status: string(st.Status), Pid: st.Pid,
+		ID: s.id, Name: a.cfg.Name, Namespace: a.cfg.NamespaceOf(), Index: s.index, Status: string(st.Status), Pid: st.Pid,
 		Restarts: st.Restarts, Reason: st.Reason, StartedAt: st.StartedAt,
 		OutLog: d.outLog(a, s), ErrLog: d.errLog(a, s), Cgroup: d.cgroupOf(s),
+		LogFile: d.combinedLog(a), LogTime: a.cfg.LogTimeLayout(),
+	}
+	if a.cfg.LogType == config.LogTypeJSON {
+		r.LogType = config.LogTypeJSON
 	}
 	if s.port > 0 {
 		p := s.port
@@ -64,7 +68,7 @@ func (d *Daemon) Info(t string) (*api.App, error) {
 		return nil, err
 	}
 	if len(ts) != 1 {
-		return nil, userErr("info takes one app name or instance id, not all")
+		return nil, userErr("info takes one app name or instance id; %q names %d apps", t, len(ts))
 	}
 	a := ts[0].app
 	out := &api.App{

@@ -247,8 +247,11 @@ func (d *Daemon) checkAllLogs(cfg config.App) error {
 // logs.Prepare). The files are handed to the rotation loop, which watches them from then on.
 func (d *Daemon) checkLogs(a *app, s *slot) error {
 	size, keep := a.cfg.LogLimits()
-	for _, p := range []string{d.outLog(a, s), d.errLog(a, s)} {
+	for _, p := range d.logsOf(a, s) {
 		if err := logs.Prepare(p); err != nil {
+			if p == d.combinedLog(a) {
+				return userErr("app %q: log_file: %v", a.cfg.Name, err)
+			}
 			return userErr("app %q: %v", a.cfg.Name, err)
 		}
 		d.logw.add(p, logs.Rotator{MaxSize: size, Keep: keep})

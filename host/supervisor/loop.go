@@ -58,6 +58,19 @@ type Spec struct {
 	Listener *os.File
 	// Watchdog, when positive, restarts a process that sends no WATCHDOG=1 for that long.
 	Watchdog time.Duration
+	// LogWriter, when set, puts pmdaemon's log writer between each process and its log
+	// files (lines stamped, JSON, a combined log); nil: the process writes into them itself.
+	LogWriter *LogWriterSpec
+}
+
+// LogWriterSpec is how to run the log writer (host/logs, stamp.go) for an instance.
+type LogWriterSpec struct {
+	// Argv runs it: the pmdaemon binary and logs.WriterArg, then its configuration.
+	Argv []string
+	// Combined is the log_file that gets both streams, "" for none.
+	Combined string
+	// Env is its environment.
+	Env []string
 }
 
 // State is a snapshot of an instance, safe to copy.

@@ -21,6 +21,25 @@ type running struct {
 	pid     int
 	started time.Time
 	exited  <-chan int
+	// wrote is closed when the process's log writer exited, nil without one.
+	wrote <-chan struct{}
+}
+
+// writerWait bounds how long a stop waits for the log writer to write the last lines.
+const writerWait = 2 * time.Second
+
+// waitWriter waits until p's log writer has written what p's processes wrote (they are all
+// gone: it reads to the end of its pipes and exits), so that a stop answers with the last
+// lines in the files.
+func (l *Loop) waitWriter(p *running) {
+	if p.wrote == nil {
+		return
+	}
+	select {
+	case <-p.wrote:
+	case <-time.After(writerWait):
+		l.warn(fmt.Sprintf("the log writer of %s[%d] still runs %s after its processes ended (a process outside the instance holds its output)", l.spec.App, l.spec.Index, writerWait))
+	}
 }
 
 // clearLeftovers kills what an exited instance left behind: its whole cgroup, or in
@@ -70,6 +89,7 @@ func (l *Loop) spawn() (*running, error) {
 		}
 		defer errf.Close()
 	}
+	var wrote <-chan struct{}
 	argv := l.spec.Argv
 	if l.spec.Listener != nil {
 		argv = withListenPid(argv)
@@ -82,6 +102,19 @@ func (l *Loop) spawn() (*running, error) {
 	cmd.Env = l.spec.Env
 	cmd.Stdout = out
 	cmd.Stderr = errf
+	if l.spec.LogWriter != nil {
+		// The app writes into pipes the log writer reads; the writer is started first, so
+		// that output the app writes at once has a reader, and an app that cannot start
+		// leaves a writer that sees the end of its input and exits.
+		outW, errW, done, err := l.startLogWriter(out, errf)
+		if err != nil {
+			return nil, err
+		}
+		wrote = done
+		defer outW.Close()
+		defer errW.Close()
+		cmd.Stdout, cmd.Stderr = outW, errW
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if l.spec.Cgroup != "" {
 		fd, err := cgroup.Open(l.spec.Cgroup)
@@ -107,7 +140,56 @@ func (l *Loop) spawn() (*running, error) {
 		s.Status, s.Pid, s.PidStart, s.StartedAt = Online, pid, start, now
 		s.Ready, s.StatusText, s.AppStopping = false, "", false
 	})
-	return &running{pid: pid, started: now, exited: exited}, nil
+	return &running{pid: pid, started: now, exited: exited, wrote: wrote}, nil
+}
+
+// startLogWriter starts the log writer of a process about to be spawned, writing to out and
+// errf (and the spec's combined log), and returns the write ends of the pipes it reads,
+// for the process's stdout and stderr. The writer lives outside the instance's cgroup and
+// process group, so no kill of the instance cuts off lines still in the pipes: it exits
+// once every process holding the write ends has closed them and it wrote what they wrote. It
+// is reaped here; after a daemon restart, by init.
+func (l *Loop) startLogWriter(out, errf *os.File) (outW, errW *os.File, done <-chan struct{}, err error) {
+	w := l.spec.LogWriter
+	files := []*os.File{nil, nil, out, errf}
+	var pipes []*os.File // every pipe end, closed here but the write ends returned
+	defer func() {
+		for _, p := range pipes {
+			if err != nil || (p != outW && p != errW) {
+				p.Close()
+			}
+		}
+	}()
+	for i := range 2 {
+		r, wr, perr := os.Pipe()
+		if perr != nil {
+			return nil, nil, nil, fmt.Errorf("cannot make the pipe to the log writer: %w", perr)
+		}
+		pipes = append(pipes, r, wr)
+		files[i] = r
+	}
+	if w.Combined != "" {
+		c, cerr := openLog(w.Combined)
+		if cerr != nil {
+			return nil, nil, nil, cerr
+		}
+		defer c.Close()
+		files = append(files, c)
+	}
+	cmd := exec.Command(w.Argv[0], w.Argv[1:]...)
+	cmd.ExtraFiles = files // fds 3, 4: the pipes; 5, 6: out and err; 7: the combined log
+	cmd.Env = w.Env
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, fmt.Errorf("cannot start the log writer %s: %w", w.Argv[0], err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	return pipes[1], pipes[3], exited, nil
 }
 
 // listenPidShim sets LISTEN_PID to the shell's own pid, which the exec keeps for the app: the
@@ -131,6 +213,7 @@ func (l *Loop) killGroup(p *running) int {
 	case code := <-p.exited:
 		// It has just exited on its own; clear what it left as for a stop.
 		l.clearLeftovers(p.pid, code)
+		l.waitWriter(p)
 		return code
 	default:
 	}
@@ -151,6 +234,7 @@ func (l *Loop) killGroup(p *running) int {
 		killed = true
 		code = <-p.exited
 	}
+	defer l.waitWriter(p)
 	if l.spec.Cgroup == "" {
 		l.waitGroupGone(p.pid)
 		return code
