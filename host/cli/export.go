@@ -106,7 +106,7 @@ func (e *Env) exportSource(ctx context.Context, file string) (*export.Source, er
 }
 
 func exportNomad(src *export.Source, o exportOptions) ([]byte, export.Report, error) {
-	job, report, err := nomad.Job(src, nomad.Options{Image: o.image})
+	job, report, err := nomad.Build(src, nomad.Options{Image: o.image})
 	if err != nil {
 		return nil, report, err
 	}

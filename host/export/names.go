@@ -3,10 +3,7 @@ package export
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"strings"
-
-	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Namer gives each app a DNS label (RFC 1035: lowercase letters, digits and '-', starting
@@ -58,7 +55,7 @@ func dnsLabel(s string, max int) string {
 		label = "app-" + label
 		label = strings.TrimSuffix(label, "-")
 	}
-	if len(label) > max || len(validation.IsDNS1035Label(label)) > 0 {
+	if len(label) > max || !IsDNSLabel(label) {
 		label = withHash(label, s, max)
 	}
 	return label
@@ -72,11 +69,17 @@ func withHash(label, original string, max int) string {
 	return strings.TrimSuffix(label[:keep], "-") + suffix
 }
 
-// CheckLabel is the guard after conversion: a label the target would refuse is a bug here,
-// reported with apimachinery's own words.
-func CheckLabel(label string) error {
-	if errs := validation.IsDNS1035Label(label); len(errs) > 0 {
-		return fmt.Errorf("%q is not a DNS label: %s", label, strings.Join(errs, "; "))
+// IsDNSLabel reports whether s is an RFC 1035 label as Kubernetes checks one
+// (apimachinery's IsDNS1035Label, which the tests hold it to): at most 63 lowercase letters,
+// digits and '-', starting with a letter and not ending with '-'.
+func IsDNSLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] < 'a' || s[0] > 'z' || s[len(s)-1] == '-' {
+		return false
 	}
-	return nil
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

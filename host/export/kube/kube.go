@@ -1,23 +1,17 @@
 // Package kube exports pmdaemon apps as Kubernetes objects (apps/v1 and core/v1): a
 // Deployment per app, or a StatefulSet when its instances need distinct fixed ports, and a
 // Service per port; probes from health checks, a memory limit from max_memory_restart. The
-// objects are the k8s.io/api types, written as YAML and checked by Validate before they are.
+// objects are small local types with k8s.io/api's JSON names (objects.go), written as YAML.
 package kube
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/pmdaemon/pmdaemon/host/config"
@@ -65,41 +59,13 @@ func Export(src *export.Source, o Options) ([]byte, export.Report, error) {
 	return out.Bytes(), report, nil
 }
 
-// manifest is obj's YAML without what only the cluster fills in (status, creationTimestamp),
-// which the typed structs would write as empty values.
+// manifest is obj's YAML: through its JSON, so the field names are the JSON tags', and with
+// the keys in order.
 func manifest(obj any) ([]byte, error) {
-	j, err := json.Marshal(obj)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]any
-	if err := json.Unmarshal(j, &m); err != nil {
-		return nil, err
-	}
-	delete(m, "status")
-	stripCreation(m)
-	return yaml.Marshal(m)
+	return yaml.Marshal(obj)
 }
 
-// stripCreation removes every "creationTimestamp": null (the object's and its pod
-// template's).
-func stripCreation(v any) {
-	switch v := v.(type) {
-	case map[string]any:
-		if c, ok := v["creationTimestamp"]; ok && c == nil {
-			delete(v, "creationTimestamp")
-		}
-		for _, e := range v {
-			stripCreation(e)
-		}
-	case []any:
-		for _, e := range v {
-			stripCreation(e)
-		}
-	}
-}
-
-// Objects builds the objects for src's apps, in order, and checks them with Validate.
+// Objects builds the objects for src's apps, in order.
 func Objects(src *export.Source, o Options) ([]any, export.Report, error) {
 	if strings.TrimSpace(o.Image) == "" {
 		return nil, export.Report{}, fmt.Errorf("a Kubernetes export needs an image (--image)")
@@ -115,9 +81,6 @@ func Objects(src *export.Source, o Options) ([]any, export.Report, error) {
 		objs = append(objs, more...)
 	}
 	b.report.Change("commands and working directories are this machine's paths: image %s must hold the apps at the same paths, with their interpreters on PATH", o.Image)
-	if err := Validate(objs); err != nil {
-		return nil, b.report, fmt.Errorf("the Kubernetes objects are not valid (a pmdaemon bug): %w", err)
-	}
 	return objs, b.report, nil
 }
 
@@ -138,14 +101,19 @@ func (b *builder) app(a config.App) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, k := range export.SortedKeys(a.Env) {
+		if !envName(k) {
+			return nil, fmt.Errorf("%s: env %q cannot be a Kubernetes environment variable name (letters, digits, '_', '-' and '.', not starting with a digit or \"..\"); rename it", export.AppLabel(a.Name), k)
+		}
+	}
 	export.Losses(a, target, &b.report)
 	b.notes(a)
 	name := b.names.Label(a.Name, target, &b.report)
 	labels := map[string]string{NameLabel: name, PartOfLabel: b.partOf}
 	selector := map[string]string{NameLabel: name}
-	c := corev1.Container{Name: name, Image: b.opts.Image, Command: argv, WorkingDir: a.Cwd}
+	c := Container{Name: name, Image: b.opts.Image, Command: argv, WorkingDir: a.Cwd}
 	if a.MaxMemoryRestart > 0 {
-		c.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: *resource.NewQuantity(a.MaxMemoryRestart, resource.BinarySI)}
+		c.Resources.Limits = map[string]string{"memory": Quantity(a.MaxMemoryRestart)}
 	}
 	index := ""
 	if a.Instances == 1 {
@@ -166,7 +134,7 @@ func (b *builder) app(a config.App) ([]any, error) {
 	portValue := ""
 	if port > 0 {
 		portValue = strconv.Itoa(port)
-		c.Ports = []corev1.ContainerPort{{Name: portName, ContainerPort: int32(port), Protocol: corev1.ProtocolTCP}}
+		c.Ports = []ContainerPort{{Name: portName, ContainerPort: int32(port), Protocol: "TCP"}}
 	}
 	if a.Instances > 1 && (plan.None || port > 0) {
 		b.report.Change("%s: the %d pods of a Deployment have no instance index: NODE_APP_INSTANCE and PM2_INSTANCE_ID are not set", app, a.Instances)
@@ -175,12 +143,12 @@ func (b *builder) app(a config.App) ([]any, error) {
 	if err := b.probes(a, &c, port); err != nil {
 		return nil, err
 	}
-	d := &appsv1.Deployment{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-		Spec: appsv1.DeploymentSpec{
+	d := &Deployment{
+		TypeMeta: TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		Metadata: ObjectMeta{Name: name, Labels: labels},
+		Spec: DeploymentSpec{
 			Replicas: new(int32(a.Instances)),
-			Selector: &metav1.LabelSelector{MatchLabels: selector},
+			Selector: &LabelSelector{MatchLabels: selector},
 			Template: podTemplate(a, labels, c),
 		},
 	}
@@ -194,7 +162,7 @@ func (b *builder) app(a config.App) ([]any, error) {
 // statefulSet runs an app whose instances have distinct fixed ports (START-END): pod i is
 // NAME-i, works out its port from its ordinal, and has a Service NAME-i of its own; a headless
 // Service NAME gives the pods their stable names.
-func (b *builder) statefulSet(a config.App, name string, labels, selector map[string]string, c corev1.Container, plan export.Ports) ([]any, error) {
+func (b *builder) statefulSet(a config.App, name string, labels, selector map[string]string, c Container, plan export.Ports) ([]any, error) {
 	app := export.AppLabel(a.Name)
 	start := plan.Fixed[0]
 	// The pod's hostname is NAME-ORDINAL: the shell derives the instance index and PORT from
@@ -202,28 +170,28 @@ func (b *builder) statefulSet(a config.App, name string, labels, selector map[st
 	wrapper := fmt.Sprintf(`i=${HOSTNAME##*-}; export PORT=$((%d + i)) NODE_APP_INSTANCE=$i PM2_INSTANCE_ID=$i; exec "$0" "$@"`, start)
 	c.Command = append([]string{"/bin/sh", "-c", wrapper}, c.Command...)
 	for i, p := range plan.Fixed {
-		c.Ports = append(c.Ports, corev1.ContainerPort{Name: fmt.Sprintf("%s-%d", portName, i), ContainerPort: int32(p), Protocol: corev1.ProtocolTCP})
+		c.Ports = append(c.Ports, ContainerPort{Name: fmt.Sprintf("%s-%d", portName, i), ContainerPort: int32(p), Protocol: "TCP"})
 	}
 	c.Env = envVars(export.InstanceEnv(a, "", ""))
 	b.report.Change("%s: port %s: a StatefulSet whose pod %s-N listens on %d+N (PORT, set by /bin/sh from the pod's name: the image needs /bin/sh) behind Service %s-N", app, plan.Spec, name, start, name)
 	if a.HealthCheck != nil {
 		b.report.Drop("%s: health_check: each pod of the StatefulSet has its own port, and a probe has one port for all pods; no probe is set", app)
 	}
-	sts := &appsv1.StatefulSet{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-		Spec: appsv1.StatefulSetSpec{
+	sts := &StatefulSet{
+		TypeMeta: TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+		Metadata: ObjectMeta{Name: name, Labels: labels},
+		Spec: StatefulSetSpec{
 			Replicas:            new(int32(a.Instances)),
-			Selector:            &metav1.LabelSelector{MatchLabels: selector},
+			Selector:            &LabelSelector{MatchLabels: selector},
 			Template:            podTemplate(a, labels, c),
 			ServiceName:         name,
-			PodManagementPolicy: appsv1.ParallelPodManagement, // pmdaemon starts every instance at once
+			PodManagementPolicy: "Parallel", // pmdaemon starts every instance at once
 		},
 	}
-	headless := &corev1.Service{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-		Spec:       corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: selector},
+	headless := &Service{
+		TypeMeta: TypeMeta{APIVersion: "v1", Kind: "Service"},
+		Metadata: ObjectMeta{Name: name, Labels: labels},
+		Spec:     ServiceSpec{ClusterIP: "None", Selector: selector},
 	}
 	objs := []any{sts, headless}
 	for i, p := range plan.Fixed {
@@ -233,23 +201,23 @@ func (b *builder) statefulSet(a config.App, name string, labels, selector map[st
 	return objs, nil
 }
 
-func podTemplate(a config.App, labels map[string]string, c corev1.Container) corev1.PodTemplateSpec {
-	return corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Labels: labels},
-		Spec: corev1.PodSpec{
-			Containers:                    []corev1.Container{c},
+func podTemplate(a config.App, labels map[string]string, c Container) PodTemplateSpec {
+	return PodTemplateSpec{
+		Metadata: ObjectMeta{Labels: labels},
+		Spec: PodSpec{
+			Containers:                    []Container{c},
 			TerminationGracePeriodSeconds: new(seconds(a.KillTimeout)),
 		},
 	}
 }
 
-func service(name string, labels, selector map[string]string, port int) *corev1.Service {
-	return &corev1.Service{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-		Spec: corev1.ServiceSpec{
+func service(name string, labels, selector map[string]string, port int) *Service {
+	return &Service{
+		TypeMeta: TypeMeta{APIVersion: "v1", Kind: "Service"},
+		Metadata: ObjectMeta{Name: name, Labels: labels},
+		Spec: ServiceSpec{
 			Selector: selector,
-			Ports:    []corev1.ServicePort{{Name: portName, Port: int32(port), TargetPort: intstr.FromInt32(int32(port)), Protocol: corev1.ProtocolTCP}},
+			Ports:    []ServicePort{{Name: portName, Port: int32(port), TargetPort: int32(port), Protocol: "TCP"}},
 		},
 	}
 }
@@ -257,13 +225,13 @@ func service(name string, labels, selector map[string]string, port int) *corev1.
 // probes maps the health check: a readiness probe always (pmdaemon's check decides
 // readiness), a liveness probe too when the check restarts the instance. port is the port
 // every pod listens on (0: none).
-func (b *builder) probes(a config.App, c *corev1.Container, port int) error {
+func (b *builder) probes(a config.App, c *Container, port int) error {
 	h := a.HealthCheck
 	if h == nil {
 		return nil
 	}
 	app := export.AppLabel(a.Name)
-	p := &corev1.Probe{
+	p := &Probe{
 		PeriodSeconds:    int32(seconds(h.Interval)),
 		TimeoutSeconds:   int32(seconds(h.Timeout)),
 		FailureThreshold: int32(h.Retries),
@@ -276,7 +244,7 @@ func (b *builder) probes(a config.App, c *corev1.Container, port int) error {
 		if err != nil || len(words) == 0 {
 			return fmt.Errorf("%s: health_check script %q: %v", app, h.Script, err)
 		}
-		p.Exec = &corev1.ExecAction{Command: words}
+		p.Exec = &ExecAction{Command: words}
 	} else {
 		u, err := url.Parse(strings.ReplaceAll(h.URL, "{port}", strconv.Itoa(max(port, 1))))
 		if err != nil {
@@ -299,16 +267,16 @@ func (b *builder) probes(a config.App, c *corev1.Container, port int) error {
 		if u.RawQuery != "" {
 			path += "?" + u.RawQuery
 		}
-		scheme := corev1.URISchemeHTTP
+		scheme := "HTTP"
 		if u.Scheme == "https" {
-			scheme = corev1.URISchemeHTTPS
+			scheme = "HTTPS"
 		}
-		p.HTTPGet = &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(int32(probePort)), Scheme: scheme}
+		p.HTTPGet = &HTTPGetAction{Path: path, Port: int32(probePort), Scheme: scheme}
 	}
 	c.ReadinessProbe = p
 	if h.Restart {
-		live := p.DeepCopy()
-		c.LivenessProbe = live
+		live := *p // the same check: its handler is shared, and nothing changes either after this
+		c.LivenessProbe = &live
 	} else {
 		b.report.Change("%s: health_check restart false: a readiness probe only, no liveness probe (an unhealthy pod gets no traffic and is not restarted)", app)
 	}
@@ -327,7 +295,7 @@ func (b *builder) notes(a config.App) {
 		b.report.Drop("%s: log_max_size / log_keep: the kubelet rotates container logs, per node (containerLogMaxSize, containerLogMaxFiles)", app)
 	}
 	if a.MaxMemoryRestart > 0 {
-		b.report.Change("%s: max_memory_restart %s becomes the container's memory limit: over it the kernel kills the container (OOMKilled) and Kubernetes restarts it", app, resource.NewQuantity(a.MaxMemoryRestart, resource.BinarySI))
+		b.report.Change("%s: max_memory_restart %s becomes the container's memory limit: over it the kernel kills the container (OOMKilled) and Kubernetes restarts it", app, Quantity(a.MaxMemoryRestart))
 	}
 	if a.WaitReady {
 		b.report.Change("%s: wait_ready: a rollout waits for the readiness probe (or, without a health check, for the container to start)", app)
@@ -335,12 +303,26 @@ func (b *builder) notes(a config.App) {
 }
 
 // envVars lists env in name order, so the output does not change from run to run.
-func envVars(env map[string]string) []corev1.EnvVar {
-	out := make([]corev1.EnvVar, 0, len(env))
+func envVars(env map[string]string) []EnvVar {
+	out := make([]EnvVar, 0, len(env))
 	for _, k := range export.SortedKeys(env) {
-		out = append(out, corev1.EnvVar{Name: k, Value: env[k]})
+		out = append(out, EnvVar{Name: k, Value: env[k]})
 	}
 	return out
+}
+
+// envName reports whether the API server takes s as an environment variable name
+// (apimachinery's IsEnvVarName, which the tests hold it to).
+func envName(s string) bool {
+	if s == "" || s == "." || strings.HasPrefix(s, "..") || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // seconds rounds d up to whole seconds, at least 1: what probes and grace periods count.

@@ -123,15 +123,12 @@ func reportText(r export.Report) []byte {
 	return []byte(b.String())
 }
 
-// roundTrip writes objs, decodes them strictly and validates what came back: the YAML says
-// exactly the objects built.
+// roundTrip exports src, decodes the YAML strictly into k8s.io/api's types, validates what
+// came back, and writes it back through those types: the bytes must be the export's, so the
+// YAML says exactly what the typed objects say, no more and no less.
 func roundTrip(t *testing.T, src *export.Source) ([]any, []byte, export.Report) {
 	t.Helper()
 	out, report, err := Export(src, Options{Image: image})
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, _, err := Objects(src, Options{Image: image})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,13 +139,60 @@ func roundTrip(t *testing.T, src *export.Source) ([]any, []byte, export.Report) 
 	if err := Validate(back); err != nil {
 		t.Fatalf("the decoded objects are not valid: %v", err)
 	}
-	// Compared as JSON: a resource.Quantity caches its text once printed, which DeepEqual sees.
-	built, _ := json.Marshal(objs)
-	read, _ := json.Marshal(back)
-	if !bytes.Equal(built, read) {
-		t.Fatalf("the YAML says other objects than were built:\n%s", out)
+	typed, err := typedYAML(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(typed, out) {
+		t.Fatalf("the YAML is not what the k8s.io/api types write for the objects it decodes to:\n--- export\n%s\n--- typed\n%s", out, typed)
 	}
 	return back, out, report
+}
+
+// typedYAML writes k8s.io/api objects as the export did before it had its own types: each
+// object's JSON through a map (what only the cluster fills in taken out: status,
+// creationTimestamp), as YAML, separated by "---".
+func typedYAML(objs []any) ([]byte, error) {
+	var out bytes.Buffer
+	for i, obj := range objs {
+		if i > 0 {
+			out.WriteString("---\n")
+		}
+		j, err := json.Marshal(obj)
+		if err != nil {
+			return nil, err
+		}
+		var m map[string]any
+		if err := json.Unmarshal(j, &m); err != nil {
+			return nil, err
+		}
+		delete(m, "status")
+		stripCreation(m)
+		y, err := yaml.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		out.Write(y)
+	}
+	return out.Bytes(), nil
+}
+
+// stripCreation removes every "creationTimestamp": null (the object's and its pod
+// template's).
+func stripCreation(v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		if c, ok := v["creationTimestamp"]; ok && c == nil {
+			delete(v, "creationTimestamp")
+		}
+		for _, e := range v {
+			stripCreation(e)
+		}
+	case []any:
+		for _, e := range v {
+			stripCreation(e)
+		}
+	}
 }
 
 func TestGolden(t *testing.T) {
@@ -293,10 +337,7 @@ func hasEnv(c corev1.Container, name, value string) bool {
 // container would, with the pod's hostname, around `env`.
 func TestStatefulSetWrapperSetsPort(t *testing.T) {
 	a := app(func(a *config.App) { a.Script, a.Port, a.Instances = "/usr/bin/env", "4000-4002", 3 })
-	objs, _, err := Objects(&export.Source{Name: "t", Apps: []config.App{a}}, Options{Image: image})
-	if err != nil {
-		t.Fatal(err)
-	}
+	objs, _, _ := roundTrip(t, &export.Source{Name: "t", Apps: []config.App{a}})
 	argv := find[*appsv1.StatefulSet](t, objs, "web").Spec.Template.Spec.Containers[0].Command
 	for i := range 3 {
 		cmd := exec.Command(argv[0], argv[1:]...)
@@ -331,7 +372,7 @@ func TestNames(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, o := range objs {
-			name := o.(*appsv1.Deployment).Name
+			name := o.(*Deployment).Metadata.Name
 			if errs := validation.IsDNS1035Label(name); len(errs) > 0 || len(name) > maxName {
 				t.Errorf("%q: %v", name, errs)
 			}
@@ -353,7 +394,11 @@ func TestNames(t *testing.T) {
 // Validate catches what it is there for.
 func TestValidateRefuses(t *testing.T) {
 	good := func() []any {
-		objs, _, err := Objects(&export.Source{Name: "t", Apps: []config.App{app(func(a *config.App) { a.Port, a.Instances = "4000-4001", 2 })}}, Options{Image: image})
+		out, _, err := Export(&export.Source{Name: "t", Apps: []config.App{app(func(a *config.App) { a.Port, a.Instances = "4000-4001", 2 })}}, Options{Image: image})
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := Decode(out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -399,5 +444,55 @@ func TestDecodeRefusesUnknownField(t *testing.T) {
 	doc := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  replicaz: 2\n"
 	if _, err := Decode([]byte(doc)); err == nil || !strings.Contains(err.Error(), `unknown field "replicaz"`) {
 		t.Errorf("Decode: %v", err)
+	}
+}
+
+// Quantity writes a memory limit as apimachinery's BinarySI quantity writes it.
+func TestQuantityIsApimachinerys(t *testing.T) {
+	for _, n := range []int64{1, 999, 1000, 1023, 1024, 1025, 1536, 2000, 300<<20 + 1, 200 << 20, 1536 << 20, 3 << 30, 5 << 40, 7 << 50, 1 << 62, 1<<63 - 1} {
+		checkQuantity(t, n)
+	}
+}
+
+func FuzzQuantity(f *testing.F) {
+	for _, n := range []int64{1, 1000, 1024, 1536 << 20} {
+		f.Add(n)
+	}
+	f.Fuzz(func(t *testing.T, n int64) {
+		if n > 0 { // max_memory_restart is positive
+			checkQuantity(t, n)
+		}
+	})
+}
+
+func checkQuantity(t *testing.T, n int64) {
+	t.Helper()
+	if got, want := Quantity(n), resource.NewQuantity(n, resource.BinarySI).String(); got != want {
+		t.Fatalf("Quantity(%d) = %q; apimachinery writes %q", n, got, want)
+	}
+}
+
+// envName takes what apimachinery's IsEnvVarName takes, and an app whose env name it does not
+// take is refused with the name in the error.
+func TestEnvNameIsApimachinerys(t *testing.T) {
+	for _, s := range []string{"PORT", "my.env-name", "_x", "-x", ".x", "..x", ".", "..", "x..", "1x", "", "A B", "A=B", "ä", "a\x00"} {
+		checkEnvName(t, s)
+	}
+	a := app(func(a *config.App) { a.Env = map[string]string{"1BAD": "x"} })
+	if _, _, err := Export(&export.Source{Name: "t", Apps: []config.App{a}}, Options{Image: image}); err == nil || !strings.Contains(err.Error(), `env "1BAD"`) {
+		t.Errorf("Export with env 1BAD: %v", err)
+	}
+}
+
+func FuzzEnvName(f *testing.F) {
+	for _, s := range []string{"PORT", "..x", "1x", "a.b"} {
+		f.Add(s)
+	}
+	f.Fuzz(checkEnvName)
+}
+
+func checkEnvName(t *testing.T, s string) {
+	if got, want := envName(s), len(validation.IsEnvVarName(s)) == 0; got != want {
+		t.Fatalf("envName(%q) = %v; apimachinery says %v", s, got, want)
 	}
 }

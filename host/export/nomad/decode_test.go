@@ -36,13 +36,33 @@ func DecodeJSON(b []byte) (*api.Job, error) {
 	return doc.Job, nil
 }
 
-// runtimeVars are Nomad's runtime variables, each evaluating to its own reference: an HCL
-// template that uses them reads back as the text the JSON form holds.
+// runtimeVars are the runtime variables the HCL refers to (runtimeRefs), each evaluating to
+// its own reference, as Nomad's parser leaves them: an HCL template that uses them reads back
+// as the text the JSON form holds. Any other variable is an error.
 var runtimeVars = &hcl.EvalContext{Variables: map[string]cty.Value{
 	"NOMAD_PORT_port":   cty.StringVal("${NOMAD_PORT_port}"),
-	"NOMAD_PORT_health": cty.StringVal("${NOMAD_PORT_health}"),
 	"NOMAD_ALLOC_INDEX": cty.StringVal("${NOMAD_ALLOC_INDEX}"),
 }}
+
+// hclTag is a nomad/api field's `hcl` tag: the jobspec's name for it and whether it is an
+// attribute, a block or the block's label.
+type hclTag struct {
+	name, kind string // kind: "attr", "block", "label"
+}
+
+func tagOf(f reflect.StructField) (hclTag, bool) {
+	tag, ok := f.Tag.Lookup("hcl")
+	if !ok || tag == "-" {
+		return hclTag{}, false
+	}
+	name, kind, _ := strings.Cut(tag, ",")
+	switch kind {
+	case "block", "label":
+	default: // "optional", "attr", "" are attributes
+		kind = "attr"
+	}
+	return hclTag{name, kind}, true
+}
 
 // DecodeHCL parses a jobspec with hashicorp/hcl/v2 and reads it into the nomad/api types by
 // their `hcl` tags, the names Nomad's jobspec parser reads: an attribute or block that no tag

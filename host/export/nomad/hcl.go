@@ -1,208 +1,322 @@
 package nomad
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"reflect"
-	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
-	"github.com/hashicorp/hcl/v2/hclsyntax"
-	"github.com/hashicorp/hcl/v2/hclwrite"
-	"github.com/hashicorp/nomad/api"
-	"github.com/zclconf/go-cty/cty"
+	"github.com/pmdaemon/pmdaemon/host/export"
 )
 
 // JSON writes job as the Nomad HTTP API takes it: {"Job": {...}}.
-func JSON(job *api.Job) ([]byte, error) {
-	out, err := json.MarshalIndent(struct{ Job *api.Job }{job}, "", "  ")
+func JSON(job *Job) ([]byte, error) {
+	out, err := json.MarshalIndent(struct{ Job *Job }{job}, "", "  ")
 	if err != nil {
 		return nil, err
 	}
 	return append(out, '\n'), nil
 }
 
-// HCL writes job as a Nomad jobspec in HCL2. It walks the api types by their `hcl` tags (the
-// names Nomad's own jobspec parser reads), so the HCL and the JSON come from one value and
-// say the same thing; a field set in the job that has no HCL form is an error, not a silent
-// omission.
-func HCL(job *api.Job) ([]byte, error) {
-	f := hclwrite.NewEmptyFile()
-	blk := f.Body().AppendNewBlock("job", []string{*job.ID})
-	if err := writeStruct(blk.Body(), reflect.ValueOf(job).Elem(), "job"); err != nil {
-		return nil, err
+// HCL writes job as a Nomad jobspec in HCL2, laid out as `hclwrite.Format` lays it out. The
+// blocks and attributes are those of Nomad's jobspec (the `hcl` tags of nomad/api, which the
+// tests decode it into), in the order of the API's fields, so the HCL and the JSON say the
+// same thing; a value that HCL cannot hold is an error, not a silent change.
+func HCL(job *Job) ([]byte, error) {
+	w := &hclWriter{}
+	var file hclBody
+	body := file.block("job", w.label(job.ID))
+	body.attr("type", w.str(job.Type))
+	body.attr("datacenters", w.strs(job.Datacenters))
+	for _, g := range job.TaskGroups {
+		w.group(body.block("group", w.label(g.Name)), g)
 	}
-	return hclwrite.Format(f.Bytes()), nil
+	if w.err != nil {
+		return nil, w.err
+	}
+	var out strings.Builder
+	file.write(&out, 0)
+	return []byte(out.String()), nil
 }
 
-// hclTag is a field's `hcl` tag: its name and whether it is an attribute, a block or the
-// block's label.
-type hclTag struct {
-	name, kind string // kind: "attr", "block", "label"
+// hclWriter turns the job's values into HCL text, keeping the first value it cannot write.
+type hclWriter struct{ err error }
+
+func (w *hclWriter) group(body *hclBody, g *TaskGroup) {
+	body.attr("count", strconv.Itoa(g.Count))
+	for _, t := range g.Tasks {
+		w.task(body.block("task", w.label(t.Name)), t)
+	}
+	if r := g.RestartPolicy; r != nil {
+		restart := body.block("restart")
+		if r.Interval != nil {
+			restart.attr("interval", w.duration(*r.Interval))
+		}
+		restart.attr("attempts", strconv.Itoa(r.Attempts))
+		if r.Delay != nil {
+			restart.attr("delay", w.duration(*r.Delay))
+		}
+		restart.attr("mode", w.str(r.Mode))
+	}
+	for _, n := range g.Networks {
+		network := body.block("network")
+		// A static port is written as the jobspec has it, port "LABEL" { static = N }; Nomad
+		// files it under ReservedPorts.
+		for _, p := range n.ReservedPorts {
+			network.block("port", w.label(p.Label)).attr("static", strconv.Itoa(p.Value))
+		}
+		for _, p := range n.DynamicPorts {
+			network.block("port", w.label(p.Label))
+		}
+	}
 }
 
-func tagOf(f reflect.StructField) (hclTag, bool) {
-	tag, ok := f.Tag.Lookup("hcl")
-	if !ok || tag == "-" {
-		return hclTag{}, false
+func (w *hclWriter) task(body *hclBody, t *Task) {
+	body.attr("driver", w.str(t.Driver))
+	if l := t.Lifecycle; l != nil {
+		lifecycle := body.block("lifecycle")
+		lifecycle.attr("hook", w.str(l.Hook))
+		if l.Sidecar {
+			lifecycle.attr("sidecar", "true")
+		}
 	}
-	name, kind, _ := strings.Cut(tag, ",")
-	switch kind {
-	case "block", "label":
-	default: // "optional", "attr", "" are attributes
-		kind = "attr"
+	config := body.block("config")
+	for _, k := range export.SortedKeys(t.Config) {
+		switch v := t.Config[k].(type) {
+		case string:
+			config.attr(w.name(t.Name, "config", k), w.str(v))
+		case []string:
+			config.attr(w.name(t.Name, "config", k), w.strs(v))
+		default:
+			w.fail(fmt.Errorf("task %q: config %s is a %T, which this export does not write", t.Name, k, v))
+		}
 	}
-	return hclTag{name, kind}, true
+	if len(t.Env) > 0 {
+		env := body.block("env")
+		for _, k := range export.SortedKeys(t.Env) {
+			env.attr(w.name(t.Name, "env", k), w.str(t.Env[k]))
+		}
+	}
+	for _, s := range t.Services {
+		w.service(body.block("service"), s)
+	}
+	if t.Resources != nil {
+		body.block("resources").attr("memory", strconv.Itoa(t.Resources.MemoryMB))
+	}
+	body.attr("kill_timeout", w.duration(t.KillTimeout))
+	if l := t.LogConfig; l != nil {
+		logs := body.block("logs")
+		logs.attr("max_files", strconv.Itoa(l.MaxFiles))
+		logs.attr("max_file_size", strconv.Itoa(l.MaxFileSizeMB))
+	}
 }
 
-// writeStruct writes v's set fields into body. where names the block for errors.
-func writeStruct(body *hclwrite.Body, v reflect.Value, where string) error {
-	t := v.Type()
-	for i := range t.NumField() {
-		f, fv := t.Field(i), v.Field(i)
-		tag, ok := tagOf(f)
-		if !ok {
-			if !fv.IsZero() {
-				return fmt.Errorf("nomad HCL: %s.%s is set but has no HCL form", where, f.Name)
-			}
-			continue
+func (w *hclWriter) service(body *hclBody, s *Service) {
+	body.attr("name", w.str(s.Name))
+	if s.PortLabel != "" {
+		body.attr("port", w.str(s.PortLabel))
+	}
+	for _, c := range s.Checks {
+		check := body.block("check")
+		check.attr("name", w.str(c.Name))
+		check.attr("type", w.str(c.Type))
+		if c.Command != "" {
+			check.attr("command", w.str(c.Command))
 		}
-		if tag.kind == "label" || fv.IsZero() {
-			continue
+		if len(c.Args) > 0 {
+			check.attr("args", w.strs(c.Args))
 		}
-		if where == "job" && (tag.name == "id" || tag.name == "name") {
-			continue // the job block's label says both
+		if c.Path != "" {
+			check.attr("path", w.str(c.Path))
 		}
-		if t == reflect.TypeFor[api.NetworkResource]() && tag.name == "reserved_ports" {
-			// A static port is written as Nomad's jobspec says it: port "LABEL" { static = N }.
-			tag.name = "port"
+		if c.Protocol != "" {
+			check.attr("protocol", w.str(c.Protocol))
 		}
-		if tag.kind == "attr" {
-			if err := writeAttr(body, tag.name, fv, where); err != nil {
-				return err
-			}
-			continue
+		if c.PortLabel != "" {
+			check.attr("port", w.str(c.PortLabel))
 		}
-		if err := writeBlocks(body, tag.name, fv, where+"."+tag.name); err != nil {
-			return err
+		check.attr("interval", w.duration(c.Interval))
+		check.attr("timeout", w.duration(c.Timeout))
+		if c.CheckRestart != nil {
+			check.block("check_restart").attr("limit", strconv.Itoa(c.CheckRestart.Limit))
 		}
 	}
-	return nil
+	body.attr("provider", w.str(s.Provider))
 }
 
-// writeBlocks writes a block field: a struct (pointer), a list of them, or a map that Nomad
-// writes as a block of attributes (env, meta, config).
-func writeBlocks(body *hclwrite.Body, name string, fv reflect.Value, where string) error {
-	switch fv.Kind() {
-	case reflect.Pointer:
-		return writeBlock(body, name, fv.Elem(), where)
-	case reflect.Struct:
-		return writeBlock(body, name, fv, where)
-	case reflect.Slice:
-		for i := range fv.Len() {
-			e := fv.Index(i)
-			if e.Kind() == reflect.Pointer {
-				e = e.Elem()
-			}
-			if err := writeBlock(body, name, e, fmt.Sprintf("%s[%d]", where, i)); err != nil {
-				return err
-			}
-		}
-		return nil
-	case reflect.Map:
-		if len(body.Attributes())+len(body.Blocks()) > 0 {
-			body.AppendNewline()
-		}
-		blk := body.AppendNewBlock(name, nil)
-		keys := fv.MapKeys()
-		sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
-		for _, k := range keys {
-			if !hclsyntax.ValidIdentifier(k.String()) {
-				return fmt.Errorf("%s: %q cannot be written as an HCL attribute name; use --format json", where, k.String())
-			}
-			if err := writeAttr(blk.Body(), k.String(), fv.MapIndex(k), where); err != nil {
-				return err
-			}
-		}
-		return nil
+func (w *hclWriter) fail(err error) {
+	if w.err == nil {
+		w.err = err
 	}
-	return fmt.Errorf("nomad HCL: %s is a %s, which has no block form here", where, fv.Type())
 }
 
-func writeBlock(body *hclwrite.Body, name string, v reflect.Value, where string) error {
-	var labels []string
-	t := v.Type()
-	for i := range t.NumField() {
-		if tag, ok := tagOf(t.Field(i)); ok && tag.kind == "label" {
-			l := v.Field(i)
-			if l.Kind() == reflect.Pointer {
-				l = l.Elem()
-			}
-			labels = append(labels, l.String())
-		}
-	}
-	if len(body.Attributes())+len(body.Blocks()) > 0 {
-		body.AppendNewline() // a blank line before each block but a body's first
-	}
-	blk := body.AppendNewBlock(name, labels)
-	return writeStruct(blk.Body(), v, where)
-}
-
-func writeAttr(body *hclwrite.Body, name string, fv reflect.Value, where string) error {
-	val, err := ctyOf(fv)
+// str is s as an HCL string whose references to Nomad's runtime variables stay live.
+func (w *hclWriter) str(s string) string {
+	q, err := quoteHCL(s, runtimeRefs)
 	if err != nil {
-		return fmt.Errorf("nomad HCL: %s.%s: %w", where, name, err)
+		w.fail(err)
 	}
-	body.SetAttributeRaw(name, runtimeRefs(hclwrite.TokensForValue(val)))
-	return nil
+	return q
 }
 
-// ctyOf converts the Go values the job uses into HCL values; a duration is written as Nomad
-// reads it, a string like "5s".
-func ctyOf(v reflect.Value) (cty.Value, error) {
-	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
-		v = v.Elem()
+// label is s as a block label, which HCL reads as a string with no references at all.
+func (w *hclWriter) label(s string) string {
+	q, err := quoteHCL(s, nil)
+	if err != nil {
+		w.fail(err)
 	}
-	if v.Type() == reflect.TypeFor[time.Duration]() {
-		return cty.StringVal(time.Duration(v.Int()).String()), nil
+	return q
+}
+
+func (w *hclWriter) strs(list []string) string {
+	quoted := make([]string, len(list))
+	for i, s := range list {
+		quoted[i] = w.str(s)
 	}
-	switch v.Kind() {
-	case reflect.String:
-		return cty.StringVal(v.String()), nil
-	case reflect.Bool:
-		return cty.BoolVal(v.Bool()), nil
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		return cty.NumberIntVal(v.Int()), nil
-	case reflect.Uint64, reflect.Uint32:
-		return cty.NumberUIntVal(v.Uint()), nil
-	case reflect.Slice:
-		vals := make([]cty.Value, v.Len())
-		for i := range v.Len() {
-			e, err := ctyOf(v.Index(i))
-			if err != nil {
-				return cty.NilVal, err
+	return "[" + strings.Join(quoted, ", ") + "]"
+}
+
+// duration is d as Nomad reads one: a string like "2.5s".
+func (w *hclWriter) duration(d time.Duration) string { return w.str(d.String()) }
+
+// name checks that key can be an attribute name in task's block (env, config): HCL's
+// identifiers are narrower than environment variable names.
+func (w *hclWriter) name(task, block, key string) string {
+	if !hclIdentifier(key) {
+		w.fail(fmt.Errorf("task %q: %s name %q cannot be written in HCL (a name there is ASCII letters, digits, '_' and '-', starting with a letter or '_'); use --format json", task, block, key))
+	}
+	return key
+}
+
+// hclIdentifier reports whether s is an HCL identifier of ASCII characters. HCL also takes
+// Unicode letters, by tables of its own Unicode version; this export keeps to ASCII, which
+// every version reads alike.
+func hclIdentifier(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range []byte(s) {
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '-')) {
+			return false
+		}
+	}
+	return true
+}
+
+// quoteHCL writes s as an HCL quoted string that reads back as s. It escapes what HCL's
+// quoted strings escape (\\, \", \n, \r, \t; \u or \U for any other rune that is not
+// printable), and doubles "${" and "%{" so that HCL reads them as text, not as a template
+// (`hello ${USER}` is written "hello $${USER}": the HCL says what the JSON says, and Nomad
+// interpolates both alike when the task starts). The references in live are the exception:
+// they are written as references, which Nomad's parser leaves for the client to fill in.
+// A "$" just before one is written \u0024, since "$${" would escape the reference.
+func quoteHCL(s string, live []string) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", fmt.Errorf("%q is not valid UTF-8, which HCL cannot hold; use --format json", s)
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); {
+		if ref := liveAt(s[i:], live); ref != "" {
+			b.WriteString(ref)
+			i += len(ref)
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		next := s[i+size:]
+		i += size
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case (r == '$' || r == '%') && strings.HasPrefix(next, "{"):
+			b.WriteRune(r)
+			b.WriteRune(r)
+		case r == '$' && liveAt(next, live) != "":
+			b.WriteString(`\u0024`)
+		case !unicode.IsPrint(r) && r < 0x10000:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		case !unicode.IsPrint(r):
+			fmt.Fprintf(&b, `\U%08x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String(), nil
+}
+
+// liveAt returns the reference of live that s starts with, or "".
+func liveAt(s string, live []string) string {
+	for _, ref := range live {
+		if strings.HasPrefix(s, ref) {
+			return ref
+		}
+	}
+	return ""
+}
+
+// hclBody is a body of attributes and blocks, in the order they are written.
+type hclBody struct{ items []hclItem }
+
+// hclItem is an attribute (value set) or a block (body set).
+type hclItem struct {
+	name   string // the attribute's name or the block's type
+	value  string // HCL text
+	labels []string
+	body   *hclBody
+}
+
+func (b *hclBody) attr(name, value string) {
+	b.items = append(b.items, hclItem{name: name, value: value})
+}
+
+// block appends a block with these (already quoted) labels and returns its body.
+func (b *hclBody) block(typ string, labels ...string) *hclBody {
+	body := &hclBody{}
+	b.items = append(b.items, hclItem{name: typ, labels: labels, body: body})
+	return body
+}
+
+// write lays b out as hclwrite.Format does: two spaces of indent a level, a blank line before
+// every block but a body's first item, and the "=" of consecutive attributes aligned.
+func (b *hclBody) write(out *strings.Builder, depth int) {
+	indent := strings.Repeat("  ", depth)
+	width := 0 // the longest name of the run of attributes being written
+	for i, it := range b.items {
+		if it.body != nil {
+			if i > 0 {
+				out.WriteByte('\n')
 			}
-			vals[i] = e
+			out.WriteString(indent + it.name)
+			for _, l := range it.labels {
+				out.WriteString(" " + l)
+			}
+			out.WriteString(" {\n")
+			it.body.write(out, depth+1)
+			out.WriteString(indent + "}\n")
+			width = 0
+			continue
 		}
-		if len(vals) == 0 {
-			return cty.EmptyTupleVal, nil
+		if width == 0 {
+			for _, next := range b.items[i:] {
+				if next.body != nil {
+					break
+				}
+				width = max(width, utf8.RuneCountInString(next.name))
+			}
 		}
-		return cty.TupleVal(vals), nil
+		out.WriteString(indent + it.name + strings.Repeat(" ", width-utf8.RuneCountInString(it.name)) + " = " + it.value + "\n")
 	}
-	return cty.NilVal, fmt.Errorf("a %s has no HCL form here", v.Type())
-}
-
-// runtimeRefs undoes hclwrite's escaping of "${" for Nomad's runtime variables
-// (${NOMAD_PORT_port}, ${NOMAD_ALLOC_INDEX}): Nomad's HCL2 parser keeps such a reference as
-// text for the client to fill in, which is what the JSON form says. Any other "${" stays
-// escaped, so HCL evaluates nothing the JSON does not.
-func runtimeRefs(toks hclwrite.Tokens) hclwrite.Tokens {
-	for _, t := range toks {
-		if t.Type == hclsyntax.TokenQuotedLit {
-			t.Bytes = bytes.ReplaceAll(t.Bytes, []byte("$${NOMAD_"), []byte("${NOMAD_"))
-		}
-	}
-	return toks
 }

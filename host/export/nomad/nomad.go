@@ -1,8 +1,8 @@
 // Package nomad exports pmdaemon apps as one Nomad job: a group per app (or per instance, for a
 // port range), a raw_exec task (docker with an image) running the app's command, ports as
 // Nomad network ports, health checks as service checks, and the restart policy, kill timeout,
-// memory limit and log rotation in Nomad's blocks. The job is built as the types of
-// github.com/hashicorp/nomad/api, then written as the API's JSON or as HCL2 (hcl.go).
+// memory limit and log rotation in Nomad's blocks. The job is built as small local types with
+// the API's field names (job.go), then written as the API's JSON or as HCL2 (hcl.go).
 package nomad
 
 import (
@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/hashicorp/nomad/api"
 
 	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/export"
@@ -36,6 +34,8 @@ const (
 	healthLabel = "health"
 	// allocIndex is Nomad's runtime index of an allocation in its group: the instance index.
 	allocIndex = "${NOMAD_ALLOC_INDEX}"
+	// portRef is the number of the app's port, filled in by the client.
+	portRef = "${NOMAD_PORT_" + portLabel + "}"
 	// minRestartInterval is the shortest restart interval Nomad accepts.
 	minRestartInterval = 5 * time.Second
 	// clientMaxKillTimeout is Nomad clients' default max_kill_timeout: a longer kill_timeout
@@ -45,10 +45,10 @@ const (
 )
 
 // Job builds the job for src's apps; the report lists what it could not carry over.
-func Job(src *export.Source, o Options) (*api.Job, export.Report, error) {
+func Build(src *export.Source, o Options) (*Job, export.Report, error) {
 	b := &builder{opts: o, names: export.Namer{Max: 63}}
 	id := b.names.Label(src.Name, target, &export.Report{}) // the job's own name is no app: no note
-	job := &api.Job{ID: &id, Name: &id, Type: new("service"), Datacenters: []string{"*"}}
+	job := &Job{ID: id, Name: id, Type: "service", Datacenters: []string{"*"}}
 	groups := map[string]string{}
 	for _, a := range src.Apps {
 		gs, err := b.app(a)
@@ -56,10 +56,10 @@ func Job(src *export.Source, o Options) (*api.Job, export.Report, error) {
 			return nil, b.report, err
 		}
 		for _, g := range gs {
-			if other, taken := groups[*g.Name]; taken {
-				return nil, b.report, fmt.Errorf("%s and %s would both be Nomad group %q; rename one", export.AppLabel(other), export.AppLabel(a.Name), *g.Name)
+			if other, taken := groups[g.Name]; taken {
+				return nil, b.report, fmt.Errorf("%s and %s would both be Nomad group %q; rename one", export.AppLabel(other), export.AppLabel(a.Name), g.Name)
 			}
-			groups[*g.Name] = a.Name
+			groups[g.Name] = a.Name
 		}
 		job.TaskGroups = append(job.TaskGroups, gs...)
 	}
@@ -84,7 +84,7 @@ type instance struct {
 }
 
 // app maps one app: its port plan into groups, then a task and service per group.
-func (b *builder) app(a config.App) ([]*api.TaskGroup, error) {
+func (b *builder) app(a config.App) ([]*TaskGroup, error) {
 	argv, err := export.Command(a)
 	if err != nil {
 		return nil, err
@@ -110,7 +110,7 @@ func (b *builder) app(a config.App) ([]*api.TaskGroup, error) {
 			insts = append(insts, instance{group: fmt.Sprintf("%s-%d", a.Name, i), count: 1, static: p, port: strconv.Itoa(p), index: strconv.Itoa(i)})
 		}
 	default: // auto
-		insts = []instance{{group: a.Name, count: a.Instances, dynamic: true, port: "${NOMAD_PORT_" + portLabel + "}", index: allocIndex}}
+		insts = []instance{{group: a.Name, count: a.Instances, dynamic: true, port: portRef, index: allocIndex}}
 		b.report.Change("%s: port %s becomes a dynamic port: Nomad picks it from its clients' dynamic range, not %d-%d, and the app reads it from PORT", export.AppLabel(a.Name), plan.Spec, plan.Spec.Start, plan.Spec.End)
 	}
 	check, err := b.check(a, plan)
@@ -121,23 +121,23 @@ func (b *builder) app(a config.App) ([]*api.TaskGroup, error) {
 	if !plan.None || check != nil {
 		service = b.names.Label(a.Name, target+" services", &b.report)
 	}
-	var groups []*api.TaskGroup
+	var groups []*TaskGroup
 	for _, in := range insts {
-		g := &api.TaskGroup{Name: new(in.group), Count: new(in.count), RestartPolicy: restartPolicy(a)}
+		g := &TaskGroup{Name: in.group, Count: in.count, RestartPolicy: restartPolicy(a)}
 		g.Networks = network(in, check)
 		task := b.task(a, argv, in, g.Networks)
 		if service != "" {
-			task.Services = []*api.Service{serviceFor(service, plan.None, check)}
+			task.Services = []*Service{serviceFor(service, plan.None, check)}
 		}
-		g.Tasks = []*api.Task{task}
+		g.Tasks = []*Task{task}
 		groups = append(groups, g)
 	}
 	return groups, nil
 }
 
 // task is the app's command with its environment and limits.
-func (b *builder) task(a config.App, argv []string, in instance, nets []*api.NetworkResource) *api.Task {
-	t := &api.Task{Name: a.Name, Env: export.InstanceEnv(a, in.port, in.index), KillTimeout: new(a.KillTimeout)}
+func (b *builder) task(a config.App, argv []string, in instance, nets []*NetworkResource) *Task {
+	t := &Task{Name: a.Name, Env: export.InstanceEnv(a, in.port, in.index), KillTimeout: a.KillTimeout}
 	if b.opts.Image != "" {
 		t.Driver = "docker"
 		t.Config = map[string]any{"image": b.opts.Image, "command": argv[0]}
@@ -166,11 +166,11 @@ func (b *builder) task(a config.App, argv []string, in instance, nets []*api.Net
 		t.Config["work_dir"] = a.Cwd
 	}
 	if a.MaxMemoryRestart > 0 {
-		t.Resources = &api.Resources{MemoryMB: new(ceilDiv(a.MaxMemoryRestart, mib))}
+		t.Resources = &Resources{MemoryMB: ceilDiv(a.MaxMemoryRestart, mib)}
 	}
 	if a.LogMaxSize > 0 || a.LogKeep > 0 {
 		size, keep := a.LogLimits()
-		t.LogConfig = &api.LogConfig{MaxFiles: new(keep), MaxFileSizeMB: new(ceilDiv(size, mib))}
+		t.LogConfig = &LogConfig{MaxFiles: keep, MaxFileSizeMB: ceilDiv(size, mib)}
 	}
 	return t
 }
@@ -197,39 +197,39 @@ func (b *builder) notes(a config.App) {
 // restartPolicy maps pmdaemon's rule (max_restarts consecutive runs shorter than min_uptime,
 // then errored) onto Nomad's (attempts within an interval, then the allocation fails): the
 // interval is the time those short runs and their delays take, at least Nomad's minimum.
-func restartPolicy(a config.App) *api.RestartPolicy {
+func restartPolicy(a config.App) *RestartPolicy {
 	if !a.Autorestart {
-		return &api.RestartPolicy{Attempts: new(0), Mode: new("fail")}
+		return &RestartPolicy{Attempts: 0, Mode: "fail"}
 	}
 	delay := a.RestartDelay
 	if a.ExpBackoffRestartDelay > 0 {
 		delay = a.ExpBackoffRestartDelay
 	}
 	interval := max(minRestartInterval, time.Duration(a.MaxRestarts)*(max(a.MinUptime, time.Second)+delay))
-	return &api.RestartPolicy{Attempts: new(a.MaxRestarts), Delay: new(delay), Interval: new(interval), Mode: new("fail")}
+	return &RestartPolicy{Interval: &interval, Attempts: a.MaxRestarts, Delay: &delay, Mode: "fail"}
 }
 
 // network is the group's ports: the app's (static or dynamic) and a health check's own.
-func network(in instance, c *healthCheck) []*api.NetworkResource {
-	n := &api.NetworkResource{}
+func network(in instance, c *healthCheck) []*NetworkResource {
+	n := &NetworkResource{}
 	switch {
 	case in.static > 0:
-		n.ReservedPorts = append(n.ReservedPorts, api.Port{Label: portLabel, Value: in.static})
+		n.ReservedPorts = append(n.ReservedPorts, Port{Label: portLabel, Value: in.static})
 	case in.dynamic:
-		n.DynamicPorts = append(n.DynamicPorts, api.Port{Label: portLabel})
+		n.DynamicPorts = append(n.DynamicPorts, Port{Label: portLabel})
 	}
 	if c != nil && c.ownPort > 0 {
-		n.ReservedPorts = append(n.ReservedPorts, api.Port{Label: healthLabel, Value: c.ownPort})
+		n.ReservedPorts = append(n.ReservedPorts, Port{Label: healthLabel, Value: c.ownPort})
 	}
 	if len(n.ReservedPorts)+len(n.DynamicPorts) == 0 {
 		return nil
 	}
-	return []*api.NetworkResource{n}
+	return []*NetworkResource{n}
 }
 
 // healthCheck is an app's health check as a Nomad service check.
 type healthCheck struct {
-	check   api.ServiceCheck
+	check   ServiceCheck
 	ownPort int    // a URL's port that is not the app's, held as healthLabel
 	consul  bool   // a script check, which only Consul runs
 	label   string // the port the check probes
@@ -240,14 +240,14 @@ func (b *builder) check(a config.App, plan export.Ports) (*healthCheck, error) {
 	if h == nil {
 		return nil, nil
 	}
-	c := &healthCheck{check: api.ServiceCheck{Interval: h.Interval, Timeout: h.Timeout}}
+	c := &healthCheck{check: ServiceCheck{Interval: h.Interval, Timeout: h.Timeout}}
 	if h.Restart {
-		c.check.CheckRestart = &api.CheckRestart{Limit: h.Retries}
+		c.check.CheckRestart = &CheckRestart{Limit: h.Retries}
 	} else {
 		b.report.Change("%s: health_check restart false: the Nomad check reports the task unhealthy and restarts nothing (no check_restart)", export.AppLabel(a.Name))
 	}
 	if h.Script != "" {
-		words, err := config.SplitCommand(strings.ReplaceAll(h.Script, "{port}", "${NOMAD_PORT_"+portLabel+"}"))
+		words, err := config.SplitCommand(strings.ReplaceAll(h.Script, "{port}", portRef))
 		if err != nil || len(words) == 0 {
 			return nil, fmt.Errorf("%s: health_check script %q: %v", export.AppLabel(a.Name), h.Script, err)
 		}
@@ -293,8 +293,8 @@ func (b *builder) check(a config.App, plan export.Ports) (*healthCheck, error) {
 }
 
 // serviceFor registers the app's instances under one name, with the health check if any.
-func serviceFor(name string, noPort bool, c *healthCheck) *api.Service {
-	s := &api.Service{Name: name, Provider: "nomad"}
+func serviceFor(name string, noPort bool, c *healthCheck) *Service {
+	s := &Service{Name: name, Provider: "nomad"}
 	if !noPort {
 		s.PortLabel = portLabel
 	}
@@ -311,9 +311,13 @@ func serviceFor(name string, noPort bool, c *healthCheck) *api.Service {
 		if c.consul {
 			s.Provider = "consul"
 		}
-		s.Checks = []api.ServiceCheck{check}
+		s.Checks = []ServiceCheck{check}
 	}
 	return s
 }
+
+// runtimeRefs are the references to Nomad's runtime variables that the export writes: the
+// HCL keeps them live (hcl.go).
+var runtimeRefs = []string{portRef, allocIndex}
 
 func ceilDiv(n, d int64) int { return int((n + d - 1) / d) }

@@ -1,7 +1,9 @@
 package nomad
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"io"
 	"os"
@@ -85,13 +87,14 @@ func reportText(r export.Report) []byte {
 }
 
 // Each example becomes a job whose JSON decodes strictly into the nomad/api types, whose HCL
-// re-parses with hcl/v2 into the same job, which keeps Nomad's registration rules; and the
-// three outputs (HCL, JSON, the report) match their golden files.
+// re-parses with hcl/v2 into the same job and is what hclwrite writes for it, which keeps
+// Nomad's registration rules; and the three outputs (HCL, JSON, the report) match their
+// golden files.
 func TestGolden(t *testing.T) {
 	for _, rel := range goldenSources {
 		t.Run(goldenName(rel), func(t *testing.T) {
 			src := load(t, rel)
-			job, report, err := Job(src, Options{})
+			job, report, err := Build(src, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,7 +119,8 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// roundTrip decodes both forms, checks they are one job and that it keeps Nomad's rules.
+// roundTrip decodes both forms, checks they are one job, that the HCL is hclwrite's for it,
+// and that the job keeps Nomad's rules.
 func roundTrip(t *testing.T, hclOut, jsonOut []byte) *api.Job {
 	t.Helper()
 	fromJSON, err := DecodeJSON(jsonOut)
@@ -128,8 +132,15 @@ func roundTrip(t *testing.T, hclOut, jsonOut []byte) *api.Job {
 		t.Fatalf("the HCL does not re-parse into api.Job: %v\n%s", err, hclOut)
 	}
 	if !reflect.DeepEqual(fromHCL, fromJSON) {
-		a, _ := JSON(fromHCL)
+		a, _ := json.MarshalIndent(fromHCL, "", "  ")
 		t.Fatalf("the HCL and the JSON are different jobs:\n--- from HCL\n%s\n--- from JSON\n%s", a, jsonOut)
+	}
+	ref, err := referenceHCL(fromJSON)
+	if err != nil {
+		t.Fatalf("hclwrite cannot write the job: %v", err)
+	}
+	if !bytes.Equal(hclOut, ref) {
+		t.Fatalf("the HCL is not what hclwrite writes for the job:\n--- HCL\n%s\n--- hclwrite\n%s", hclOut, ref)
 	}
 	if err := CheckRules(fromJSON); err != nil {
 		t.Fatalf("the job breaks Nomad's rules:\n%v", err)
@@ -249,19 +260,19 @@ func TestMapping(t *testing.T) {
 		}},
 		{"interpreters and shell lines run by name through env", app(func(a *config.App) { a.Script, a.Args = "app.py", []string{"-v"} }), Options{}, func(t *testing.T, job *api.Job, r export.Report) {
 			cfg := group(t, job, "web").Tasks[0].Config
-			if cfg["command"] != "/usr/bin/env" || !reflect.DeepEqual(cfg["args"], []string{"python3", "/srv/web/app.py", "-v"}) {
+			if cfg["command"] != "/usr/bin/env" || !reflect.DeepEqual(cfg["args"], []any{"python3", "/srv/web/app.py", "-v"}) {
 				t.Errorf("config %v", cfg)
 			}
 		}},
 		{"shell syntax: /bin/sh -c", app(func(a *config.App) { a.Script = "npm run build && npm start" }), Options{}, func(t *testing.T, job *api.Job, r export.Report) {
 			cfg := group(t, job, "web").Tasks[0].Config
-			if cfg["command"] != "/bin/sh" || !reflect.DeepEqual(cfg["args"], []string{"-c", "npm run build && npm start"}) {
+			if cfg["command"] != "/bin/sh" || !reflect.DeepEqual(cfg["args"], []any{"-c", "npm run build && npm start"}) {
 				t.Errorf("config %v", cfg)
 			}
 		}},
 		{"an image: the docker driver with the group's ports", app(func(a *config.App) { a.Port = "8080" }), Options{Image: "registry.example/web:1"}, func(t *testing.T, job *api.Job, r export.Report) {
 			task := group(t, job, "web").Tasks[0]
-			if task.Driver != "docker" || task.Config["image"] != "registry.example/web:1" || task.Config["command"] != "/srv/web/server" || !reflect.DeepEqual(task.Config["ports"], []string{"port"}) {
+			if task.Driver != "docker" || task.Config["image"] != "registry.example/web:1" || task.Config["command"] != "/srv/web/server" || !reflect.DeepEqual(task.Config["ports"], []any{"port"}) {
 				t.Errorf("task %+v", task)
 			}
 		}},
@@ -283,20 +294,19 @@ func TestMapping(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			job, report, err := Job(&export.Source{Name: "test", Apps: []config.App{tt.app}}, tt.opts)
+			built, report, err := Build(&export.Source{Name: "test", Apps: []config.App{tt.app}}, tt.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			hclOut, err := HCL(job)
+			hclOut, err := HCL(built)
 			if err != nil {
 				t.Fatal(err)
 			}
-			jsonOut, err := JSON(job)
+			jsonOut, err := JSON(built)
 			if err != nil {
 				t.Fatal(err)
 			}
-			roundTrip(t, hclOut, jsonOut)
-			tt.check(t, job, report)
+			tt.check(t, roundTrip(t, hclOut, jsonOut), report) // what the JSON says, which the HCL says too
 		})
 	}
 }
@@ -359,7 +369,7 @@ func TestServiceNamesDistinctAndStable(t *testing.T) {
 	b := app(func(a *config.App) { a.Name, a.Port = "web.1", "3001" })
 	var names [2][]string
 	for run := range 2 {
-		job, _, err := Job(&export.Source{Name: "t", Apps: []config.App{a, b}}, Options{})
+		job, _, err := Build(&export.Source{Name: "t", Apps: []config.App{a, b}}, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

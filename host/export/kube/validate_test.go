@@ -12,8 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// Validate checks the objects with the rules the API server would apply that apimachinery
-// exports (names, labels, ports, environment names) and the ones the types imply (a selector
+// Validate checks the objects, decoded into k8s.io/api's types, with the rules the API server
+// would apply that apimachinery exports (names, labels, ports, environment names) and the ones the types imply (a selector
 // that matches its pod template, a StatefulSet's governing Service, probe thresholds). The
 // server's own validation lives in k8s.io/kubernetes, which is not a library; these are its
 // rules that this export can break.
