@@ -2,6 +2,7 @@ package export
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/pmdaemon/pmdaemon/host/config"
@@ -9,7 +10,8 @@ import (
 
 // Losses reports the keys of a that neither Nomad nor Kubernetes has a place for, with what
 // to do instead; target ("Nomad", "Kubernetes") names the scheduler in the lines. The
-// exporters report what is particular to their target themselves.
+// exporters report what is particular to their target themselves. Last, any key set in a that
+// no exporter knows (one added to pmdaemon after the export) is reported as not carried over.
 func Losses(a config.App, target string, r *Report) {
 	app := AppLabel(a.Name)
 	if len(a.Watch) > 0 {
@@ -42,6 +44,75 @@ func Losses(a config.App, target string, r *Report) {
 			r.Drop("%s: ignore_watch / watch_delay / watch_options: they only tune watch, which %s does not do", app, target)
 		}
 	}
+	if a.Ready != "" && a.Ready != config.ReadyNotify {
+		r.Drop("%s: ready %q: under %s readiness comes from the health check; without one an instance counts as ready once it runs", app, a.Ready, target)
+	}
+	if a.WaitTimeout > 0 {
+		r.Drop("%s: wait_timeout %s: how long `start --wait-ready` waits here; a rollout has its own deadline (%s)", app, a.WaitTimeout, rolloutDeadline(target))
+	}
+	if logKeys := setKeys(a, "time", "log_date_format", "log_type", "log_file", "merge_logs"); len(logKeys) > 0 {
+		r.Drop("%s: %s: how pmdaemon writes its log files; %s keeps the app's output as the app writes it (%s)", app, strings.Join(logKeys, " / "), target, logsCommand(target))
+	}
+	if a.Namespace != "" && a.Namespace != config.DefaultNamespace {
+		r.Drop("%s: namespace %q: pmdaemon's group of apps for commands; the export names no namespace (%s)", app, a.Namespace, namespaceHint(target, a.Namespace))
+	}
+	if a.PidFile != "" {
+		r.Drop("%s: pid_file %s: %s tracks the process itself and writes no pid file", app, a.PidFile, target)
+	}
+	unknownKeys(a, config.AppFields, handledKeys, target, r)
+}
+
+// handledKeys are the app keys the exporters carry over or report when they cannot (Losses'
+// lines and the exporters' own notes). A key of config.AppFields missing here is reported by
+// unknownKeys whenever an app sets it, so a key added to pmdaemon is never dropped silently;
+// the tests hold every key, set, to change the export or be named in its report.
+var handledKeys = map[string]bool{
+	"name": true, "script": true, "args": true, "cwd": true, "env": true, "instances": true, "port": true,
+	"autorestart": true, "max_restarts": true, "min_uptime": true, "restart_delay": true,
+	"exp_backoff_restart_delay": true, "kill_timeout": true, "max_memory_restart": true,
+	"out_file": true, "error_file": true, "health_check": true, "wait_ready": true, "wait_timeout": true,
+	"log_max_size": true, "log_keep": true, "time": true, "log_date_format": true, "log_type": true,
+	"log_file": true, "merge_logs": true, "env_file": true, "cron_restart": true, "stop_exit_codes": true,
+	"watch": true, "ignore_watch": true, "watch_delay": true, "watch_options": true, "namespace": true,
+	"pid_file": true, "socket": true, "bind": true, "ready": true, "watchdog": true,
+}
+
+// unknownKeys reports each key of fields that a sets (to other than a new app's value) and
+// that handled does not name.
+func unknownKeys(a config.App, fields []config.Field[config.App], handled map[string]bool, target string, r *Report) {
+	def := config.NewApp()
+	for i := range fields {
+		f := &fields[i]
+		if handled[f.Key] || isDefault(f.Get(&a), f.Get(&def)) {
+			continue
+		}
+		r.Drop("%s: %s %v: this version of the export does not know the key, and %s gets nothing of it", AppLabel(a.Name), f.Key, f.Get(&a), target)
+	}
+}
+
+// setKeys returns those of keys that a sets.
+func setKeys(a config.App, keys ...string) []string {
+	def := config.NewApp()
+	var set []string
+	for _, k := range keys {
+		if f := config.AppField(k); !isDefault(f.Get(&a), f.Get(&def)) {
+			set = append(set, k)
+		}
+	}
+	return set
+}
+
+// isDefault reports whether v is def, an empty list or map being the same as none.
+func isDefault(v, def any) bool {
+	if reflect.DeepEqual(v, def) {
+		return true
+	}
+	rv, rd := reflect.ValueOf(v), reflect.ValueOf(def)
+	switch rv.Kind() {
+	case reflect.Slice, reflect.Map:
+		return rv.Len() == 0 && rd.Len() == 0
+	}
+	return false
 }
 
 func secretHome(target string) string {
@@ -56,6 +127,20 @@ func logsCommand(target string) string {
 		return "kubectl logs"
 	}
 	return "nomad alloc logs"
+}
+
+func rolloutDeadline(target string) string {
+	if target == "Kubernetes" {
+		return "a Deployment's progressDeadlineSeconds"
+	}
+	return "the update block's healthy_deadline"
+}
+
+func namespaceHint(target, ns string) string {
+	if target == "Kubernetes" {
+		return "kubectl apply -n " + ns + " puts the objects in a namespace of that name"
+	}
+	return "nomad job run -namespace " + ns + " runs the job in a namespace of that name"
 }
 
 // AppLabel is how reports name an app, as the rest of pmdaemon does: app "NAME".
