@@ -4,8 +4,9 @@
 // running daemon), the report of what could not be carried over, the command line a
 // scheduler runs, and names a cluster accepts.
 //
-// Only the CLI's export command imports it, so the schedulers' API types stay out of every
-// other path of the binary.
+// Only the CLI's export command imports it. It and its subpackages link none of the
+// schedulers' libraries (nomad/api, hcl/v2, k8s.io/api): those are the tests' only
+// (cmd/pmdaemon's TestBinaryLinksNoHeavyLibraries).
 package export
 
 import (

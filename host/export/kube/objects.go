@@ -4,10 +4,9 @@ import (
 	"strconv"
 )
 
-// The objects are built from these types rather than k8s.io/api's: k8s.io/api and
-// apimachinery added 9 MB to the memory of every pmdaemon process, the daemon's included (their
-// package initialisation runs whether or not a command uses them), for a command few users
-// run. Each type holds only the fields this export sets, under the JSON names of k8s.io/api's
+// The objects are built from these types rather than k8s.io/api's, for the reason
+// host/export/nomad/job.go gives: the libraries made every pmdaemon process larger, the
+// daemon's included, for a command few users run. Each type holds only the fields this export sets, under the JSON names of k8s.io/api's
 // (apps/v1, core/v1), with the same omitempty, so the manifests are what the typed objects
 // would write. The tests decode the YAML strictly into k8s.io/api's types, validate it with
 // apimachinery's rules, and write it back through those types to the same bytes.

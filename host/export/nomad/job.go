@@ -2,10 +2,11 @@ package nomad
 
 import "time"
 
-// The job is built from these types rather than github.com/hashicorp/nomad/api's: that
-// module (and hcl/v2 with go-cty, which writing its HCL took) added 12 MB to the pmdaemon
-// binary and 4.6 MB to the memory of every pmdaemon process, the daemon's included, for a
-// command few users run. Each type holds only the fields this export sets, under the names
+// The job is built from these types rather than github.com/hashicorp/nomad/api's: that module,
+// hcl/v2 with go-cty (which writing its HCL took) and k8s.io/api made the pmdaemon binary 12 MB
+// larger and every pmdaemon process, the daemon's included, 4 MB larger, since a linked
+// package initialises in every process (docs/performance.md), for a command few users run.
+// Each type holds only the fields this export sets, under the names
 // of the API's JSON (its Go field names) in the API's order; hcl.go writes them under the
 // jobspec's block and attribute names. The tests decode both forms strictly into the
 // nomad/api types, so a name here that is not Nomad's fails there.
