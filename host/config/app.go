@@ -168,6 +168,9 @@ type App struct {
 	WatchDelay  time.Duration `json:"watch_delay,omitempty"`
 	// WatchOptions are PM2's chokidar options, kept as given; pmdaemon uses none of them.
 	WatchOptions map[string]any `json:"watch_options,omitempty"`
+
+	// DependsOn are the apps this one waits for when they start together, and stops before.
+	DependsOn []Dependency `json:"depends_on,omitempty"`
 }
 
 // DefaultWatchDelay debounces a burst of file changes into one restart.
@@ -275,6 +278,9 @@ func (a *App) Validate() error {
 		return err
 	}
 	if err := a.checkSockets(bad); err != nil {
+		return err
+	}
+	if err := a.checkDepends(bad); err != nil {
 		return err
 	}
 	if a.Port != "" {

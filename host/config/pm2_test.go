@@ -125,13 +125,16 @@ func TestPM2Corpus(t *testing.T) {
 			"pmx", "post_update", "shutdown_with_message", "source_map_support", "treekill", "user", "vizion", "windowsHide",
 		}, apps: map[string]pm2Want{"noisy": {instances: 1, script: "index.js"}}},
 		{file: "later-keys.json", order: []string{"later"}, notes: []string{
-			"combine_logs", "listen_timeout", "log_date_format", "log_file", "log_type", "namespace", "pid_file", "time",
+			"combine_logs", "log_date_format", "log_file", "log_type", "namespace", "pid_file", "time",
 		}, apps: map[string]pm2Want{"later": {instances: 1, script: "index.js", check: func(t *testing.T, a App) {
 			// Keys PM2 and pmdaemon share are read as pmdaemon reads them, without a note.
 			if !slices.Equal(a.EnvFile, []string{".env"}) || a.CronRestart != "0 3 * * *" || !slices.Equal(a.StopExitCodes, []int{0}) ||
 				!slices.Equal(a.Watch, []string{"src"}) || !slices.Equal(a.IgnoreWatch, []string{"node_modules", "logs"}) || a.WatchDelay != time.Second {
 				t.Errorf("shared keys read as env_file %q cron %q stop codes %v watch %q ignore %q delay %s",
 					a.EnvFile, a.CronRestart, a.StopExitCodes, a.Watch, a.IgnoreWatch, a.WatchDelay)
+			}
+			if a.WaitTimeout != 8*time.Second {
+				t.Errorf("listen_timeout: 8000 read as wait_timeout %s, want 8s", a.WaitTimeout)
 			}
 		}}}},
 		{file: "aliases.json", order: []string{"aliased"}, apps: map[string]pm2Want{
@@ -178,10 +181,16 @@ func TestPM2Corpus(t *testing.T) {
 		{file: "cluster-own-port.json", order: []string{"own-port"}, apps: map[string]pm2Want{
 			"own-port": {instances: 3, script: "server.js", env: env("PORT", "3000"), port: "auto:24000-24100"},
 		}},
-		{file: "mixed.config.js", env: "production", order: []string{"gateway", "jobs", "static"}, notes: []string{"listen_timeout"}, apps: map[string]pm2Want{
+		{file: "mixed.config.js", env: "production", order: []string{"gateway", "jobs", "static"}, apps: map[string]pm2Want{
 			"gateway": {instances: 2, script: "gateway.js", env: env("PORT", "23600", "NODE_ENV", "production"), port: "23600", socket: SocketShared, check: func(t *testing.T, a App) {
 				if !a.WaitReady {
 					t.Error("wait_ready: true was not kept")
+				}
+				if a.WaitTimeout != 10*time.Second {
+					t.Errorf("listen_timeout: 10000 read as wait_timeout %s, want 10s", a.WaitTimeout)
+				}
+				if a.ReadyRule() != ReadyNotify {
+					t.Errorf("a node app with wait_ready waits for %q, want %q (process.send('ready'))", a.ReadyRule(), ReadyNotify)
 				}
 			}},
 			"jobs":   {instances: 1, script: "jobs.py"},

@@ -56,6 +56,8 @@ var PM2Keys = []PM2Key{
 	{Key: "cron_restart", Honoured: true}, // an AppField: read as pmdaemon reads it
 	{Key: "cron", AliasOf: "cron_restart", Honoured: true},
 	{Key: "stop_exit_codes", Honoured: true}, // an AppField: read as pmdaemon reads it
+	// PM2's bound on wait_ready's wait is pmdaemon's wait_timeout (its default is 30s, not 3s).
+	{Key: "listen_timeout", AliasOf: "wait_timeout", Honoured: true},
 	{Key: "ignore_watch", Honoured: true},    // an AppField: read as pmdaemon reads it
 	{Key: "watch_delay", Honoured: true},     // an AppField: read as pmdaemon reads it
 	{Key: "watch_options", Honoured: true},   // an AppField: read as pmdaemon reads it
@@ -69,7 +71,6 @@ var PM2Keys = []PM2Key{
 	{Key: "pid_file", Note: notYet},
 	{Key: "pid", AliasOf: "pid_file", Note: notYet},
 	{Key: "namespace", Note: notYet},
-	{Key: "listen_timeout", Note: notYet + "; wait_timeout bounds readiness"},
 
 	// Accepted: PM2 features pmdaemon does differently or not at all.
 	{Key: "name_prefix", Note: "ignored: the app's name is its \"name\""},
