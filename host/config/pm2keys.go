@@ -58,9 +58,9 @@ var PM2Keys = []PM2Key{
 	{Key: "stop_exit_codes", Honoured: true}, // an AppField: read as pmdaemon reads it
 	// PM2's bound on wait_ready's wait is pmdaemon's wait_timeout (its default is 30s, not 3s).
 	{Key: "listen_timeout", AliasOf: "wait_timeout", Honoured: true},
-	{Key: "ignore_watch", Honoured: true},    // an AppField: read as pmdaemon reads it
-	{Key: "watch_delay", Honoured: true},     // an AppField: read as pmdaemon reads it
-	{Key: "watch_options", Honoured: true},   // an AppField: read as pmdaemon reads it
+	{Key: "ignore_watch", Honoured: true},  // an AppField: read as pmdaemon reads it
+	{Key: "watch_delay", Honoured: true},   // an AppField: read as pmdaemon reads it
+	{Key: "watch_options", Honoured: true}, // an AppField: read as pmdaemon reads it
 	{Key: "time", Note: notYet},
 	{Key: "log_date_format", Note: notYet},
 	{Key: "log_type", Note: notYet},
