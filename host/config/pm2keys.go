@@ -49,6 +49,8 @@ var PM2Keys = []PM2Key{
 	{Key: "watch", Honoured: true}, // an AppField: read as pmdaemon reads it
 	{Key: "vizion", Honoured: true, Note: "ignored: pmdaemon keeps no version-control metadata"},
 	{Key: "treekill", Honoured: true, Note: "pmdaemon always stops the whole process tree (its cgroup)"},
+	// PM2's bound on wait_ready's wait is pmdaemon's wait_timeout (whose default is 30s, not 3s).
+	{Key: "listen_timeout", AliasOf: "wait_timeout", Honoured: true},
 
 	// Honoured by pmdaemon's own keys of the same name (AppFields), and, below them, accepted
 	// keys of issue 14 not implemented yet.
@@ -56,11 +58,9 @@ var PM2Keys = []PM2Key{
 	{Key: "cron_restart", Honoured: true}, // an AppField: read as pmdaemon reads it
 	{Key: "cron", AliasOf: "cron_restart", Honoured: true},
 	{Key: "stop_exit_codes", Honoured: true}, // an AppField: read as pmdaemon reads it
-	// PM2's bound on wait_ready's wait is pmdaemon's wait_timeout (its default is 30s, not 3s).
-	{Key: "listen_timeout", AliasOf: "wait_timeout", Honoured: true},
-	{Key: "ignore_watch", Honoured: true},  // an AppField: read as pmdaemon reads it
-	{Key: "watch_delay", Honoured: true},   // an AppField: read as pmdaemon reads it
-	{Key: "watch_options", Honoured: true}, // an AppField: read as pmdaemon reads it
+	{Key: "ignore_watch", Honoured: true},    // an AppField: read as pmdaemon reads it
+	{Key: "watch_delay", Honoured: true},     // an AppField: read as pmdaemon reads it
+	{Key: "watch_options", Honoured: true},   // an AppField: read as pmdaemon reads it
 	{Key: "time", Note: notYet},
 	{Key: "log_date_format", Note: notYet},
 	{Key: "log_type", Note: notYet},
