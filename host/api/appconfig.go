@@ -45,6 +45,7 @@ type AppConfig struct {
 	IgnoreWatch            []string            `json:"ignore_watch,omitempty"`
 	WatchDelay             Duration            `json:"watch_delay,omitzero"`
 	WatchOptions           map[string]any      `json:"watch_options,omitempty"`
+	ShutdownWithMessage    bool                `json:"shutdown_with_message,omitempty"`
 	DependsOn              []config.Dependency `json:"depends_on,omitempty"`
 }
 
@@ -70,7 +71,7 @@ func NewAppConfig(c config.App) AppConfig {
 		Socket: c.Socket, Bind: c.Bind, Ready: c.Ready, Watchdog: Duration(c.Watchdog),
 		EnvFile: c.EnvFile, CronRestart: c.CronRestart, StopExitCodes: c.StopExitCodes, Watch: c.Watch,
 		IgnoreWatch: c.IgnoreWatch, WatchDelay: Duration(c.WatchDelay), WatchOptions: c.WatchOptions,
-		DependsOn: c.DependsOn,
+		ShutdownWithMessage: c.ShutdownWithMessage, DependsOn: c.DependsOn,
 	}
 	if h := c.HealthCheck; h != nil {
 		out.HealthCheck = &HealthCheck{URL: h.URL, Script: h.Script, Interval: Duration(h.Interval),
@@ -103,7 +104,7 @@ func (c AppConfig) Config() config.App {
 		Socket: c.Socket, Bind: c.Bind, Ready: c.Ready, Watchdog: c.Watchdog.Std(),
 		EnvFile: c.EnvFile, CronRestart: c.CronRestart, StopExitCodes: c.StopExitCodes, Watch: c.Watch,
 		IgnoreWatch: c.IgnoreWatch, WatchDelay: c.WatchDelay.Std(), WatchOptions: c.WatchOptions,
-		DependsOn: c.DependsOn,
+		ShutdownWithMessage: c.ShutdownWithMessage, DependsOn: c.DependsOn,
 	}
 	if h := c.HealthCheck; h != nil {
 		out.HealthCheck = &config.HealthCheck{URL: h.URL, Script: h.Script, Interval: h.Interval.Std(),

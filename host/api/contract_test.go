@@ -108,7 +108,7 @@ func TestAppConfigMirrorsConfigApp(t *testing.T) {
 		Socket: config.SocketShared, Bind: "127.0.0.1", Ready: config.ReadyNotify, Watchdog: 3 * time.Second,
 		EnvFile: []string{".env"}, CronRestart: "0 3 * * *", StopExitCodes: []int{0, 143}, Watch: []string{"."},
 		IgnoreWatch: []string{"*.log"}, WatchDelay: 300 * time.Millisecond, WatchOptions: map[string]any{"usePolling": true},
-		DependsOn: []config.Dependency{{App: "db", Condition: config.DependReady}},
+		ShutdownWithMessage: true, DependsOn: []config.Dependency{{App: "db", Condition: config.DependReady}},
 	}
 	if back := NewAppConfig(full).Config(); !reflect.DeepEqual(back, full) {
 		t.Errorf("round trip through AppConfig:\n got %+v\nwant %+v", back, full)

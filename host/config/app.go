@@ -169,6 +169,9 @@ type App struct {
 	// WatchOptions are PM2's chokidar options, kept as given; pmdaemon uses none of them.
 	WatchOptions map[string]any `json:"watch_options,omitempty"`
 
+	// ShutdownWithMessage stops the app by sending "shutdown" on its IPC channel instead of
+	// SIGTERM (PM2's key of that name).
+	ShutdownWithMessage bool `json:"shutdown_with_message,omitempty"`
 	// DependsOn are the apps this one waits for when they start together, and stops before.
 	DependsOn []Dependency `json:"depends_on,omitempty"`
 }

@@ -318,6 +318,12 @@ var AppFields = []Field[App]{
 		Example: "10s",
 		Ptr:     func(a *App) any { return &a.Watchdog },
 	},
+	{
+		Key: "shutdown_with_message", Kind: KindBool, Type: "boolean", Default: "false",
+		Meaning: "stop the app by sending `'shutdown'` on its IPC channel (`process.on('message')` in node) instead of SIGTERM; SIGKILL after `kill_timeout` as for any stop",
+		Example: "true",
+		Ptr:     func(a *App) any { return &a.ShutdownWithMessage },
+	},
 	// Dependencies between the apps of a file (issue 14, process-compose's key).
 	{
 		Key: "depends_on", Kind: KindDepends,

@@ -122,8 +122,12 @@ func TestPM2Corpus(t *testing.T) {
 		}},
 		{file: "noted.json", order: []string{"noisy"}, notes: []string{
 			"append_env_to_name", "disable_logs", "filter_env", "force", "gid", "instance_var", "kill_retry_time", "merge_logs",
-			"pmx", "post_update", "shutdown_with_message", "source_map_support", "treekill", "user", "vizion", "windowsHide",
-		}, apps: map[string]pm2Want{"noisy": {instances: 1, script: "index.js"}}},
+			"pmx", "post_update", "source_map_support", "treekill", "user", "vizion", "windowsHide",
+		}, apps: map[string]pm2Want{"noisy": {instances: 1, script: "index.js", check: func(t *testing.T, a App) {
+			if !a.ShutdownWithMessage {
+				t.Error("shutdown_with_message: true was not kept")
+			}
+		}}}},
 		{file: "later-keys.json", order: []string{"later"}, notes: []string{
 			"combine_logs", "log_date_format", "log_file", "log_type", "namespace", "pid_file", "time",
 		}, apps: map[string]pm2Want{"later": {instances: 1, script: "index.js", check: func(t *testing.T, a App) {
