@@ -201,26 +201,52 @@ func TestIPCDoesNotHoldNodeOpen(t *testing.T) {
 }
 
 // shutdown_with_message: the stop is the "shutdown" message (not SIGTERM), which a node app
-// handles; one that does not read its channel is killed at the kill timeout as by any stop.
+// handles; an app whose channel is gone (it closed its end) gets SIGTERM instead.
 func TestIPCShutdownMessage(t *testing.T) {
 	node := needNode(t)
-	h := newHarness(t)
-	got := filepath.Join(h.dir, "got")
-	js := `const fs = require("fs");
+	tests := []struct {
+		name string
+		argv func(got string) []string
+		want string
+	}{
+		{"node reads it", func(got string) []string {
+			js := `const fs = require("fs");
 process.on("message", (m) => { if (m === "shutdown") { fs.writeFileSync(` + strconv.Quote(got) + `, "message"); process.exit(0); } });
 process.on("SIGTERM", () => { fs.writeFileSync(` + strconv.Quote(got) + `, "SIGTERM"); process.exit(0); });
 process.send("ready");`
-	spec := ipcSpec(h, node, "-e", js)
-	spec.ShutdownMessage = true
-	spec.KillTimeout = 10 * time.Second
-	in := h.start(spec, 0, nil)
-	h.wait(in, "ready", func(s State) bool { return s.Ready })
-	in.Stop()
-	b, err := os.ReadFile(got)
-	if err != nil || string(b) != "message" {
-		t.Fatalf("the app was told %q (%v); want the shutdown message", b, err)
+			return []string{node, "-e", js}
+		}, "message"},
+		{"channel closed", func(got string) []string {
+			script := `exec 3>&-; trap 'printf SIGTERM > ` + got + `; exit 0' TERM; while :; do sleep 0.05; done`
+			return []string{"sh", "-c", script}
+		}, "SIGTERM"},
 	}
-	if st := in.State(); st.Status != Stopped || st.ExitCode != 0 {
-		t.Errorf("after the stop: %+v", st)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			got := filepath.Join(h.dir, "got")
+			spec := ipcSpec(h, tt.argv(got)...)
+			spec.ShutdownMessage = true
+			spec.KillTimeout = 10 * time.Second
+			in := h.start(spec, 0, nil)
+			h.wait(in, "online", online)
+			if tt.want == "message" {
+				h.wait(in, "ready", func(s State) bool { return s.Ready })
+			} else {
+				// The shell has closed its end once its children run.
+				poll(t, "fd 3 closed", func() bool {
+					_, err := os.Readlink("/proc/" + strconv.Itoa(in.State().Pid) + "/fd/3")
+					return err != nil
+				})
+			}
+			in.Stop()
+			b, err := os.ReadFile(got)
+			if err != nil || string(b) != tt.want {
+				t.Fatalf("the app was told %q (%v); want %s", b, err, tt.want)
+			}
+			if st := in.State(); st.Status != Stopped || st.ExitCode != 0 {
+				t.Errorf("after the stop: %+v", st)
+			}
+		})
 	}
 }
