@@ -22,7 +22,7 @@ type readyRule struct {
 	kind      string
 	minUptime time.Duration
 	timeout   time.Duration
-	// ipc is set when the instance has PM2's IPC channel, where "ready" counts as READY=1.
+	// ipc is set for a node app, which says it is ready with process.send('ready').
 	ipc bool
 	// probe tells whether the instance whose main process is pid answers on its port: a TCP
 	// connection is accepted (by the app itself, for a socket the daemon holds). Set for the
@@ -161,7 +161,7 @@ func (d *Daemon) waitAllReady(ctx context.Context, a *app, slots []*slot, timeou
 
 // readyRuleOf is the readiness rule of slot s of a. d.mu must be held.
 func (d *Daemon) readyRuleOf(a *app, s *slot, timeout time.Duration) readyRule {
-	r := readyRule{app: a.cfg.Name, kind: a.cfg.ReadyRule(), minUptime: a.cfg.MinUptime, timeout: timeout, ipc: hasIPC(a.cfg)}
+	r := readyRule{app: a.cfg.Name, kind: a.cfg.ReadyRule(), minUptime: a.cfg.MinUptime, timeout: timeout, ipc: a.cfg.RunsNode()}
 	if r.kind != config.ReadyPort || s.port == 0 {
 		if r.kind == config.ReadyPort {
 			r.kind = config.ReadyUptime // an instance without a port of an app with one: none to probe
