@@ -13,40 +13,42 @@ import (
 // durations as nanoseconds and may change with the daemon's needs, while the wire keeps one
 // duration format (Duration) and changes only with the API.
 type AppConfig struct {
-	Name                   string              `json:"name"`
-	Script                 string              `json:"script"`
-	Args                   []string            `json:"args,omitempty"`
-	Cwd                    string              `json:"cwd,omitempty"`
-	Env                    map[string]string   `json:"env,omitempty"`
-	Instances              int                 `json:"instances"`
-	Port                   string              `json:"port,omitempty"`
-	Autorestart            bool                `json:"autorestart"`
-	MaxRestarts            int                 `json:"max_restarts"`
-	MinUptime              Duration            `json:"min_uptime"`
-	RestartDelay           Duration            `json:"restart_delay"`
-	ExpBackoffRestartDelay Duration            `json:"exp_backoff_restart_delay"`
-	KillTimeout            Duration            `json:"kill_timeout"`
-	MaxMemoryRestart       int64               `json:"max_memory_restart,omitempty"`
-	OutFile                string              `json:"out_file,omitempty"`
-	ErrorFile              string              `json:"error_file,omitempty"`
-	HealthCheck            *HealthCheck        `json:"health_check,omitempty"`
-	WaitReady              bool                `json:"wait_ready,omitempty"`
-	WaitTimeout            Duration            `json:"wait_timeout,omitzero"`
-	LogMaxSize             int64               `json:"log_max_size,omitempty"`
-	LogKeep                int                 `json:"log_keep,omitempty"`
-	Socket                 config.SocketMode   `json:"socket,omitempty"` // "instance" or "shared"; true and false are read too
-	Bind                   string              `json:"bind,omitempty"`
-	Ready                  string              `json:"ready,omitempty"`
-	Watchdog               Duration            `json:"watchdog,omitzero"`
-	EnvFile                []string            `json:"env_file,omitempty"`
-	CronRestart            string              `json:"cron_restart,omitempty"`
-	StopExitCodes          []int               `json:"stop_exit_codes,omitempty"`
-	Watch                  []string            `json:"watch,omitempty"`
-	IgnoreWatch            []string            `json:"ignore_watch,omitempty"`
-	WatchDelay             Duration            `json:"watch_delay,omitzero"`
-	WatchOptions           map[string]any      `json:"watch_options,omitempty"`
-	ShutdownWithMessage    bool                `json:"shutdown_with_message,omitempty"`
-	DependsOn              []config.Dependency `json:"depends_on,omitempty"`
+	Name                   string            `json:"name"`
+	Script                 string            `json:"script"`
+	Args                   []string          `json:"args,omitempty"`
+	Cwd                    string            `json:"cwd,omitempty"`
+	Env                    map[string]string `json:"env,omitempty"`
+	Instances              int               `json:"instances"`
+	Port                   string            `json:"port,omitempty"`
+	Autorestart            bool              `json:"autorestart"`
+	MaxRestarts            int               `json:"max_restarts"`
+	MinUptime              Duration          `json:"min_uptime"`
+	RestartDelay           Duration          `json:"restart_delay"`
+	ExpBackoffRestartDelay Duration          `json:"exp_backoff_restart_delay"`
+	KillTimeout            Duration          `json:"kill_timeout"`
+	MaxMemoryRestart       int64             `json:"max_memory_restart,omitempty"`
+	OutFile                string            `json:"out_file,omitempty"`
+	ErrorFile              string            `json:"error_file,omitempty"`
+	HealthCheck            *HealthCheck      `json:"health_check,omitempty"`
+	WaitReady              bool              `json:"wait_ready,omitempty"`
+	WaitTimeout            Duration          `json:"wait_timeout,omitzero"`
+	LogMaxSize             int64             `json:"log_max_size,omitempty"`
+	LogKeep                int               `json:"log_keep,omitempty"`
+	Socket                 config.SocketMode `json:"socket,omitempty"` // "instance" or "shared"; true and false are read too
+	Bind                   string            `json:"bind,omitempty"`
+	Ready                  string            `json:"ready,omitempty"`
+	Watchdog               Duration          `json:"watchdog,omitzero"`
+	EnvFile                []string          `json:"env_file,omitempty"`
+	CronRestart            string            `json:"cron_restart,omitempty"`
+	StopExitCodes          []int             `json:"stop_exit_codes,omitempty"`
+	Watch                  []string          `json:"watch,omitempty"`
+	IgnoreWatch            []string          `json:"ignore_watch,omitempty"`
+	WatchDelay             Duration          `json:"watch_delay,omitzero"`
+	WatchOptions           map[string]any    `json:"watch_options,omitempty"`
+
+	// How the app is told to stop, and the apps it starts after.
+	ShutdownWithMessage bool                `json:"shutdown_with_message,omitempty"`
+	DependsOn           []config.Dependency `json:"depends_on,omitempty"`
 }
 
 // HealthCheck is an app's health check as the API shows it.
