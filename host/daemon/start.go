@@ -19,17 +19,17 @@ import (
 // wait ready (ready.go), commit (hooks told of the ports, state written). Nothing is changed
 // before launch, so a start refused at any earlier step leaves no trace.
 
-// Start starts a new app. It is all-or-nothing: on any error before launch nothing runs and no
-// port is held. A client that goes away during the wait for readiness ends the wait; the
-// instances launched keep running, supervised (docs/behaviour.md, "Requests that are given
-// up").
+// Start starts a new app, once the apps it depends on (running already) meet their conditions.
+// It is all-or-nothing: on any error before launch nothing runs and no port is held. A client
+// that goes away during the wait for readiness ends the wait; the instances launched keep
+// running, supervised (docs/behaviour.md, "Requests that are given up").
 func (d *Daemon) Start(ctx context.Context, req api.StartRequest) (*api.Started, error) {
 	end, err := d.beginOp(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer end()
-	return d.startOne(ctx, req)
+	return d.startAfterDependencies(ctx, req, nil)
 }
 
 // StartMany starts the apps of an ecosystem file, as Start would each: in the file's order,
@@ -64,10 +64,17 @@ func (d *Daemon) StartMany(ctx context.Context, req api.StartManyRequest) (*api.
 	return res, nil
 }
 
-// startAfterDependencies waits for r's dependencies, then starts it.
+// startAfterDependencies waits for r's dependencies, then starts it. An app that is there
+// already and is to be left alone waits for nothing. failed holds the apps of the same request
+// that failed (nil for a request of one app).
 func (d *Daemon) startAfterDependencies(ctx context.Context, r api.StartRequest, failed map[string]error) (*api.Started, error) {
-	if err := d.awaitDependencies(ctx, r.App, failed); err != nil {
-		return nil, err
+	d.mu.Lock()
+	_, exists := d.apps[r.App.Name]
+	d.mu.Unlock()
+	if !exists || r.IfExists != "keep" {
+		if err := d.awaitDependencies(ctx, r.App, failed); err != nil {
+			return nil, err
+		}
 	}
 	return d.startOne(ctx, r)
 }
