@@ -1,0 +1,55 @@
+package depends
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
+)
+
+// js renders v as JSON, for paths and values put into ecosystem files.
+func js(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// write writes content to dir/name and returns its path.
+func write(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// needNode fails the test when node is missing: test.sh installs it.
+func needNode(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatal("node is not installed: these tests run real node apps (test.sh installs it)")
+	}
+}
+
+// exists reports whether path exists.
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// row is the only instance of app name in rows, or fails.
+func row(t *testing.T, rows []api.Instance, name string) api.Instance {
+	t.Helper()
+	rs := harness.Rows(rows, name)
+	if len(rs) != 1 {
+		t.Fatalf("%s has %d instances listed, want 1: %+v", name, len(rs), rows)
+	}
+	return rs[0]
+}
