@@ -1,34 +1,19 @@
 package depends
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
 )
 
-// js renders v as JSON, for paths and values put into ecosystem files.
-func js(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}
-
-// write writes content to dir/name and returns its path.
-func write(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+// Shared with the other e2e packages (host/e2e/harness).
+var (
+	js    = harness.JSON
+	write = harness.WriteFile
+)
 
 // needNode fails the test when node is missing: test.sh installs it.
 func needNode(t *testing.T) {
