@@ -20,6 +20,8 @@ command -v wrk >/dev/null || need+=(wrk)
 # The recipes of docs/sockets.md that Debian packages: uvicorn and puma.
 [ -x /usr/bin/uvicorn ] || need+=(uvicorn)
 [ -x /usr/bin/puma ] || need+=(puma)
+# `pmdaemon monit` runs in a real terminal in host/e2e/monite2e: tmux's.
+command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${need[*]} from Debian" >&2

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,12 +19,13 @@ import (
 
 const wait = 30 * time.Second
 
-// startEcho starts the echo app as name on a free port and waits for it to be online.
-func startEcho(h *harness.Home, name string) {
+// startEcho starts n instances of the echo app as name on free ports and waits for them to be
+// online.
+func startEcho(h *harness.Home, name string, n int) {
 	h.T.Helper()
-	port := harness.FreePorts(h.T, 1)
-	h.OK("start", harness.Echo, "--name", name, "--port", fmt.Sprint(port))
-	h.WaitOnline(name, 1)
+	port := harness.FreePorts(h.T, n)
+	h.OK("start", harness.Echo, "--name", name, "-i", fmt.Sprint(n), "--port", harness.PortRange(port, port+n-1))
+	h.WaitOnline(name, n)
 }
 
 func pidOf(h *harness.Home, name string) int {
@@ -31,17 +33,18 @@ func pidOf(h *harness.Home, name string) int {
 	return harness.PidsOf(h.APIList(), name)[0]
 }
 
-// TestKeysAskThenAct: each action key asks "verb app? (y/n)" for the selected app; y sends it
-// to the daemon and the status line tells the outcome, which the daemon's list confirms; any
-// other key cancels and sends nothing.
+// TestKeysAskThenAct: each action key asks "verb app? (y/n)" for the app of the selected
+// instance; y sends it to the daemon for the whole app and the status line tells the outcome,
+// which the daemon's list confirms; any other key cancels and sends nothing.
 func TestKeysAskThenAct(t *testing.T) {
 	h := harness.NewHome(t)
-	startEcho(h, "alpha")
-	startEcho(h, "beta")
+	startEcho(h, "alpha", 1)
+	startEcho(h, "beta", 2)
 	d := drive(t, newModel(h.API(), false))
 	d.until(wait, "both apps listed", d.shows(" alpha ", " beta "))
 	d.key("down")
-	d.until(wait, "beta selected", d.shows("── beta · id 1"))
+	d.key("down")
+	d.until(wait, "beta's second instance selected", d.shows("── beta · id 2 · instance 1"))
 
 	cases := []struct {
 		name, key, answer string
@@ -51,16 +54,16 @@ func TestKeysAskThenAct(t *testing.T) {
 	}{
 		{name: "n cancels", key: "r", answer: "n", verb: "restart", check: samePids},
 		{name: "esc cancels", key: "s", answer: "esc", verb: "stop", check: samePids},
-		{name: "r restarts", key: "r", answer: "y", verb: "restart", done: "restarted beta (ids 1)", check: newBetaPid},
-		{name: "R reloads", key: "R", answer: "y", verb: "reload", done: "reloaded beta (ids 1)", check: newBetaPid},
-		{name: "l reloads", key: "l", answer: "y", verb: "reload", done: "reloaded beta (ids 1)", check: newBetaPid},
-		{name: "s stops", key: "s", answer: "y", verb: "stop", done: "stopped beta", check: func(t *testing.T, before, after []api.Instance) {
-			if b := harness.Rows(after, "beta")[0]; b.Status != "stopped" || b.Pid != 0 {
-				t.Errorf("beta after stop: status %s, pid %d; want stopped, no pid", b.Status, b.Pid)
+		{name: "r restarts", key: "r", answer: "y", verb: "restart", done: "restarted beta (ids 1, 2)", check: newBetaPid},
+		{name: "R reloads", key: "R", answer: "y", verb: "reload", done: "reloaded beta (ids 1, 2)", check: newBetaPid},
+		{name: "l reloads", key: "l", answer: "y", verb: "reload", done: "reloaded beta (ids 1, 2)", check: newBetaPid},
+		{name: "s stops", key: "s", answer: "y", verb: "stop", done: "stopped beta (ids 1, 2)", check: func(t *testing.T, before, after []api.Instance) {
+			for _, b := range harness.Rows(after, "beta") {
+				if b.Status != "stopped" || b.Pid != 0 {
+					t.Errorf("beta id %d after stop: status %s, pid %d; want stopped, no pid", b.ID, b.Status, b.Pid)
+				}
 			}
-			if a := harness.PidsOf(after, "alpha")[0]; a != harness.PidsOf(before, "alpha")[0] {
-				t.Errorf("alpha's pid changed from %d to %d by an action on beta", harness.PidsOf(before, "alpha")[0], a)
-			}
+			sameAlpha(t, before, after)
 		}},
 	}
 	for _, c := range cases {
@@ -85,6 +88,11 @@ func TestKeysAskThenAct(t *testing.T) {
 			if want := doing[c.verb] + " beta…"; !strings.Contains(d.screen(), want) {
 				t.Fatalf("while the daemon works the status line does not say %q:\n%s", want, d.screen())
 			}
+			// One action at a time: another key asks nothing until the daemon answered.
+			d.key(c.key)
+			if want := "still " + doing[c.verb] + " beta; wait for its answer"; d.m.confirm != nil || !strings.Contains(d.screen(), want) {
+				t.Fatalf("an action key while the daemon works: the screen does not say %q (question: %v):\n%s", want, d.m.confirm, d.screen())
+			}
 			d.until(wait, "the outcome "+c.done, d.shows(c.done))
 			c.check(t, before, h.APIList())
 		})
@@ -100,17 +108,24 @@ func keyMsg(k string) tea.KeyMsg {
 
 func samePids(t *testing.T, before, after []api.Instance) {
 	for _, app := range []string{"alpha", "beta"} {
-		if b, a := harness.PidsOf(before, app), harness.PidsOf(after, app); b[0] != a[0] {
-			t.Errorf("%s's pid changed from %d to %d after a cancelled action", app, b[0], a[0])
+		if b, a := harness.PidsOf(before, app), harness.PidsOf(after, app); !slices.Equal(a, b) {
+			t.Errorf("%s's pids changed from %v to %v after a cancelled action", app, b, a)
 		}
 	}
 }
 
+// newBetaPid: every instance of beta runs again with a new pid; alpha is untouched.
 func newBetaPid(t *testing.T, before, after []api.Instance) {
-	b, a := harness.Rows(before, "beta")[0], harness.Rows(after, "beta")[0]
-	if a.Pid == 0 || a.Pid == b.Pid || a.Status != "online" {
-		t.Errorf("beta: pid %d, status %s; want online with a new pid (was %d)", a.Pid, a.Status, b.Pid)
+	old := harness.PidsOf(before, "beta")
+	for i, b := range harness.Rows(after, "beta") {
+		if b.Pid == 0 || b.Pid == old[i] || b.Status != "online" {
+			t.Errorf("beta id %d: pid %d, status %s; want online with a new pid (was %d)", b.ID, b.Pid, b.Status, old[i])
+		}
 	}
+	sameAlpha(t, before, after)
+}
+
+func sameAlpha(t *testing.T, before, after []api.Instance) {
 	if x, y := harness.PidsOf(before, "alpha")[0], harness.PidsOf(after, "alpha")[0]; x != y {
 		t.Errorf("alpha's pid changed from %d to %d by an action on beta", x, y)
 	}
@@ -289,7 +304,7 @@ func TestColour(t *testing.T) {
 // daemon answers again.
 func TestDaemonGoneAndBack(t *testing.T) {
 	h := harness.NewHome(t)
-	startEcho(h, "web")
+	startEcho(h, "web", 1)
 	pid := pidOf(h, "web")
 	d := drive(t, newModel(h.API(), false))
 	d.until(wait, "web listed", d.shows("pmdaemon monit · 1 app, 1 instance", " web "))
@@ -336,7 +351,7 @@ func TestLogsOfTheSelectedApp(t *testing.T) {
 		"echo 'to stderr' >&2\ni=0\nwhile :; do echo \"line $i\"; i=$((i+1)); sleep 0.2; done\n")
 	h.OK("start", talker, "--name", "talker")
 	h.WaitOnline("talker", 1)
-	startEcho(h, "quiet")
+	startEcho(h, "quiet", 1)
 
 	m := newModel(h.API(), false)
 	d := drive(t, m)
