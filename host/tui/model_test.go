@@ -314,6 +314,9 @@ func TestDaemonGoneAndBack(t *testing.T) {
 	d.key("r")
 	d.key("y")
 	d.until(wait, "the action's failure", d.shows("restart web failed: daemon is not running"))
+	if procs := h.DaemonProcs(); len(procs) > 0 {
+		t.Fatalf("a daemon runs (%v) though only the test may start one", procs)
+	}
 
 	h.OK("ping") // a new daemon takes the app back
 	d.until(wait, "the table again", d.shows("pmdaemon monit · 1 app, 1 instance"))
