@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -13,8 +14,9 @@ func Run(ctx context.Context, opt Options, in io.Reader, out io.Writer) error {
 	defer m.Close()
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithAltScreen())
 	_, err := p.Run()
-	if ctx.Err() != nil {
-		// An interrupt from outside (the context of the command) is a normal end.
+	if errors.Is(err, tea.ErrInterrupted) || ctx.Err() != nil {
+		// A SIGINT from outside (ctrl+c itself is a key) or the command's end is how a
+		// user stops monit, as q is.
 		return nil
 	}
 	return err

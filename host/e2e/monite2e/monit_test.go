@@ -3,6 +3,7 @@ package monite2e
 import (
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
@@ -10,7 +11,7 @@ import (
 
 // TestMonitRestartsTheSelectedApp: in a 100×30 terminal monit lists the daemon's apps; Down
 // selects the second, r asks, y restarts it (a new pid in the daemon's list, the other app
-// untouched), and q ends monit with status 0.
+// untouched), a resize redraws the screen to fit, and q ends monit with status 0.
 func TestMonitRestartsTheSelectedApp(t *testing.T) {
 	h := harness.NewHome(t)
 	startEcho(h, "alpha")
@@ -35,6 +36,13 @@ func TestMonitRestartsTheSelectedApp(t *testing.T) {
 	}
 	// The table shows the new pid.
 	tm.waitScreen("beta's new pid on the screen", " "+strconv.Itoa(harness.PidsOf(after, "beta")[0])+" ")
+
+	// A smaller terminal: monit redraws to fit, the status line on the last of the 12 rows.
+	tm.run("resize-window", "-x", "100", "-y", "12")
+	harness.Eventually(t, wait, "the status line on row 12", func() bool {
+		rows := strings.Split(strings.TrimRight(tm.screen(false), "\n"), "\n")
+		return len(rows) == 12 && strings.HasPrefix(rows[11], "restarted beta (ids 1)")
+	})
 
 	tm.keys("q")
 	if code := tm.waitExit(); code != 0 {
@@ -79,4 +87,23 @@ func TestMonitNeedsATerminal(t *testing.T) {
 		t.Fatalf("monit without a terminal: exit %d, want 1", r.Code)
 	}
 	harness.ErrLike(t, r.Stderr, "monit needs a terminal", "pmdaemon list --json")
+}
+
+// TestMonitEndsOnSignals: SIGINT and SIGTERM from outside end monit as q does, with status 0
+// and the terminal given back.
+func TestMonitEndsOnSignals(t *testing.T) {
+	h := harness.NewHome(t)
+	startEcho(h, "web")
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			tm := newTmux(t, h, 80, 24)
+			tm.waitScreen("the table", "›   0 web")
+			if err := syscall.Kill(tm.monitPid(), sig); err != nil {
+				t.Fatal(err)
+			}
+			if code := tm.waitExit(); code != 0 {
+				t.Fatalf("monit exited with status %d after %v", code, sig)
+			}
+		})
+	}
 }

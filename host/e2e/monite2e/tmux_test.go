@@ -2,6 +2,7 @@ package monite2e
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
 )
+
+// wait bounds every wait of these tests.
+const wait = 30 * time.Second
 
 // tmux is a tmux server of the test's own (its socket in the test's temp dir), killed at
 // cleanup with what runs in it.
@@ -37,7 +41,7 @@ func newTmux(t *testing.T, h *harness.Home, width, height int, env ...string) *t
 	tm.run("-f", "/dev/null", "new-session", "-d", "-x", strconv.Itoa(width), "-y", strconv.Itoa(height), command)
 	t.Cleanup(func() {
 		tm.run("kill-server")
-		harness.WaitDead(t, 30*time.Second, "the pane's shell after tmux's end", tm.pid)
+		harness.WaitDead(t, wait, "the pane's shell after tmux's end", tm.pid)
 	})
 	tm.pid, _ = strconv.Atoi(tm.display("#{pane_pid}"))
 	if tm.pid == 0 {
@@ -82,7 +86,7 @@ func (tm *tmux) keys(keys ...string) {
 // waitScreen polls the screen until it shows every want, and fails with the screen at timeout.
 func (tm *tmux) waitScreen(what string, want ...string) string {
 	tm.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(wait)
 	for {
 		s := tm.screen(false)
 		missing := ""
@@ -100,6 +104,21 @@ func (tm *tmux) waitScreen(what string, want ...string) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// monitPid is the pid of pmdaemon monit: the only child of the pane's shell.
+func (tm *tmux) monitPid() int {
+	tm.t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", tm.pid, tm.pid))
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	kids := strings.Fields(string(b))
+	if len(kids) != 1 {
+		tm.t.Fatalf("the pane's shell has children %v, want monit alone", kids)
+	}
+	pid, _ := strconv.Atoi(kids[0])
+	return pid
 }
 
 // waitExit waits until monit has exited, and returns its exit status as its shell saw it.
