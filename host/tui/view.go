@@ -2,42 +2,34 @@ package tui
 
 import (
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
-	"github.com/muesli/termenv"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 )
 
-// styles colour the screen; without colour every style is the identity, so the screen has no
-// escape sequence of monit's own (NO_COLOR, TERM=dumb).
+// styles colour the screen. Without colour every style is empty, and an empty style adds
+// nothing: the screen then has no escape sequence of monit's own (NO_COLOR, TERM=dumb).
 type styles struct {
-	title, header, selected, dim, bad, warn, good lipgloss.Style
+	title, header, selected, dim, bad, warn, good ansi.Style
 }
 
 func newStyles(colour bool) styles {
-	// A renderer of its own with its profile set: what the screen looks like is decided by
-	// Options.Colour, not by what lipgloss guesses of os.Stdout.
-	r := lipgloss.NewRenderer(io.Discard)
 	if !colour {
-		r.SetColorProfile(termenv.Ascii)
-		plain := r.NewStyle()
-		return styles{plain, plain, plain, plain, plain, plain, plain}
+		return styles{}
 	}
-	r.SetColorProfile(termenv.ANSI)
+	var s ansi.Style
 	return styles{
-		title:    r.NewStyle().Bold(true),
-		header:   r.NewStyle().Bold(true).Underline(true),
-		selected: r.NewStyle().Reverse(true),
-		dim:      r.NewStyle().Foreground(lipgloss.Color("8")),
-		bad:      r.NewStyle().Foreground(lipgloss.Color("1")).Bold(true),
-		warn:     r.NewStyle().Foreground(lipgloss.Color("3")),
-		good:     r.NewStyle().Foreground(lipgloss.Color("2")),
+		title:    s.Bold(),
+		header:   s.Bold().Underline(),
+		selected: s.Reverse(),
+		dim:      s.ForegroundColor(ansi.BrightBlack),
+		bad:      s.Bold().ForegroundColor(ansi.Red),
+		warn:     s.ForegroundColor(ansi.Yellow),
+		good:     s.ForegroundColor(ansi.Green),
 	}
 }
 
@@ -65,16 +57,16 @@ func (m *Model) View() string {
 	if w <= 0 || h <= 0 {
 		return ""
 	}
-	const fixed = 7 // title, table header, detail title, CPU, memory, log title, status
-	tableRows := max(1, len(m.rows))
-	if avail := h - fixed; tableRows > avail/2 {
-		tableRows = max(1, avail/2)
-	}
-	logRows := max(0, h-fixed-tableRows)
+	// The table and the log pane (its title line included) share what the fixed lines leave:
+	// the table takes what it needs up to half.
+	const fixed = 6 // title, table header, detail title, CPU, memory, status
+	avail := h - fixed
+	tableRows := max(1, min(len(m.rows), avail/2))
+	logRows := max(0, avail-tableRows)
 
 	var lines []string
 	lines = append(lines, m.titleLine())
-	lines = append(lines, m.styles.header.Render(m.tableLine(headerCells(), w)))
+	lines = append(lines, m.styles.header.Styled(m.tableLine(headerCells(), w)))
 	lines = append(lines, m.tableBody(tableRows, w)...)
 	lines = append(lines, m.detail(w)...)
 	lines = append(lines, m.logLines(logRows, w)...)
@@ -97,16 +89,16 @@ func (m *Model) titleLine() string {
 			s += " · table as of " + m.lastSeen.Format("15:04:05")
 		}
 		s += " · " + oneLine(m.listErr.Error())
-		return m.styles.bad.Render(s)
+		return m.styles.bad.Styled(s)
 	}
 	if m.lastSeen.IsZero() {
-		return m.styles.title.Render("pmdaemon monit · asking the daemon…")
+		return m.styles.title.Styled("pmdaemon monit · asking the daemon…")
 	}
 	apps := map[string]bool{}
 	for _, r := range m.rows {
 		apps[r.Name] = true
 	}
-	return m.styles.title.Render(fmt.Sprintf("pmdaemon monit · %d app%s, %d instance%s",
+	return m.styles.title.Styled(fmt.Sprintf("pmdaemon monit · %d app%s, %d instance%s",
 		len(apps), plural(len(apps)), len(m.rows), plural(len(m.rows))))
 }
 
@@ -160,7 +152,7 @@ func (m *Model) tableBody(n, w int) []string {
 		if m.lastSeen.IsZero() {
 			return []string{""}
 		}
-		return []string{m.styles.dim.Render("  no apps: start one with pmdaemon start or pmdaemon run")}
+		return []string{m.styles.dim.Styled("  no apps: start one with pmdaemon start or pmdaemon run")}
 	}
 	first := max(0, min(m.cursor-n/2, len(m.rows)-n))
 	var out []string
@@ -168,9 +160,9 @@ func (m *Model) tableBody(n, w int) []string {
 		r := m.rows[i]
 		line := m.tableLine(m.cells(r), w)
 		if i == m.cursor {
-			line = m.styles.selected.Render("›" + line[1:])
+			line = m.styles.selected.Styled("›" + line[1:])
 		} else {
-			line = m.statusStyle(r.Status).Render(line)
+			line = m.statusStyle(r.Status).Styled(line)
 		}
 		out = append(out, line)
 	}
@@ -197,7 +189,7 @@ func (m *Model) cells(r api.Instance) []string {
 	}
 }
 
-func (m *Model) statusStyle(status string) lipgloss.Style {
+func (m *Model) statusStyle(status string) ansi.Style {
 	switch status {
 	case "online":
 		return m.styles.good
@@ -227,10 +219,10 @@ func (m *Model) detail(w int) []string {
 	cpuSpark, cpuTop := sparkline(cpu, w-label)
 	memSpark, memTop := sparkline(mem, w-label)
 	return []string{
-		m.styles.title.Render(rule(title, w)),
-		fmt.Sprintf("CPU %9s  %s  max %s", strconv.FormatFloat(sel.CPU, 'f', 1, 64)+"%", m.styles.good.Render(cpuSpark),
+		m.styles.title.Styled(rule(title, w)),
+		fmt.Sprintf("CPU %9s  %s  max %s", strconv.FormatFloat(sel.CPU, 'f', 1, 64)+"%", m.styles.good.Styled(cpuSpark),
 			strconv.FormatFloat(cpuTop, 'f', 1, 64)+"%"),
-		fmt.Sprintf("Mem %9s  %s  max %s", m.opt.Bytes(sel.Memory), m.styles.good.Render(memSpark), m.opt.Bytes(uint64(memTop))),
+		fmt.Sprintf("Mem %9s  %s  max %s", m.opt.Bytes(sel.Memory), m.styles.good.Styled(memSpark), m.opt.Bytes(uint64(memTop))),
 	}
 }
 
@@ -243,7 +235,7 @@ func (m *Model) logLines(n, w int) []string {
 	if m.logs.app != "" {
 		title = "logs of " + m.logs.app
 	}
-	out := []string{m.styles.title.Render(rule(title, w))}
+	out := []string{m.styles.title.Styled(rule(title, w))}
 	lines := m.logs.lines
 	if len(lines) > n-1 {
 		lines = lines[len(lines)-(n-1):]
@@ -259,13 +251,13 @@ func (m *Model) logLines(n, w int) []string {
 func (m *Model) statusLine() string {
 	switch {
 	case m.confirm != nil:
-		return m.styles.warn.Render(fmt.Sprintf("%s %s? (y/n)", m.confirm.verb, m.confirm.app))
+		return m.styles.warn.Styled(fmt.Sprintf("%s %s? (y/n)", m.confirm.verb, m.confirm.app))
 	case m.status != "" && m.failed:
-		return m.styles.bad.Render(m.status)
+		return m.styles.bad.Styled(m.status)
 	case m.status != "":
-		return m.status + " · " + m.styles.dim.Render(help)
+		return m.status + " · " + m.styles.dim.Styled(help)
 	}
-	return m.styles.dim.Render(help)
+	return m.styles.dim.Styled(help)
 }
 
 // rule is "── title ─────" across w columns.

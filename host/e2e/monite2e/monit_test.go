@@ -39,8 +39,7 @@ func TestMonitRestartsTheSelectedApp(t *testing.T) {
 
 	// A smaller terminal: monit redraws to fit, the status line on the last of the 12 rows.
 	tm.run("resize-window", "-x", "100", "-y", "12")
-	harness.Eventually(t, wait, "the status line on row 12", func() bool {
-		rows := strings.Split(strings.TrimRight(tm.screen(false), "\n"), "\n")
+	tm.waitRows("the status line on row 12", func(rows []string) bool {
 		return len(rows) == 12 && strings.HasPrefix(rows[11], "restarted beta (ids 1)")
 	})
 

@@ -86,21 +86,28 @@ func (tm *tmux) keys(keys ...string) {
 // waitScreen polls the screen until it shows every want, and fails with the screen at timeout.
 func (tm *tmux) waitScreen(what string, want ...string) string {
 	tm.t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		s := tm.screen(false)
-		missing := ""
+	return strings.Join(tm.waitRows(what, func(rows []string) bool {
+		s := strings.Join(rows, "\n")
 		for _, w := range want {
 			if !strings.Contains(s, w) {
-				missing = w
-				break
+				return false
 			}
 		}
-		if missing == "" {
-			return s
+		return true
+	}), "\n")
+}
+
+// waitRows polls the screen's rows until cond holds, and fails with the screen at timeout.
+func (tm *tmux) waitRows(what string, cond func(rows []string) bool) []string {
+	tm.t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		rows := strings.Split(strings.TrimSuffix(tm.screen(false), "\n"), "\n")
+		if cond(rows) {
+			return rows
 		}
 		if time.Now().After(deadline) {
-			tm.t.Fatalf("timed out waiting for %s (no %q on the screen):\n%s", what, missing, s)
+			tm.t.Fatalf("timed out after %s waiting for %s; the screen:\n%s", wait, what, strings.Join(rows, "\n"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
