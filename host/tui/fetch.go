@@ -128,7 +128,8 @@ func outcome(act action, res *api.Result) string {
 	return s
 }
 
-// oneLine keeps a message on the status line.
+// oneLine keeps a message from the daemon (an error, an instance's reason) on one line of
+// the screen, and printable.
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	return printable(strings.Join(strings.Fields(s), " "))
 }

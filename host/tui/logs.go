@@ -207,12 +207,13 @@ func labelled(label, line string) string {
 	return label + " | " + printable(line)
 }
 
-// printable removes escape sequences and control characters, so that an app's output cannot
-// move the cursor or change the screen; a tab becomes spaces.
+// printable removes escape sequences, control and invisible format characters (bidi
+// overrides), so that an app's output cannot move the cursor or change the screen; a tab
+// becomes spaces.
 func printable(s string) string {
 	s = ansi.Strip(s)
 	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == utf8.RuneError {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) || r == utf8.RuneError {
 			return -1
 		}
 		return r

@@ -383,3 +383,23 @@ func followers() int {
 	pprof.Lookup("goroutine").WriteTo(&b, 2)
 	return strings.Count(b.String(), "host/logs.FollowFrom(")
 }
+
+// TestPrintable: what an app writes reaches the screen without anything that moves the
+// cursor, changes colours or reorders text.
+func TestPrintable(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"plain words", "plain words"},
+		{"\x1b[31mred\x1b[0m", "red"},
+		{"a\tb", "a    b"},
+		{"over\rwrite", "overwrite"},
+		{"\x1b[2J\x1b[Hcleared", "cleared"},
+		{"bidi \u202eesrever", "bidi esrever"},
+		{"bad \xff byte", "bad  byte"},
+		{"\x1b]0;title\x07after", "after"},
+	}
+	for _, c := range cases {
+		if got := printable(c.in); got != c.want {
+			t.Errorf("printable(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

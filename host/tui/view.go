@@ -215,7 +215,7 @@ func (m *Model) detail(w int) []string {
 	if h := m.history[sel.ID]; h != nil {
 		cpu, mem = h.cpu, h.mem
 	}
-	const label = 24 // "CPU  123.4%  " and " max 123.4%" around the sparkline
+	const label = 32 // "CPU    123.4%  " before the sparkline, "  max 1023.9 MB" after it
 	cpuSpark, cpuTop := sparkline(cpu, w-label)
 	memSpark, memTop := sparkline(mem, w-label)
 	return []string{
