@@ -94,6 +94,7 @@ func (e *Env) Root() *cobra.Command {
 		e.statusCmd(), e.describeCmd(), e.jsonListCmd("jlist", false), e.jsonListCmd("prettylist", true),
 		e.envCmd(), e.signalCmd(), e.resetCmd(), e.scaleCmd(),
 		e.importCmd(),
+		e.monitCmd(),
 	)
 	return root
 }
