@@ -14,14 +14,14 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ -x /usr/bin/gunicorn ] || need+=(gunicorn)
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import flask' 2>/dev/null || need+=(python3-flask)
 command -v node >/dev/null || need+=(nodejs)
-# host/e2e/pm2compat runs the PM2 corpus under a real PM2 7, installed from npm below.
+# host/e2e/pm2compat and host/e2e/pm2import drive a real PM2 7, installed from npm below.
 command -v pm2 >/dev/null || command -v npm >/dev/null || need+=(npm)
 command -v wrk >/dev/null || need+=(wrk)
 # The recipes of docs/sockets.md that Debian packages: uvicorn and puma.
 [ -x /usr/bin/uvicorn ] || need+=(uvicorn)
 [ -x /usr/bin/puma ] || need+=(puma)
-# `pmdaemon import pm2` is tested against a real PM2 7 (host/e2e/pm2import), from npm.
-command -v npm >/dev/null || need+=(npm)
+# `pmdaemon monit` runs in a real terminal in host/e2e/monite2e: tmux's.
+command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${need[*]} from Debian" >&2

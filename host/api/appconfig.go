@@ -52,6 +52,10 @@ type AppConfig struct {
 	MergeLogs              bool              `json:"merge_logs,omitempty"`
 	Namespace              string            `json:"namespace,omitempty"`
 	PidFile                string            `json:"pid_file,omitempty"`
+
+	// How the app is told to stop, and the apps it starts after.
+	ShutdownWithMessage bool                `json:"shutdown_with_message,omitempty"`
+	DependsOn           []config.Dependency `json:"depends_on,omitempty"`
 }
 
 // HealthCheck is an app's health check as the API shows it.
@@ -78,6 +82,7 @@ func NewAppConfig(c config.App) AppConfig {
 		IgnoreWatch: c.IgnoreWatch, WatchDelay: Duration(c.WatchDelay), WatchOptions: c.WatchOptions,
 		Time: c.Time, LogDateFormat: c.LogDateFormat, LogType: c.LogType, LogFile: c.LogFile, MergeLogs: c.MergeLogs,
 		Namespace: c.Namespace, PidFile: c.PidFile,
+		ShutdownWithMessage: c.ShutdownWithMessage, DependsOn: c.DependsOn,
 	}
 	if h := c.HealthCheck; h != nil {
 		out.HealthCheck = &HealthCheck{URL: h.URL, Script: h.Script, Interval: Duration(h.Interval),
@@ -112,6 +117,7 @@ func (c AppConfig) Config() config.App {
 		IgnoreWatch: c.IgnoreWatch, WatchDelay: c.WatchDelay.Std(), WatchOptions: c.WatchOptions,
 		Time: c.Time, LogDateFormat: c.LogDateFormat, LogType: c.LogType, LogFile: c.LogFile, MergeLogs: c.MergeLogs,
 		Namespace: c.Namespace, PidFile: c.PidFile,
+		ShutdownWithMessage: c.ShutdownWithMessage, DependsOn: c.DependsOn,
 	}
 	if h := c.HealthCheck; h != nil {
 		out.HealthCheck = &config.HealthCheck{URL: h.URL, Script: h.Script, Interval: h.Interval.Std(),

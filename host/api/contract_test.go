@@ -110,6 +110,7 @@ func TestAppConfigMirrorsConfigApp(t *testing.T) {
 		IgnoreWatch: []string{"*.log"}, WatchDelay: 300 * time.Millisecond, WatchOptions: map[string]any{"usePolling": true},
 		Time: true, LogDateFormat: "YYYY-MM-DD HH:mm:ss Z", LogType: config.LogTypeJSON, LogFile: "/all.log", MergeLogs: true,
 		Namespace: "backend", PidFile: "/run/web.pid",
+		ShutdownWithMessage: true, DependsOn: []config.Dependency{{App: "db", Condition: config.DependReady}},
 	}
 	if back := NewAppConfig(full).Config(); !reflect.DeepEqual(back, full) {
 		t.Errorf("round trip through AppConfig:\n got %+v\nwant %+v", back, full)

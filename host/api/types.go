@@ -95,12 +95,22 @@ type StartManyRequest struct {
 	Apps []StartRequest `json:"apps"`
 }
 
-// StartManyResult says what a StartManyRequest started; Failed is the index of the app that
-// failed (and stopped the run), or -1, with Error its error.
+// StartManyResult says what a StartManyRequest started, in the order it started them (each
+// app after those it depends on). An app that fails does not stop the others, except those
+// that depend on it: Failures lists every app that failed or was not started, with why; Failed
+// is the index of the first of them (or -1), with Error its error.
 type StartManyResult struct {
-	Started []Started `json:"started"`
-	Failed  int       `json:"failed"`
-	Error   string    `json:"error,omitempty"`
+	Started  []Started      `json:"started"`
+	Failed   int            `json:"failed"`
+	Error    string         `json:"error,omitempty"`
+	Failures []StartFailure `json:"failures,omitempty"`
+}
+
+// StartFailure is an app of a StartManyRequest that failed: Index is its place in the request.
+type StartFailure struct {
+	Index int    `json:"index"`
+	Name  string `json:"name"`
+	Error string `json:"error"`
 }
 
 // Started reports what a start, restart or reload brought up.

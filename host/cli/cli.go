@@ -95,6 +95,7 @@ func (e *Env) Root() *cobra.Command {
 		e.envCmd(), e.signalCmd(), e.resetCmd(), e.scaleCmd(),
 		e.exportCmd(),
 		e.importCmd(),
+		e.monitCmd(),
 	)
 	return root
 }

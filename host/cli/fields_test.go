@@ -113,6 +113,15 @@ func literal(k config.Kind, example string, syntax int) string {
 	switch k {
 	case config.KindCount, config.KindBool, config.KindCodes:
 		return example
+	case config.KindDepends: // a JSON array of names
+		if syntax == luaSyntax {
+			var names []string
+			if err := json.Unmarshal([]byte(example), &names); err != nil {
+				panic("depends_on example " + example + " is not an array of names")
+			}
+			return "{ " + strings.Join(quoteEach(names), ", ") + " }"
+		}
+		return example
 	case config.KindOptions: // a JSON object of one boolean
 		if syntax == luaSyntax {
 			var obj map[string]bool
@@ -132,6 +141,14 @@ func literal(k config.Kind, example string, syntax int) string {
 		return fmt.Sprintf("{%q: %q}", name, val)
 	}
 	return strconv.Quote(example)
+}
+
+func quoteEach(xs []string) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = strconv.Quote(x)
+	}
+	return out
 }
 
 // flagArgs gives a flag the example: a negated bool flag is given when the value is false.

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
-	"golang.org/x/sys/unix"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
@@ -94,18 +92,13 @@ func statusText(s string, fancy bool) string {
 // (set to anything, even empty, it asks for none) and TERM not "dumb". A pipe, a file or a
 // buffer gets plain text, which scripts and logs can read.
 func fancyOutput(out io.Writer, lookup func(string) (string, bool)) bool {
-	f, ok := out.(*os.File)
-	if !ok {
-		return false
-	}
 	if _, set := lookup("NO_COLOR"); set {
 		return false
 	}
 	if term, _ := lookup("TERM"); term == "dumb" {
 		return false
 	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	return isTerminal(out)
 }
 
 // healthNote follows the status of an instance with a health check.

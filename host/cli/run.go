@@ -106,6 +106,9 @@ func (e *Env) reportPlugin(res api.PluginEnsured) {
 
 // startApps starts (or with DryRun, plans) the apps of an ecosystem file.
 func (e *Env) startApps(ctx context.Context, path string, apps []config.App, o runOptions) error {
+	if err := config.CheckDependencies(filepath.Base(path), apps); err != nil {
+		return err
+	}
 	if o.only != "" {
 		var kept []config.App
 		var names []string
@@ -125,6 +128,7 @@ func (e *Env) startApps(ctx context.Context, path string, apps []config.App, o r
 		for _, p := range o.plugins {
 			fmt.Fprintf(e.Stdout, "[pmdaemon] would register plugin %s (%s)\n", p.Name, p.Path)
 		}
+		e.printStartOrder(apps)
 		return RenderPlan(e.Stdout, apps)
 	}
 	c, err := e.client(ctx)
@@ -166,7 +170,11 @@ func (e *Env) runLua(ctx context.Context, path string, o runOptions) error {
 		return err
 	}
 	if o.dryRun {
+		if err := config.CheckDependencies(filepath.Base(path), res.Declared); err != nil {
+			return err
+		}
 		fmt.Fprintf(e.Stdout, "[pmdaemon] dry run of %s: nothing is started\n", path)
+		e.printStartOrder(res.Declared)
 		if err := RenderPlan(e.Stdout, append(res.Planned, res.Declared...)); err != nil {
 			return err
 		}
@@ -181,6 +189,34 @@ func (e *Env) runLua(ctx context.Context, path string, o runOptions) error {
 	return e.printList(ctx, opts.Client)
 }
 
+// printStartOrder says, for a file whose apps depend on each other, in which order they start
+// (the order the daemon follows; CheckDependencies has refused a cycle).
+func (e *Env) printStartOrder(apps []config.App) {
+	names := make([]string, len(apps))
+	deps := map[string][]string{}  // app -> the apps it depends on
+	waits := map[string][]string{} // app -> "db ready", ...
+	for i, a := range apps {
+		names[i] = a.Name
+		for _, d := range a.DependsOn {
+			deps[a.Name] = append(deps[a.Name], d.App)
+			waits[a.Name] = append(waits[a.Name], d.App+" "+d.Condition)
+		}
+	}
+	if len(deps) == 0 {
+		return
+	}
+	order, err := config.StartOrder(names, func(n string) []string { return deps[n] })
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(e.Stdout, "[pmdaemon] start order: %s\n", strings.Join(order, ", "))
+	for _, n := range order {
+		if len(waits[n]) > 0 {
+			fmt.Fprintf(e.Stdout, "[pmdaemon] %s waits for: %s\n", n, strings.Join(waits[n], ", "))
+		}
+	}
+}
+
 // reportStarted prints one line for an app a start request answered.
 func (e *Env) reportStarted(st api.Started) {
 	switch {
@@ -193,9 +229,10 @@ func (e *Env) reportStarted(st api.Started) {
 	}
 }
 
-// applyApps starts each app; one that exists is left alone, or updated with --update. It stops
-// at the first failure and says which apps were started before it.
-// where names the file in errors ("" when the apps come from elsewhere).
+// applyApps starts each app; one that exists is left alone, or updated with --update. The
+// daemon starts each after the apps it depends on; an app that fails does not stop the others
+// (only those that depend on it), and the error names every app that failed, then those that
+// started. where names the file in errors ("" when the apps come from elsewhere).
 func (e *Env) applyApps(ctx context.Context, c *api.Client, where string, apps []config.App, update bool) error {
 	ifExists := "keep"
 	if update {
@@ -221,16 +258,24 @@ func (e *Env) applyApps(ctx context.Context, c *api.Client, where string, apps [
 	if res.Failed < 0 {
 		return nil
 	}
-	err = errors.New(res.Error)
-	if where != "" {
-		idx := res.Failed
-		if strings.HasSuffix(where, ".lua") {
-			idx++ // Lua tables count from 1, as the script's own errors do
-		}
-		err = fmt.Errorf("%s: apps[%d] (%s): %w", where, idx, apps[res.Failed].Name, err)
+	failures := res.Failures
+	if len(failures) == 0 { // a daemon from before failures were listed
+		failures = []api.StartFailure{{Index: res.Failed, Name: apps[res.Failed].Name, Error: res.Error}}
 	}
+	lines := make([]string, len(failures))
+	for i, f := range failures {
+		lines[i] = f.Error
+		if where != "" {
+			idx := f.Index
+			if strings.HasSuffix(where, ".lua") {
+				idx++ // Lua tables count from 1, as the script's own errors do
+			}
+			lines[i] = fmt.Sprintf("%s: apps[%d] (%s): %s", where, idx, f.Name, f.Error)
+		}
+	}
+	err = errors.New(strings.Join(lines, "\n"))
 	if len(done) > 0 {
-		return fmt.Errorf("%v (started before the error: %s)", err, strings.Join(done, ", "))
+		return fmt.Errorf("%v (started: %s)", err, strings.Join(done, ", "))
 	}
 	return err
 }

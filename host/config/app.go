@@ -184,6 +184,11 @@ type App struct {
 	// PidFile, when set, is where each instance's pid is written while it runs (PM2's
 	// pid_file, with -<index> put before .pid); relative to Cwd.
 	PidFile string `json:"pid_file,omitempty"`
+	// ShutdownWithMessage stops the app by sending "shutdown" on its IPC channel instead of
+	// SIGTERM (PM2's key of that name).
+	ShutdownWithMessage bool `json:"shutdown_with_message,omitempty"`
+	// DependsOn are the apps this one waits for when they start together, and stops before.
+	DependsOn []Dependency `json:"depends_on,omitempty"`
 }
 
 // DefaultWatchDelay debounces a burst of file changes into one restart.
@@ -302,6 +307,9 @@ func (a *App) Validate() error {
 		return err
 	}
 	if err := a.checkSockets(bad); err != nil {
+		return err
+	}
+	if err := a.checkDepends(bad); err != nil {
 		return err
 	}
 	if a.Port != "" {

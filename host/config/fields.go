@@ -34,6 +34,7 @@ const (
 	KindWatch                 // true, false, a path or an array of paths; --watch, --watch=a,b
 	KindCodes                 // an exit code 0-255, or an array of them
 	KindOptions               // an object, kept as given
+	KindDepends               // an array of app names, or an object of NAME: {"condition": C}
 )
 
 // whole reports the kinds whose numbers must be whole: counts, ports, milliseconds and bytes.
@@ -365,6 +366,20 @@ var AppFields = []Field[App]{
 		Example: "10s",
 		Ptr:     func(a *App) any { return &a.Watchdog },
 	},
+	{
+		Key: "shutdown_with_message", Kind: KindBool, Type: "boolean", Default: "false",
+		Meaning: "stop the app by sending `'shutdown'` on its IPC channel (`process.on('message')` in node) instead of SIGTERM; SIGKILL after `kill_timeout` as for any stop",
+		Example: "true",
+		Ptr:     func(a *App) any { return &a.ShutdownWithMessage },
+	},
+	// Dependencies between the apps of a file (issue 14, process-compose's key).
+	{
+		Key: "depends_on", Kind: KindDepends,
+		Type: "array of app names, or object of name: `{\"condition\": C}`", Default: "none",
+		Meaning: "start after these apps meet their condition: `\"started\"` (a list's meaning), `\"ready\"`, or `\"completed_successfully\"` (exited 0; that app needs `autorestart: false`); stop before them ([behaviour.md](behaviour.md#dependencies))",
+		Example: `["db"]`,
+		Ptr:     func(a *App) any { return &a.DependsOn },
+	},
 }
 
 // HealthFields are the keys of a health_check object; their flags are `start`'s --health-*.
@@ -648,6 +663,8 @@ func (f *Field[T]) decode(v any) (any, error) {
 			return nil, fmt.Errorf("must be an object, got %s", typeName(v))
 		}
 		return obj, nil
+	case KindDepends:
+		return dependsValue(v)
 	case KindHealth:
 		obj, ok := v.(map[string]any)
 		if !ok {

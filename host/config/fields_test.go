@@ -20,7 +20,7 @@ var kindTypes = map[Kind]reflect.Type{
 	KindHealth: reflect.TypeFor[*HealthCheck](), KindSocket: reflect.TypeFor[SocketMode](),
 	KindChoice: reflect.TypeFor[string](), KindPaths: reflect.TypeFor[[]string](),
 	KindWatch: reflect.TypeFor[[]string](), KindCodes: reflect.TypeFor[[]int](),
-	KindOptions: reflect.TypeFor[map[string]any](),
+	KindOptions: reflect.TypeFor[map[string]any](), KindDepends: reflect.TypeFor[[]Dependency](),
 }
 
 // companions are the keys an example needs beside it to make a valid app.
@@ -101,7 +101,7 @@ func TestFieldTables(t *testing.T) {
 // jsonLiteral writes a field's example as the JSON value a file would hold.
 func jsonLiteral(k Kind, example string) string {
 	switch k {
-	case KindCount, KindBool, KindCodes, KindOptions:
+	case KindCount, KindBool, KindCodes, KindOptions, KindDepends:
 		return example
 	case KindEnv:
 		name, val, _ := strings.Cut(example, "=")

@@ -123,11 +123,13 @@ func TestPM2Corpus(t *testing.T) {
 		}},
 		{file: "noted.json", order: []string{"noisy"}, notes: []string{
 			"append_env_to_name", "disable_logs", "filter_env", "force", "gid", "instance_var", "kill_retry_time",
-			"pmx", "post_update", "shutdown_with_message", "source_map_support", "treekill", "user", "vizion", "windowsHide",
-		}, apps: map[string]pm2Want{"noisy": {instances: 1, script: "index.js"}}},
-		{file: "later-keys.json", order: []string{"later"}, notes: []string{
-			"listen_timeout",
-		}, apps: map[string]pm2Want{"later": {instances: 1, script: "index.js", check: func(t *testing.T, a App) {
+			"pmx", "post_update", "source_map_support", "treekill", "user", "vizion", "windowsHide",
+		}, apps: map[string]pm2Want{"noisy": {instances: 1, script: "index.js", check: func(t *testing.T, a App) {
+			if !a.ShutdownWithMessage {
+				t.Error("shutdown_with_message: true was not kept")
+			}
+		}}}},
+		{file: "later-keys.json", order: []string{"later"}, notes: []string{}, apps: map[string]pm2Want{"later": {instances: 1, script: "index.js", check: func(t *testing.T, a App) {
 			if a.Namespace != "backend" || a.PidFile != filepath.Join(dir, "run/later.pid") {
 				t.Errorf("namespace, pid_file = %q, %q; want backend and run/later.pid in the file's directory", a.Namespace, a.PidFile)
 			}
@@ -142,6 +144,9 @@ func TestPM2Corpus(t *testing.T) {
 				a.LogFile != filepath.Join(a.Cwd, "logs/combined.log") || !a.MergeLogs {
 				t.Errorf("log keys read as time %v log_date_format %q log_type %q log_file %q merge_logs %v",
 					a.Time, a.LogDateFormat, a.LogType, a.LogFile, a.MergeLogs)
+			}
+			if a.WaitTimeout != 8*time.Second {
+				t.Errorf("listen_timeout: 8000 read as wait_timeout %s, want 8s", a.WaitTimeout)
 			}
 		}}}},
 		{file: "aliases.json", order: []string{"aliased"}, apps: map[string]pm2Want{
@@ -188,10 +193,16 @@ func TestPM2Corpus(t *testing.T) {
 		{file: "cluster-own-port.json", order: []string{"own-port"}, apps: map[string]pm2Want{
 			"own-port": {instances: 3, script: "server.js", env: env("PORT", "3000"), port: "auto:24000-24100"},
 		}},
-		{file: "mixed.config.js", env: "production", order: []string{"gateway", "jobs", "static"}, notes: []string{"listen_timeout"}, apps: map[string]pm2Want{
+		{file: "mixed.config.js", env: "production", order: []string{"gateway", "jobs", "static"}, apps: map[string]pm2Want{
 			"gateway": {instances: 2, script: "gateway.js", env: env("PORT", "23600", "NODE_ENV", "production"), port: "23600", socket: SocketShared, check: func(t *testing.T, a App) {
 				if !a.WaitReady {
 					t.Error("wait_ready: true was not kept")
+				}
+				if a.WaitTimeout != 10*time.Second {
+					t.Errorf("listen_timeout: 10000 read as wait_timeout %s, want 10s", a.WaitTimeout)
+				}
+				if a.ReadyRule() != ReadyNotify {
+					t.Errorf("a node app with wait_ready waits for %q, want %q (process.send('ready'))", a.ReadyRule(), ReadyNotify)
 				}
 			}},
 			"jobs":   {instances: 1, script: "jobs.py"},

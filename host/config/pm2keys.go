@@ -49,6 +49,9 @@ var PM2Keys = []PM2Key{
 	{Key: "watch", Honoured: true}, // an AppField: read as pmdaemon reads it
 	{Key: "vizion", Honoured: true, Note: "ignored: pmdaemon keeps no version-control metadata"},
 	{Key: "treekill", Honoured: true, Note: "pmdaemon always stops the whole process tree (its cgroup)"},
+	// PM2's bound on wait_ready's wait is pmdaemon's wait_timeout (whose default is 30s, not 3s).
+	{Key: "listen_timeout", AliasOf: "wait_timeout", Honoured: true},
+	{Key: "shutdown_with_message", Honoured: true}, // an AppField: read as pmdaemon reads it
 
 	// Honoured by pmdaemon's own keys of the same name (AppFields), and, below them, accepted
 	// keys of issue 14 not implemented yet.
@@ -69,7 +72,6 @@ var PM2Keys = []PM2Key{
 	{Key: "namespace", Honoured: true}, // an AppField
 	{Key: "pid_file", Honoured: true},  // an AppField
 	{Key: "pid", AliasOf: "pid_file", Honoured: true},
-	{Key: "listen_timeout", Note: notYet + "; wait_timeout bounds readiness"},
 
 	// Accepted: PM2 features pmdaemon does differently or not at all.
 	{Key: "name_prefix", Note: "ignored: the app's name is its \"name\""},
@@ -78,7 +80,6 @@ var PM2Keys = []PM2Key{
 	{Key: "disable_logs", Note: "ignored: pmdaemon always logs; set out_file and error_file to /dev/null to drop output"},
 	{Key: "source_map_support", Note: "ignored: pmdaemon does not wrap Node apps (pass --enable-source-maps in node_args)"},
 	{Key: "disable_source_map_support", Note: "ignored: pmdaemon does not wrap Node apps"},
-	{Key: "shutdown_with_message", Note: "ignored: pmdaemon stops apps with SIGTERM, then SIGKILL after kill_timeout"},
 	{Key: "kill_retry_time", Note: "ignored: pmdaemon sends SIGKILL once, after kill_timeout"},
 	{Key: "execute_command", Note: "ignored: \"script\" is always run as a command"},
 	{Key: "force", Note: "ignored: an app already running is left alone (run --update replaces it)"},

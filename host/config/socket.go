@@ -64,7 +64,7 @@ func (m *SocketMode) UnmarshalJSON(b []byte) error {
 // Readiness rules an app may name with "ready"; "" is the default (Ready, below).
 const (
 	ReadyPort   = "port"   // the port accepts a connection (for socket apps: the app accepted one)
-	ReadyNotify = "notify" // the instance sent READY=1 to NOTIFY_SOCKET
+	ReadyNotify = "notify" // the instance sent READY=1 to NOTIFY_SOCKET, or 'ready' over PM2's IPC
 	ReadyUptime = "uptime" // the instance stayed up for min_uptime
 )
 
@@ -72,11 +72,14 @@ const (
 const MinWatchdog = 100 * time.Millisecond
 
 // ReadyRule is the readiness rule in force for an app without a health check (a health check
-// always decides): the one it names, else the port's answer when it has a port, else uptime.
+// always decides): the one it names; else, for a node app with wait_ready, its message (PM2's
+// wait_ready: process.send('ready')); else the port's answer when it has a port, else uptime.
 func (a *App) ReadyRule() string {
 	switch {
 	case a.Ready != "":
 		return a.Ready
+	case a.WaitReady && a.HealthCheck == nil && a.RunsNode():
+		return ReadyNotify
 	case a.Port != "":
 		return ReadyPort
 	}

@@ -224,22 +224,25 @@ func (d *Daemon) Run() {
 	go d.watchLoop(500 * time.Millisecond)
 }
 
-// Shutdown stops every instance (in parallel, each with its kill timeout), keeps them wanted so
-// that the next daemon brings them back, and writes the state.
+// Shutdown stops every instance (in parallel, each with its kill timeout; an app before the apps
+// it depends on), keeps them wanted so that the next daemon brings them back, and writes the
+// state.
 func (d *Daemon) Shutdown() {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	d.mu.Lock()
-	var all []*slot
+	levels := d.shutdownLevelsLocked()
 	before := map[*slot]supervisor.Status{}
-	for _, a := range d.apps {
-		for _, s := range a.slots {
-			all = append(all, s)
+	for _, level := range levels {
+		for _, s := range level {
 			before[s] = s.state().Status
 		}
 	}
 	d.mu.Unlock()
-	d.stopSlots(all, false)
+	// In parallel, but an app only once the apps that depend on it have stopped.
+	for _, level := range levels {
+		d.stopSlots(level, false)
+	}
 	// Save what each instance was doing before shutdown, so the next daemon brings back the
 	// running ones and leaves finished or errored ones as they were.
 	d.mu.Lock()

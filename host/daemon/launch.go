@@ -75,6 +75,9 @@ func (d *Daemon) specFor(a *app, s *slot) supervisor.Spec {
 		Listener:    d.heldFile(a, s),
 		Watchdog:    a.cfg.Watchdog,
 		LogWriter:   d.logWriter(a, s),
+		IPC:         hasIPC(a.cfg),
+		// Without a channel there is no one to tell: the signal it is then.
+		ShutdownMessage: a.cfg.ShutdownWithMessage,
 	}
 }
 
@@ -112,6 +115,13 @@ func (d *Daemon) combinedLog(a *app) string {
 		p = filepath.Join(a.cfg.Cwd, p)
 	}
 	return p
+}
+
+// hasIPC tells which apps get PM2's IPC channel (NODE_CHANNEL_FD): node apps, as every app PM2
+// forks does, so that process.send works as there; and apps that wait_ready or
+// shutdown_with_message speak to, in whatever language they are written.
+func hasIPC(cfg config.App) bool {
+	return cfg.RunsNode() || cfg.WaitReady || cfg.ShutdownWithMessage
 }
 
 // heldFile is the listening socket the daemon holds for s's port, nil when it holds none.
@@ -233,8 +243,10 @@ func (d *Daemon) env(a *app, s *slot) []string {
 	return out
 }
 
-// protocolEnv are the variables of systemd's socket-activation and notify protocols.
-var protocolEnv = []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
+// protocolEnv are the variables of systemd's socket-activation and notify protocols, and of
+// node's IPC channel (set by the supervisor for the apps that get one).
+var protocolEnv = []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
+	"NODE_CHANNEL_FD", "NODE_CHANNEL_SERIALIZATION_MODE"}
 
 func cutEnv(kv string) (string, string, bool) {
 	for i := 1; i < len(kv); i++ {

@@ -98,6 +98,9 @@ func (d *Daemon) checkStartMany(req api.StartManyRequest) error {
 			return err
 		}
 	}
+	if err := checkRequestDeps(req); err != nil {
+		return err
+	}
 	return d.checkBudget(change)
 }
 

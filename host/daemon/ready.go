@@ -13,14 +13,17 @@ import (
 )
 
 // readyRule is what makes an instance of an app ready: healthy when it has a health check;
-// else READY=1 on NOTIFY_SOCKET, or by the app's rule (config.App.ReadyRule): its port answers
-// (probe), or it stays online for min_uptime; with the notify rule only READY=1 counts. It is
-// read under d.mu once, so a wait never touches the app.
+// else READY=1 on NOTIFY_SOCKET or "ready" on its IPC channel (process.send), or by the app's
+// rule (config.App.ReadyRule): its port answers (probe), or it stays online for min_uptime;
+// with the notify rule only READY=1 (or "ready") counts. It is read under d.mu once, so a
+// wait never touches the app.
 type readyRule struct {
 	app       string
 	kind      string
 	minUptime time.Duration
 	timeout   time.Duration
+	// ipc is set for a node app, which says it is ready with process.send('ready').
+	ipc bool
 	// probe tells whether the instance whose main process is pid answers on its port: a TCP
 	// connection is accepted (by the app itself, for a socket the daemon holds). Set for the
 	// port rule only.
@@ -115,6 +118,8 @@ func notReadyInTime(r readyRule, index int, checked bool, st supervisor.State) e
 			last = "no check has answered yet"
 		}
 		return fmt.Errorf("instance %d of %s was not healthy within %s (last check: %s)", index, r.app, r.timeout, last)
+	case r.kind == config.ReadyNotify && r.ipc:
+		return fmt.Errorf("instance %d of %s did not call process.send('ready') (nor send READY=1 to NOTIFY_SOCKET) within %s", index, r.app, r.timeout)
 	case r.kind == config.ReadyNotify:
 		return fmt.Errorf("instance %d of %s sent no READY=1 to NOTIFY_SOCKET within %s", index, r.app, r.timeout)
 	case r.probe != nil:
@@ -156,7 +161,7 @@ func (d *Daemon) waitAllReady(ctx context.Context, a *app, slots []*slot, timeou
 
 // readyRuleOf is the readiness rule of slot s of a. d.mu must be held.
 func (d *Daemon) readyRuleOf(a *app, s *slot, timeout time.Duration) readyRule {
-	r := readyRule{app: a.cfg.Name, kind: a.cfg.ReadyRule(), minUptime: a.cfg.MinUptime, timeout: timeout}
+	r := readyRule{app: a.cfg.Name, kind: a.cfg.ReadyRule(), minUptime: a.cfg.MinUptime, timeout: timeout, ipc: a.cfg.RunsNode()}
 	if r.kind != config.ReadyPort || s.port == 0 {
 		if r.kind == config.ReadyPort {
 			r.kind = config.ReadyUptime // an instance without a port of an app with one: none to probe

@@ -19,22 +19,24 @@ import (
 // wait ready (ready.go), commit (hooks told of the ports, state written). Nothing is changed
 // before launch, so a start refused at any earlier step leaves no trace.
 
-// Start starts a new app. It is all-or-nothing: on any error before launch nothing runs and no
-// port is held. A client that goes away during the wait for readiness ends the wait; the
-// instances launched keep running, supervised (docs/behaviour.md, "Requests that are given
-// up").
+// Start starts a new app, once the apps it depends on (running already) meet their conditions.
+// It is all-or-nothing: on any error before launch nothing runs and no port is held. A client
+// that goes away during the wait for readiness ends the wait; the instances launched keep
+// running, supervised (docs/behaviour.md, "Requests that are given up").
 func (d *Daemon) Start(ctx context.Context, req api.StartRequest) (*api.Started, error) {
 	end, err := d.beginOp(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer end()
-	return d.startOne(ctx, req)
+	return d.startAfterDependencies(ctx, req, nil)
 }
 
-// StartMany starts the apps of an ecosystem file in order, as Start would each, and stops at
-// the first that fails (or when the client goes away). The state file is written once, at the
-// end, rather than once per app.
+// StartMany starts the apps of an ecosystem file, as Start would each: in the file's order,
+// each app after the apps it depends on (depends.go), once they meet its conditions. An app
+// that fails does not stop the others; the apps that depend on it are not started, and say
+// why. When the client goes away, no further app starts. The state file is written once, at
+// the end, rather than once per app.
 func (d *Daemon) StartMany(ctx context.Context, req api.StartManyRequest) (*api.StartManyResult, error) {
 	end, err := d.beginBatchOp(ctx)
 	if err != nil {
@@ -42,15 +44,39 @@ func (d *Daemon) StartMany(ctx context.Context, req api.StartManyRequest) (*api.
 	}
 	defer end()
 	res := &api.StartManyResult{Started: []api.Started{}, Failed: -1}
-	for i, r := range req.Apps {
-		st, err := d.startOne(ctx, r)
-		if err != nil {
-			res.Failed, res.Error = i, err.Error()
-			return res, nil
+	failed := map[string]error{}
+	for _, i := range startOrder(req) {
+		r := req.Apps[i]
+		st, err := d.startAfterDependencies(ctx, r, failed)
+		if err == nil {
+			res.Started = append(res.Started, *st)
+			continue
 		}
-		res.Started = append(res.Started, *st)
+		failed[r.App.Name] = err
+		res.Failures = append(res.Failures, api.StartFailure{Index: i, Name: r.App.Name, Error: err.Error()})
+		if res.Failed < 0 {
+			res.Failed, res.Error = i, err.Error()
+		}
+		if ctx.Err() != nil {
+			break
+		}
 	}
 	return res, nil
+}
+
+// startAfterDependencies waits for r's dependencies, then starts it. An app that is there
+// already and is to be left alone waits for nothing. failed holds the apps of the same request
+// that failed (nil for a request of one app).
+func (d *Daemon) startAfterDependencies(ctx context.Context, r api.StartRequest, failed map[string]error) (*api.Started, error) {
+	d.mu.Lock()
+	_, exists := d.apps[r.App.Name]
+	d.mu.Unlock()
+	if !exists || r.IfExists != "keep" {
+		if err := d.awaitDependencies(ctx, r.App, failed); err != nil {
+			return nil, err
+		}
+	}
+	return d.startOne(ctx, r)
 }
 
 // startOne resolves what a start request asks for: a new app, the existing one kept, or the

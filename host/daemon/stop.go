@@ -32,6 +32,7 @@ func (d *Daemon) stopTargets(ctx context.Context, req api.TargetRequest, forget 
 	if err != nil {
 		return nil, err
 	}
+	ts = stopOrder(ts) // an app before those it depends on
 	res := &api.Result{Apps: []api.Started{}}
 	for _, t := range ts {
 		d.stopSlots(t.slots(), true)

@@ -61,6 +61,12 @@ type Spec struct {
 	// LogWriter, when set, puts pmdaemon's log writer between each process and its log
 	// files (lines stamped, JSON, a combined log); nil: the process writes into them itself.
 	LogWriter *LogWriterSpec
+	// IPC gives every process PM2's IPC channel (NODE_CHANNEL_FD; ipc.go): process.send works
+	// in node, and process.send('ready') makes the process ready.
+	IPC bool
+	// ShutdownMessage stops a process by sending it "shutdown" on its IPC channel instead of
+	// SIGTERM (PM2's shutdown_with_message); the kill timeout and SIGKILL follow as for a signal.
+	ShutdownMessage bool
 }
 
 // LogWriterSpec is how to run the log writer (host/logs, stamp.go) for an instance.
@@ -87,8 +93,8 @@ type State struct {
 	Health      string
 	HealthFails int    // consecutive failed checks
 	HealthError string // what the last failed check said
-	// Ready is set when the running process sent READY=1 to NOTIFY_SOCKET; StatusText is the
-	// last STATUS= it sent. Both start empty with every process.
+	// Ready is set when the running process sent READY=1 to NOTIFY_SOCKET or "ready" on its IPC
+	// channel; StatusText is the last STATUS= it sent. Both start empty with every process.
 	Ready      bool
 	StatusText string
 	// AppStopping is set when the process sent STOPPING=1: it is shutting down of its own
@@ -357,6 +363,7 @@ func (l *Loop) onExit(code int) next {
 	l.stopChecks()
 	proc := l.proc
 	l.proc = nil
+	proc.release()
 	uptime := time.Since(proc.started)
 	// Whatever the app left behind is orphaned now; a fresh process may follow.
 	l.clearLeftovers(proc.pid, code)
@@ -443,6 +450,7 @@ func (l *Loop) end() next {
 	}
 	l.update(func(s *State) { s.Status = Stopping })
 	code := l.killGroup(l.proc)
+	l.proc.release()
 	l.proc = nil
 	l.update(func(s *State) { s.Status, s.Pid, s.PidStart, s.ExitCode = Stopped, 0, 0, code })
 	return over
@@ -475,6 +483,7 @@ func (l *Loop) replace(reason string) next {
 	l.stopChecks()
 	l.update(func(s *State) { s.Status = Stopping })
 	code := l.killGroup(l.proc)
+	l.proc.release()
 	l.proc = nil
 	l.update(func(s *State) {
 		s.Status, s.Pid, s.PidStart, s.ExitCode, s.Restarts = WaitingRestart, 0, 0, code, s.Restarts+1

@@ -16,13 +16,22 @@ import (
 // the whole of it (SIGTERM, kill timeout, SIGKILL), and clearing what an exited process left.
 // Only the loop's goroutine calls these.
 
-// running is a live process: its pid (also its process group id) and its exit.
+// running is a live process: its pid (also its process group id), its exit, and the daemon's
+// end of its IPC channel (nil without one).
 type running struct {
 	pid     int
 	started time.Time
 	exited  <-chan int
 	// wrote is closed when the process's log writer exited, nil without one.
 	wrote <-chan struct{}
+	ipc   *ipcChannel
+}
+
+// release closes what the daemon holds of a process that is gone or being replaced.
+func (p *running) release() {
+	if p != nil {
+		p.ipc.close()
+	}
 }
 
 // writerWait bounds how long a stop waits for the log writer to write the last lines.
@@ -100,6 +109,17 @@ func (l *Loop) spawn() (*running, error) {
 		cmd.ExtraFiles = []*os.File{l.spec.Listener} // fd 3; every other fd of ours is close-on-exec
 	}
 	cmd.Env = l.spec.Env
+	var ipc *os.File // the daemon's end of the IPC channel
+	if l.spec.IPC {
+		ours, theirs, err := newIPC()
+		if err != nil {
+			return nil, err
+		}
+		defer theirs.Close() // the child has its copy once it has started
+		ipc = ours
+		cmd.ExtraFiles = append(cmd.ExtraFiles, theirs)
+		cmd.Env = ipcEnv(cmd.Env, 2+len(cmd.ExtraFiles))
+	}
 	cmd.Stdout = out
 	cmd.Stderr = errf
 	if l.spec.LogWriter != nil {
@@ -125,6 +145,9 @@ func (l *Loop) spawn() (*running, error) {
 		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
 	}
 	if err := cmd.Start(); err != nil {
+		if ipc != nil {
+			ipc.Close()
+		}
 		return nil, fmt.Errorf("cannot start %s: %w", l.spec.Argv[0], err)
 	}
 	pid := cmd.Process.Pid
@@ -140,7 +163,11 @@ func (l *Loop) spawn() (*running, error) {
 		s.Status, s.Pid, s.PidStart, s.StartedAt = Online, pid, start, now
 		s.Ready, s.StatusText, s.AppStopping = false, "", false
 	})
-	return &running{pid: pid, started: now, exited: exited, wrote: wrote}, nil
+	p := &running{pid: pid, started: now, exited: exited, wrote: wrote}
+	if ipc != nil {
+		p.ipc = l.readIPC(ipc, pid) // after the state has the pid: a "ready" is taken for this process
+	}
+	return p, nil
 }
 
 // startLogWriter starts the log writer of a process about to be spawned, writing to out and
@@ -218,13 +245,21 @@ func (l *Loop) killGroup(p *running) int {
 	default:
 	}
 	deadline := time.Now().Add(l.spec.KillTimeout)
-	l.signalAll(p.pid, syscall.SIGTERM)
+	messaged := l.spec.ShutdownMessage && p.ipc.sendShutdown()
+	if !messaged {
+		l.signalAll(p.pid, syscall.SIGTERM)
+	}
 	code := 0
 	killed := false
 	t := time.NewTimer(l.spec.KillTimeout)
 	select {
 	case code = <-p.exited:
 		t.Stop()
+		if messaged {
+			// The message went to the main process alone; the rest of the instance is told
+			// as by any stop.
+			l.signalAll(p.pid, syscall.SIGTERM)
+		}
 		if !l.waitAllGone(p.pid, deadline) {
 			l.signalAll(p.pid, syscall.SIGKILL)
 			killed = true

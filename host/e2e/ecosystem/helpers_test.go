@@ -1,9 +1,6 @@
 package ecosystem
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,24 +10,11 @@ import (
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
 )
 
-// js renders v as JSON (for substituting paths and values into ecosystem files).
-func js(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}
-
-// writeFile writes an ecosystem file into dir and returns its path.
-func writeFile(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+// Shared with the other e2e packages (host/e2e/harness).
+var (
+	js        = harness.JSON
+	writeFile = harness.WriteFile
+)
 
 // wantApp is what one app of an ecosystem file must look like once running.
 type wantApp struct {

@@ -164,8 +164,32 @@ func Seq(a, n int) []int {
 // WriteScript writes an executable script body into dir/name and returns its path.
 func WriteScript(t testing.TB, dir, name, body string) string {
 	t.Helper()
+	return writeMode(t, dir, name, body, 0o755)
+}
+
+// WriteFile writes content to dir/name (directories made as needed) and returns its path:
+// ecosystem files, and programs an interpreter reads.
+func WriteFile(t testing.TB, dir, name, content string) string {
+	t.Helper()
+	return writeMode(t, dir, name, content, 0o644)
+}
+
+// JSON renders v as JSON, for paths and values put into ecosystem files.
+func JSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+func writeMode(t testing.TB, dir, name, body string, mode os.FileMode) string {
+	t.Helper()
 	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), mode); err != nil {
 		t.Fatal(err)
 	}
 	return p

@@ -184,8 +184,12 @@ func (h *Home) Processes() []int { return ProcessesOf(h.Dir) }
 
 // ProcessesOf lists live (non-zombie) processes other than this one whose environment has
 // PMDAEMON_HOME=home: the daemon started for it and every app the daemon started.
-func ProcessesOf(home string) []int {
-	needle := []byte("PMDAEMON_HOME=" + home + "\x00")
+func ProcessesOf(home string) []int { return ProcessesWithEnv("PMDAEMON_HOME=" + home) }
+
+// ProcessesWithEnv lists live (non-zombie) processes other than this one whose environment
+// has the entry NAME=value.
+func ProcessesWithEnv(entry string) []int {
+	needle := []byte(entry + "\x00")
 	var out []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {

@@ -41,7 +41,7 @@ func newPM2(t *testing.T) *pm2 {
 	t.Cleanup(func() {
 		p.run("", "kill")
 		var left []int
-		for _, pid := range processesWith("PM2_HOME=" + p.home) {
+		for _, pid := range harness.ProcessesWithEnv("PM2_HOME=" + p.home) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			left = append(left, pid)
 		}
@@ -96,24 +96,6 @@ func (p *pm2) list() []pm2Process {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
-}
-
-// processesWith lists live processes, other than this one, whose environment has entry.
-func processesWith(entry string) []int {
-	needle := []byte(entry + "\x00")
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err == nil && bytes.Contains(append(env, 0), needle) && harness.Alive(pid) {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 // envOf waits for the environment the instance pid wrote to dir/envs/PID.json.
