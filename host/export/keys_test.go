@@ -23,7 +23,7 @@ var companions = map[string]map[string]string{
 // jsonLiteral writes a field's example as the JSON value a file would hold.
 func jsonLiteral(k config.Kind, example string) string {
 	switch k {
-	case config.KindCount, config.KindBool, config.KindCodes, config.KindOptions:
+	case config.KindCount, config.KindBool, config.KindCodes, config.KindOptions, config.KindDepends:
 		return example
 	case config.KindEnv:
 		name, val, _ := strings.Cut(example, "=")
