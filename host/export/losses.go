@@ -56,6 +56,9 @@ func Losses(a config.App, target string, r *Report) {
 	if a.Namespace != "" && a.Namespace != config.DefaultNamespace {
 		r.Drop("%s: namespace %q: pmdaemon's group of apps for commands; the export names no namespace (%s)", app, a.Namespace, namespaceHint(target, a.Namespace))
 	}
+	if a.ShutdownWithMessage {
+		r.Drop("%s: shutdown_with_message: %s stops the app with a signal (SIGTERM, then SIGKILL after the kill timeout), not a message on an IPC channel: the app must stop on SIGTERM", app, target)
+	}
 	if a.PidFile != "" {
 		r.Drop("%s: pid_file %s: %s tracks the process itself and writes no pid file", app, a.PidFile, target)
 	}
@@ -75,6 +78,7 @@ var handledKeys = map[string]bool{
 	"log_file": true, "merge_logs": true, "env_file": true, "cron_restart": true, "stop_exit_codes": true,
 	"watch": true, "ignore_watch": true, "watch_delay": true, "watch_options": true, "namespace": true,
 	"pid_file": true, "socket": true, "bind": true, "ready": true, "watchdog": true,
+	"shutdown_with_message": true, "depends_on": true, // depends_on: PlanDepends
 }
 
 // unknownKeys reports each key of fields that a sets (to other than a new app's value) and

@@ -72,8 +72,28 @@ func Objects(src *export.Source, o Options) ([]any, export.Report, error) {
 	}
 	b := &builder{opts: o, names: export.Namer{Max: maxName}}
 	b.partOf = b.names.Label(src.Name, target, &export.Report{}) // the export's name is no app: no note
+	deps := export.PlanDepends(src.Apps, target, &b.report)
+	inits := map[string]Container{} // by app name: the apps that run only before others
+	for _, a := range src.Apps {
+		if deps.Inside[a.Name] {
+			c, err := b.initContainer(a)
+			if err != nil {
+				return nil, b.report, err
+			}
+			inits[a.Name] = c
+		}
+	}
+	b.inits = map[string][]Container{}
+	for name, before := range deps.Before {
+		for _, dep := range before {
+			b.inits[name] = append(b.inits[name], inits[dep.Name])
+		}
+	}
 	var objs []any
 	for _, a := range src.Apps {
+		if deps.Inside[a.Name] {
+			continue
+		}
 		more, err := b.app(a)
 		if err != nil {
 			return nil, b.report, err
@@ -89,6 +109,8 @@ type builder struct {
 	names  export.Namer
 	partOf string
 	report export.Report
+	// inits are, by app name, the init containers of its pods (export.Depends).
+	inits map[string][]Container
 }
 
 // app maps one app: a workload for its pods and the Services of its ports.
@@ -101,13 +123,11 @@ func (b *builder) app(a config.App) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range export.SortedKeys(a.Env) {
-		if !envName(k) {
-			return nil, fmt.Errorf("%s: env %q cannot be a Kubernetes environment variable name (letters, digits, '_', '-' and '.', not starting with a digit or \"..\"); rename it", export.AppLabel(a.Name), k)
-		}
+	if err := checkEnv(a); err != nil {
+		return nil, err
 	}
 	export.Losses(a, target, &b.report)
-	b.notes(a)
+	b.notes(a, false)
 	name := b.names.Label(a.Name, target, &b.report)
 	labels := map[string]string{NameLabel: name, PartOfLabel: b.partOf}
 	selector := map[string]string{NameLabel: name}
@@ -149,7 +169,7 @@ func (b *builder) app(a config.App) ([]any, error) {
 		Spec: DeploymentSpec{
 			Replicas: new(int32(a.Instances)),
 			Selector: &LabelSelector{MatchLabels: selector},
-			Template: podTemplate(a, labels, c),
+			Template: b.podTemplate(a, labels, c),
 		},
 	}
 	objs := []any{d}
@@ -157,6 +177,37 @@ func (b *builder) app(a config.App) ([]any, error) {
 		objs = append(objs, service(name, labels, selector, port))
 	}
 	return objs, nil
+}
+
+// initContainer is an app that others wait for to complete (export.Depends), as an init
+// container of each of their pods: Kubernetes runs it to completion before the app's
+// container, as pmdaemon's instance 0.
+func (b *builder) initContainer(a config.App) (Container, error) {
+	argv, err := export.Command(a)
+	if err != nil {
+		return Container{}, err
+	}
+	if err := checkEnv(a); err != nil {
+		return Container{}, err
+	}
+	export.Losses(a, target, &b.report)
+	b.notes(a, true)
+	c := Container{Name: b.names.Label(a.Name, target, &b.report), Image: b.opts.Image, Command: argv, WorkingDir: a.Cwd,
+		Env: envVars(export.InstanceEnv(a, "", "0"))}
+	if a.MaxMemoryRestart > 0 {
+		c.Resources.Limits = map[string]string{"memory": Quantity(a.MaxMemoryRestart)}
+	}
+	return c, nil
+}
+
+// checkEnv refuses an env name the API server would.
+func checkEnv(a config.App) error {
+	for _, k := range export.SortedKeys(a.Env) {
+		if !envName(k) {
+			return fmt.Errorf("%s: env %q cannot be a Kubernetes environment variable name (letters, digits, '_', '-' and '.', not starting with a digit or \"..\"); rename it", export.AppLabel(a.Name), k)
+		}
+	}
+	return nil
 }
 
 // statefulSet runs an app whose instances have distinct fixed ports (START-END): pod i is
@@ -183,7 +234,7 @@ func (b *builder) statefulSet(a config.App, name string, labels, selector map[st
 		Spec: StatefulSetSpec{
 			Replicas:            new(int32(a.Instances)),
 			Selector:            &LabelSelector{MatchLabels: selector},
-			Template:            podTemplate(a, labels, c),
+			Template:            b.podTemplate(a, labels, c),
 			ServiceName:         name,
 			PodManagementPolicy: "Parallel", // pmdaemon starts every instance at once
 		},
@@ -201,10 +252,11 @@ func (b *builder) statefulSet(a config.App, name string, labels, selector map[st
 	return objs, nil
 }
 
-func podTemplate(a config.App, labels map[string]string, c Container) PodTemplateSpec {
+func (b *builder) podTemplate(a config.App, labels map[string]string, c Container) PodTemplateSpec {
 	return PodTemplateSpec{
 		Metadata: ObjectMeta{Labels: labels},
 		Spec: PodSpec{
+			InitContainers:                b.inits[a.Name],
 			Containers:                    []Container{c},
 			TerminationGracePeriodSeconds: new(seconds(a.KillTimeout)),
 		},
@@ -283,10 +335,13 @@ func (b *builder) probes(a config.App, c *Container, port int) error {
 	return nil
 }
 
-// notes reports what Kubernetes does differently for a, or not at all.
-func (b *builder) notes(a config.App) {
+// notes reports what Kubernetes does differently for a, or not at all; init says a runs as an
+// init container.
+func (b *builder) notes(a config.App, init bool) {
 	app := export.AppLabel(a.Name)
-	if !a.Autorestart {
+	if init && !a.Autorestart {
+		b.report.Change("%s: autorestart false: an init container that fails is run again until it exits 0, and the pod's app container waits", app)
+	} else if !a.Autorestart {
 		b.report.Drop("%s: autorestart false: a Deployment's pods are always restarted; a Job (restartPolicy Never) runs a command that should not be", app)
 	} else if a.MaxRestarts != config.DefaultMaxRestarts || a.MinUptime != config.DefaultMinUptime || a.RestartDelay > 0 || a.ExpBackoffRestartDelay > 0 {
 		b.report.Drop("%s: max_restarts / min_uptime / restart_delay / exp_backoff_restart_delay: Kubernetes restarts a failing container without limit, after its own growing delay (CrashLoopBackOff, 10s doubling up to 5m)", app)

@@ -496,3 +496,45 @@ func checkEnvName(t *testing.T, s string) {
 		t.Fatalf("envName(%q) = %v; apimachinery says %v", s, got, want)
 	}
 }
+
+// depends_on: a migration that others wait for to complete is an init container of their
+// pods (a StatefulSet's too); every other dependency is reported, never dropped silently.
+func TestDependsOn(t *testing.T) {
+	migrate := app(func(a *config.App) { a.Name, a.Script, a.Autorestart = "migrate", "./migrate", false })
+	db := app(func(a *config.App) { a.Name, a.Script, a.Port = "db", "./db", "5432" })
+	server := app(func(a *config.App) {
+		a.Name, a.Port, a.Instances = "server", "auto:3000-3100", 2
+		a.DependsOn = []config.Dependency{{App: "migrate", Condition: config.DependCompleted}, {App: "db", Condition: config.DependStarted}}
+	})
+	shards := app(func(a *config.App) {
+		a.Name, a.Port, a.Instances = "shards", "4000-4001", 2
+		a.DependsOn = []config.Dependency{{App: "migrate", Condition: config.DependCompleted}}
+	})
+	objs, _, report := roundTrip(t, &export.Source{Name: "t", Apps: []config.App{server, migrate, db, shards}})
+	for _, o := range objs {
+		if d, ok := o.(*appsv1.Deployment); ok && d.Name == "migrate" {
+			t.Error("migrate has a Deployment of its own")
+		}
+	}
+	for _, spec := range []corev1.PodSpec{find[*appsv1.Deployment](t, objs, "server").Spec.Template.Spec, find[*appsv1.StatefulSet](t, objs, "shards").Spec.Template.Spec} {
+		if len(spec.InitContainers) != 1 {
+			t.Fatalf("init containers %+v", spec.InitContainers)
+		}
+		ic := spec.InitContainers[0]
+		if ic.Name != "migrate" || ic.Image != image || !reflect.DeepEqual(ic.Command, []string{"/srv/web/migrate"}) || !hasEnv(ic, "NODE_APP_INSTANCE", "0") || spec.Containers[0].Name == "migrate" {
+			t.Errorf("init container %+v", ic)
+		}
+	}
+	if len(find[*appsv1.Deployment](t, objs, "db").Spec.Template.Spec.InitContainers) != 0 {
+		t.Error("db got an init container")
+	}
+	joined := strings.Join(append(report.Changed, report.Dropped...), "\n")
+	for _, want := range []string{`app "migrate" runs as an init container before server, shards`, "autorestart false: an init container that fails is run again", `app "server": depends_on db (started)`} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("no line with %q in:\n%s", want, joined)
+		}
+	}
+	if strings.Contains(joined, "a Deployment's pods are always restarted") {
+		t.Errorf("migrate is reported as a Deployment:\n%s", joined)
+	}
+}

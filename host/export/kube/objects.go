@@ -69,6 +69,7 @@ type PodTemplateSpec struct {
 
 // PodSpec is corev1.PodSpec.
 type PodSpec struct {
+	InitContainers                []Container `json:"initContainers,omitempty"`
 	Containers                    []Container `json:"containers"`
 	TerminationGracePeriodSeconds *int64      `json:"terminationGracePeriodSeconds,omitempty"`
 }

@@ -73,8 +73,18 @@ func workload(kind string, meta metav1.ObjectMeta, replicas *int32, sel *metav1.
 	if len(tmpl.Spec.Containers) == 0 {
 		bad("no container")
 	}
-	for _, c := range tmpl.Spec.Containers {
+	names := map[string]bool{}
+	for _, c := range append(append([]corev1.Container(nil), tmpl.Spec.InitContainers...), tmpl.Spec.Containers...) {
+		if names[c.Name] {
+			bad("container name %q twice (init containers included)", c.Name)
+		}
+		names[c.Name] = true
 		errs = append(errs, containerErrs(where, c)...)
+	}
+	for _, c := range tmpl.Spec.InitContainers {
+		if c.ReadinessProbe != nil || c.LivenessProbe != nil {
+			bad("init container %s: an init container runs to completion and takes no probe", c.Name)
+		}
 	}
 	if g := tmpl.Spec.TerminationGracePeriodSeconds; g != nil && *g < 0 {
 		bad("terminationGracePeriodSeconds is negative")

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -280,6 +281,26 @@ func setValue(fv reflect.Value, val cty.Value) error {
 	return nil
 }
 
+// checkRestart applies Nomad's rules for a restart policy (a group's or a task's).
+func checkRestart(bad func(string, ...any), where string, r *api.RestartPolicy) {
+	if r == nil {
+		return
+	}
+	if r.Mode == nil || (*r.Mode != "fail" && *r.Mode != "delay") {
+		bad("%s: restart mode %v", where, r.Mode)
+		return
+	}
+	if r.Attempts != nil && *r.Attempts == 0 && *r.Mode != "fail" {
+		bad("%s: 0 attempts need mode fail", where)
+	}
+	if r.Interval != nil && *r.Interval < 5*time.Second {
+		bad("%s: restart interval %s is under 5s", where, *r.Interval)
+	}
+	if r.Interval != nil && r.Delay != nil && time.Duration(*r.Attempts)*(*r.Delay) > *r.Interval {
+		bad("%s: %d restarts with delay %s do not fit in interval %s", where, *r.Attempts, *r.Delay, *r.Interval)
+	}
+}
+
 // serviceName is Nomad's rule for service names (RFC 1123 label, at most 63 characters).
 var serviceName = regexp.MustCompile(`^(?i:[a-z0-9]|[a-z0-9][a-z0-9\-]{0,61}[a-z0-9])$`)
 
@@ -303,20 +324,7 @@ func CheckRules(job *api.Job) error {
 		if g.Count == nil || *g.Count < 0 {
 			bad("group %q: count unset or negative", name)
 		}
-		if r := g.RestartPolicy; r != nil {
-			if r.Mode == nil || (*r.Mode != "fail" && *r.Mode != "delay") {
-				bad("group %q: restart mode %v", name, r.Mode)
-			}
-			if r.Attempts != nil && *r.Attempts == 0 && *r.Mode != "fail" {
-				bad("group %q: 0 attempts need mode fail", name)
-			}
-			if r.Interval != nil && *r.Interval < 5*time.Second {
-				bad("group %q: restart interval %s is under 5s", name, *r.Interval)
-			}
-			if r.Interval != nil && r.Delay != nil && time.Duration(*r.Attempts)*(*r.Delay) > *r.Interval {
-				bad("group %q: %d restarts with delay %s do not fit in interval %s", name, *r.Attempts, *r.Delay, *r.Interval)
-			}
-		}
+		checkRestart(bad, "group "+strconv.Quote(name), g.RestartPolicy)
 		labels := map[string]bool{}
 		statics := map[int]bool{}
 		for _, n := range g.Networks {
@@ -334,11 +342,20 @@ func CheckRules(job *api.Job) error {
 			}
 		}
 		tasks := map[string]bool{}
+		mains := 0 // tasks with no lifecycle: what the group is for
 		for _, t := range g.Tasks {
 			if tasks[t.Name] || t.Name == "" || strings.Contains(t.Name, "/") {
 				bad("group %q: task name %q empty, with '/' or twice", name, t.Name)
 			}
 			tasks[t.Name] = true
+			if l := t.Lifecycle; l != nil {
+				if l.Hook != "prestart" && l.Hook != "poststart" && l.Hook != "poststop" {
+					bad("task %q: lifecycle hook %q", t.Name, l.Hook)
+				}
+			} else {
+				mains++
+			}
+			checkRestart(bad, "task "+strconv.Quote(t.Name), t.RestartPolicy)
 			cmd, _ := t.Config["command"].(string)
 			switch t.Driver {
 			case "raw_exec":
@@ -380,6 +397,9 @@ func CheckRules(job *api.Job) error {
 					}
 				}
 			}
+		}
+		if mains == 0 {
+			bad("group %q: every task has a lifecycle hook; none is the main task", name)
 		}
 	}
 	if len(errs) > 0 {

@@ -50,16 +50,8 @@ func (w *hclWriter) group(body *hclBody, g *TaskGroup) {
 	for _, t := range g.Tasks {
 		w.task(body.block("task", w.label(t.Name)), t)
 	}
-	if r := g.RestartPolicy; r != nil {
-		restart := body.block("restart")
-		if r.Interval != nil {
-			restart.attr("interval", w.duration(*r.Interval))
-		}
-		restart.attr("attempts", strconv.Itoa(r.Attempts))
-		if r.Delay != nil {
-			restart.attr("delay", w.duration(*r.Delay))
-		}
-		restart.attr("mode", w.str(r.Mode))
+	if g.RestartPolicy != nil {
+		w.restart(body.block("restart"), g.RestartPolicy)
 	}
 	for _, n := range g.Networks {
 		network := body.block("network")
@@ -72,6 +64,17 @@ func (w *hclWriter) group(body *hclBody, g *TaskGroup) {
 			network.block("port", w.label(p.Label))
 		}
 	}
+}
+
+func (w *hclWriter) restart(body *hclBody, r *RestartPolicy) {
+	if r.Interval != nil {
+		body.attr("interval", w.duration(*r.Interval))
+	}
+	body.attr("attempts", strconv.Itoa(r.Attempts))
+	if r.Delay != nil {
+		body.attr("delay", w.duration(*r.Delay))
+	}
+	body.attr("mode", w.str(r.Mode))
 }
 
 func (w *hclWriter) task(body *hclBody, t *Task) {
@@ -105,6 +108,9 @@ func (w *hclWriter) task(body *hclBody, t *Task) {
 	}
 	if t.Resources != nil {
 		body.block("resources").attr("memory", strconv.Itoa(t.Resources.MemoryMB))
+	}
+	if t.RestartPolicy != nil {
+		w.restart(body.block("restart"), t.RestartPolicy)
 	}
 	body.attr("kill_timeout", w.duration(t.KillTimeout))
 	if l := t.LogConfig; l != nil {

@@ -31,15 +31,17 @@ type TaskGroup struct {
 
 // Task is api.Task. Config is the driver's: its values are strings and lists of strings.
 type Task struct {
-	Name        string            `json:"Name"`
-	Driver      string            `json:"Driver"`
-	Lifecycle   *TaskLifecycle    `json:"Lifecycle,omitempty"`
-	Config      map[string]any    `json:"Config"`
-	Env         map[string]string `json:"Env,omitempty"`
-	Services    []*Service        `json:"Services,omitempty"`
-	Resources   *Resources        `json:"Resources,omitempty"`
-	KillTimeout time.Duration     `json:"KillTimeout"`
-	LogConfig   *LogConfig        `json:"LogConfig,omitempty"`
+	Name      string            `json:"Name"`
+	Driver    string            `json:"Driver"`
+	Lifecycle *TaskLifecycle    `json:"Lifecycle,omitempty"`
+	Config    map[string]any    `json:"Config"`
+	Env       map[string]string `json:"Env,omitempty"`
+	Services  []*Service        `json:"Services,omitempty"`
+	Resources *Resources        `json:"Resources,omitempty"`
+	// RestartPolicy is a prestart task's own; a main task follows its group's.
+	RestartPolicy *RestartPolicy `json:"RestartPolicy,omitempty"`
+	KillTimeout   time.Duration  `json:"KillTimeout"`
+	LogConfig     *LogConfig     `json:"LogConfig,omitempty"`
 }
 
 // TaskLifecycle is api.TaskLifecycle: a task that runs before (prestart) or beside the

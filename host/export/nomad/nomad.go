@@ -49,11 +49,33 @@ func Build(src *export.Source, o Options) (*Job, export.Report, error) {
 	b := &builder{opts: o, names: export.Namer{Max: 63}}
 	id := b.names.Label(src.Name, target, &export.Report{}) // the job's own name is no app: no note
 	job := &Job{ID: id, Name: id, Type: "service", Datacenters: []string{"*"}}
+	deps := export.PlanDepends(src.Apps, target, &b.report)
+	prestart := map[string]*Task{} // by app name: the apps that run only before others
+	for _, a := range src.Apps {
+		if deps.Inside[a.Name] {
+			t, err := b.prestartTask(a)
+			if err != nil {
+				return nil, b.report, err
+			}
+			prestart[a.Name] = t
+		}
+	}
 	groups := map[string]string{}
 	for _, a := range src.Apps {
+		if deps.Inside[a.Name] {
+			continue
+		}
 		gs, err := b.app(a)
 		if err != nil {
 			return nil, b.report, err
+		}
+		for _, g := range gs {
+			var before []*Task
+			for _, dep := range deps.Before[a.Name] {
+				t := *prestart[dep.Name] // each group its own task, sharing what nothing changes
+				before = append(before, &t)
+			}
+			g.Tasks = append(before, g.Tasks...)
 		}
 		for _, g := range gs {
 			if other, taken := groups[g.Name]; taken {
@@ -133,6 +155,22 @@ func (b *builder) app(a config.App) ([]*TaskGroup, error) {
 		groups = append(groups, g)
 	}
 	return groups, nil
+}
+
+// prestartTask is an app that others wait for to complete (export.Depends), as a task that
+// Nomad runs to completion before the main task of each of their allocations: pmdaemon's
+// instance 0, under the app's own restart policy.
+func (b *builder) prestartTask(a config.App) (*Task, error) {
+	argv, err := export.Command(a)
+	if err != nil {
+		return nil, err
+	}
+	export.Losses(a, target, &b.report)
+	b.notes(a)
+	t := b.task(a, argv, instance{index: "0"}, nil)
+	t.Lifecycle = &TaskLifecycle{Hook: "prestart"}
+	t.RestartPolicy = restartPolicy(a)
+	return t, nil
 }
 
 // task is the app's command with its environment and limits.

@@ -360,6 +360,15 @@ func TestDecodersRefuse(t *testing.T) {
 			t.Errorf("CheckRules: %v; want %q", err, want)
 		}
 	}
+	onlyPrestart := &api.Job{ID: new("x"), TaskGroups: []*api.TaskGroup{{Name: new("g"), Count: new(1), Tasks: []*api.Task{{
+		Name: "t", Driver: "raw_exec", Config: map[string]any{"command": "/bin/true"}, Lifecycle: &api.TaskLifecycle{Hook: "prestrat"},
+		RestartPolicy: &api.RestartPolicy{Attempts: new(1), Interval: new(time.Second), Mode: new("fail")}}}}}}
+	err = CheckRules(onlyPrestart)
+	for _, want := range []string{`lifecycle hook "prestrat"`, "none is the main task", `task "t": restart interval 1s is under 5s`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckRules: %v; want %q", err, want)
+		}
+	}
 }
 
 // Two apps whose names convert to one service label get distinct labels, and the same ones
@@ -380,4 +389,66 @@ func TestServiceNamesDistinctAndStable(t *testing.T) {
 	if names[0][0] == names[0][1] || !reflect.DeepEqual(names[0], names[1]) || names[0][0] != "web-1" {
 		t.Errorf("service names %v", names)
 	}
+}
+
+// depends_on: a migration that others wait for to complete runs as a prestart task of each of
+// their groups; every other dependency is reported, never dropped silently.
+func TestDependsOn(t *testing.T) {
+	migrate := app(func(a *config.App) { a.Name, a.Script, a.Autorestart = "migrate", "./migrate", false })
+	db := app(func(a *config.App) { a.Name, a.Script, a.Port = "db", "./db", "5432" })
+	withPort := app(func(a *config.App) { a.Name, a.Script, a.Port, a.Autorestart = "seed", "./seed", "7000", false })
+	server := app(func(a *config.App) {
+		a.Name, a.Port, a.Instances = "server", "3000-3001", 2
+		a.DependsOn = []config.Dependency{{App: "migrate", Condition: config.DependCompleted}, {App: "db", Condition: config.DependReady}}
+	})
+	worker := app(func(a *config.App) {
+		a.Name = "worker"
+		a.DependsOn = []config.Dependency{{App: "seed", Condition: config.DependCompleted}}
+	})
+	job, report := buildAndCheck(t, []config.App{server, migrate, db, withPort, worker})
+	for _, g := range job.TaskGroups {
+		if *g.Name == "migrate" {
+			t.Error("migrate has a group of its own")
+		}
+	}
+	for _, name := range []string{"server-0", "server-1"} {
+		tasks := group(t, job, name).Tasks
+		if len(tasks) != 2 || tasks[0].Name != "migrate" || tasks[1].Name != "server" || tasks[1].Lifecycle != nil {
+			t.Fatalf("%s: tasks %+v", name, tasks)
+		}
+		pre := tasks[0]
+		if pre.Lifecycle == nil || pre.Lifecycle.Hook != "prestart" || pre.Lifecycle.Sidecar || pre.Config["command"] != "/srv/web/migrate" ||
+			pre.RestartPolicy == nil || *pre.RestartPolicy.Attempts != 0 || *pre.RestartPolicy.Mode != "fail" || pre.Env["NODE_APP_INSTANCE"] != "0" {
+			t.Errorf("%s: prestart task %+v", name, pre)
+		}
+	}
+	if len(group(t, job, "seed").Tasks) != 1 || len(group(t, job, "worker").Tasks) != 1 {
+		t.Error("seed, which has a port, did not keep its own group")
+	}
+	wantLine(t, report.Changed, `app "migrate" runs as a prestart task before server`)
+	wantLine(t, report.Dropped, `app "server": depends_on db (ready)`, "server must wait for db itself")
+	wantLine(t, report.Dropped, `app "worker": depends_on seed (completed_successfully)`, "cannot run before it")
+
+	// Exported alone, the app's dependencies are not there: each is named.
+	_, alone := buildAndCheck(t, []config.App{server})
+	wantLine(t, alone.Dropped, "depends_on migrate (completed_successfully): migrate is not part of this export")
+}
+
+// buildAndCheck builds the job of apps, checks it as roundTrip does, and returns what its JSON
+// decodes to.
+func buildAndCheck(t *testing.T, apps []config.App) (*api.Job, export.Report) {
+	t.Helper()
+	built, report, err := Build(&export.Source{Name: "test", Apps: apps}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hclOut, err := HCL(built)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonOut, err := JSON(built)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return roundTrip(t, hclOut, jsonOut), report
 }

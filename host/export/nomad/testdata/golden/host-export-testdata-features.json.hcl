@@ -201,6 +201,32 @@ job "features" {
   group "9lives-0" {
     count = 1
 
+    task "migrate" {
+      driver = "raw_exec"
+
+      lifecycle {
+        hook = "prestart"
+      }
+
+      config {
+        args     = ["bash", "/REPO/host/export/testdata/migrate.sh"]
+        command  = "/usr/bin/env"
+        work_dir = "/REPO/host/export/testdata"
+      }
+
+      env {
+        NODE_APP_INSTANCE = "0"
+        PM2_INSTANCE_ID   = "0"
+        PMDAEMON_APP_NAME = "migrate"
+      }
+
+      restart {
+        attempts = 0
+        mode     = "fail"
+      }
+      kill_timeout = "5s"
+    }
+
     task "9lives" {
       driver = "raw_exec"
 
@@ -254,6 +280,32 @@ job "features" {
   group "9lives-1" {
     count = 1
 
+    task "migrate" {
+      driver = "raw_exec"
+
+      lifecycle {
+        hook = "prestart"
+      }
+
+      config {
+        args     = ["bash", "/REPO/host/export/testdata/migrate.sh"]
+        command  = "/usr/bin/env"
+        work_dir = "/REPO/host/export/testdata"
+      }
+
+      env {
+        NODE_APP_INSTANCE = "0"
+        PM2_INSTANCE_ID   = "0"
+        PMDAEMON_APP_NAME = "migrate"
+      }
+
+      restart {
+        attempts = 0
+        mode     = "fail"
+      }
+      kill_timeout = "5s"
+    }
+
     task "9lives" {
       driver = "raw_exec"
 
@@ -306,6 +358,32 @@ job "features" {
 
   group "9lives-2" {
     count = 1
+
+    task "migrate" {
+      driver = "raw_exec"
+
+      lifecycle {
+        hook = "prestart"
+      }
+
+      config {
+        args     = ["bash", "/REPO/host/export/testdata/migrate.sh"]
+        command  = "/usr/bin/env"
+        work_dir = "/REPO/host/export/testdata"
+      }
+
+      env {
+        NODE_APP_INSTANCE = "0"
+        PM2_INSTANCE_ID   = "0"
+        PMDAEMON_APP_NAME = "migrate"
+      }
+
+      restart {
+        attempts = 0
+        mode     = "fail"
+      }
+      kill_timeout = "5s"
+    }
 
     task "9lives" {
       driver = "raw_exec"
