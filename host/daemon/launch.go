@@ -71,6 +71,7 @@ func (d *Daemon) specFor(a *app, s *slot) supervisor.Spec {
 		Warn:        func(msg string) { d.logger.Print(msg) },
 		Listener:    d.heldFile(a, s),
 		Watchdog:    a.cfg.Watchdog,
+		OnHealth:    d.onHealth(a.cfg.Name, s.index, s.port),
 	}
 }
 

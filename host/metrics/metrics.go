@@ -19,6 +19,9 @@ import (
 type Sample struct {
 	CPU    float64 // percent of one core, summed over the tree
 	Memory uint64  // RSS bytes, summed over the tree
+	// CPUTime is the CPU time (user and system) used so far: the cgroup's whole usage, or the
+	// sum over the processes of the tree now (a child that exited takes its share with it).
+	CPUTime time.Duration
 }
 
 type handle struct {
@@ -95,6 +98,7 @@ func (s *Sampler) Sample(roots map[int]int, cgroups map[int]string, full bool) {
 			}
 			if t, err := h.p.Times(); err == nil {
 				total := t.User + t.System
+				sm.CPUTime += time.Duration(total * float64(time.Second))
 				if !h.lastWall.IsZero() {
 					if wall := now.Sub(h.lastWall).Seconds(); wall > 0 {
 						sm.CPU += max(0, (total-h.lastCPU)/wall*100)
@@ -131,7 +135,7 @@ func (s *Sampler) sampleGroup(id int, path string, now time.Time) Sample {
 	if !u.OK {
 		return Sample{}
 	}
-	sm := Sample{Memory: u.Memory}
+	sm := Sample{Memory: u.Memory, CPUTime: u.CPU}
 	if m, ok := s.groups[id]; ok && m.path == path && u.CPU >= m.cpu {
 		if wall := now.Sub(m.wall).Seconds(); wall > 0 {
 			sm.CPU = (u.CPU - m.cpu).Seconds() / wall * 100
