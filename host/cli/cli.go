@@ -86,6 +86,7 @@ func (e *Env) Root() *cobra.Command {
 		e.pingCmd(), e.killCmd(), e.updateCmd(), e.daemonCmd(), e.runCmd(), e.pluginCmd(), e.startupCmd(), e.flushCmd(),
 		e.statusCmd(), e.describeCmd(), e.jsonListCmd("jlist", false), e.jsonListCmd("prettylist", true),
 		e.envCmd(), e.signalCmd(), e.resetCmd(), e.scaleCmd(),
+		e.webCmd(), e.eventsCmd(),
 	)
 	return root
 }
