@@ -425,6 +425,10 @@ func readBody(w http.ResponseWriter, r *http.Request) bool {
 	if r.Body == nil || r.Body == http.NoBody {
 		return true
 	}
+	if r.ContentLength > config.MaxRequestBody {
+		writeAPIErr(w, &api.Error{Code: api.CodeTooLarge, Message: fmt.Sprintf("the request body is %d bytes; the limit is %d", r.ContentLength, config.MaxRequestBody)})
+		return false
+	}
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(webBodyTimeout))
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, config.MaxRequestBody))
@@ -432,7 +436,7 @@ func readBody(w http.ResponseWriter, r *http.Request) bool {
 		if !bodyTooLarge(w, err) {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				writeErr(w, http.StatusRequestTimeout, fmt.Sprintf("the request body did not arrive within %s", webBodyTimeout))
+				writeAPIErr(w, &api.Error{Code: api.CodeInvalid, Message: fmt.Sprintf("the request body did not arrive within %s", webBodyTimeout)})
 			} else {
 				writeAPIErr(w, &api.Error{Code: api.CodeInvalid, Message: "cannot read the request body: " + err.Error()})
 			}
