@@ -208,7 +208,6 @@ func TestWebBadClients(t *testing.T) {
 	}
 	f.url = "http://" + st.Listening
 
-
 	// Headers sent halfway, then nothing: the daemon hangs up.
 	conn, err := net.Dial("tcp", st.Listening)
 	if err != nil {
