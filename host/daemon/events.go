@@ -29,18 +29,27 @@ const eventRing = 1024
 // goroutine and (for logs) open files.
 const maxStreams = 4096
 
-// eventHub keeps the latest events, numbered from 1, and wakes the streams at each one.
+// eventHub keeps the latest events, numbered from 1, and wakes the streams at each one. Each
+// event is encoded once, as the message every stream sends, so a thousand streams cost a
+// thousand writes and not a thousand encodings.
 type eventHub struct {
 	mu   sync.RWMutex
-	ring [eventRing]api.Event
+	ring [eventRing]sseEvent
 	last uint64        // Seq of the latest event; 0 before the first
-	wake chan struct{} // closed at the next event
+	wake chan struct{} // closed at the next event; made by the first publish
 
 	streams atomic.Int64  // streams open now (events and logs)
 	dropped atomic.Uint64 // events and log lines streams lost to slow readers
 }
 
-// publish numbers ev and keeps it; it never waits on a reader.
+// sseEvent is an event and its message on the wire.
+type sseEvent struct {
+	api.Event
+	wire []byte
+}
+
+// publish numbers ev and keeps it; it never waits on a reader (readers hold the lock only to
+// copy out of the ring).
 func (h *eventHub) publish(ev api.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
@@ -48,9 +57,9 @@ func (h *eventHub) publish(ev api.Event) {
 	h.mu.Lock()
 	h.last++
 	ev.Seq = h.last
-	h.ring[h.last%eventRing] = ev
+	h.ring[h.last%eventRing] = sseEvent{ev, sseMessage(nil, ev.Kind, ev.Seq, ev)}
 	wake := h.wake
-	h.wake = nil
+	h.wake = make(chan struct{})
 	h.mu.Unlock()
 	if wake != nil {
 		close(wake)
@@ -59,12 +68,16 @@ func (h *eventHub) publish(ev api.Event) {
 
 // since returns up to max events after seq, how many events after seq are no longer kept,
 // and a channel closed at the next event (valid when no event was returned).
-func (h *eventHub) since(seq uint64, max int) (evs []api.Event, lost uint64, wake <-chan struct{}) {
+func (h *eventHub) since(seq uint64, max int) (evs []sseEvent, lost uint64, wake <-chan struct{}) {
 	h.mu.RLock()
 	last := h.last
 	if seq >= last {
+		wake := h.wake
 		h.mu.RUnlock()
-		return nil, 0, h.waiter(seq)
+		if wake == nil { // nothing published yet
+			return nil, 0, h.waiter(seq)
+		}
+		return nil, 0, wake
 	}
 	if oldest := last - min(last, eventRing) + 1; seq+1 < oldest {
 		lost = oldest - (seq + 1)
@@ -178,7 +191,7 @@ func (s *apiServer) streamEvents(w http.ResponseWriter, r *http.Request) {
 			from += lost
 		}
 		for _, ev := range evs {
-			if !sse.send(ev.Kind, ev.Seq, ev) {
+			if !sse.write(ev.wire) {
 				return
 			}
 			from = ev.Seq
@@ -249,25 +262,35 @@ func (st *sseStream) close() {
 	st.hub.closeStream()
 }
 
-// send queues one message of kind, numbered id (0: no id line), with v as its JSON data.
-func (st *sseStream) send(kind string, id uint64, v any) bool {
-	st.buf = st.buf[:0]
+// sseMessage appends to buf one message of kind, numbered id (0: no id line), with v as its
+// JSON data.
+func sseMessage(buf []byte, kind string, id uint64, v any) []byte {
 	if id > 0 {
-		st.buf = append(st.buf, "id: "...)
-		st.buf = strconv.AppendUint(st.buf, id, 10)
-		st.buf = append(st.buf, '\n')
+		buf = append(buf, "id: "...)
+		buf = strconv.AppendUint(buf, id, 10)
+		buf = append(buf, '\n')
 	}
-	st.buf = append(st.buf, "event: "...)
-	st.buf = append(st.buf, strings.ReplaceAll(kind, "\n", "")...)
-	st.buf = append(st.buf, "\ndata: "...)
+	buf = append(buf, "event: "...)
+	buf = append(buf, strings.ReplaceAll(kind, "\n", "")...)
+	buf = append(buf, "\ndata: "...)
 	b, err := json.Marshal(v) // one line: JSON escapes every newline in a string
 	if err != nil {
-		return false
+		b = []byte("null") // the wire types always encode
 	}
-	st.buf = append(st.buf, b...)
-	st.buf = append(st.buf, "\n\n"...)
+	buf = append(buf, b...)
+	return append(buf, "\n\n"...)
+}
+
+// send queues one message of kind, numbered id (0: no id line), with v as its JSON data.
+func (st *sseStream) send(kind string, id uint64, v any) bool {
+	st.buf = sseMessage(st.buf[:0], kind, id, v)
+	return st.write(st.buf)
+}
+
+// write queues a message, within sseWriteTimeout.
+func (st *sseStream) write(msg []byte) bool {
 	st.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
-	_, err = st.w.Write(st.buf)
+	_, err := st.w.Write(msg)
 	return err == nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,14 +34,21 @@ func TestPrometheusScrapes(t *testing.T) {
 	h := harness.NewHome(t)
 	base, _, read := openWeb(t, h)
 	port := harness.FreePorts(t, 3)
-	h.OK("start", harness.Echo, "--name", "echo", "-i", "3", "--port", harness.PortRange(port, port+2))
+	h.OK("start", harness.Echo, "--name", "echo", "-i", "3", "--port", harness.PortRange(port, port+2),
+		"--health-url", "http://127.0.0.1:{port}/")
 	h.OK("start", "sleep 600", "--name", "worker", "-i", "2", "--kill-timeout", "1s")
 	rows := h.WaitList(30*time.Second, "echo and worker online", func(r []api.Instance) bool {
 		return harness.AllOnline("echo", 3)(r) && harness.AllOnline("worker", 2)(r)
 	})
 
 	// promtool reads a scrape as Prometheus would and lints it.
-	code, body := get(t, base+"/metrics", read)
+	// Once a health check has run, its metrics are in the scrape.
+	var code int
+	var body string
+	harness.Eventually(t, 30*time.Second, "health-check metrics", func() bool {
+		code, body = get(t, base+"/metrics", read)
+		return strings.Contains(body, "pmdaemon_health_check_duration_seconds_count")
+	})
 	if code != 200 {
 		t.Fatalf("/metrics: %d %s", code, body)
 	}
@@ -104,7 +112,48 @@ scrape_configs:
 	if len(got) != len(want) {
 		t.Errorf("Prometheus has %v, want %v", got, want)
 	}
+
+	// Every query of the Grafana dashboard in examples/ is one Prometheus runs, on metrics a
+	// scrape has.
+	b, err := os.ReadFile(filepath.Join(harness.ModuleRoot(), "examples", "grafana-pmdaemon.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("examples/grafana-pmdaemon.json: %v", err)
+	}
+	vars := strings.NewReplacer("$__rate_interval", "1m", "$app", ".*", "$job", ".*")
+	for _, p := range dash.Panels {
+		for _, target := range p.Targets {
+			expr := vars.Replace(target.Expr)
+			q := fmt.Sprintf("http://127.0.0.1:%d/api/v1/query?query=%s", promPort, url.QueryEscape(expr))
+			resp, err := http.Get(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out struct{ Status, Error string }
+			json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if out.Status != "success" {
+				t.Errorf("panel %q: Prometheus refuses %s: %s", p.Title, expr, out.Error)
+			}
+			for _, name := range metricName.FindAllString(expr, -1) {
+				name = strings.TrimSuffix(name, "_bucket")
+				if !strings.Contains(body, "# TYPE "+name+" ") {
+					t.Errorf("panel %q uses %s, which the scrape does not have", p.Title, name)
+				}
+			}
+		}
+	}
 }
+
+var metricName = regexp.MustCompile(`(pmdaemon|process|go)_[a-z_]+`)
 
 // promSeries asks Prometheus's query API and returns app/instance/id of each series whose
 // value is 1.
