@@ -225,12 +225,13 @@ var sseWriteTimeout = 10 * time.Second
 
 // sseStream writes Server-Sent Events to one client.
 type sseStream struct {
-	w    http.ResponseWriter
-	rc   *http.ResponseController
-	r    *http.Request
-	hub  *eventHub
-	tick *time.Ticker
-	buf  []byte
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	r      *http.Request
+	hub    *eventHub
+	tick   *time.Ticker
+	ending <-chan struct{} // closed when the daemon stops serving
+	buf    []byte
 }
 
 // openSSE starts a Server-Sent Events answer, or answers 503 when too many streams are open.
@@ -249,7 +250,7 @@ func (s *apiServer) openSSE(w http.ResponseWriter, r *http.Request) (*sseStream,
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	st := &sseStream{w: w, rc: rc, r: r, hub: hub, tick: time.NewTicker(sseKeepAlive)}
+	st := &sseStream{w: w, rc: rc, r: r, hub: hub, tick: time.NewTicker(sseKeepAlive), ending: s.streamsEnding()}
 	if !st.flush() {
 		st.close()
 		return nil, false
@@ -308,6 +309,8 @@ func (st *sseStream) wait(wake <-chan struct{}) bool {
 		case <-wake:
 			return true
 		case <-st.r.Context().Done():
+			return false
+		case <-st.ending:
 			return false
 		case <-st.tick.C:
 			st.rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))

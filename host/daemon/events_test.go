@@ -241,3 +241,27 @@ func TestLogStream(t *testing.T) {
 		t.Errorf("events without a token: %d", resp.StatusCode)
 	}
 }
+
+// When the daemon stops serving, its streams end at once (a daemon with `pmdaemon events`
+// running does not wait out a shutdown timeout), and the client says the stream ended.
+func TestStreamsEndWithTheDaemon(t *testing.T) {
+	f := newWebFixture(t)
+	ended := make(chan error, 1)
+	go func() { ended <- f.c.Events(context.Background(), func(api.Event) error { return nil }) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.d.events.streams.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream did not open")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	f.s.endStreams()
+	select {
+	case err := <-ended:
+		if err == nil || !strings.Contains(err.Error(), "stream ended") {
+			t.Errorf("the client's stream ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream is still open after endStreams")
+	}
+}

@@ -105,6 +105,7 @@ func Serve(home string, logw io.Writer) error {
 	}
 	apiSrv := newAPIServer(d, ctl)
 	srv := &http.Server{Handler: apiSrv.handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(apiSrv.endStreams) // streams never end by themselves
 	go srv.Serve(ln)
 	apiSrv.openWeb() // the TCP listener of `pmdaemon web`, when it is on
 	defer apiSrv.closeWeb()

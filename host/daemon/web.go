@@ -75,6 +75,26 @@ type webState struct {
 	srv                 *http.Server
 	ln                  net.Listener
 	err                 string // why the listener is not open though it is on
+	// ending is closed when the daemon stops serving: every stream ends then, rather than
+	// hold the shutdown until its timeout.
+	ending     chan struct{}
+	endingOnce sync.Once
+}
+
+// streamsEnding is closed once the daemon stops serving (endStreams).
+func (s *apiServer) streamsEnding() <-chan struct{} {
+	s.web.mu.Lock()
+	defer s.web.mu.Unlock()
+	if s.web.ending == nil {
+		s.web.ending = make(chan struct{})
+	}
+	return s.web.ending
+}
+
+// endStreams ends every event and log stream; the daemon calls it as it shuts its API down.
+func (s *apiServer) endStreams() {
+	s.streamsEnding()
+	s.web.endingOnce.Do(func() { close(s.web.ending) })
 }
 
 // loadWeb reads web.json once; a missing file is the defaults, off. s.web.mu is held.
