@@ -95,6 +95,7 @@ func (e *Env) Root() *cobra.Command {
 		e.envCmd(), e.signalCmd(), e.resetCmd(), e.scaleCmd(),
 		e.importCmd(),
 		e.monitCmd(),
+		e.webCmd(), e.eventsCmd(),
 	)
 	return root
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -90,6 +91,13 @@ type Daemon struct {
 	quit         chan struct{}
 	wg           sync.WaitGroup
 	logw         logWatch // new log files for the rotation loop (logrotate.go)
+
+	// The event stream, the counts /metrics adds to the state, and its handler (events.go,
+	// metrics.go).
+	events      eventHub
+	stats       daemonStats
+	promOnce    sync.Once
+	promHandler http.Handler
 }
 
 type app struct {
