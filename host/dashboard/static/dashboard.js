@@ -284,9 +284,11 @@ function sparkline(values, cls, floor, fmt) {
   svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
   if (values.length > 0) {
     const max = Math.max(floor, ...values);
-    const step = w / (HISTORY - 1);
-    const x0 = w - step * (values.length - 1);
-    const points = values.map((v, i) => `${(x0 + i * step).toFixed(1)},${(h - 1 - (v / max) * (h - 2)).toFixed(1)}`);
+    const y = (v) => (h - 1 - (v / max) * (h - 2)).toFixed(1);
+    // The samples there are span the width; one sample is a level line.
+    const step = w / Math.max(values.length - 1, 1);
+    const points = values.length === 1 ? [`0,${y(values[0])}`, `${w},${y(values[0])}`]
+      : values.map((v, i) => `${(i * step).toFixed(1)},${y(v)}`);
     const line = document.createElementNS(SVG_NS, 'polyline');
     line.setAttribute('points', points.join(' '));
     const title = document.createElementNS(SVG_NS, 'title');

@@ -254,6 +254,7 @@ func (tb *tab) describe() string {
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({url: location.href,
 		connection: document.querySelector('#connection').textContent,
 		notice: document.querySelector('#notice').textContent,
+		log: document.querySelector('#log-tail').textContent.slice(-2000),
 		rows: `+readRows+`})`))
 	if err != nil {
 		return "(cannot read the page: " + err.Error() + ")"
@@ -270,6 +271,12 @@ func (tb *tab) screenshot(name string) {
 	}
 	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
 	defer cancel()
+	// The picture is as tall as what the page shows, not the window.
+	height := eval[int](tb, `Math.ceil(document.body.getBoundingClientRect().bottom) + 24`)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1360, int64(height))); err != nil {
+		tb.t.Fatal(err)
+	}
+	defer chromedp.Do(ctx, chromedp.ResetViewport())
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		tb.t.Fatalf("screenshot: %v", err)

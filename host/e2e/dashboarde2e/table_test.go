@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
 )
@@ -48,7 +50,7 @@ func sameRows(page []row, list []api.Instance) bool {
 // Authorization header of the requests that follow: no later URL carries it.
 func TestTableShowsApps(t *testing.T) {
 	h := harness.NewHome(t)
-	startApps(t, h)
+	webBase, _ := startApps(t, h)
 	w := openWeb(t, h)
 	browser := newBrowser(t)
 	tb := openTab(t, browser, w, "/?token="+w.admin)
@@ -87,13 +89,18 @@ func TestTableShowsApps(t *testing.T) {
 	}
 
 	// Reloaded, the page finds the token in sessionStorage (the address has none now).
-	tb.mustPoll(10*time.Second, "a reload", `(location.reload(), true)`)
+	if err := chromedp.Do(tb.ctx, chromedp.Reload()); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
 	tb.mustPoll(20*time.Second, "the table after a reload", `document.querySelectorAll('#instances tbody tr').length === 3 &&
 		document.querySelector('#connection').dataset.state === 'live'`)
 
 	if shots() {
-		// A few periodic samples, so that the sparklines have something to draw.
-		tb.mustPoll(30*time.Second, "sparklines of 6 samples", `[...document.querySelectorAll('svg.spark polyline')].every(p => p.getAttribute('points').split(' ').length >= 6)`)
+		// A few periodic samples, under some requests to web, so that the sparklines have
+		// something to draw.
+		load := harness.StartLoad(t, 2, fmt.Sprintf("http://127.0.0.1:%d/", webBase), fmt.Sprintf("http://127.0.0.1:%d/", webBase+1))
+		defer load.Stop()
+		tb.mustPoll(40*time.Second, "sparklines of 10 samples", `[...document.querySelectorAll('svg.spark polyline')].every(p => p.getAttribute('points').split(' ').length >= 10)`)
 		tb.screenshot("dashboard-table.png")
 	}
 }
