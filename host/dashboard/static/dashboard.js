@@ -214,49 +214,70 @@ function listFailed(e) {
   }
 }
 
+// renderTable updates the rows in place: a row and its buttons stay the same elements while
+// their instance exists, so a click is never lost to a refresh that replaced the button.
 function renderTable(rows) {
   const tbody = $('#instances tbody');
-  const out = document.createDocumentFragment();
+  const existing = new Map([...tbody.children].map((tr) => [tr.dataset.id, tr]));
   const names = new Set();
   let online = 0;
+  let prev = null;
   for (const r of rows) {
     names.add(r.name);
     if (r.status === 'online') online++;
-    out.append(instanceRow(r));
+    let tr = existing.get(String(r.id));
+    existing.delete(String(r.id));
+    if (!tr || tr.dataset.name !== r.name) {
+      if (tr) tr.remove();
+      tr = newRow(r);
+    }
+    fillRow(tr, r);
+    const want = prev ? prev.nextSibling : tbody.firstChild;
+    if (want !== tr) tbody.insertBefore(tr, want);
+    prev = tr;
   }
-  tbody.replaceChildren(out);
+  for (const tr of existing.values()) tr.remove();
   $('#empty').hidden = rows.length > 0;
   $('#summary').textContent = `${plural(names.size, 'app')}, ${plural(rows.length, 'instance')}, ${online} online`;
 }
 
-function instanceRow(r) {
+const ROW_CELLS = ['id', 'name', 'status', 'pid', 'port', 'num cpu', 'spark-cell cpu-history', 'num memory',
+  'spark-cell memory-history', 'num uptime', 'num restarts', 'actions'];
+
+function newRow(r) {
   const tr = document.createElement('tr');
   tr.dataset.id = r.id;
   tr.dataset.name = r.name;
-  if (r.name === app.name) tr.className = 'selected';
+  for (const cls of ROW_CELLS) tr.append(cell(cls));
   const link = document.createElement('a');
   link.className = 'app-link';
   link.href = '#app=' + encodeURIComponent(r.name);
   link.textContent = r.name;
-  const status = cell('status', r.status + (r.health ? ` (${r.health})` : ''));
-  status.dataset.status = r.status;
-  if (r.reason) status.title = r.reason;
-  const h = samples.get(r.id) || { cpu: [], mem: [] };
-  tr.append(
-    cell('id', r.id),
-    cell('name', link),
-    status,
-    cell('pid', r.pid || '–'),
-    cell('port', r.port == null ? '–' : r.port),
-    cell('num cpu', r.cpu.toFixed(1) + '%'),
-    cell('spark-cell', sparkline(h.cpu, 'cpu', 5, (v) => v.toFixed(1) + '%')),
-    cell('num memory', bytes(r.memory)),
-    cell('spark-cell', sparkline(h.mem, 'mem', 1, bytes)),
-    cell('num uptime', r.status === 'online' ? duration(r.uptime_ms) : '–'),
-    cell('num restarts', r.restarts),
-    cell('actions', ...['restart', 'reload', 'stop'].map((a) => actionButton(a, String(r.id)))),
-  );
+  tr.querySelector('.name').append(link);
+  tr.querySelector('.actions').append(...['restart', 'reload', 'stop'].map((a) => actionButton(a, String(r.id))));
   return tr;
+}
+
+function fillRow(tr, r) {
+  const set = (cls, value) => {
+    const td = tr.querySelector('.' + cls);
+    if (td.textContent !== String(value)) td.textContent = value;
+    return td;
+  };
+  tr.classList.toggle('selected', r.name === app.name);
+  set('id', r.id);
+  const status = set('status', r.status + (r.health ? ` (${r.health})` : ''));
+  status.dataset.status = r.status;
+  status.title = r.reason || r.health_error || '';
+  set('pid', r.pid || '–');
+  set('port', r.port == null ? '–' : r.port);
+  set('cpu', r.cpu.toFixed(1) + '%');
+  set('memory', bytes(r.memory));
+  set('uptime', r.status === 'online' ? duration(r.uptime_ms) : '–');
+  set('restarts', r.restarts);
+  const h = samples.get(r.id) || { cpu: [], mem: [] };
+  tr.querySelector('.cpu-history').replaceChildren(sparkline(h.cpu, 'cpu', 5, (v) => v.toFixed(1) + '%'));
+  tr.querySelector('.memory-history').replaceChildren(sparkline(h.mem, 'mem', 1, bytes));
 }
 
 function cell(cls, ...content) {
@@ -280,7 +301,7 @@ function sparkline(values, cls, floor, fmt) {
   const w = 90;
   const h = 22;
   const svg = document.createElementNS(SVG_NS, 'svg');
-  svg.setAttribute('class', 'spark ' + cls);
+  svg.setAttribute('class', 'spark spark-' + cls);
   svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
   if (values.length > 0) {
     const max = Math.max(floor, ...values);

@@ -51,12 +51,13 @@ func TestButtons(t *testing.T) {
 			who = "read"
 		}
 		t.Run(who+" "+c.action, func(t *testing.T) {
+			tb := c.tab.in(t)
 			before := h.APIList()[0]
 			// The page shows the instance as it is now, so the button is the live one.
-			c.tab.mustPoll(10*time.Second, "the row up to date", rowExpr(id)+`.pid === `+itoa(before.Pid))
-			c.tab.click(fmt.Sprintf(`#instances tr[data-id="%d"] button[data-action="%s"]`, id, c.action))
+			tb.mustPoll(10*time.Second, "the row up to date", rowExpr(id)+`.pid === `+itoa(before.Pid))
+			tb.click(fmt.Sprintf(`#instances tr[data-id="%d"] button[data-action="%s"]`, id, c.action))
 			clicks[c.tab][c.action]++
-			status := c.tab.waitResponse("POST", "/v1/"+c.action, clicks[c.tab][c.action])
+			status := tb.waitResponse("POST", "/v1/"+c.action, clicks[c.tab][c.action])
 			if status != c.status {
 				t.Errorf("POST /v1/%s answered %d to the page, want %d", c.action, status, c.status)
 			}
@@ -64,11 +65,11 @@ func TestButtons(t *testing.T) {
 			if c.status == 403 {
 				want = fmt.Sprintf("%s %d was refused (HTTP 403)", c.action, id)
 			}
-			c.tab.mustPoll(30*time.Second, "the page's notice", fmt.Sprintf(
+			tb.mustPoll(30*time.Second, "the page's notice", fmt.Sprintf(
 				`document.querySelector('#notice').dataset.status === '%d' && document.querySelector('#notice').textContent.startsWith(%s)`,
 				c.status, jsonString(want)))
 			if c.status == 403 {
-				if got := eval[string](c.tab, `document.querySelector('#notice').textContent`); !strings.Contains(got, "needs an admin token") {
+				if got := eval[string](tb, `document.querySelector('#notice').textContent`); !strings.Contains(got, "needs an admin token") {
 					t.Errorf("the notice does not give the daemon's reason: %q", got)
 				}
 			}

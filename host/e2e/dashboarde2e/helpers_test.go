@@ -110,11 +110,18 @@ func chromiumLeft(dir string, timeout time.Duration) []int {
 type tab struct {
 	t   *testing.T
 	ctx context.Context
+	*recorder
+}
 
+// recorder keeps the requests a tab made and the statuses of their answers.
+type recorder struct {
 	mu        sync.Mutex
 	requests  []sentRequest
 	responses map[network.RequestID]int64
 }
+
+// in is the tab for a subtest: its failures are t's.
+func (tb *tab) in(t *testing.T) *tab { return &tab{t: t, ctx: tb.ctx, recorder: tb.recorder} }
 
 type sentRequest struct {
 	id            network.RequestID
@@ -127,7 +134,7 @@ func openTab(t *testing.T, browser context.Context, w web, path string) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
 	t.Cleanup(cancel)
-	tb := &tab{t: t, ctx: ctx, responses: map[network.RequestID]int64{}}
+	tb := &tab{t: t, ctx: ctx, recorder: &recorder{responses: map[network.RequestID]int64{}}}
 	err := chromedp.Listen(ctx, func(ev any) {
 		switch e := ev.(type) {
 		case *network.EventRequestWillBeSent:
