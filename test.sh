@@ -18,6 +18,8 @@ command -v wrk >/dev/null || need+=(wrk)
 # The recipes of docs/sockets.md that Debian packages: uvicorn and puma.
 [ -x /usr/bin/uvicorn ] || need+=(uvicorn)
 [ -x /usr/bin/puma ] || need+=(puma)
+# The dashboard's tests (host/e2e/dashboarde2e) drive a real headless Chromium.
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${need[*]} from Debian" >&2

@@ -95,6 +95,9 @@ func TestTableShowsApps(t *testing.T) {
 	tb.mustPoll(20*time.Second, "the table after a reload", `document.querySelectorAll('#instances tbody tr').length === 3 &&
 		document.querySelector('#connection').dataset.state === 'live'`)
 
+	// The sparklines are drawn from the periodic list fetches, one sample a fetch.
+	tb.mustPoll(30*time.Second, "sparklines of 3 samples", `document.querySelectorAll('svg.spark polyline').length === 6 &&
+		[...document.querySelectorAll('svg.spark polyline')].every(p => p.getAttribute('points').split(' ').length >= 3)`)
 	if shots() {
 		// A few periodic samples, under some requests to web, so that the sparklines have
 		// something to draw.
