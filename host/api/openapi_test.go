@@ -140,6 +140,8 @@ func buildOpenAPI(t *testing.T) *openapi3.T {
 				t.Fatal(err)
 			}
 			ok200.WithJSONSchemaRef(ref)
+		case d.respCT == "application/json":
+			ok200.WithContent(openapi3.NewContentWithSchema(openapi3.NewObjectSchema(), []string{d.respCT}))
 		default:
 			ok200.WithContent(openapi3.NewContentWithSchema(openapi3.NewStringSchema(), []string{d.respCT}))
 		}

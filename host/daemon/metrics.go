@@ -178,13 +178,16 @@ func (h *histogram) cumulative() map[float64]uint64 {
 	return out
 }
 
-// countRestart counts a restart of instance id with cause; the daemon's operations call it
-// where they count a restart themselves (a new supervising loop).
-func (d *Daemon) countRestart(id int, cause string) {
+// countRestart counts a restart of slot s of a with cause, and publishes it; the daemon's
+// operations call it where they count a restart themselves (a new supervising loop). d.mu is
+// held.
+func (d *Daemon) countRestart(a *app, s *slot, cause string) {
 	st := &d.stats
 	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.countLocked(id, cause)
+	st.countLocked(s.id, cause)
+	st.mu.Unlock()
+	d.events.publish(api.Event{Kind: "restarting", App: a.cfg.Name, Instance: s.index, ID: s.id,
+		Restarts: s.last.Restarts, Cause: cause, Ports: portList(s.port)})
 }
 
 func (st *daemonStats) countLocked(id int, cause string) {
