@@ -24,6 +24,8 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v tmux >/dev/null || need+=(tmux)
 # A real Prometheus scrapes the daemon's /metrics in host/e2e/webe2e (promtool comes with it).
 command -v prometheus >/dev/null || need+=(prometheus)
+# The dashboard's tests (host/e2e/dashboarde2e) drive a real headless Chromium.
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${need[*]} from Debian" >&2

@@ -23,6 +23,7 @@ import (
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
+	"github.com/pmdaemon/pmdaemon/host/dashboard"
 	"github.com/pmdaemon/pmdaemon/host/state"
 )
 
@@ -356,6 +357,7 @@ func checkOrigins(origins []string) error {
 // and the timeouts, then the same handlers as the unix socket.
 func (s *apiServer) webHandler() http.Handler {
 	inner := s.handler()
+	page := dashboard.Handler()
 	access := map[string]api.Access{}
 	for _, r := range api.Routes() {
 		access[r.Pattern()] = r.Access()
@@ -363,6 +365,10 @@ func (s *apiServer) webHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(api.VersionHeader, api.Version)
 		if s.cors(w, r) {
+			return
+		}
+		if dashboard.Serves(r.URL.Path) { // the page and its files; they ask the API with the token
+			page.ServeHTTP(w, r)
 			return
 		}
 		got, ok := s.tokenAccess(r)
