@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/cgroup"
@@ -85,7 +86,10 @@ type Daemon struct {
 	saveRetry bool     // a retry of the state write is scheduled
 	saveCh    chan struct{}
 	sampleMu  sync.Mutex
-	sampled   time.Time // when every instance was last measured
+	// scraped is when /metrics was last scraped (unix ns; 0: never): the metrics loop keeps
+	// samples fresh while scrapes come.
+	scraped atomic.Int64
+	sampled time.Time // when every instance was last measured
 	// sampledRoots are the processes measured then (instance id -> pid).
 	sampledRoots map[int]int
 	quit         chan struct{}
