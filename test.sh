@@ -22,6 +22,10 @@ command -v wrk >/dev/null || need+=(wrk)
 [ -x /usr/bin/puma ] || need+=(puma)
 # `pmdaemon monit` runs in a real terminal in host/e2e/monite2e: tmux's.
 command -v tmux >/dev/null || need+=(tmux)
+# A real Prometheus scrapes the daemon's /metrics in host/e2e/webe2e (promtool comes with it).
+command -v prometheus >/dev/null || need+=(prometheus)
+# The dashboard's tests (host/e2e/dashboarde2e) drive a real headless Chromium.
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${need[*]} from Debian" >&2
@@ -29,7 +33,10 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq "${need[@]}" >/dev/null
     # A packaged nginx may be started by its postinst; the tests run their own.
-    if command -v service >/dev/null; then service nginx stop >/dev/null 2>&1 || true; fi
+    if command -v service >/dev/null; then
+      service nginx stop >/dev/null 2>&1 || true
+      service prometheus stop >/dev/null 2>&1 || true
+    fi
   else
     echo "test.sh: the tests need ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
     exit 1

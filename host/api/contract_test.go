@@ -251,6 +251,9 @@ func TestClientFollowsRoutes(t *testing.T) {
 		{func() error { _, err := c.Signal(ctx, SignalRequest{Target: "web", Signal: "SIGUSR1"}); return err }, RouteSignal.Pattern()},
 		{func() error { _, err := c.Reset(ctx, TargetRequest{Target: "web"}); return err }, RouteReset.Pattern()},
 		{func() error { _, err := c.Scale(ctx, ScaleRequest{Name: "web", Instances: 2}); return err }, RouteScale.Pattern()},
+		{func() error { _, err := c.WebStatus(ctx); return err }, RouteWeb.Pattern()},
+		{func() error { _, err := c.Web(ctx, WebRequest{Off: true}); return err }, RouteWebSet.Pattern()},
+		{func() error { _, err := c.WebToken(ctx, WebTokenRequest{ReadOnly: true}); return err }, RouteWebToken.Pattern()},
 	}
 	for _, tt := range calls {
 		if err := tt.call(); err != nil {
@@ -262,7 +265,8 @@ func TestClientFollowsRoutes(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, r := range Routes() {
-		if seen[r.Pattern()] || !strings.HasPrefix(r.Path, "/v1/") {
+		// /metrics is where Prometheus looks by default.
+		if seen[r.Pattern()] || !strings.HasPrefix(r.Path, "/v1/") && r != RouteMetrics {
 			t.Errorf("route %s is repeated or outside /v1/", r)
 		}
 		seen[r.Pattern()] = true

@@ -24,6 +24,10 @@ const (
 	CodeUnavailable Code = "unavailable"
 	// CodeInternal: the daemon failed (a file it could not write).
 	CodeInternal Code = "internal"
+	// CodeUnauthorized: a request to the web listener without a valid token.
+	CodeUnauthorized Code = "unauthorized"
+	// CodeForbidden: a read token asking for a route that needs an admin token.
+	CodeForbidden Code = "forbidden"
 )
 
 // Status is the HTTP status the daemon answers a code with.
@@ -39,6 +43,10 @@ func (c Code) Status() int {
 		return http.StatusRequestEntityTooLarge
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case CodeUnauthorized:
+		return http.StatusUnauthorized
+	case CodeForbidden:
+		return http.StatusForbidden
 	default:
 		return http.StatusInternalServerError
 	}
@@ -56,6 +64,10 @@ func CodeOfStatus(status int) Code {
 		return CodeTooLarge
 	case http.StatusServiceUnavailable:
 		return CodeUnavailable
+	case http.StatusUnauthorized:
+		return CodeUnauthorized
+	case http.StatusForbidden:
+		return CodeForbidden
 	}
 	if status >= 400 && status < 500 {
 		return CodeInvalid

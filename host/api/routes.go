@@ -40,6 +40,14 @@ var (
 	RouteSignal = Route{"POST", "/v1/signal"}
 	RouteReset  = Route{"POST", "/v1/reset"}
 	RouteScale  = Route{"POST", "/v1/scale"}
+	// The web listener, the streams and the API's description (docs/web.md).
+	RouteWeb       = Route{"GET", "/v1/web"}
+	RouteWebSet    = Route{"POST", "/v1/web"}
+	RouteWebToken  = Route{"POST", "/v1/web/token"}
+	RouteMetrics   = Route{"GET", "/metrics"}
+	RouteEvents    = Route{"GET", "/v1/events"}
+	RouteLogStream = Route{"GET", "/v1/logs/stream"} // ?target=&lines=
+	RouteOpenAPI   = Route{"GET", "/v1/openapi.json"}
 )
 
 // Routes is every route of the API, the table the daemon's handlers are checked against.
@@ -49,5 +57,46 @@ func Routes() []Route {
 		RouteDelete, RouteSave, RouteResurrect, RouteKill, RouteUpdate, RoutePorts, RoutePortFree,
 		RoutePlugins, RoutePluginAdd, RoutePluginEnsure, RoutePluginTrust, RoutePluginRemove,
 		RouteEnv, RouteSignal, RouteReset, RouteScale,
+		RouteWeb, RouteWebSet, RouteWebToken, RouteMetrics, RouteEvents, RouteLogStream, RouteOpenAPI,
 	}
+}
+
+// Access is what a web token must be to call a route over the TCP listener of `pmdaemon web`
+// (the unix socket's permission is its file mode, and it serves everything).
+type Access string
+
+const (
+	// AccessRead routes look: list, info, logs, events, metrics.
+	AccessRead Access = "read"
+	// AccessAdmin routes act, or show what a read token must not see (an instance's
+	// environment, the tokens).
+	AccessAdmin Access = "admin"
+)
+
+// routeAccess marks every route of the table. A route missing here is admin (Access), so a
+// route added without a thought is never open to read tokens; TestEveryRouteMarked fails on it.
+var routeAccess = map[Route]Access{
+	RoutePing: AccessRead, RouteList: AccessRead, RouteInfo: AccessRead, RoutePorts: AccessRead,
+	RoutePortFree: AccessRead, RoutePlugins: AccessRead, RouteWeb: AccessRead, RouteMetrics: AccessRead,
+	RouteEvents: AccessRead, RouteLogStream: AccessRead, RouteOpenAPI: AccessRead,
+
+	RouteStart: AccessAdmin, RouteStartMany: AccessAdmin, RouteStop: AccessAdmin, RouteRestart: AccessAdmin,
+	RouteReload: AccessAdmin, RouteDelete: AccessAdmin, RouteSave: AccessAdmin, RouteResurrect: AccessAdmin,
+	RouteKill: AccessAdmin, RouteUpdate: AccessAdmin, RoutePluginAdd: AccessAdmin, RoutePluginEnsure: AccessAdmin,
+	RoutePluginTrust: AccessAdmin, RoutePluginRemove: AccessAdmin, RouteEnv: AccessAdmin, RouteSignal: AccessAdmin,
+	RouteReset: AccessAdmin, RouteScale: AccessAdmin, RouteWebSet: AccessAdmin, RouteWebToken: AccessAdmin,
+}
+
+// Access is the token a route needs over the web listener: its mark, or admin when unmarked.
+func (r Route) Access() Access {
+	if a, ok := routeAccess[r]; ok {
+		return a
+	}
+	return AccessAdmin
+}
+
+// Marked reports whether the route has its own mark in the access table.
+func (r Route) Marked() bool {
+	_, ok := routeAccess[r]
+	return ok
 }

@@ -96,6 +96,7 @@ func (e *Env) Root() *cobra.Command {
 		e.exportCmd(),
 		e.importCmd(),
 		e.monitCmd(),
+		e.webCmd(), e.eventsCmd(),
 	)
 	return root
 }

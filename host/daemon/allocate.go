@@ -20,6 +20,7 @@ import (
 func (d *Daemon) allocate(a *app, name, spec string, n int, keep []int, h sockHold) ([]int, []string, error) {
 	ps, err := d.pickPorts(name, spec, n, keep, h)
 	if err != nil {
+		d.countAllocation(err, "pick")
 		return nil, nil, err
 	}
 	d.mu.Lock()
@@ -27,7 +28,11 @@ func (d *Daemon) allocate(a *app, name, spec string, n int, keep []int, h sockHo
 	d.mu.Unlock()
 	warnings, err := d.starting(name, plans)
 	if err != nil {
+		d.countAllocation(err, "vetoed")
 		return nil, warnings, err
+	}
+	if spec != "" {
+		d.countAllocation(nil, "")
 	}
 	return ps, warnings, nil
 }

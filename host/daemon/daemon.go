@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/cgroup"
@@ -84,12 +86,22 @@ type Daemon struct {
 	saveRetry bool     // a retry of the state write is scheduled
 	saveCh    chan struct{}
 	sampleMu  sync.Mutex
-	sampled   time.Time // when every instance was last measured
+	// scraped is when /metrics was last scraped (unix ns; 0: never): the metrics loop keeps
+	// samples fresh while scrapes come.
+	scraped atomic.Int64
+	sampled time.Time // when every instance was last measured
 	// sampledRoots are the processes measured then (instance id -> pid).
 	sampledRoots map[int]int
 	quit         chan struct{}
 	wg           sync.WaitGroup
 	logw         logWatch // new log files for the rotation loop (logrotate.go)
+
+	// The event stream, the counts /metrics adds to the state, and its handler (events.go,
+	// metrics.go).
+	events      eventHub
+	stats       daemonStats
+	promOnce    sync.Once
+	promHandler http.Handler
 }
 
 type app struct {

@@ -78,6 +78,7 @@ func (d *Daemon) specFor(a *app, s *slot) supervisor.Spec {
 		IPC:         hasIPC(a.cfg),
 		// Without a channel there is no one to tell: the signal it is then.
 		ShutdownMessage: a.cfg.ShutdownWithMessage,
+		OnHealth:        d.onHealth(a.cfg.Name, s.index, s.port),
 	}
 }
 

@@ -50,7 +50,11 @@ func (d *Daemon) onNotify(from notify.Sender, m notify.Message) {
 		return
 	}
 	if l := d.loopOfPid(from.Pid); l != nil {
+		wasReady := l.State().Ready
 		l.Notify(m)
+		if st := l.State(); m.Ready && st.Ready && !wasReady {
+			d.publishReady(l.Spec(), l.ID(), st)
+		}
 	}
 }
 

@@ -64,9 +64,11 @@ func (d *Daemon) instanceChanged(c supervisor.Change) {
 	// two instances in the order their snapshots were taken.
 	d.emitMu.Lock()
 	defer d.emitMu.Unlock()
-	for _, ev := range d.lifecycleEvents(c) {
+	evs := d.lifecycleEvents(c)
+	for _, ev := range evs {
 		d.plugins.Emit(ev)
 	}
+	d.observe(c, evs)
 }
 
 // lifecycleEvents translates one state change into the events hooks see.
@@ -116,9 +118,11 @@ func (d *Daemon) portsChanged(name string, before, now []int) {
 	}
 	d.emitMu.Lock()
 	defer d.emitMu.Unlock()
-	d.plugins.Emit(sdk.Event{
+	ev := sdk.Event{
 		Kind: sdk.PortsChanged, App: name, Instance: -1, ID: -1, Ports: n, AppPorts: d.live.ports(name), Time: time.Now(),
-	})
+	}
+	d.plugins.Emit(ev)
+	d.events.publish(hookEvent(ev))
 }
 
 func sortedCopy(xs []int) []int {

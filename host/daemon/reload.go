@@ -71,6 +71,7 @@ func (d *Daemon) launchBeside(a *app, p *plan) (old, fresh []*slot, err error) {
 		}
 		if i < len(old) {
 			s.last.Restarts = old[i].state().Restarts + 1
+			d.countRestart(a, old[i], causeRequested) // the new instance takes this id at the swap
 		}
 		fresh[i] = s
 		d.launch(a, s, nil)
@@ -212,6 +213,7 @@ func (d *Daemon) replaceOne(ctx context.Context, a *app, p *plan, old []*slot, i
 	} else {
 		s.index = i
 		s.last.Restarts++
+		d.countRestart(a, s, causeRequested)
 	}
 	newPort := 0
 	if p.ports != nil {

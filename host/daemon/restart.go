@@ -266,6 +266,7 @@ func (d *Daemon) restartSlot(ctx context.Context, a *app, s *slot, wait bool, ti
 	d.mu.Lock()
 	s.wanted = true
 	s.last.Restarts++
+	d.countRestart(a, s, causeRequested)
 	d.mu.Unlock()
 	launched, err := d.startSlot(a, s)
 	if err != nil {
@@ -336,6 +337,7 @@ func (d *Daemon) reshape(a *app, p *plan) ([]*slot, error) {
 		}
 		s.wanted = true
 		s.last.Restarts++
+		d.countRestart(a, s, causeRequested)
 	}
 	return append([]*slot(nil), a.slots...), nil
 }

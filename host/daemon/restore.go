@@ -130,6 +130,7 @@ func (d *Daemon) startRestored(adopt map[*slot]*supervisor.Adopt) {
 			// spawned when the daemon died: starting it again is a restart like any other.
 			if s.last.Pid > 0 || s.last.Status == supervisor.WaitingRestart {
 				s.last.Restarts++
+				d.countRestart(a, s, causeRestore)
 			}
 			s.carry = s.last.Unstable
 			d.mu.Unlock() // portReady takes it; nothing else changes the apps meanwhile (opMu)

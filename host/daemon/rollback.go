@@ -50,6 +50,7 @@ func (d *Daemon) rollBack(a *app) {
 		if s.loop == nil {
 			s.wanted = true
 			s.last.Restarts++
+			d.countRestart(a, s, causeRollback)
 			d.launch(a, s, nil)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -102,8 +103,12 @@ func Serve(home string, logw io.Writer) error {
 		handover:   func() { signalOnce(handover) },
 		noHandover: noHandover,
 	}
-	srv := &http.Server{Handler: newAPIServer(d, ctl).handler(), ReadHeaderTimeout: 10 * time.Second}
+	apiSrv := newAPIServer(d, ctl)
+	srv := &http.Server{Handler: apiSrv.handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(apiSrv.endStreams) // streams never end by themselves
 	go srv.Serve(ln)
+	apiSrv.openWeb() // the TCP listener of `pmdaemon web`, when it is on
+	defer apiSrv.closeWeb()
 	// Once start-up is over, and again a little later (the first requests and metrics passes
 	// touch code once), give the kernel back the code pages start-up mapped.
 	trimText()
@@ -172,6 +177,7 @@ func (c *control) close(why string) { c.closing.Store(&why) }
 type apiServer struct {
 	d   *Daemon
 	ctl *control
+	web webState // the TCP listener of `pmdaemon web` (web.go)
 }
 
 func newAPIServer(d *Daemon, ctl *control) *apiServer { return &apiServer{d: d, ctl: ctl} }
@@ -257,6 +263,7 @@ func (s *apiServer) routes() map[api.Route]http.HandlerFunc {
 		api.RouteReset:  post(checked(checkReset, d.Reset)),
 		api.RouteScale:  post(checked(d.checkScale, d.Scale)),
 	}
+	maps.Copy(m, s.webRoutes())
 	return m
 }
 

@@ -65,6 +65,7 @@ func (d *Daemon) afterStop(t target, forget bool) api.Started {
 // instance was its last, with their ports. d.mu must be held.
 func (d *Daemon) forgetLocked(t target) {
 	name := t.app.cfg.Name
+	d.publishDeleted(name, t.slots())
 	if t.slot != nil {
 		d.releaseSlotPortLocked(t.app, t.slot)
 		var keep []*slot

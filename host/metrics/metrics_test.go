@@ -34,6 +34,9 @@ func TestSampleTree(t *testing.T) {
 	if got.CPU <= 30 || got.Memory == 0 {
 		t.Fatalf("sample of a busy tree: %+v", got)
 	}
+	if got.CPUTime <= 0 {
+		t.Errorf("a busy tree has used no CPU time: %+v", got)
+	}
 	if got.CPU > 250 {
 		t.Errorf("cpu %.1f%% is more than the tree can use on this machine's share", got.CPU)
 	}

@@ -46,8 +46,9 @@ const (
 )
 
 type healthResult struct {
-	ok  bool
-	msg string
+	ok   bool
+	msg  string
+	took time.Duration
 }
 
 // checker probes one process on its own goroutine and hands results to the instance's loop,
@@ -78,7 +79,9 @@ func (l *Loop) startChecker() *checker {
 				return
 			case <-t.C:
 			}
+			began := time.Now()
 			r := l.probe(ctx, h)
+			r.took = time.Since(began)
 			select {
 			case c.results <- r:
 			case <-c.stop:

@@ -67,6 +67,9 @@ type Spec struct {
 	// ShutdownMessage stops a process by sending it "shutdown" on its IPC channel instead of
 	// SIGTERM (PM2's shutdown_with_message); the kill timeout and SIGKILL follow as for a signal.
 	ShutdownMessage bool
+	// OnHealth, when set, is told every health check's result once the loop has judged it
+	// (for metrics and events). It runs on the loop's goroutine and must not block.
+	OnHealth func(HealthReport)
 }
 
 // LogWriterSpec is how to run the log writer (host/logs, stamp.go) for an instance.
@@ -77,6 +80,16 @@ type LogWriterSpec struct {
 	Combined string
 	// Env is its environment.
 	Env []string
+}
+
+// HealthReport is one health check's result: whether it passed, how long it took, what it
+// said when it failed, and the instance's health once it was counted.
+type HealthReport struct {
+	ID     int // the instance's id now
+	OK     bool
+	Took   time.Duration
+	Error  string
+	Health string
 }
 
 // State is a snapshot of an instance, safe to copy.
@@ -167,6 +180,9 @@ func Start(spec Spec, restarts int, adopt *Adopt, notify func(Change)) *Loop {
 // SetID renames the loop for its reports: a graceful reload hands the old instance's id to its
 // replacement.
 func (l *Loop) SetID(id int) { l.id.Store(int64(id)) }
+
+// ID is the id the instance goes by now.
+func (l *Loop) ID() int { return int(l.id.Load()) }
 
 // Spec returns the loop's spec.
 func (l *Loop) Spec() Spec {
@@ -337,7 +353,11 @@ func (l *Loop) onWatchdog(reason string) next {
 
 // onHealth records a check's result; a process the check condemns is replaced.
 func (l *Loop) onHealth(r healthResult) next {
-	if reason := l.judge(r, l.proc.started); reason != "" {
+	reason := l.judge(r, l.proc.started)
+	if l.spec.OnHealth != nil {
+		l.spec.OnHealth(HealthReport{ID: l.ID(), OK: r.ok, Took: r.took, Error: r.msg, Health: l.State().Health})
+	}
+	if reason != "" {
 		return l.replace(reason)
 	}
 	return carryOn
