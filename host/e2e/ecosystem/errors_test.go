@@ -55,10 +55,10 @@ func TestEcosystemCLIErrors(t *testing.T) {
 		{"empty.json", ``, []string{"empty"}},
 		{"whitespace.json", " \n\t\n", []string{"empty"}},
 		{"truncated.json", fmt.Sprintf(`{"apps": [%s, {"name": "x"`, good), []string{"truncated"}},
-		{"top-array.json", fmt.Sprintf(`[%s]`, good), []string{"array", `{"apps": [...]}`}},
+		{"top-number.json", `42`, []string{"top level must be an object", "a number"}},
 		{"top-number.json", `42`, []string{"top level", "a number"}},
 		{"trailing.json", good + ` {"name": "x"}`, []string{"trailing data"}},
-		{"apps-object.json", fmt.Sprintf(`{"apps": %s}`, good), []string{`"apps" must be an array`}},
+		{"apps-string.json", `{"apps": "good"}`, []string{`"apps" must be an array`, "a string"}},
 		{"apps-empty.json", `{"apps": []}`, []string{`"apps" is empty`}},
 		{"not-utf8.json", fmt.Sprintf("{\"apps\": [\n%s,\n{\"name\": \"caf\xe9\", \"script\": \"w\"}]}", good), []string{"line 3", "UTF-8"}},
 	}
