@@ -86,11 +86,13 @@ func TestEcosystemCLIErrors(t *testing.T) {
 		harness.ErrLike(t, h.Fail(verb, big), "big.json", "10 MB")
 	}
 
-	// A missing file, a file that is not JSON or Lua, and Lua errors with file:line.
+	// A missing file, a file that is no ecosystem, an empty YAML file, and Lua errors with file:line.
 	harness.ErrLike(t, h.Fail("run", filepath.Join(dir, "missing.json")), "missing.json")
 	harness.ErrLike(t, h.Fail("start", filepath.Join(dir, "missing.json")), "missing.json")
+	toml := writeFile(t, dir, "eco.toml", "[apps]\n")
+	harness.ErrLike(t, h.Fail("run", toml), "eco.toml", "not an ecosystem file")
 	yaml := writeFile(t, dir, "eco.yaml", "apps: []\n")
-	harness.ErrLike(t, h.Fail("run", yaml), "eco.yaml", "not an ecosystem file")
+	harness.ErrLike(t, h.Fail("run", yaml), "eco.yaml", `"apps" is empty`)
 	lua := writeFile(t, dir, "eco.lua", "local x = 1\nreturn {apps = {\n")
 	harness.ErrLike(t, h.Fail("run", lua), "eco.lua:")
 	lua = writeFile(t, dir, "eco2.lua", "local x = 1\nports.range(\"a\", 2)\n")
