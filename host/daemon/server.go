@@ -197,6 +197,9 @@ func (s *apiServer) routes() map[api.Route]http.HandlerFunc {
 		},
 		api.RouteInfo: func(w http.ResponseWriter, r *http.Request) {
 			out, err := d.Info(r.URL.Query().Get("target"))
+			if out != nil && readOnly(r.Context()) {
+				hideEnv(out)
+			}
 			reply(w, out, err)
 		},
 		api.RouteStart:     post(checked(d.checkStartOne, d.Start)),

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"net"
 	"net/http"
@@ -80,6 +81,8 @@ type webState struct {
 	// hold the shutdown until its timeout.
 	ending     chan struct{}
 	endingOnce sync.Once
+	// tokensGen is closed when the tokens change: the streams opened with them end.
+	tokensGen chan struct{}
 }
 
 // streamsEnding is closed once the daemon stops serving (endStreams).
@@ -121,6 +124,10 @@ func (s *apiServer) loadWebLocked() error {
 }
 
 func (w *webState) setLocked(cfg webConfig) {
+	if (cfg.AdminToken != w.cfg.AdminToken || cfg.ReadToken != w.cfg.ReadToken) && w.tokensGen != nil {
+		close(w.tokensGen)
+		w.tokensGen = nil
+	}
 	w.cfg = cfg
 	w.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
 	w.readHash = sha256.Sum256([]byte(cfg.ReadToken))
@@ -180,7 +187,7 @@ func (s *apiServer) listenWebLocked(addr string) error {
 		IdleTimeout:       webIdleTimeout,
 		MaxHeaderBytes:    maxWebHeaderBytes,
 	}
-	go srv.Serve(ln)
+	go srv.Serve(&limitListener{Listener: ln, slots: make(chan struct{}, connLimit())})
 	s.retireWebLocked()
 	s.web.srv, s.web.ln, s.web.err = srv, ln, ""
 	s.d.logger.Printf("web: listening on %s", ln.Addr())
@@ -373,17 +380,44 @@ func (s *apiServer) webHandler() http.Handler {
 		}
 		got, ok := s.tokenAccess(r)
 		if !ok {
+			// The connection is closed with the answer: a client without a token holds no
+			// connection (and no fd of the daemon's) open.
+			w.Header().Set("Connection", "close")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pmdaemon"`)
 			writeAPIErr(w, &api.Error{Code: api.CodeUnauthorized, Message: "no valid token: send 'Authorization: Bearer TOKEN' with a token from 'pmdaemon web token'"})
 			return
 		}
-		need, known := access[r.Method+" "+r.URL.Path]
-		if known && need == api.AccessAdmin && got != api.AccessAdmin {
+		// HEAD runs the GET handler: it needs what GET needs. A route not in the table is
+		// admin's, as an unmarked route is.
+		method := r.Method
+		if method == http.MethodHead {
+			method = http.MethodGet
+		}
+		need, known := access[method+" "+r.URL.Path]
+		if (!known || need == api.AccessAdmin) && got != api.AccessAdmin {
+			w.Header().Set("Connection", "close")
 			writeAPIErr(w, &api.Error{Code: api.CodeForbidden, Message: fmt.Sprintf("%s %s needs an admin token; this one is read-only", r.Method, r.URL.Path)})
 			return
 		}
 		if !readBody(w, r) {
 			return
+		}
+		if got != api.AccessAdmin {
+			r = r.WithContext(context.WithValue(r.Context(), readOnlyKey{}, true))
+		}
+		if isStream(method, r.URL.Path) {
+			// A stream ends when the tokens change (web token --rotate, web --off): the token
+			// it was opened with may be the one rotated away.
+			ctx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			go func() {
+				select {
+				case <-s.tokensChanged():
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			r = r.WithContext(ctx)
 		}
 		inner.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w)}, r)
 	})
@@ -505,4 +539,82 @@ func (s *apiServer) webRoutes() map[api.Route]http.HandlerFunc {
 			w.Write(api.OpenAPI)
 		},
 	}
+}
+
+// readOnlyKey marks the context of a request made with a read token.
+type readOnlyKey struct{}
+
+// readOnly tells whether a request was made with a read token (over the web listener).
+func readOnly(ctx context.Context) bool {
+	v, _ := ctx.Value(readOnlyKey{}).(bool)
+	return v
+}
+
+// hideEnv blanks the values of an app's environment in an answer to a read token: an
+// environment holds secrets, which is why GET /v1/env is admin's. The names stay.
+func hideEnv(a *api.App) {
+	if len(a.Config.Env) == 0 {
+		return
+	}
+	hidden := make(map[string]string, len(a.Config.Env))
+	for k := range a.Config.Env {
+		hidden[k] = hiddenValue
+	}
+	a.Config.Env = hidden
+}
+
+// hiddenValue replaces an environment value a read token may not see.
+const hiddenValue = "(hidden: needs an admin token)"
+
+// isStream tells the routes that answer with a stream that lasts.
+func isStream(method, path string) bool {
+	return method == http.MethodGet && (path == api.RouteEvents.Path || path == api.RouteLogStream.Path)
+}
+
+// tokensChanged is closed when the tokens next change.
+func (s *apiServer) tokensChanged() <-chan struct{} {
+	s.web.mu.Lock()
+	defer s.web.mu.Unlock()
+	if s.web.tokensGen == nil {
+		s.web.tokensGen = make(chan struct{})
+	}
+	return s.web.tokensGen
+}
+
+// connLimit caps the connections the web listener holds at once, so that no client (one
+// without a token among them) can take every file descriptor of the daemon: a quarter of the
+// daemon's descriptor limit, at least 64 and at most maxStreams plus room for requests.
+func connLimit() int {
+	var rl unix.Rlimit
+	n := maxStreams + 256
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur/4 < uint64(n) {
+		n = max(64, int(rl.Cur/4))
+	}
+	return n
+}
+
+// limitListener accepts at most cap connections at once; a further one waits for a slot.
+type limitListener struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	l.slots <- struct{}{}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.slots })}, nil
+}
+
+type limitConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	c.release()
+	return c.Conn.Close()
 }

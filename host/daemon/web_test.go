@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/config"
 )
 
 // webFixture is a daemon in-process with its API on a unix socket and on the web listener,
@@ -130,6 +131,10 @@ func TestWebTokens(t *testing.T) {
 		{"read token may not make tokens", "POST", "/v1/web/token", f.read, `{}`, 403, api.CodeForbidden},
 		{"admin token stops", "POST", "/v1/stop", f.admin, stop, 404, api.CodeNotFound},
 		{"admin token, unknown route", "GET", "/v1/nothing", f.admin, "", 404, api.CodeNotFound},
+		{"read token, unknown route", "GET", "/v1/nothing", f.read, "", 403, api.CodeForbidden},
+		// HEAD runs the GET handler, so it needs what GET needs.
+		{"read token may not HEAD an environment", "HEAD", "/v1/env?id=1", f.read, "", 403, ""},
+		{"read token may HEAD the list", "HEAD", "/v1/list", f.read, "", 200, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,6 +157,9 @@ func TestWebTokens(t *testing.T) {
 			}
 			if tt.status == 401 && resp.Header.Get("WWW-Authenticate") == "" {
 				t.Error("401 without WWW-Authenticate")
+			}
+			if (tt.status == 401 || tt.status == 403) && !resp.Close {
+				t.Errorf("a %d keeps the connection open", tt.status)
 			}
 		})
 	}
@@ -322,5 +330,108 @@ func TestWebPersists(t *testing.T) {
 	defer third.web.mu.Unlock()
 	if third.web.ln != nil || third.web.cfg.On {
 		t.Errorf("web turned off, yet the next daemon listens")
+	}
+}
+
+// A read token sees an app's configuration but not the values of its environment (secrets:
+// GET /v1/env is admin's); the admin token sees them.
+func TestWebReadTokenHidesEnv(t *testing.T) {
+	f := newWebFixture(t)
+	cfg := config.NewApp()
+	cfg.Name, cfg.Script, cfg.Args, cfg.Cwd = "secret", "sleep", []string{"600"}, os.TempDir()
+	cfg.Env = map[string]string{"DB_PASSWORD": "hunter2"}
+	if _, err := f.d.Start(context.Background(), api.StartRequest{App: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		token, want string
+	}{{f.read, hiddenValue}, {f.admin, "hunter2"}} {
+		resp, b := f.do(t, "GET", "/v1/info?target=secret", tc.token, nil)
+		var app api.App
+		if resp.StatusCode != 200 || json.Unmarshal(b, &app) != nil {
+			t.Fatalf("info: %d %s", resp.StatusCode, b)
+		}
+		if got := app.Config.Env["DB_PASSWORD"]; got != tc.want {
+			t.Errorf("DB_PASSWORD = %q, want %q", got, tc.want)
+		}
+		if strings.Contains(string(b), "hunter2") != (tc.want == "hunter2") {
+			t.Errorf("the answer %s the secret", map[bool]string{true: "holds", false: "lacks"}[strings.Contains(string(b), "hunter2")])
+		}
+	}
+}
+
+// A stream opened with a token ends when the tokens are rotated: the token it was opened with
+// may be the one rotated away.
+func TestWebStreamEndsOnRotation(t *testing.T) {
+	f := newWebFixture(t)
+	req, err := http.NewRequest("GET", f.url+"/v1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+f.read)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("events: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, resp.Body)
+		ended <- err
+	}()
+	if _, err := f.c.WebToken(context.Background(), api.WebTokenRequest{ReadOnly: true, Rotate: true}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ended:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stream opened with the rotated token still runs 30s after the rotation")
+	}
+}
+
+// The listener holds at most its cap of connections; one more is accepted only when one
+// closes.
+func TestLimitListener(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &limitListener{Listener: inner, slots: make(chan struct{}, 2)}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 3)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	var clients []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	first, second := <-accepted, <-accepted
+	select {
+	case <-accepted:
+		t.Fatal("a third connection was accepted with a cap of two")
+	case <-time.After(300 * time.Millisecond): // a window in which the third must not come
+	}
+	first.Close()
+	select {
+	case c := <-accepted:
+		c.Close()
+	case <-time.After(30 * time.Second):
+		t.Fatal("the third connection was not accepted after one closed")
+	}
+	second.Close()
+	if n := connLimit(); n < 64 || n > maxStreams+256 {
+		t.Errorf("connLimit() = %d, want 64..%d", n, maxStreams+256)
 	}
 }
