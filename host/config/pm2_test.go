@@ -408,7 +408,7 @@ func TestPM2Errors(t *testing.T) {
 		{"bad-mode.json", "", []string{"bad-mode.json: apps[0] (m)", `"exec_mode" must be "fork" or "cluster"`, `"parallel"`}},
 		{"increment-no-port.json", "", []string{"increment-no-port.json: apps[0] (i)", `"increment_var": "PORT" needs a PORT in "env"`}},
 		{"top-typo.json", "", []string{"top-typo.json", `unknown top-level key "aps"`, `did you mean "apps"`}},
-		{"dup-key.yaml", "", []string{"dup-key.yaml: invalid YAML: line 4", `"name" already defined at line 2`}},
+		{"dup-key.yaml", "", []string{"dup-key.yaml: invalid YAML: line 4", `key "name" appears twice in apps[0]`}},
 		{"indent.yml", "", []string{"indent.yml: invalid YAML: line ", "did not find expected"}},
 		{"typo.yml", "", []string{"typo.yml: apps[0] (y)", `unknown key "scrpt"`, `did you mean "script"`}},
 		{"empty.yaml", "", []string{"empty.yaml", "no document"}},

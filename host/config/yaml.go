@@ -9,6 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
+	"regexp"
+	"strconv"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -23,76 +26,158 @@ func IsYAML(path string) bool {
 }
 
 // yamlToJSON turns a YAML ecosystem document into the JSON the rest of the loader reads, so
-// that a YAML file has every key, check and error of a JSON one. It reads YAML 1.2, as PM2's
-// js-yaml does: `yes`, `on` and `y` are strings, not booleans (YAML 1.1 would make the app
-// named "y" an app named true). A key given twice is an error (as in JSON files), and so is a
-// document that is empty or only comments, or a second document in the file.
+// that a YAML file has every key, check and error of a JSON one. It reads YAML 1.2's core
+// schema, as PM2's js-yaml does: `yes`, `on` and `y` are text, not booleans (YAML 1.1 would
+// make the app named "y" an app named true); `0755` is the number 755, not octal; a date is
+// the text written. A key given twice is an error (as in JSON files), and so is a document
+// that is empty or only comments, or a second document in the file.
 func yamlToJSON(data []byte) ([]byte, error) {
 	const write = "write apps: followed by a list of apps"
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, fmt.Errorf("the file is empty; %s", write)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc any
+	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("the file has no document (only comments?); %s", write)
 		}
 		return nil, fmt.Errorf("invalid YAML: %s", yamlError(err))
 	}
-	var more any
+	var more yaml.Node
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("more than one YAML document (a second ---); put every app under one apps:")
 	}
-	plain, err := jsonShaped(doc, "")
+	budget := maxYAMLNodes
+	plain, err := yamlValue(&doc, "", &budget)
 	if err != nil {
 		return nil, err
 	}
 	return json.Marshal(plain)
 }
 
-// jsonShaped turns what the YAML decoder made into values encoding/json writes: mappings with
-// keys that are not strings (`1: x`, `true: y`) get their keys as text, as js-yaml gives them.
-func jsonShaped(v any, at string) (any, error) {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			s, err := jsonShaped(e, at+"."+k)
+// maxYAMLNodes bounds the values a document may expand to through aliases (*name), so that
+// a small file cannot make a huge one.
+const maxYAMLNodes = 1 << 20
+
+// yamlValue is the JSON value of a YAML node, by YAML 1.2's core schema. at names the node
+// in errors ("apps[0].env.X").
+func yamlValue(n *yaml.Node, at string, budget *int) (any, error) {
+	if *budget--; *budget < 0 {
+		return nil, fmt.Errorf("invalid YAML: the document expands (through aliases) to more than %d values", maxYAMLNodes)
+	}
+	where := strings.TrimPrefix(at, ".")
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) == 0 {
+			return nil, nil
+		}
+		return yamlValue(n.Content[0], at, budget)
+	case yaml.AliasNode:
+		return yamlValue(n.Alias, at, budget)
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for i, c := range n.Content {
+			v, err := yamlValue(c, fmt.Sprintf("%s[%d]", at, i), budget)
 			if err != nil {
 				return nil, err
 			}
-			x[k] = s
+			out = append(out, v)
 		}
-		return x, nil
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			key := fmt.Sprint(k)
-			if _, dup := m[key]; dup {
-				return nil, fmt.Errorf("invalid YAML: key %q appears twice in %s", key, strings.TrimPrefix(at, "."))
+		return out, nil
+	case yaml.MappingNode:
+		out := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+				return nil, fmt.Errorf("invalid YAML: line %d: merge keys (<<) are not read; write the keys out", k.Line)
 			}
-			s, err := jsonShaped(e, at+"."+key)
+			if k.Kind != yaml.ScalarNode {
+				return nil, fmt.Errorf("invalid YAML: line %d: a key in %s is not a plain value", k.Line, orTop(where))
+			}
+			if _, dup := out[k.Value]; dup {
+				return nil, fmt.Errorf("invalid YAML: line %d: key %q appears twice in %s", k.Line, k.Value, orTop(where))
+			}
+			val, err := yamlValue(v, at+"."+k.Value, budget)
 			if err != nil {
 				return nil, err
 			}
-			m[key] = s
+			out[k.Value] = val
 		}
-		return m, nil
-	case []any:
-		for i, e := range x {
-			s, err := jsonShaped(e, fmt.Sprintf("%s[%d]", at, i))
-			if err != nil {
-				return nil, err
-			}
-			x[i] = s
+		return out, nil
+	}
+	return yamlScalar(n, where)
+}
+
+// yamlScalar reads a scalar by YAML 1.2's core schema: null, true/false, decimal, 0o and 0x
+// integers, floats; anything else (dates among them) is the text written.
+func yamlScalar(n *yaml.Node, where string) (any, error) {
+	if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0 || n.Tag == "!!str" {
+		return n.Value, nil
+	}
+	v := n.Value
+	switch v {
+	case "", "~", "null", "Null", "NULL":
+		return nil, nil
+	case "true", "True", "TRUE":
+		return true, nil
+	case "false", "False", "FALSE":
+		return false, nil
+	case ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF":
+		return nil, fmt.Errorf("invalid value at %s: %s is not a number JSON can hold", orTop(where), v)
+	}
+	if yamlDecimal.MatchString(v) {
+		return json.Number(strings.TrimPrefix(trimZeros(v), "+")), nil
+	}
+	if m := yamlRadix.FindStringSubmatch(v); m != nil {
+		base := 8
+		if m[1] == "x" {
+			base = 16
 		}
-		return x, nil
-	case float64:
-		if x != x || x > 1.7976931348623157e308 || x < -1.7976931348623157e308 {
-			return nil, fmt.Errorf("invalid value at %s: %v is not a number JSON can hold", strings.TrimPrefix(at, "."), x)
+		i, err := strconv.ParseInt(m[2], base, 64)
+		if err != nil {
+			return nil, fmt.Errorf("invalid value at %s: %s: %v", orTop(where), v, err)
 		}
+		return json.Number(strconv.FormatInt(i, 10)), nil
+	}
+	if yamlFloat.MatchString(v) {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("invalid value at %s: %s is not a number JSON can hold", orTop(where), v)
+		}
+		return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
 	}
 	return v, nil
+}
+
+var (
+	yamlDecimal = regexp.MustCompile(`^[-+]?[0-9]+$`)
+	yamlRadix   = regexp.MustCompile(`^0([ox])([0-9a-fA-F]+)$`)
+	yamlFloat   = regexp.MustCompile(`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`)
+)
+
+// trimZeros drops the leading zeros of a decimal integer ("-007" → "-7", "000" → "0"), as
+// YAML 1.2 and JSON read them.
+func trimZeros(v string) string {
+	sign := ""
+	if v[0] == '-' || v[0] == '+' {
+		sign, v = v[:1], v[1:]
+	}
+	v = strings.TrimLeft(v, "0")
+	if v == "" {
+		return "0"
+	}
+	if sign == "+" {
+		sign = ""
+	}
+	return sign + v
+}
+
+func orTop(where string) string {
+	if where == "" {
+		return "the document"
+	}
+	return where
 }
 
 // yamlError is the YAML library's error on one line, without the library's prefixes:
