@@ -323,7 +323,9 @@ func TestWatchdogThroughNotifySocket(t *testing.T) {
 		watchdog   time.Duration // 0: 300ms
 		wantReason string        // "" when it must run on
 	}{
-		{name: "pings run on", mode: "ping"},
+		// 3s: a deadline a test binary starting on a loaded machine meets (with 300ms, CI saw
+		// it restarted before its first ping, over and over).
+		{name: "pings run on", mode: "ping", watchdog: 3 * time.Second},
 		{name: "silence restarts", mode: "notify", notify: "STATUS=busy", wantReason: "watchdog: no WATCHDOG=1 within 300ms"},
 		// With a deadline it cannot reach: the trigger is what restarts it.
 		{name: "trigger restarts", mode: "notify", notify: "WATCHDOG=trigger", watchdog: time.Minute, wantReason: "WATCHDOG=trigger"},
@@ -352,10 +354,11 @@ func TestWatchdogThroughNotifySocket(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !strings.Contains(string(env), "\x00WATCHDOG_USEC=300000\x00") {
-					t.Errorf("the instance has no WATCHDOG_USEC=300000")
+				want := fmt.Sprintf("\x00WATCHDOG_USEC=%d\x00", cfg.Watchdog.Microseconds())
+				if !strings.Contains(string(env), want) {
+					t.Errorf("the instance has no %q", want[1:len(want)-1])
 				}
-				end := time.Now().Add(1500 * time.Millisecond)
+				end := time.Now().Add(2 * cfg.Watchdog) // two deadlines without a restart
 				for time.Now().Before(end) {
 					if r := rows(d, "web")[0]; r.Pid != first || r.Restarts != watched.Restarts {
 						t.Fatalf("a pinging instance was restarted: %+v", r)
