@@ -93,22 +93,12 @@ func TestEventStreamSlowClient(t *testing.T) {
 		s.streamEvents(w, r)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
-	for s.d.events.streams.Load() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the stream did not open")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	pollFor(t, "the stream to open", time.Until(deadline), func() bool { return s.d.events.streams.Load() == 1 })
 	for i := 0; i < 3*eventRing; i++ {
 		s.d.events.publish(api.Event{Kind: "started", App: "web"})
 	}
 	close(w.gate)
-	for !strings.Contains(w.text(), "id: 3072\n") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the last event did not arrive:\n%.2000s", w.text())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	pollFor(t, "the last event (id 3072)", time.Until(deadline), func() bool { return strings.Contains(w.text(), "id: 3072\n") })
 	cancel()
 	<-done
 	out := w.text()
@@ -136,13 +126,7 @@ func collectEvents(t *testing.T, f *webFixture) <-chan api.Event {
 			return nil
 		})
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for f.d.events.streams.Load() == before {
-		if time.Now().After(deadline) {
-			t.Fatal("the event stream did not open")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	pollFor(t, "the event stream to open", 10*time.Second, func() bool { return f.d.events.streams.Load() != before })
 	return ch
 }
 
@@ -248,13 +232,7 @@ func TestStreamsEndWithTheDaemon(t *testing.T) {
 	f := newWebFixture(t)
 	ended := make(chan error, 1)
 	go func() { ended <- f.c.Events(context.Background(), func(api.Event) error { return nil }) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for f.d.events.streams.Load() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the stream did not open")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	pollFor(t, "the stream to open", 10*time.Second, func() bool { return f.d.events.streams.Load() == 1 })
 	f.s.endStreams()
 	select {
 	case err := <-ended:

@@ -262,11 +262,6 @@ func TestScrapeKeepsSamplesWarm(t *testing.T) {
 	if first.IsZero() {
 		t.Fatal("the scrape did not measure")
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !sampledAt().After(first) {
-		if time.Now().After(deadline) {
-			t.Fatal("no sample was taken after the scrape within 30s: the metrics loop does not keep them warm")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	pollFor(t, "a sample after the scrape (the metrics loop keeping them warm)", 30*time.Second,
+		func() bool { return sampledAt().After(first) })
 }
