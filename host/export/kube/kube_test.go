@@ -2,16 +2,11 @@ package kube
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -25,26 +20,10 @@ import (
 
 	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/export"
+	"github.com/pmdaemon/pmdaemon/host/export/exporttest"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files from the current output")
-
 const image = "registry.example/pmdaemon-apps:1"
-
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
-}
-
-// goldenSources are host/export/nomad's: every example, every front, every key.
-var goldenSources = []string{
-	"examples/ecosystem.json",
-	"examples/ecosystem.lua",
-	"examples/plugins/ecosystem.json",
-	"examples/plugins/ecosystem.lua",
-	"host/export/testdata/features.json",
-	"host/export/testdata/ecosystem.config.js",
-}
 
 // Decode reads a YAML stream strictly into the k8s.io/api types: each document through
 // yaml.YAMLToJSON and a json.Decoder that refuses fields the type does not have.
@@ -78,49 +57,6 @@ func Decode(stream []byte) ([]any, error) {
 		objs = append(objs, obj)
 	}
 	return objs, nil
-}
-
-func load(t *testing.T, rel string) *export.Source {
-	t.Helper()
-	t.Setenv("STAGE", "")
-	os.Unsetenv("STAGE")
-	src, err := export.FromFile(context.Background(), filepath.Join(repoRoot(), rel), export.FileOptions{Log: io.Discard})
-	if err != nil {
-		t.Fatalf("loading %s: %v", rel, err)
-	}
-	return src
-}
-
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	got = []byte(strings.ReplaceAll(string(got), repoRoot(), "/REPO"))
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./host/export/... -update to write it)", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs from the output (run go test ./host/export/... -update if the change is meant):\n--- got\n%s", path, got)
-	}
-}
-
-func reportText(r export.Report) []byte {
-	var b strings.Builder
-	for _, l := range r.Changed {
-		b.WriteString("note: " + l + "\n")
-	}
-	for _, l := range r.Dropped {
-		b.WriteString("not carried over: " + l + "\n")
-	}
-	return []byte(b.String())
 }
 
 // roundTrip exports src, decodes the YAML strictly into k8s.io/api's types, validates what
@@ -196,17 +132,17 @@ func stripCreation(v any) {
 }
 
 func TestGolden(t *testing.T) {
-	for _, rel := range goldenSources {
+	for _, rel := range exporttest.Sources {
 		name := strings.ReplaceAll(rel, "/", "-")
 		t.Run(name, func(t *testing.T) {
-			src := load(t, rel)
+			src := exporttest.Load(t, rel)
 			objs, out, report := roundTrip(t, src)
 			src.Merge(report)
 			if len(objs) < len(src.Apps) {
 				t.Errorf("%d objects for %d apps", len(objs), len(src.Apps))
 			}
-			checkGolden(t, filepath.Join("testdata", "golden", name+".yaml"), out)
-			checkGolden(t, filepath.Join("testdata", "golden", name+".report"), reportText(src.Report))
+			exporttest.CheckGolden(t, filepath.Join("testdata", "golden", name+".yaml"), out)
+			exporttest.CheckGolden(t, filepath.Join("testdata", "golden", name+".report"), exporttest.ReportText(src.Report))
 		})
 	}
 }

@@ -2,14 +2,9 @@ package nomad
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"flag"
-	"io"
-	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -18,82 +13,21 @@ import (
 
 	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/export"
+	"github.com/pmdaemon/pmdaemon/host/export/exporttest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files from the current output")
-
-// repoRoot is the module root; golden files write it as /REPO so they hold on any checkout.
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
-}
-
-// goldenSources are the examples/ ecosystems, every front (JSON, Lua, PM2's JavaScript),
-// and a file that uses every key the export maps or reports.
-var goldenSources = []string{
-	"examples/ecosystem.json",
-	"examples/ecosystem.lua",
-	"examples/plugins/ecosystem.json",
-	"examples/plugins/ecosystem.lua",
-	"host/export/testdata/features.json",
-	"host/export/testdata/ecosystem.config.js",
-}
 
 // goldenName is a source's golden file stem: examples/plugins/ecosystem.lua →
 // examples-plugins-ecosystem.lua.
 func goldenName(src string) string { return strings.ReplaceAll(src, "/", "-") }
-
-func load(t *testing.T, rel string) *export.Source {
-	t.Helper()
-	t.Setenv("STAGE", "") // examples/ecosystem.lua reads it: the golden files are development's
-	os.Unsetenv("STAGE")
-	src, err := export.FromFile(context.Background(), filepath.Join(repoRoot(), rel), export.FileOptions{Log: io.Discard})
-	if err != nil {
-		t.Fatalf("loading %s: %v", rel, err)
-	}
-	return src
-}
-
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	got = []byte(strings.ReplaceAll(string(got), repoRoot(), "/REPO"))
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./host/export/... -update to write it)", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs from the output (run go test ./host/export/... -update if the change is meant):\n--- got\n%s", path, got)
-	}
-}
-
-func reportText(r export.Report) []byte {
-	var b strings.Builder
-	for _, l := range r.Changed {
-		b.WriteString("note: " + l + "\n")
-	}
-	for _, l := range r.Dropped {
-		b.WriteString("not carried over: " + l + "\n")
-	}
-	return []byte(b.String())
-}
 
 // Each example becomes a job whose JSON decodes strictly into the nomad/api types, whose HCL
 // re-parses with hcl/v2 into the same job and is what hclwrite writes for it, which keeps
 // Nomad's registration rules; and the three outputs (HCL, JSON, the report) match their
 // golden files.
 func TestGolden(t *testing.T) {
-	for _, rel := range goldenSources {
+	for _, rel := range exporttest.Sources {
 		t.Run(goldenName(rel), func(t *testing.T) {
-			src := load(t, rel)
+			src := exporttest.Load(t, rel)
 			job, report, err := Build(src, Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -112,9 +46,9 @@ func TestGolden(t *testing.T) {
 				t.Errorf("%d groups for %d apps", len(fromJSON.TaskGroups), len(src.Apps))
 			}
 			dir := filepath.Join("testdata", "golden")
-			checkGolden(t, filepath.Join(dir, goldenName(rel)+".hcl"), hclOut)
-			checkGolden(t, filepath.Join(dir, goldenName(rel)+".json"), jsonOut)
-			checkGolden(t, filepath.Join(dir, goldenName(rel)+".report"), reportText(src.Report))
+			exporttest.CheckGolden(t, filepath.Join(dir, goldenName(rel)+".hcl"), hclOut)
+			exporttest.CheckGolden(t, filepath.Join(dir, goldenName(rel)+".json"), jsonOut)
+			exporttest.CheckGolden(t, filepath.Join(dir, goldenName(rel)+".report"), exporttest.ReportText(src.Report))
 		})
 	}
 }
