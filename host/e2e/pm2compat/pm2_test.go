@@ -40,6 +40,12 @@ func newPM2(t *testing.T) *pm2 {
 	}
 	t.Cleanup(func() {
 		p.run("", "kill")
+		// pm2 kill may answer while PM2's daemon and apps are still exiting: give them until
+		// a deadline, then whatever still runs is left behind.
+		deadline := time.Now().Add(10 * time.Second)
+		for len(harness.ProcessesWithEnv("PM2_HOME="+p.home)) > 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
 		var left []int
 		for _, pid := range harness.ProcessesWithEnv("PM2_HOME=" + p.home) {
 			syscall.Kill(pid, syscall.SIGKILL)
