@@ -10,7 +10,7 @@
 // Every daemon runs in its own home under a temp dir; on every exit (end, error, SIGINT,
 // SIGTERM, SIGHUP) the bench runs `pmdaemon kill`, then SIGKILLs any process whose environment
 // names the temp dir, then removes it. docs/performance.md has the figures and what they need
-// (RLIMIT_NOFILE: 4 descriptors an instance, which the bench raises as root; pid_max).
+// (RLIMIT_NOFILE: one descriptor an instance and 768 for the daemon, which the bench raises as root; pid_max).
 package main
 
 import (
@@ -123,13 +123,13 @@ func (b *bench) checkLimits() error {
 	if b.opts.linearity {
 		need = max(need, 4600)
 	}
-	// The daemon refuses a start that would take it past 4 descriptors an instance (a pidfd,
-	// the two log files while a spawn has them open, the cgroup) plus about 256 of its own.
+	// The daemon refuses a start that would take it past one descriptor an instance of
+	// /bin/sleep (its pidfd) plus 768 of its own and for spawns and checks in progress.
 	instances := b.opts.n
 	if b.opts.linearity {
 		instances = max(instances, 4500)
 	}
-	want := uint64(4*instances + 300)
+	want := uint64(instances + 1024)
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return fmt.Errorf("getrlimit: %w", err)
@@ -137,7 +137,7 @@ func (b *bench) checkLimits() error {
 	if rl.Max < want {
 		raised := syscall.Rlimit{Cur: want, Max: want}
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err != nil {
-			return fmt.Errorf("RLIMIT_NOFILE hard limit is %d; %d instances need %d (the daemon budgets 4 descriptors an instance) and raising it failed: %w; raise it (ulimit -Hn as root, or LimitNOFILE=)", rl.Max, instances, want, err)
+			return fmt.Errorf("RLIMIT_NOFILE hard limit is %d; %d instances need %d (the daemon budgets one descriptor an instance of /bin/sleep, and 768 of its own) and raising it failed: %w; raise it (ulimit -Hn as root, or LimitNOFILE=)", rl.Max, instances, want, err)
 		}
 		rl = raised
 	}

@@ -8,62 +8,96 @@ import (
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
+	"github.com/pmdaemon/pmdaemon/host/supervisor"
 )
 
 // The API checks every request against the bounds of host/config before it reaches an
 // operation, whoever sent it: the CLI and the loaders check the same numbers, but the socket is
 // the daemon's real entry.
 
-// fdsPerInstance is what the daemon budgets per instance for its own file descriptors: a
-// running instance holds two pidfds, and while it is spawned or health-checked its log files
-// and the exec status pipe, or the check's pipe or connection.
-const fdsPerInstance = 4
-
 // fdReserve is kept for the daemon itself: its socket and clients, the state and log files,
-// plugins.
+// plugins. Spawns and health checks in progress take at most supervisor.InFlightFDs more.
 const fdReserve = 256
 
-// instanceBudget is how many instances the daemon's open-file limit (RLIMIT_NOFILE) can hold,
-// and that limit.
-func instanceBudget() (int, uint64) {
+// instanceFDs is what the daemon budgets for an app's instances, the descriptors they hold
+// while they run (supervisor/fdgate.go): one pidfd each, a log writer's pidfd, the daemon's
+// end of PM2's IPC channel, and the listening sockets the daemon holds for the app.
+func instanceFDs(cfg config.App, instances int) int {
+	each := 1
+	if cfg.StampsLogs() {
+		each++
+	}
+	if hasIPC(cfg) {
+		each++
+	}
+	n := instances * each
+	switch cfg.Socket {
+	case config.SocketInstance:
+		n += instances
+	case config.SocketShared:
+		n++
+	}
+	return n
+}
+
+// fdBudget is how many descriptors the daemon's open-file limit (RLIMIT_NOFILE) leaves for
+// instances, and that limit.
+func fdBudget() (int, uint64) {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == ^uint64(0) { // RLIM_INFINITY
 		return int(^uint(0) >> 1), rl.Cur
 	}
-	if rl.Cur <= fdReserve {
+	kept := uint64(fdReserve + supervisor.InFlightFDs)
+	if rl.Cur <= kept {
 		return 0, rl.Cur
 	}
-	return int((rl.Cur - fdReserve) / fdsPerInstance), rl.Cur
+	return int(rl.Cur - kept), rl.Cur
+}
+
+// appUse is an app's instances after an operation; cfg nil means its configuration now.
+type appUse struct {
+	instances int
+	cfg       *config.App
 }
 
 // checkBudget refuses an operation that would leave the daemon with more instances than its
-// open-file limit can hold. change maps app names to their instance count after the operation.
-func (d *Daemon) checkBudget(change map[string]int) error {
+// open-file limit can hold. change maps app names to their use after the operation.
+func (d *Daemon) checkBudget(change map[string]appUse) error {
 	d.mu.Lock()
-	total := 0
+	total, fds := 0, 0
 	for name, a := range d.apps {
-		if _, ok := change[name]; !ok {
+		if u, ok := change[name]; !ok {
 			total += len(a.slots)
+			fds += instanceFDs(a.cfg, len(a.slots))
+		} else if u.cfg == nil {
+			u.cfg = &a.cfg
+			change[name] = u
 		}
 	}
 	d.mu.Unlock()
 	adding := 0
-	for _, n := range change {
-		adding += n
+	for _, u := range change {
+		adding += u.instances
+		if u.cfg != nil {
+			fds += instanceFDs(*u.cfg, u.instances)
+		} else {
+			fds += instanceFDs(config.App{}, u.instances) // refused later: no such app
+		}
 	}
-	budget, limit := instanceBudget()
-	if total+adding > budget {
-		return userErr("refused: the daemon would supervise %d instances (%d now, %d by this request), more than "+
-			"its open-file limit of %d (RLIMIT_NOFILE) allows at %d descriptors an instance: at most %d; "+
-			"raise the limit (ulimit -n, or LimitNOFILE= in the systemd unit) and restart the daemon, or run fewer instances",
-			total+adding, total, adding, limit, fdsPerInstance, budget)
+	budget, limit := fdBudget()
+	if fds > budget {
+		return userErr("refused: the daemon would supervise %d instances (%d now, %d by this request) holding %d file "+
+			"descriptors, more than its open-file limit of %d (RLIMIT_NOFILE) leaves for instances: at most %d, after %d "+
+			"for itself and for starts and checks in progress; raise the limit (ulimit -n, or LimitNOFILE= in the systemd "+
+			"unit) and restart the daemon, or run fewer instances",
+			total+adding, total, adding, fds, limit, budget, fdReserve+supervisor.InFlightFDs)
 	}
 	return nil
 }
 
 // checkStart checks a start request as it arrives: the app's spec (names, counts, sizes) and
 // the instance budget. where prefixes errors ("apps[3]: ") for start-many.
-func (d *Daemon) checkStart(req api.StartRequest, where string, change map[string]int) error {
+func (d *Daemon) checkStart(req api.StartRequest, where string, change map[string]appUse) error {
 	if err := req.App.Validate(); err != nil {
 		return userErr("%s%v", where, err)
 	}
@@ -73,13 +107,13 @@ func (d *Daemon) checkStart(req api.StartRequest, where string, change map[strin
 	if exists && req.IfExists != "update" {
 		return nil // left as it is, or refused by the operation
 	}
-	change[req.App.Name] = req.App.Instances
+	change[req.App.Name] = appUse{req.App.Instances, &req.App}
 	return nil
 }
 
 // checkStartOne is the check of POST /v1/start.
 func (d *Daemon) checkStartOne(req api.StartRequest) error {
-	change := map[string]int{}
+	change := map[string]appUse{}
 	if err := d.checkStart(req, "", change); err != nil {
 		return err
 	}
@@ -92,7 +126,7 @@ func (d *Daemon) checkStartMany(req api.StartManyRequest) error {
 	if len(req.Apps) > config.MaxApps {
 		return userErr("a start-many request has %d apps; the limit is %d (split the ecosystem file)", len(req.Apps), config.MaxApps)
 	}
-	change := map[string]int{}
+	change := map[string]appUse{}
 	for i, r := range req.Apps {
 		if err := d.checkStart(r, fmt.Sprintf("apps[%d]: ", i), change); err != nil {
 			return err
@@ -119,7 +153,7 @@ func (d *Daemon) checkTarget(req api.TargetRequest) error {
 	if !exists {
 		return nil // an id or all is refused by the operation, with --instances
 	}
-	return d.checkBudget(map[string]int{req.Target: req.Instances})
+	return d.checkBudget(map[string]appUse{req.Target: {instances: req.Instances}})
 }
 
 // bodyTooLarge answers a request whose body passed config.MaxRequestBody.

@@ -308,7 +308,7 @@ func (d *Daemon) checkScale(req api.ScaleRequest) error {
 	if req.Instances < 1 || req.Instances > config.MaxInstances {
 		return userErr("instances must be between 1 and %d, got %d", config.MaxInstances, req.Instances)
 	}
-	return d.checkBudget(map[string]int{req.Name: req.Instances})
+	return d.checkBudget(map[string]appUse{req.Name: {instances: req.Instances}})
 }
 
 // handler serves the routes; every answer, an error or an unknown route's included, carries

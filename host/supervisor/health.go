@@ -127,6 +127,12 @@ var healthClient = &http.Client{
 }
 
 func (l *Loop) probe(parent context.Context, h *HealthSpec) healthResult {
+	// The wait for a slot is not the check's time: its timeout starts once it may run.
+	leave, err := enterCtx(parent, checkGate)
+	if err != nil {
+		return healthResult{msg: "the check was stopped"}
+	}
+	defer leave()
 	ctx, cancel := context.WithTimeout(parent, h.Timeout)
 	defer cancel()
 	if h.URL != "" {
@@ -167,7 +173,7 @@ func (l *Loop) probe(parent context.Context, h *HealthSpec) healthResult {
 	// On timeout the check's whole group goes, so a hung check leaves nothing behind.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	err = cmd.Run()
 	if err == nil {
 		return healthResult{ok: true}
 	}

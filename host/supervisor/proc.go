@@ -112,16 +112,38 @@ func awaitPidfd(fd int) error {
 	})
 }
 
-// waitChild reports the exit code of a child we started. It waits for the exit on a pidfd
-// (no thread held, see awaitPidfd), then reaps the child with cmd.Wait, which no longer
-// blocks.
-func waitChild(cmd *exec.Cmd) <-chan int {
+// waitChild reports the exit code of a child we started with SysProcAttr.PidFD = &pidfd. It
+// waits for the exit on that pidfd in Go's poller (no thread held, see awaitPidfd), then reaps
+// the child with wait4, which no longer blocks. os/exec keeps a copy of the pidfd for
+// cmd.Wait; that copy is released at once, so a running instance holds one descriptor, not
+// two (fdgate.go). Without a pidfd (a kernel before 5.3) it falls back to cmd.Wait, which
+// blocks a thread: slower, still right.
+func waitChild(cmd *exec.Cmd, pidfd int) <-chan int {
 	ch := make(chan int, 1)
+	if pidfd < 0 {
+		go func() { ch <- exitCode(cmd.Wait()) }()
+		return ch
+	}
+	pid := cmd.Process.Pid
+	cmd.Process.Release() // closes Go's copy; the child stays unreaped for wait4 below
 	go func() {
-		if fd, err := unix.PidfdOpen(cmd.Process.Pid, unix.PIDFD_NONBLOCK); err == nil {
-			awaitPidfd(fd) // on error, Wait below blocks a thread: slower, still right
+		if err := unix.SetNonblock(pidfd, true); err == nil {
+			awaitPidfd(pidfd) // closes it; on error, wait4 below blocks a thread
+		} else {
+			unix.Close(pidfd)
 		}
-		ch <- exitCode(cmd.Wait())
+		var ws syscall.WaitStatus
+		for {
+			_, err := syscall.Wait4(pid, &ws, 0, nil)
+			if err != syscall.EINTR {
+				if err != nil {
+					ch <- -1
+					return
+				}
+				break
+			}
+		}
+		ch <- waitStatusCode(ws)
 	}()
 	return ch
 }
@@ -145,13 +167,18 @@ func exitCode(err error) int {
 	var ee interface{ Sys() any }
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
-			if ws.Signaled() {
-				return 128 + int(ws.Signal())
-			}
-			return ws.ExitStatus()
+			return waitStatusCode(ws)
 		}
 	}
 	return -1
+}
+
+// waitStatusCode is the exit code of a wait status; killed by a signal is 128+signal.
+func waitStatusCode(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
 }
 
 // StopOrphan stops the process group of pid, a process no instance supervises (left by an

@@ -86,6 +86,7 @@ func (l *Loop) warnErr(err error) {
 }
 
 func (l *Loop) spawn() (*running, error) {
+	defer enter(spawnGate)() // first in, last out: after every descriptor below is closed
 	out, err := openLog(l.spec.OutLog)
 	if err != nil {
 		return nil, err
@@ -135,7 +136,8 @@ func (l *Loop) spawn() (*running, error) {
 		defer errW.Close()
 		cmd.Stdout, cmd.Stderr = outW, errW
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pidfd := -1
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd}
 	if l.spec.Cgroup != "" {
 		fd, err := cgroup.Open(l.spec.Cgroup)
 		if err != nil {
@@ -151,6 +153,7 @@ func (l *Loop) spawn() (*running, error) {
 		return nil, fmt.Errorf("cannot start %s: %w", l.spec.Argv[0], err)
 	}
 	pid := cmd.Process.Pid
+	exited := waitChild(cmd, pidfd)
 	start, err := StartTime(pid)
 	if err != nil {
 		// Without it a later daemon cannot tell this process from another with its pid, and
@@ -158,7 +161,6 @@ func (l *Loop) spawn() (*running, error) {
 		l.warnErr(fmt.Errorf("start time of pid %d unknown: %w", pid, err))
 	}
 	now := time.Now()
-	exited := waitChild(cmd)
 	l.update(func(s *State) {
 		s.Status, s.Pid, s.PidStart, s.StartedAt = Online, pid, start, now
 		s.Ready, s.StatusText, s.AppStopping = false, "", false
@@ -207,13 +209,15 @@ func (l *Loop) startLogWriter(out, errf *os.File) (outW, errW *os.File, done <-c
 	cmd.ExtraFiles = files // fds 3, 4: the pipes; 5, 6: out and err; 7: the combined log
 	cmd.Env = w.Env
 	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pidfd := -1
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd}
 	if err := cmd.Start(); err != nil {
 		return nil, nil, nil, fmt.Errorf("cannot start the log writer %s: %w", w.Argv[0], err)
 	}
+	writerExited := waitChild(cmd, pidfd)
 	exited := make(chan struct{})
 	go func() {
-		cmd.Wait()
+		<-writerExited
 		close(exited)
 	}()
 	return pipes[1], pipes[3], exited, nil

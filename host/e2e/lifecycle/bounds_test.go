@@ -70,13 +70,17 @@ func TestAPIRefusesWhatTheOpenFileLimitCannotHold(t *testing.T) {
 	h := harness.NewHome(t)
 	h.OK("ping")
 	pid := h.DaemonPid()
-	// 400 descriptors: 256 kept for the daemon, 4 per instance, so 36 instances.
-	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: 400, Max: 400}, nil); err != nil {
+	// 804 descriptors: 768 kept for the daemon and for spawns and checks in progress, one
+	// (a pidfd) per instance of a plain app, so 36 instances.
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: 804, Max: 804}, nil); err != nil {
 		t.Fatalf("prlimit: %v", err)
 	}
 	harness.ErrLike(t, h.Fail("start", "sleep 1000", "--name", "big", "-i", "40"),
 		"the daemon would supervise 40 instances (0 now, 40 by this request)",
-		"open-file limit of 400 (RLIMIT_NOFILE)", "at most 36", "ulimit -n")
+		"holding 40 file descriptors", "open-file limit of 804 (RLIMIT_NOFILE)", "at most 36", "ulimit -n")
+	// With wait_ready an instance holds the daemon's end of PM2's IPC channel too: two each.
+	harness.ErrLike(t, h.Fail("start", "sleep 1000", "--name", "ready", "-i", "19", "--wait-ready"),
+		"the daemon would supervise 19 instances (0 now, 19 by this request) holding 38 file descriptors", "at most 36")
 	h.OK("start", "sleep 1000", "--name", "half", "-i", "20")
 	harness.ErrLike(t, h.Fail("start", "sleep 1000", "--name", "more", "-i", "20"),
 		"the daemon would supervise 40 instances (20 now, 20 by this request)")
@@ -88,6 +92,40 @@ func TestAPIRefusesWhatTheOpenFileLimitCannotHold(t *testing.T) {
 	if len(rows) != 36 {
 		t.Fatalf("%d rows, want 36", len(rows))
 	}
+}
+
+// A running instance holds one of the daemon's descriptors (its pidfd), an instance with a log
+// writer two (the writer's pidfd too): 10,000 instances fit in an open-file limit of 20,000.
+// The daemon's descriptors are counted once the instances run and their spawns are done.
+func TestRunningInstancesHoldOneDescriptorEach(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := harness.NewHome(t)
+	h.OK("ping")
+	pid := h.DaemonPid()
+	fds := func() int {
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	idle := fds()
+	h.OK("start", "sleep 1000", "--name", "plain", "-i", "40")
+	h.WaitList(20*time.Second, "40 online", harness.AllOnline("plain", 40))
+	plain := fds() - idle
+	if plain < 40 || plain > 40+8 {
+		t.Errorf("40 running instances: the daemon holds %d more descriptors than idle (%d); want 40 and at most a few more", plain, idle)
+	}
+	h.OK("run", harness.WriteFile(t, dir, "stamped.json", `{"name": "stamped", "script": "sleep", "args": "1000", "instances": 20, "time": true}`))
+	h.WaitList(20*time.Second, "20 stamped online", harness.AllOnline("stamped", 20))
+	stamped := fds() - idle - plain
+	if stamped < 40 || stamped > 40+8 {
+		t.Errorf("20 instances with log writers: %d more descriptors; want 40 (two each) and at most a few more", stamped)
+	}
+	// The pidfds go with the instances.
+	h.OK("delete", "all")
+	harness.Eventually(t, 20*time.Second, "the daemon back to its idle descriptors", func() bool { return fds() <= idle+8 })
 }
 
 // A request body over config.MaxRequestBody is answered 413 with a message saying so, and the
