@@ -320,27 +320,38 @@ type Usage struct {
 
 // Read measures the cgroup at p: CPU from cpu.stat; memory from memory.current where the memory
 // controller is on, else the resident memory of its processes summed.
+//
+// A list measures every running instance, so this is the daemon's most repeated read: its
+// files are read with open, read and close on one buffer (readSmall), not os.ReadFile, whose
+// os.File costs a poller registration attempt, an fstat and an allocation per file, and which
+// made a list's measurement about twice as dear at 4000 instances.
 func Read(p string) Usage {
 	var u Usage
-	b, err := os.ReadFile(filepath.Join(p, "cpu.stat"))
+	var buf [1024]byte
+	b, err := readSmall(p+"/cpu.stat", buf[:0])
 	if err != nil {
 		return u
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "usage_usec "); ok {
-			us, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+	for line := range bytes.SplitSeq(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("usage_usec ")); ok {
+			us, _ := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64)
 			u.CPU = time.Duration(us) * time.Microsecond
+			break
 		}
 	}
 	u.OK = true
-	if b, err := os.ReadFile(filepath.Join(p, "memory.current")); err == nil {
-		u.Memory, _ = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if b, err := readSmall(p+"/memory.current", buf[:0]); err == nil {
+		u.Memory, _ = strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64)
 		return u
 	}
-	procs, _ := Procs(p)
+	procs, err := readSmall(p+"/cgroup.procs", buf[:0])
+	if err != nil {
+		return u
+	}
 	page := uint64(os.Getpagesize())
-	for _, pid := range procs {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	var statm [128]byte
+	for f := range bytes.FieldsSeq(procs) {
+		b, err := readSmall("/proc/"+string(f)+"/statm", statm[:0])
 		if err != nil {
 			continue
 		}
@@ -350,6 +361,32 @@ func Read(p string) Usage {
 		}
 	}
 	return u
+}
+
+// readSmall appends the content of the file at path to buf (growing it past its capacity only
+// for a file longer than that) with open, read and close.
+func readSmall(path string, buf []byte) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
 }
 
 func unwrap(err error) error {

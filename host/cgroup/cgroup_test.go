@@ -136,3 +136,59 @@ func TestProcessAfterKillAllLives(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Read gives what the cgroup's files say: the CPU of cpu.stat, and memory from memory.current
+// or, without the memory controller, the processes' resident memory.
+func TestReadMeasuresTheCgroup(t *testing.T) {
+	m := setup(t)
+	p := m.Path("app-1")
+	spawnInto(t, p)
+	var u Usage
+	deadline := time.Now().Add(5 * time.Second)
+	for u = Read(p); u.Memory == 0 && time.Now().Before(deadline); u = Read(p) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !u.OK || u.Memory == 0 {
+		t.Fatalf("Read(%s) = %+v; want a measure with memory", p, u)
+	}
+	b, err := os.ReadFile(p + "/cpu.stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "usage_usec ") {
+		t.Fatalf("cpu.stat has no usage_usec: %q", b)
+	}
+	if got := Read(p + "-missing"); got.OK {
+		t.Errorf("Read of a missing cgroup = %+v; want not OK", got)
+	}
+}
+
+// BenchmarkRead measures one instance's cgroup, as a list does for each running instance.
+func BenchmarkRead(b *testing.B) {
+	m, why := Setup(b.TempDir())
+	if m == nil {
+		b.Fatalf("no cgroup for the benchmark: %s", why)
+	}
+	defer m.Close()
+	p := m.Path("app-1")
+	fd, err := Open(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command("sleep", "300")
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	syscall.Close(fd)
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		m.Remove("app-1")
+	}()
+	for b.Loop() {
+		if !Read(p).OK {
+			b.Fatal("no measure")
+		}
+	}
+}
