@@ -85,6 +85,11 @@ type Daemon struct {
 	saveErr   string   // why the last state write failed; "" when it succeeded
 	saveRetry bool     // a retry of the state write is scheduled
 	saveCh    chan struct{}
+	// saveMu orders state writes; saveGen numbers snapshots as they are taken (under mu),
+	// savedGen is the newest written, so an older snapshot never replaces a newer file.
+	saveMu   sync.Mutex
+	saveGen  uint64
+	savedGen atomic.Uint64
 	sampleMu  sync.Mutex
 	// scraped is when /metrics was last scraped (unix ns; 0: never): the metrics loop keeps
 	// samples fresh while scrapes come.

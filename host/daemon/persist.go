@@ -25,10 +25,20 @@ func (d *Daemon) saveLoop() {
 		case <-d.quit:
 			return
 		case <-d.saveCh:
-			d.mu.Lock()
+			// The snapshot is taken under mu, the file written without it: with thousands
+			// of apps a write takes tens of milliseconds, and every operation, list and
+			// instance change would wait for it.
 			began := time.Now()
-			d.persistLocked()
+			d.mu.Lock()
+			snap, gen := d.snapshotLocked(), d.nextSaveGenLocked()
+			d.mu.Unlock()
+			err := d.writeState(snap, gen)
 			took := time.Since(began)
+			d.mu.Lock()
+			if err != nil && d.savedGen.Load() > gen {
+				err = nil // a newer snapshot was written since
+			}
+			d.recordSaveLocked(err)
 			d.mu.Unlock()
 			rest.Reset(min(savePace*took, maxSaveRest))
 			select {
@@ -56,14 +66,35 @@ const (
 // persistLocked writes the state file; its outcome is handled by recordSaveLocked. d.mu must
 // be held.
 func (d *Daemon) persistLocked() {
-	d.recordSaveLocked(state.Save(d.paths.State(), d.snapshotLocked()))
+	d.saveLocked()
 }
 
 // saveLocked is persistLocked for a caller that must know whether the write succeeded. d.mu
 // must be held.
 func (d *Daemon) saveLocked() error {
-	err := state.Save(d.paths.State(), d.snapshotLocked())
+	err := d.writeState(d.snapshotLocked(), d.nextSaveGenLocked())
 	d.recordSaveLocked(err)
+	return err
+}
+
+// nextSaveGenLocked numbers a snapshot just taken; d.mu must be held.
+func (d *Daemon) nextSaveGenLocked() uint64 {
+	d.saveGen++
+	return d.saveGen
+}
+
+// writeState writes snapshot number gen to the state file, unless a newer one was written
+// already. Writes go one at a time (saveMu, always taken after mu when both are held).
+func (d *Daemon) writeState(snap *state.File, gen uint64) error {
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	if gen <= d.savedGen.Load() {
+		return nil
+	}
+	err := state.Save(d.paths.State(), snap)
+	if err == nil {
+		d.savedGen.Store(gen)
+	}
 	return err
 }
 
