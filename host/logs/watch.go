@@ -13,7 +13,7 @@ import (
 )
 
 // Watcher says which files of a set of directories were written to, from the kernel's inotify
-// IN_MODIFY events, so that a log is rotated as soon as it passes its size instead of at the
+// IN_MODIFY events (and which names appeared there: IN_CREATE, IN_MOVED_TO), so that a log is rotated as soon as it passes its size instead of at the
 // next tick of a timer (at 100 MB/s a 2 s tick lets a 10 MB log reach 200 MB).
 //
 // Why inotify rather than polling faster: a poll interval short enough for a burst (tens of
@@ -43,6 +43,11 @@ type Watcher struct {
 	written map[string]bool    // paths written since the last Written
 	all     bool               // events were lost: anything may have been written
 }
+
+// watchMask is what a watched directory reports: writes to its files, and names that appear
+// in it (created, or renamed or moved there), so that a log replaced by something else (a
+// symbolic link planted at its path) is looked at as soon as it is, like a log written to.
+const watchMask = unix.IN_MODIFY | unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_ONLYDIR
 
 // NewWatcher starts a Watcher that watches nothing yet; gap is the least time between two
 // signals on C.
@@ -81,7 +86,7 @@ func (w *Watcher) Watch(dirs []string) error {
 		}
 		// Adding a watch on a directory already watched returns its descriptor; a directory
 		// replaced since (same path, new inode) gets a new one.
-		wd, err := unix.InotifyAddWatch(w.fd, dir, unix.IN_MODIFY|unix.IN_ONLYDIR)
+		wd, err := unix.InotifyAddWatch(w.fd, dir, watchMask)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cannot watch %s for writes: %w", dir, err))
 			continue
@@ -206,7 +211,7 @@ func (w *Watcher) parse(b []byte) {
 				delete(w.dirs, dir)
 			}
 			delete(w.wds, wd)
-		case mask&unix.IN_MODIFY != 0 && len(name) > 0:
+		case mask&(unix.IN_MODIFY|unix.IN_CREATE|unix.IN_MOVED_TO) != 0 && len(name) > 0:
 			for _, dir := range w.wds[wd] {
 				w.written[filepath.Join(dir, string(name))] = true
 			}

@@ -95,6 +95,32 @@ func TestWatcher(t *testing.T) {
 	}
 }
 
+// TestWatcherReportsNamesThatAppear: a symbolic link planted at a log's path, and a file
+// renamed over it, are reported like a write, though nothing was written: the rotation loop
+// then looks at that path at once instead of at its next full look.
+func TestWatcherReportsNamesThatAppear(t *testing.T) {
+	w := newWatcher(t, 5*time.Millisecond)
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	if err := w.Watch([]string{dir}); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "app-0-out.log")
+	if err := os.Symlink(filepath.Join(elsewhere, "victim"), link); err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, w, link)
+
+	moved := filepath.Join(dir, "app-0-err.log")
+	src := filepath.Join(elsewhere, "prepared")
+	if err := os.WriteFile(src, []byte("x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(src, moved); err != nil {
+		t.Fatal(err)
+	}
+	waitWritten(t, w, moved)
+}
+
 // TestWatcherMergesWrites: a process writing 20,000 lines one write(2) each wakes the Watcher
 // at most once per gap, not once per write.
 func TestWatcherMergesWrites(t *testing.T) {
