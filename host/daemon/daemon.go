@@ -90,7 +90,7 @@ type Daemon struct {
 	saveMu   sync.Mutex
 	saveGen  uint64
 	savedGen atomic.Uint64
-	sampleMu  sync.Mutex
+	sampleMu sync.Mutex
 	// scraped is when /metrics was last scraped (unix ns; 0: never): the metrics loop keeps
 	// samples fresh while scrapes come.
 	scraped atomic.Int64
