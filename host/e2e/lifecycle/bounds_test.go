@@ -114,13 +114,13 @@ func TestRunningInstancesHoldOneDescriptorEach(t *testing.T) {
 	h.OK("start", "sleep 1000", "--name", "plain", "-i", "40")
 	h.WaitList(20*time.Second, "40 online", harness.AllOnline("plain", 40))
 	plain := fds() - idle
-	if plain < 40 || plain > 40+8 {
+	if plain < 40-4 || plain > 40+8 { // the idle count may include a client's connection
 		t.Errorf("40 running instances: the daemon holds %d more descriptors than idle (%d); want 40 and at most a few more", plain, idle)
 	}
 	h.OK("run", harness.WriteFile(t, dir, "stamped.json", `{"name": "stamped", "script": "sleep", "args": "1000", "instances": 20, "time": true}`))
 	h.WaitList(20*time.Second, "20 stamped online", harness.AllOnline("stamped", 20))
 	stamped := fds() - idle - plain
-	if stamped < 40 || stamped > 40+8 {
+	if stamped < 40-4 || stamped > 40+8 {
 		t.Errorf("20 instances with log writers: %d more descriptors; want 40 (two each) and at most a few more", stamped)
 	}
 	// The pidfds go with the instances.
