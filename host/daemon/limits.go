@@ -70,7 +70,8 @@ func (d *Daemon) checkBudget(change map[string]appUse) error {
 			total += len(a.slots)
 			fds += instanceFDs(a.cfg, len(a.slots))
 		} else if u.cfg == nil {
-			u.cfg = &a.cfg
+			cfg := a.cfg // a copy: an update may replace a.cfg once mu is let go
+			u.cfg = &cfg
 			change[name] = u
 		}
 	}

@@ -116,7 +116,7 @@ func awaitPidfd(fd int) error {
 // waits for the exit on that pidfd in Go's poller (no thread held, see awaitPidfd), then reaps
 // the child with wait4, which no longer blocks. os/exec keeps a copy of the pidfd for
 // cmd.Wait; that copy is released at once, so a running instance holds one descriptor, not
-// two (fdgate.go). Without a pidfd (a kernel before 5.3) it falls back to cmd.Wait, which
+// two (fdgate.go). Without a pidfd (a kernel before 5.2, no CLONE_PIDFD) it falls back to cmd.Wait, which
 // blocks a thread: slower, still right.
 func waitChild(cmd *exec.Cmd, pidfd int) <-chan int {
 	ch := make(chan int, 1)
