@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin
-go build -o bin/pmdaemon ./cmd/pmdaemon
+go build -o bin/ ./cmd/pmdaemon ./cmd/pmdaemond   # the CLI and its daemon, side by side
 go build -o bin/echo ./examples/apps/echo
 # The reference plugins, for examples/plugins/ecosystem.{json,lua} and docs/plugins.md.
 go build -o bin/reserved-range ./plugins/reserved-range

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"runtime/metrics"
 	"strings"
+	"sync"
 	"time"
 
 	glua "github.com/yuin/gopher-lua"
@@ -204,12 +205,12 @@ func Run(ctx context.Context, path string, opts Options) (*Result, error) {
 	return res, err
 }
 
-var posRe = regexp.MustCompile(`^([^\s:]+:\d+): `)
+var posRe = lazyRegexp(`^([^\s:]+:\d+): `)
 
 // stopError words an evaluation that was stopped from outside.
 func stopError(evalCtx, parent context.Context, file string, opts Options, lerr error) error {
 	at := ""
-	if m := posRe.FindStringSubmatch(lerr.Error()); m != nil {
+	if m := posRe().FindStringSubmatch(lerr.Error()); m != nil {
 		at = " (stopped at " + m[1] + ")"
 	}
 	switch cause := context.Cause(evalCtx); {
@@ -293,7 +294,7 @@ func luaError(err error, file string) error {
 	case strings.HasSuffix(msg, "registry overflow"):
 		msg = strings.TrimSuffix(msg, "registry overflow") + fmt.Sprintf("too many values on the Lua stack (more than %d)", RegistryMaxSize)
 	}
-	if !posRe.MatchString(msg) {
+	if !posRe().MatchString(msg) {
 		msg = file + ": " + msg
 	}
 	return errors.New(msg)
@@ -371,4 +372,9 @@ func declaredApps(host *stdlib.Host, file, dir string, vals []glua.LValue, singl
 		apps = append(apps, app)
 	}
 	return apps, nil
+}
+
+// lazyRegexp compiles expr on first use, not in every pmdaemon process at start-up.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }

@@ -56,7 +56,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.PM2Version, "pm2-version", "latest", "PM2 version to install from npm")
 	fs.StringVar(&c.PM2Path, "pm2", "", "use this pm2 binary instead of installing one")
 	fs.BoolVar(&c.NoPM2, "no-pm2", false, "benchmark pmdaemon only")
-	fs.StringVar(&c.PMDaemonPath, "pmdaemon", "", "use this pmdaemon binary instead of building ./cmd/pmdaemon")
+	fs.StringVar(&c.PMDaemonPath, "pmdaemon", "", "use this pmdaemon binary (its pmdaemond beside it) instead of building ./cmd/pmdaemon and ./cmd/pmdaemond")
 	fs.IntVar(&c.N, "n", 100, "apps in the fleet metrics (list, rss, ecosystem, restart, resurrect, cpu)")
 	fs.IntVar(&c.Big, "big", 1000, "apps for the large RSS metric (0: skip)")
 	fs.DurationVar(&c.Idle, "idle", 60*time.Second, "idle CPU window")
@@ -181,8 +181,11 @@ func runAll(ctx context.Context, cfg config, tmp string, cl *cleaner) error {
 	if pmdBin == "" {
 		pmdBin = filepath.Join(binDir, "pmdaemon")
 		fmt.Fprintln(log, "building pmdaemon ...")
-		if err := goBuild(ctx, repo, pmdBin, "./cmd/pmdaemon"); err != nil {
-			return fmt.Errorf("building pmdaemon (or pass --pmdaemon PATH): %w", err)
+		// The CLI starts the daemon binary beside it.
+		for _, pkg := range []string{"./cmd/pmdaemon", "./cmd/pmdaemond"} {
+			if err := goBuild(ctx, repo, filepath.Join(binDir, filepath.Base(pkg)), pkg); err != nil {
+				return fmt.Errorf("building pmdaemon (or pass --pmdaemon PATH): %w", err)
+			}
 		}
 	}
 	b := &bench{cfg: cfg, tmp: tmp, hz: clockTicks(), log: log, results: map[string]map[string][]float64{}}

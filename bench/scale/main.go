@@ -53,7 +53,7 @@ type options struct {
 func main() {
 	var o options
 	flag.IntVar(&o.n, "n", 10000, "instances of the scale run (0 skips it)")
-	flag.StringVar(&o.bin, "bin", "", "pmdaemon binary to measure (default: build ./cmd/pmdaemon)")
+	flag.StringVar(&o.bin, "bin", "", "pmdaemon binary to measure, its pmdaemond beside it (default: build ./cmd/pmdaemon and ./cmd/pmdaemond)")
 	flag.BoolVar(&o.linearity, "linearity", false, "also measure starting 500 apps beside 0, 1500 and 4000")
 	flag.IntVar(&o.listRuns, "list-runs", 10, "whole list processes timed per form; the figure is their median")
 	flag.DurationVar(&o.settle, "settle", 5*time.Second, "pause before reading RSS")
@@ -98,9 +98,10 @@ func (b *bench) run(ctx context.Context) error {
 	b.bin = b.opts.bin
 	if b.bin == "" {
 		b.bin = filepath.Join(b.tmp, "pmdaemon")
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", b.bin, "./cmd/pmdaemon").CombinedOutput()
+		// The CLI and, beside it, the daemon binary it starts.
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", b.tmp+"/", "./cmd/pmdaemon", "./cmd/pmdaemond").CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("go build ./cmd/pmdaemon (run from the repository): %v: %s", err, out)
+			return fmt.Errorf("go build ./cmd/pmdaemon ./cmd/pmdaemond (run from the repository): %v: %s", err, out)
 		}
 	}
 	fmt.Printf("machine: %d CPUs, load %s, %s\n", runtime.NumCPU(), loadAvg(), b.bin)

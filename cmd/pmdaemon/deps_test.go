@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// forbiddenDeps are import paths the pmdaemon binary must not link, by prefix, and why: every
+// forbiddenDeps are import paths the pmdaemon binary (the CLI) must not link, by prefix, and why: every
 // package linked runs its initialisation in every pmdaemon process (each CLI call and the
 // daemon, whose idle memory is a target), whether or not the command uses it.
 var forbiddenDeps = []struct{ prefix, why string }{
@@ -20,7 +20,18 @@ var forbiddenDeps = []struct{ prefix, why string }{
 	{"sigs.k8s.io/structured-merge-diff", "a dependency of apimachinery"},
 	{"github.com/json-iterator/go", "a dependency of apimachinery"},
 	{"github.com/fxamacker/cbor", "a dependency of apimachinery"},
-	{"net/http/pprof", "linked only with -tags pprof (pprof.go)"},
+	{"net/http/pprof", "the daemon's profiling hook, linked only into pmdaemond with -tags pprof"},
+	// The daemon is a binary of its own (cmd/pmdaemond), so that a CLI call such as
+	// `list --json` does not initialise what only the daemon runs (docs/performance.md).
+	{"github.com/pmdaemon/pmdaemon/host/daemon", "the daemon, which is cmd/pmdaemond"},
+	{"github.com/pmdaemon/pmdaemon/host/supervisor", "the daemon's supervisor"},
+	{"github.com/pmdaemon/pmdaemon/host/pluginhost", "the daemon's plugin host"},
+	{"google.golang.org/grpc", "the plugins' transport, which only the daemon speaks"},
+	{"google.golang.org/protobuf", "the plugins' messages"},
+	{"github.com/hashicorp/go-plugin", "the plugin host's library"},
+	{"github.com/prometheus/", "the daemon's /metrics"},
+	{"github.com/shirou/gopsutil", "the daemon's CPU and memory readings"},
+	{"github.com/olekukonko/tablewriter", "its width cache allocates 650 KB at start-up in every process; host/cli/table.go draws the same tables (table_test.go holds it to tablewriter)"},
 }
 
 // The binary links the export commands but none of the schedulers' libraries: the tests of

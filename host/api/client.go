@@ -28,6 +28,7 @@ type Client struct {
 	seen       string              // the daemon version of the last answer
 	onMismatch func(daemon string) // called once, on the first answer of another version
 	told       bool
+	onProblems func(problems []string) // called on every answer that carries problems
 }
 
 // NewClient returns a client for the daemon listening on socket.
@@ -51,6 +52,14 @@ func (c *Client) OnVersionMismatch(f func(daemon string)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.onMismatch = f
+}
+
+// OnProblems has f called with the daemon's Problems (ProblemHeader) on every answer that
+// carries any.
+func (c *Client) OnProblems(f func(problems []string)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onProblems = f
 }
 
 // DaemonVersion is the version the daemon sent with its last answer; "" before any answer, or
@@ -114,6 +123,14 @@ func (c *Client) do(ctx context.Context, route Route, query url.Values, in, out 
 	}
 	defer resp.Body.Close()
 	c.noteVersion(resp.Header.Get(VersionHeader))
+	if ps := resp.Header.Values(ProblemHeader); len(ps) > 0 {
+		c.mu.Lock()
+		tell := c.onProblems
+		c.mu.Unlock()
+		if tell != nil {
+			tell(ps)
+		}
+	}
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		if ctx.Err() == nil && connectionLost(err) {
@@ -123,6 +140,10 @@ func (c *Client) do(ctx context.Context, route Route, query url.Values, in, out 
 	}
 	if resp.StatusCode/100 != 2 {
 		return remoteError(resp, b)
+	}
+	if raw, ok := out.(*json.RawMessage); ok {
+		*raw = b // the caller's json.Indent or Unmarshal checks it: one scan, not two
+		return nil
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -205,6 +226,14 @@ func (c *Client) Ping(ctx context.Context) (*Ping, error) {
 
 func (c *Client) List(ctx context.Context) ([]Instance, error) {
 	var out []Instance
+	return out, c.do(ctx, RouteList, nil, nil, &out)
+}
+
+// ListJSON is List's answer as the daemon wrote it, not yet checked to be JSON, for a caller
+// that only passes it on (`list --json`, `jlist`): decoding a hundred rows and encoding them again
+// costs a CLI process more than the request does.
+func (c *Client) ListJSON(ctx context.Context) (json.RawMessage, error) {
+	var out json.RawMessage
 	return out, c.do(ctx, RouteList, nil, nil, &out)
 }
 

@@ -20,6 +20,10 @@ var Version = "0.2.0"
 // VersionHeader carries the daemon's Version on every answer, errors included.
 const VersionHeader = "Pmdaemon-Version"
 
+// ProblemHeader carries each of the daemon's Problems (see Ping) on every answer, one value
+// each, so that a command which makes one request and no ping still shows them.
+const ProblemHeader = "Pmdaemon-Problem"
+
 // Instance is one row of `list`.
 type Instance struct {
 	ID   int    `json:"id"`

@@ -367,6 +367,9 @@ func Read(p string) Usage {
 // for a file longer than that) with open, read and close.
 func readSmall(path string, buf []byte) ([]byte, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	for err == unix.EINTR { // a signal to the daemon (SIGCHLD) may interrupt the open too
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,15 +1,18 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,7 +20,7 @@ import (
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
-	"github.com/pmdaemon/pmdaemon/host/daemon"
+	"github.com/pmdaemon/pmdaemon/host/home"
 	"github.com/pmdaemon/pmdaemon/host/procfs"
 )
 
@@ -355,16 +358,16 @@ func (e *Env) listCmd() *cobra.Command {
 		Short:   "List every instance: ID, Name, Status, PID, Port, CPU, Memory, Uptime, Restarts",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := e.client(cmd.Context())
-			if err != nil {
-				return err
-			}
 			if asJSON {
-				rows, err := c.List(cmd.Context())
+				rows, err := e.listJSON(cmd.Context())
 				if err != nil {
 					return err
 				}
-				return writeJSON(e.Stdout, rows)
+				return writeRawJSON(e.Stdout, rows, true)
+			}
+			c, err := e.client(cmd.Context())
+			if err != nil {
+				return err
 			}
 			return e.printList(cmd.Context(), c)
 		},
@@ -385,6 +388,44 @@ func writeJSON(w interface{ Write([]byte) (int, error) }, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// listJSON is the daemon's list as it sent it, in one request when a daemon runs: `list
+// --json` and `jlist` are what scripts poll, so they do not ping first (the answer's headers
+// bring the version and the problems a ping would have). When no daemon answers, it goes the
+// way of every command, which starts one, and asks again: a GET can be.
+func (e *Env) listJSON(ctx context.Context) (json.RawMessage, error) {
+	raw, err := e.newClient().ListJSON(ctx)
+	if err == nil || api.IsRemote(err) || ctx.Err() != nil {
+		return raw, err
+	}
+	c, err := e.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.ListJSON(ctx)
+}
+
+// writeRawJSON writes JSON the daemon sent as it is, indented as writeJSON indents or compact,
+// and a newline: what decoding it into the wire types and encoding them again would print
+// (the daemon's encoder escapes as writeJSON's does) at a fraction of a CLI run's cost.
+func writeRawJSON(w io.Writer, raw json.RawMessage, indent bool) error {
+	// The daemon's encoder ends the body with a newline, which Indent would keep.
+	raw = bytes.TrimRight(raw, " \t\r\n")
+	var buf bytes.Buffer
+	buf.Grow(len(raw) + len(raw)/2 + 1)
+	var err error
+	if indent {
+		err = json.Indent(&buf, raw, "", "  ")
+	} else {
+		err = json.Compact(&buf, raw)
+	}
+	if err != nil {
+		return fmt.Errorf("daemon: bad answer: %w", err)
+	}
+	buf.WriteByte('\n')
+	_, err = w.Write(buf.Bytes())
+	return err
 }
 
 func (e *Env) infoCmd() *cobra.Command {
@@ -522,9 +563,22 @@ func (e *Env) daemonCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the daemon in the foreground (for systemd)",
-		Args:  cobra.NoArgs,
+		Long: "Run the daemon in the foreground (for systemd): this process becomes pmdaemond, the daemon\n" +
+			"binary installed beside pmdaemon, keeping its pid.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return daemon.Serve(e.Home, e.Stderr)
+			if by := os.Getenv(home.ExecedEnv); by != "" {
+				return fmt.Errorf("the daemon binary %s, started by pmdaemon, is a pmdaemon CLI, not pmdaemond: "+
+					"install the pmdaemond built with this pmdaemon there, or name it in %s", by, home.DaemonEnv)
+			}
+			bin, err := e.daemonBinary()
+			if err != nil {
+				return err
+			}
+			env := append(os.Environ(), "PMDAEMON_HOME="+e.Home, home.ExecedEnv+"="+bin)
+			// exec, not a child: systemd and scripts see the daemon's own pid and signals.
+			err = syscall.Exec(bin, []string{bin, "daemon"}, env)
+			return fmt.Errorf("cannot run the daemon %s: %w", bin, err)
 		},
 	}
 }

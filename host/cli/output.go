@@ -7,10 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/renderer"
-	"github.com/olekukonko/tablewriter/tw"
-
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
 )
@@ -18,20 +14,11 @@ import (
 // ListHeader is the column order of `list`, as in the port-management spec.
 var ListHeader = []string{"ID", "Name", "Status", "PID", "Port", "CPU (%)", "Memory", "Uptime", "Restarts"}
 
-// newTable is the table style of every listing: light lines, headers as written, no wrapping.
-func newTable(w io.Writer) *tablewriter.Table {
-	return tablewriter.NewTable(w,
-		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleLight)})),
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithRowAutoWrap(tw.WrapNone),
-	)
-}
-
 // RenderList prints the instance table; fancy shows statuses with their colour dot and a
 // capital ("🟢 Online"), plain as the daemon names them ("online").
 func RenderList(w io.Writer, rows []api.Instance, fancy bool) error {
 	t := newTable(w)
-	t.Header(toAny(ListHeader)...)
+	t.Header(ListHeader...)
 	for _, r := range rows {
 		pid, port := "-", "-"
 		if r.Pid > 0 {
@@ -52,14 +39,6 @@ func RenderList(w io.Writer, rows []api.Instance, fancy bool) error {
 		}
 	}
 	return t.Render()
-}
-
-func toAny(xs []string) []any {
-	out := make([]any, len(xs))
-	for i, x := range xs {
-		out[i] = x
-	}
-	return out
 }
 
 // StatusLabel adds the seed's colour dot to a status.

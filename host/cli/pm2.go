@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -43,18 +42,11 @@ func (e *Env) jsonListCmd(use string, indent bool) *cobra.Command {
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := e.client(cmd.Context())
+			rows, err := e.listJSON(cmd.Context())
 			if err != nil {
 				return err
 			}
-			rows, err := c.List(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if indent {
-				return writeJSON(e.Stdout, rows)
-			}
-			return json.NewEncoder(e.Stdout).Encode(rows)
+			return writeRawJSON(e.Stdout, rows, indent)
 		},
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"text/template"
 
 	"github.com/spf13/cobra"
+
+	homepkg "github.com/pmdaemon/pmdaemon/host/home"
 )
 
 // unitTemplate runs the daemon in the foreground under systemd. systemd's SIGTERM goes to the
@@ -41,6 +43,9 @@ User={{.RunAs}}
 {{- end}}
 Environment=PMDAEMON_HOME={{.Home}}
 Environment=PATH={{.Path}}
+{{- if .DaemonEnv}}
+Environment={{.DaemonEnv}}
+{{- end}}
 ExecStart={{.Bin}} daemon
 ExecStartPost=-{{.Bin}} resurrect
 KillMode=mixed
@@ -55,6 +60,7 @@ WantedBy={{.WantedBy}}
 `
 
 type unitData struct {
+	DaemonEnv                                     string // PMDAEMON_DAEMON=path, when this pmdaemon found its daemon by it
 	User                                          bool
 	RunAs, Home, Path, Bin, WantedBy, StopTimeout string
 }
@@ -83,7 +89,20 @@ func (e *Env) startupCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if !validSeconds(stopTimeout) {
+				return flagErr("stop-timeout", stopTimeout, fmt.Errorf("use seconds or a systemd time span such as 90s or 2min"))
+			}
+			// The unit's `pmdaemon daemon` finds pmdaemond as this one does now (beside, or
+			// on the PATH written below, or in PMDAEMON_DAEMON, written too): a unit that
+			// could not start at boot is refused here instead.
+			daemonBin, err := e.daemonBinary()
+			if err != nil {
+				return fmt.Errorf("the unit would not start: %w", err)
+			}
 			d := unitData{User: userUnit, Home: home, Bin: bin, Path: os.Getenv("PATH"), WantedBy: "multi-user.target", StopTimeout: stopTimeout}
+			if os.Getenv(homepkg.DaemonEnv) != "" {
+				d.DaemonEnv = homepkg.DaemonEnv + "=" + daemonBin
+			}
 			if d.Path == "" {
 				d.Path = "/usr/local/bin:/usr/bin:/bin"
 			}
@@ -92,13 +111,10 @@ func (e *Env) startupCmd() *cobra.Command {
 			} else if u, err := user.Current(); err == nil {
 				d.RunAs = u.Username
 			}
-			for _, v := range []string{d.Home, d.Bin, d.Path} {
+			for _, v := range []string{d.Home, d.Bin, d.Path, daemonBin} {
 				if strings.ContainsAny(v, "\n\"\\ %$") {
 					return fmt.Errorf("%q cannot be written into a systemd unit as is (space, quote, %%, $ or newline); use a simpler path", v)
 				}
-			}
-			if !validSeconds(stopTimeout) {
-				return flagErr("stop-timeout", stopTimeout, fmt.Errorf("use seconds or a systemd time span such as 90s or 2min"))
 			}
 			return writeUnit(e.Stdout, d)
 		},

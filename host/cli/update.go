@@ -1,16 +1,22 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/home"
 	"github.com/pmdaemon/pmdaemon/host/procfs"
 )
 
@@ -25,18 +31,11 @@ func (e *Env) updateCmd() *cobra.Command {
 	var binary string
 	cmd := &cobra.Command{
 		Use:   "update",
-		Short: "Replace the running daemon with the installed pmdaemon, without restarting any app",
+		Short: "Replace the running daemon with the installed pmdaemond, without restarting any app",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bin := e.Exe
-			if binary != "" {
-				abs, err := filepath.Abs(binary)
-				if err != nil {
-					return fmt.Errorf("--binary %q: %v", binary, err)
-				}
-				bin = abs
-			}
-			if err := checkExecutable(bin); err != nil {
+			bin, _, err := e.newDaemonBinary(cmd.Context(), binary)
+			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -47,10 +46,11 @@ func (e *Env) updateCmd() *cobra.Command {
 				if api.IsRemote(err) || ctx.Err() != nil {
 					return err
 				}
-				if err := e.spawnDaemon(bin); err != nil {
+				exited, err := e.spawnDaemon(bin)
+				if err != nil {
 					return err
 				}
-				p, err := e.awaitDaemon(ctx, c, 0)
+				p, err := e.awaitDaemon(ctx, c, 0, exited)
 				if err != nil {
 					return err
 				}
@@ -73,10 +73,11 @@ func (e *Env) updateCmd() *cobra.Command {
 				return fmt.Errorf("daemon %d handed over but has not exited after %s (see %s); its apps keep running, "+
 					"and the next pmdaemon command once it has exited takes them back", h.Pid, handoverTimeout, e.paths().Log())
 			}
-			if err := e.spawnDaemon(bin); err != nil {
+			exited, err := e.spawnDaemon(bin)
+			if err != nil {
 				return fmt.Errorf("%w; the apps keep running, and the next pmdaemon command takes them back", err)
 			}
-			p, err := e.awaitDaemon(ctx, c, h.Pid)
+			p, err := e.awaitDaemon(ctx, c, h.Pid, exited)
 			if err != nil {
 				return fmt.Errorf("%w; the apps keep running, and the next pmdaemon command takes them back", err)
 			}
@@ -85,25 +86,89 @@ func (e *Env) updateCmd() *cobra.Command {
 			printWarnings(e.Stderr, p.Warnings)
 			printWarnings(e.Stderr, p.Problems)
 			if p.Version != api.Version {
-				fmt.Fprintf(e.Stderr, "pmdaemon: the new daemon runs version %s and this pmdaemon is %s\n", p.Version, api.Version)
+				fmt.Fprintf(e.Stderr, "pmdaemon: the new daemon (%s, version %s) and this pmdaemon (version %s) differ; install the two from one build\n", bin, p.Version, api.Version)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&binary, "binary", "", "the pmdaemon binary to start the new daemon from (default: this pmdaemon)")
+	cmd.Flags().StringVar(&binary, "binary", "", "the daemon binary to start the new daemon from: a pmdaemond, or a pmdaemon whose pmdaemond is beside it (default: the pmdaemond beside this pmdaemon)")
 	return cmd
 }
 
-// checkExecutable refuses, before anything is handed over, a binary that cannot be run.
-func checkExecutable(path string) error {
+// newDaemonBinary is the pmdaemond update starts, and its version: --binary's (a pmdaemond,
+// or a pmdaemon whose pmdaemond is beside it), else the one this pmdaemon would start. It is
+// run with --version first, so that a file that is not a pmdaemond is refused before the
+// running daemon hands anything over (a handover to a daemon that never comes leaves the apps
+// unsupervised until the next command).
+func (e *Env) newDaemonBinary(ctx context.Context, binary string) (bin, version string, err error) {
+	if binary == "" {
+		if bin, err = e.daemonBinary(); err != nil {
+			return "", "", err
+		}
+	} else if bin, err = filepath.Abs(binary); err != nil {
+		return "", "", fmt.Errorf("--binary %q: %v", binary, err)
+	}
+	name, version, err := binaryVersion(ctx, bin)
+	if err != nil {
+		return "", "", err
+	}
+	if name == "pmdaemon" {
+		// A CLI: its own pmdaemond, whatever PMDAEMON_DAEMON says (that names this CLI's).
+		cli := bin
+		if bin, err = home.DaemonBeside(cli); err != nil {
+			return "", "", fmt.Errorf("--binary %s is a pmdaemon CLI: %w", cli, err)
+		}
+		if name, version, err = binaryVersion(ctx, bin); err != nil {
+			return "", "", err
+		}
+	}
+	if name != home.DaemonName {
+		return "", "", fmt.Errorf("cannot run the new daemon from %s: it is a %s, not %s", bin, name, home.DaemonName)
+	}
+	return bin, version, nil
+}
+
+// binaryVersion runs path --version and returns what it says it is: "pmdaemond" or
+// "pmdaemon", and the version. Anything else is an error naming the file and its answer.
+func binaryVersion(ctx context.Context, path string) (name, version string, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("cannot run the new daemon from %s: %v", path, err)
+		return "", "", fmt.Errorf("cannot run the new daemon from %s: %v", path, err)
 	}
 	if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("cannot run the new daemon from %s: not an executable file", path)
+		return "", "", fmt.Errorf("cannot run the new daemon from %s: not an executable file", path)
 	}
-	return nil
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, "--version")
+	cmd.Env = append(os.Environ(), "PMDAEMON_HOME="+os.DevNull) // it must not touch a home
+	var out bytes.Buffer
+	cmd.Stdout = &limitedWriter{w: &out, n: 256}
+	runErr := cmd.Run()
+	fields := strings.Fields(out.String())
+	if runErr == nil && len(fields) == 2 && (fields[0] == home.DaemonName || fields[0] == "pmdaemon") {
+		return fields[0], fields[1], nil
+	}
+	answer := strings.TrimSpace(out.String())
+	if runErr != nil {
+		answer = fmt.Sprintf("%s (%v)", answer, runErr)
+	}
+	return "", "", fmt.Errorf("cannot run the new daemon from %s: it is not a %s (asked for --version, it answered %q)", path, home.DaemonName, strings.TrimSpace(answer))
+}
+
+// limitedWriter keeps the first n bytes written and drops the rest.
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
 }
 
 // killOlderDaemon ends a daemon too old to hand over with SIGKILL, which leaves its apps

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strconv"
 )
 
@@ -50,7 +49,7 @@ func checkPidFile(p string) error {
 }
 
 // pidSuffix is what PM2 replaces with -<id>.pid: a trailing -<digits>.pid or .pid.
-var pidSuffix = regexp.MustCompile(`(-[0-9]+)?\.pid$`)
+var pidSuffix = lazyRegexp(`(-[0-9]+)?\.pid$`)
 
 // PidFileOf is the pid file of instance index of an app whose pid_file is pattern, in cwd:
 // PM2's rule, a name ending in .pid (or -N.pid) gets -N.pid, any other name is every
@@ -63,7 +62,7 @@ func PidFileOf(pattern, cwd string, index int) string {
 	if !filepath.IsAbs(pattern) {
 		pattern = filepath.Join(cwd, pattern)
 	}
-	if loc := pidSuffix.FindStringIndex(pattern); loc != nil {
+	if loc := pidSuffix().FindStringIndex(pattern); loc != nil {
 		return pattern[:loc[0]] + "-" + strconv.Itoa(index) + ".pid"
 	}
 	return pattern

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -457,9 +456,9 @@ func (imp *pm2Importer) files(g *pm2Group) orderedObject {
 		case home != "" && filepath.Dir(path) == filepath.Join(home, f.dir):
 			imp.drop(f.kind, g.name)
 		case f.key == "pid_file":
-			out = append(out, kv{f.key, pidNumber.ReplaceAllString(path, ".pid")})
+			out = append(out, kv{f.key, pidNumber().ReplaceAllString(path, ".pid")})
 		case !merged:
-			out = append(out, kv{f.key, logNumber.ReplaceAllString(path, ".log")})
+			out = append(out, kv{f.key, logNumber().ReplaceAllString(path, ".log")})
 		default:
 			out = append(out, kv{f.key, path})
 		}
@@ -471,8 +470,8 @@ func (imp *pm2Importer) files(g *pm2Group) orderedObject {
 }
 
 var (
-	pidNumber = regexp.MustCompile(`-[0-9]+\.pid$`)
-	logNumber = regexp.MustCompile(`-[0-9]+\.log$`)
+	pidNumber = lazyRegexp(`-[0-9]+\.pid$`)
+	logNumber = lazyRegexp(`-[0-9]+\.log$`)
 )
 
 // leftOut tells the keys of p the file does not carry: PM2's state, keys pmdaemon does not

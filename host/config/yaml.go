@@ -10,7 +10,6 @@ import (
 	"errors"
 	"io"
 	"math"
-	"regexp"
 	"strconv"
 
 	"go.yaml.in/yaml/v3"
@@ -126,10 +125,10 @@ func yamlScalar(n *yaml.Node, where string) (any, error) {
 	case ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF":
 		return nil, fmt.Errorf("invalid value at %s: %s is not a number JSON can hold", orTop(where), v)
 	}
-	if yamlDecimal.MatchString(v) {
+	if yamlDecimal().MatchString(v) {
 		return json.Number(strings.TrimPrefix(trimZeros(v), "+")), nil
 	}
-	if m := yamlRadix.FindStringSubmatch(v); m != nil {
+	if m := yamlRadix().FindStringSubmatch(v); m != nil {
 		base := 8
 		if m[1] == "x" {
 			base = 16
@@ -140,7 +139,7 @@ func yamlScalar(n *yaml.Node, where string) (any, error) {
 		}
 		return json.Number(strconv.FormatInt(i, 10)), nil
 	}
-	if yamlFloat.MatchString(v) {
+	if yamlFloat().MatchString(v) {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || math.IsInf(f, 0) {
 			return nil, fmt.Errorf("invalid value at %s: %s is not a number JSON can hold", orTop(where), v)
@@ -151,9 +150,9 @@ func yamlScalar(n *yaml.Node, where string) (any, error) {
 }
 
 var (
-	yamlDecimal = regexp.MustCompile(`^[-+]?[0-9]+$`)
-	yamlRadix   = regexp.MustCompile(`^0([ox])([0-9a-fA-F]+)$`)
-	yamlFloat   = regexp.MustCompile(`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`)
+	yamlDecimal = lazyRegexp(`^[-+]?[0-9]+$`)
+	yamlRadix   = lazyRegexp(`^0([ox])([0-9a-fA-F]+)$`)
+	yamlFloat   = lazyRegexp(`^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`)
 )
 
 // trimZeros drops the leading zeros of a decimal integer ("-007" → "-7", "000" → "0"), as

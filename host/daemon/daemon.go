@@ -8,14 +8,13 @@ import (
 	"log"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/cgroup"
 	"github.com/pmdaemon/pmdaemon/host/config"
+	"github.com/pmdaemon/pmdaemon/host/home"
 	"github.com/pmdaemon/pmdaemon/host/metrics"
 	"github.com/pmdaemon/pmdaemon/host/notify"
 	"github.com/pmdaemon/pmdaemon/host/pluginhost"
@@ -26,26 +25,7 @@ import (
 )
 
 // Paths are the files of a PMDAEMON_HOME.
-type Paths struct{ Home string }
-
-func (p Paths) Socket() string { return filepath.Join(p.Home, "daemon.sock") }
-func (p Paths) Pid() string    { return filepath.Join(p.Home, "daemon.pid") }
-func (p Paths) Lock() string   { return filepath.Join(p.Home, "daemon.lock") }
-func (p Paths) Log() string    { return filepath.Join(p.Home, "daemon.log") }
-func (p Paths) State() string  { return filepath.Join(p.Home, "state.json") }
-func (p Paths) Dump() string   { return filepath.Join(p.Home, "dump.json") }
-func (p Paths) LogDir() string { return filepath.Join(p.Home, "logs") }
-func (p Paths) OutLog(app string, i int) string {
-	return filepath.Join(p.LogDir(), app+"-"+strconv.Itoa(i)+"-out.log")
-}
-func (p Paths) ErrLog(app string, i int) string {
-	return filepath.Join(p.LogDir(), app+"-"+strconv.Itoa(i)+"-err.log")
-}
-
-// MergedLog is the one out or err log of all of an app's instances (merge_logs).
-func (p Paths) MergedLog(app, stream string) string {
-	return filepath.Join(p.LogDir(), app+"-"+stream+".log")
-}
+type Paths = home.Paths
 
 // Daemon owns every app. Mutating operations are serialised by opMu, so an allocation and the
 // reservation that follows it are one step and two racing requests never get the same port;

@@ -88,9 +88,9 @@ func (d *Daemon) checkBudget(change map[string]appUse) error {
 	budget, limit := fdBudget()
 	if fds > budget {
 		return userErr("refused: the daemon would supervise %d instances (%d now, %d by this request) holding %d file "+
-			"descriptors, more than its open-file limit of %d (RLIMIT_NOFILE) leaves for instances: at most %d, after %d "+
-			"for itself and for starts and checks in progress; raise the limit (ulimit -n, or LimitNOFILE= in the systemd "+
-			"unit) and restart the daemon, or run fewer instances",
+			"descriptors, more than its open-file limit of %d (RLIMIT_NOFILE) leaves for instances: at most %d "+
+			"descriptors, after %d for itself and for starts and checks in progress; raise the limit (ulimit -n, or "+
+			"LimitNOFILE= in the systemd unit) and restart the daemon, or run fewer instances",
 			total+adding, total, adding, fds, limit, budget, fdReserve+supervisor.InFlightFDs)
 	}
 	return nil

@@ -42,8 +42,10 @@ func (d *Daemon) rotateLoop(every time.Duration) {
 		written = w.C()
 	}
 	files := map[string]logs.Rotator{}
-	// added are the logs checkLogs handed over, kept for two ticks: by then the operation that
-	// checked them has put them in d.apps (or failed).
+	// added are the logs checkLogs handed over, kept until a refresh finds them among the apps'
+	// (the operation that checked them has committed) or, for an operation that failed, for
+	// handOverKeep. Keeping them a fixed few seconds lost the logs of an app still waiting to be
+	// ready at the next tick: written, but not rotated until it was.
 	type added struct {
 		r     logs.Rotator
 		until time.Time
@@ -85,7 +87,7 @@ func (d *Daemon) rotateLoop(every time.Duration) {
 	}
 	// handOver takes the logs checkLogs handed over and returns their paths.
 	handOver := func() (handed []string) {
-		until := time.Now().Add(2 * every)
+		until := time.Now().Add(handOverKeep)
 		for p, r := range d.logw.take() {
 			p = filepath.Clean(p)
 			extra[p] = added{r, until}
@@ -100,7 +102,7 @@ func (d *Daemon) rotateLoop(every time.Duration) {
 		now := time.Now()
 		files = d.logFiles()
 		for p, e := range extra {
-			if now.After(e.until) {
+			if _, owned := files[p]; owned || now.After(e.until) {
 				delete(extra, p)
 				continue
 			}
@@ -138,9 +140,18 @@ func (d *Daemon) rotateLoop(every time.Duration) {
 				continue
 			}
 		case <-written:
+			if dropped := w.Dropped(); len(dropped) > 0 {
+				// A log directory was removed or moved away: watch it again (it may be back
+				// already; if not, watch says so and the tick falls back to `every` until it
+				// is) and look at its logs, which may have been written meanwhile.
+				watch()
+				paths = logsIn(files, dropped)
+			}
 			p, all := w.Written()
-			if !all {
-				paths = p
+			if all {
+				paths = nil
+			} else {
+				paths = append(paths, p...)
 				if len(paths) == 0 {
 					continue
 				}
@@ -172,6 +183,26 @@ func (d *Daemon) rotateLoop(every time.Duration) {
 			}
 		})
 	}
+}
+
+// handOverKeep is how long the rotation loop keeps a log an operation handed over but no app
+// owns yet: longer than readiness waits are in practice. The log of one still waiting after
+// that is looked at again from the refresh after its operation commits.
+const handOverKeep = 10 * time.Minute
+
+// logsIn are the paths in files that lie in one of dirs.
+func logsIn(files map[string]logs.Rotator, dirs []string) []string {
+	in := map[string]bool{}
+	for _, d := range dirs {
+		in[filepath.Clean(d)] = true
+	}
+	var paths []string
+	for p := range files {
+		if in[filepath.Dir(p)] {
+			paths = append(paths, p)
+		}
+	}
+	return paths
 }
 
 // logFiles lists every instance's log files once (an app's out and err may be one file,

@@ -139,3 +139,60 @@ func TestRotateLoopFollowsWrites(t *testing.T) {
 		t.Errorf("daemon.log:\n%s", logbuf)
 	}
 }
+
+// TestRotateLoopWatchesARemovedLogDirectoryAgain: a log directory removed while the app runs
+// (by hand, by a clean-up job) and made again is watched again at once, not at the next full
+// look 30 s away: a log written past log_max_size in it is rotated within seconds. The log
+// belongs to an operation that has not committed yet (no app owns it), as while an app waits
+// to be ready, and stays looked at past the loop's few-second tick.
+func TestRotateLoopWatchesARemovedLogDirectoryAgain(t *testing.T) {
+	d, logbuf := newTestDaemon(t)
+	d.wg.Add(1)
+	go d.rotateLoop(200 * time.Millisecond)
+	defer func() {
+		close(d.quit)
+		d.wg.Wait()
+	}()
+	dir := filepath.Join(t.TempDir(), "logs")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "web-out.log")
+	a := &app{cfg: config.App{Name: "web", OutFile: out, LogMaxSize: config.MinLogMaxSize, LogKeep: 3}}
+	if err := d.checkLogs(a, &slot{}); err != nil {
+		t.Fatal(err)
+	}
+	// Several of the loop's ticks pass: the handed-over log must outlive them.
+	time.Sleep(time.Second) // not synchronisation: a span that must pass
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command("sh", "-c", `i=0; while [ $i -lt 16 ]; do head -c 65536 /dev/zero | tr '\0' x; i=$((i+1)); done`)
+	cmd.Stdout = f
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fi, err := os.Stat(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rotated, _ := filepath.Glob(out + ".*")
+		if fi.Size() < config.MinLogMaxSize && len(rotated) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the write, the log holds %d bytes and %d rotated files; daemon.log:\n%s", fi.Size(), len(rotated), logbuf)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
 	"github.com/pmdaemon/pmdaemon/host/config"
@@ -326,8 +327,37 @@ func (s *apiServer) handler() http.Handler {
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(api.VersionHeader, api.Version)
+		for _, p := range s.d.problems() {
+			w.Header().Add(api.ProblemHeader, problemHeaderValue(p))
+		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// maxProblemHeader bounds one problem in the Pmdaemon-Problem header: a path in it can be
+// long, and clients refuse answers with huge headers.
+const maxProblemHeader = 1024
+
+// problemHeaderValue is problem as one header line a client accepts and a terminal shows as
+// it is: white space runs become one space, other control characters (an escape in a home's
+// path) are written as Go escapes (\x1b), invalid UTF-8 as U+FFFD, and it is cut to
+// maxProblemHeader bytes. A control byte in a header makes Go's client (every pmdaemon
+// command) refuse the whole answer.
+func problemHeaderValue(problem string) string {
+	var b strings.Builder
+	for _, r := range strings.Join(strings.Fields(strings.ToValidUTF8(problem, "\uFFFD")), " ") {
+		next := string(r)
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			next = q[1 : len(q)-1]
+		}
+		if b.Len()+len(next) > maxProblemHeader-len("...") {
+			b.WriteString("...")
+			break
+		}
+		b.WriteString(next)
+	}
+	return b.String()
 }
 
 // gated refuses a change while the daemon is closing: it would be lost, or worse, start an

@@ -114,3 +114,43 @@ func TestClosingRefusesChanges(t *testing.T) {
 		t.Errorf("version header %q, want %q", v, api.Version)
 	}
 }
+
+// A problem reaches every client as one header line that Go's client accepts, however its
+// text came: a control character in a home's path once made every command fail ("malformed
+// MIME header line") for as long as the problem lasted.
+func TestProblemHeaderSurvivesAnyText(t *testing.T) {
+	d, c := testServer(t, &control{})
+	var got []string
+	c.OnProblems(func(ps []string) { got = ps })
+	short := func(s string) string {
+		if len(s) > 200 {
+			return s[:100] + "..." + s[len(s)-100:]
+		}
+		return s
+	}
+	for _, tt := range []struct{ name, saveErr, want string }{
+		{"escape and NUL", "cannot write /tmp/a\x1bb\x00/state.json: rename: file exists", `/tmp/a\x1bb\x00/state.json`},
+		{"line breaks and tabs", "one\r\ntwo\tthree\n", "(one two three )"},
+		{"invalid UTF-8 and DEL", "bad \xff\xfe byte \x7f", "bad \uFFFD byte \\x7f"},
+		{"very long", strings.Repeat("x", 1<<20), "xxx..."},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d.mu.Lock()
+			d.saveErr = tt.saveErr
+			d.mu.Unlock()
+			got = nil
+			if _, err := c.List(context.Background()); err != nil {
+				t.Fatalf("list while the problem lasts: %v", short(err.Error()))
+			}
+			if len(got) != 1 || !strings.Contains(got[0], tt.want) {
+				t.Fatalf("problems in the header %q, want one containing %q", short(strings.Join(got, " | ")), tt.want)
+			}
+			if n := len(got[0]); n > maxProblemHeader {
+				t.Errorf("a problem of %d bytes came through, over %d", n, maxProblemHeader)
+			}
+		})
+	}
+	d.mu.Lock()
+	d.saveErr = ""
+	d.mu.Unlock()
+}

@@ -42,12 +42,15 @@ type Watcher struct {
 	wds     map[int32][]string // watch descriptor -> its directories (two paths may be one directory)
 	written map[string]bool    // paths written since the last Written
 	all     bool               // events were lost: anything may have been written
+	dropped []string           // directories whose watch the kernel dropped since the last Dropped
 }
 
 // watchMask is what a watched directory reports: writes to its files, and names that appear
 // in it (created, or renamed or moved there), so that a log replaced by something else (a
 // symbolic link planted at its path) is looked at as soon as it is, like a log written to.
-const watchMask = unix.IN_MODIFY | unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_ONLYDIR
+// IN_MOVE_SELF: a directory renamed away is no longer the one at the path; its watch is let go
+// as if it had been removed.
+const watchMask = unix.IN_MODIFY | unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
 
 // NewWatcher starts a Watcher that watches nothing yet; gap is the least time between two
 // signals on C.
@@ -120,6 +123,27 @@ func (w *Watcher) Written() (paths []string, all bool) {
 	clear(w.written)
 	all, w.all = w.all, false
 	return paths, all
+}
+
+// dropLocked forgets watch wd: nothing written in its directories is reported until Watch
+// adds them again, which the owner learns from Dropped.
+func (w *Watcher) dropLocked(wd int32) {
+	for _, dir := range w.wds[wd] {
+		delete(w.dirs, dir)
+		w.dropped = append(w.dropped, dir)
+	}
+	delete(w.wds, wd)
+}
+
+// Dropped returns the directories that stopped being watched since the last call, because
+// they were removed or moved away (or their file system unmounted); C receives a value when
+// one is. Watch them again to see their files' writes.
+func (w *Watcher) Dropped() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d := w.dropped
+	w.dropped = nil
+	return d
 }
 
 // Close stops the Watcher and releases its descriptor.
@@ -204,13 +228,15 @@ func (w *Watcher) parse(b []byte) {
 		switch {
 		case mask&unix.IN_Q_OVERFLOW != 0:
 			w.all = true
-		case mask&unix.IN_IGNORED != 0:
-			// The directory went away (or its watch was dropped): Watch adds it again if it
-			// comes back.
-			for _, dir := range w.wds[wd] {
-				delete(w.dirs, dir)
+		case mask&unix.IN_MOVE_SELF != 0:
+			if _, ok := w.wds[wd]; ok {
+				unix.InotifyRmWatch(w.fd, uint32(wd)) // its IN_IGNORED then finds no wd
+				w.dropLocked(wd)
 			}
-			delete(w.wds, wd)
+		case mask&unix.IN_IGNORED != 0:
+			// The directory went away (or its watch was dropped). A watch Watch removed
+			// itself is no longer in wds by the time its event comes.
+			w.dropLocked(wd)
 		case mask&(unix.IN_MODIFY|unix.IN_CREATE|unix.IN_MOVED_TO) != 0 && len(name) > 0:
 			for _, dir := range w.wds[wd] {
 				w.written[filepath.Join(dir, string(name))] = true

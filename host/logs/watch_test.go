@@ -204,3 +204,71 @@ func TestWatcherOverflow(t *testing.T) {
 		t.Errorf("Written = %d paths, all = false; want all = true after the queue overflowed", len(paths))
 	}
 }
+
+// waitDropped waits until w reports want among the directories it stopped watching, and
+// returns every directory reported meanwhile.
+func waitDropped(t *testing.T, w *Watcher, want string) []string {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	var got []string
+	for {
+		got = append(got, w.Dropped()...)
+		if slices.Contains(got, want) {
+			return got
+		}
+		select {
+		case <-w.C():
+		case <-deadline:
+			t.Fatalf("the watch of %s was not reported dropped within 5s", want)
+		}
+	}
+}
+
+// TestWatcherReportsDroppedDirectories: a watched directory removed, or renamed away, is
+// reported by Dropped (so that its owner can watch the path again); writes in the renamed
+// directory are no longer reported, since it is not the one at the path; a directory Watch
+// itself stops watching is not reported.
+func TestWatcherReportsDroppedDirectories(t *testing.T) {
+	w := newWatcher(t, 5*time.Millisecond)
+	root := t.TempDir()
+	removed, renamed, unwatched, kept := filepath.Join(root, "removed"), filepath.Join(root, "renamed"), filepath.Join(root, "unwatched"), filepath.Join(root, "kept")
+	for _, d := range []string{removed, renamed, unwatched, kept} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Watch([]string{removed, renamed, unwatched, kept}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Watch([]string{removed, renamed, kept}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(unwatched); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(removed); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitDropped(t, w, removed); slices.Contains(got, unwatched) {
+		t.Errorf("Dropped reports %s, which Watch had let go itself: %v", unwatched, got)
+	}
+	if err := os.Rename(renamed, renamed+".old"); err != nil {
+		t.Fatal(err)
+	}
+	waitDropped(t, w, renamed)
+	appendString(t, filepath.Join(renamed+".old", "x.log"), "in the renamed directory\n")
+	appendString(t, filepath.Join(kept, "x.log"), "still watched\n")
+	waitWritten(t, w, filepath.Join(kept, "x.log"))
+	if d := w.Dropped(); len(d) != 0 {
+		t.Errorf("Dropped reports %v after the two drops were taken", d)
+	}
+	// The path watched again, with a directory there once more.
+	if err := os.Mkdir(renamed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Watch([]string{renamed, kept}); err != nil {
+		t.Fatal(err)
+	}
+	appendString(t, filepath.Join(renamed, "y.log"), "new directory\n")
+	waitWritten(t, w, filepath.Join(renamed, "y.log"))
+}

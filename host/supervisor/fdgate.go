@@ -34,13 +34,9 @@ var (
 	checkGate = make(chan struct{}, checkSlots)
 )
 
-// enter takes a slot of gate, waiting for one; the returned func gives it back.
-func enter(gate chan struct{}) func() {
-	gate <- struct{}{}
-	return func() { <-gate }
-}
-
-// enterCtx is enter that gives up when ctx is done (nil, ctx.Err()).
+// enterCtx takes a slot of gate, waiting for one, and returns the func that gives it back; it
+// gives up when ctx is done (nil, ctx.Err()). Every wait for a slot takes the instance's stop
+// into account, so a stop while a gate is full does not wait for a slot.
 func enterCtx(ctx context.Context, gate chan struct{}) (func(), error) {
 	select {
 	case gate <- struct{}{}:

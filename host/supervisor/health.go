@@ -65,7 +65,9 @@ func (l *Loop) startChecker() *checker {
 	if h == nil {
 		return nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	// A stop ends a check in flight, or its wait for a slot, at once, before the loop has
+	// come to close the checker.
+	ctx, cancel := context.WithCancel(l.stopCtx)
 	c := &checker{results: make(chan healthResult), stop: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	started := time.Now()
 	go func() {
@@ -79,9 +81,10 @@ func (l *Loop) startChecker() *checker {
 				return
 			case <-t.C:
 			}
-			began := time.Now()
 			r := l.probe(ctx, h)
-			r.took = time.Since(began)
+			if ctx.Err() != nil {
+				return // stopped: the result says so, not how the process is
+			}
 			select {
 			case c.results <- r:
 			case <-c.stop:
@@ -126,13 +129,16 @@ var healthClient = &http.Client{
 	},
 }
 
-func (l *Loop) probe(parent context.Context, h *HealthSpec) healthResult {
-	// The wait for a slot is not the check's time: its timeout starts once it may run.
+// probe runs one check. The wait for a slot of the check gate is not the check's time: its
+// timeout starts, and the time it took (took) is measured from, when it may run.
+func (l *Loop) probe(parent context.Context, h *HealthSpec) (r healthResult) {
 	leave, err := enterCtx(parent, checkGate)
 	if err != nil {
 		return healthResult{msg: "the check was stopped"}
 	}
 	defer leave()
+	began := time.Now()
+	defer func() { r.took = time.Since(began) }() // runs before leave
 	ctx, cancel := context.WithTimeout(parent, h.Timeout)
 	defer cancel()
 	if h.URL != "" {

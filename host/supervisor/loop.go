@@ -4,6 +4,8 @@
 package supervisor
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -142,12 +144,16 @@ type Loop struct {
 	changed  chan struct{} // closed (and replaced) at every change of st; under mu
 	stopOnce sync.Once
 	stopCh   chan struct{}
-	kickCh   chan string   // restart requests from the daemon (memory limit), with the reason
-	pingCh   chan struct{} // WATCHDOG=1 from the running process
-	trigCh   chan struct{} // WATCHDOG=trigger from the running process
-	done     chan struct{}
-	spawned  chan struct{} // closed after the first spawn attempt or the adoption
-	spawnOne sync.Once
+	// stopCtx is cancelled with stopCh closed, for the waits that take a context (a slot of
+	// the spawn or check gate).
+	stopCtx    context.Context
+	cancelStop context.CancelFunc
+	kickCh     chan string   // restart requests from the daemon (memory limit), with the reason
+	pingCh     chan struct{} // WATCHDOG=1 from the running process
+	trigCh     chan struct{} // WATCHDOG=trigger from the running process
+	done       chan struct{}
+	spawned    chan struct{} // closed after the first spawn attempt or the adoption
+	spawnOne   sync.Once
 
 	// Owned by the loop's goroutine alone.
 	proc *running // the process now running; nil between two
@@ -172,6 +178,7 @@ func Start(spec Spec, restarts int, adopt *Adopt, notify func(Change)) *Loop {
 		done:    make(chan struct{}),
 		spawned: make(chan struct{}),
 	}
+	l.stopCtx, l.cancelStop = context.WithCancel(context.Background())
 	l.id.Store(int64(spec.ID))
 	go l.run(adopt)
 	return l
@@ -208,7 +215,10 @@ func (l *Loop) Watch() (State, <-chan struct{}) {
 
 // Stop stops the process group and the supervision, and returns when both are done.
 func (l *Loop) Stop() {
-	l.stopOnce.Do(func() { close(l.stopCh) })
+	l.stopOnce.Do(func() {
+		close(l.stopCh)
+		l.cancelStop()
+	})
 	<-l.done
 }
 
@@ -279,7 +289,10 @@ func (l *Loop) run(adopt *Adopt) {
 			if !first && l.spec.BeforeSpawn != nil && l.checkRespawn() == over {
 				return
 			}
-			l.proc = l.spawnOrFail()
+			if l.proc = l.spawnOrFail(); l.proc == nil {
+				l.end() // stopped while it waited for a slot to spawn: nothing was started
+				return
+			}
 		}
 		first = false
 		l.markSpawned()
@@ -308,11 +321,15 @@ func (l *Loop) run(adopt *Adopt) {
 }
 
 // spawnOrFail starts a process; a spawn failure counts as a run of zero length that exited at
-// once, so the policy bounds the retries.
+// once, so the policy bounds the retries. It returns nil when a stop came while the spawn
+// waited for a slot: no process was started, and no failure is counted.
 func (l *Loop) spawnOrFail() *running {
 	p, err := l.spawn()
 	if err == nil {
 		return p
+	}
+	if errors.Is(err, errStopped) {
+		return nil
 	}
 	ch := make(chan int, 1)
 	ch <- -1

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -85,17 +86,62 @@ func (l *Loop) warnErr(err error) {
 	}
 }
 
+// errStopped is a spawn given up because the instance was told to stop while the spawn waited
+// for a slot of the spawn gate.
+var errStopped = errors.New("stopped before it was spawned")
+
+// spawn starts a process through the spawn gate. The wait for a slot ends at a stop (with
+// errStopped, nothing started), so a stop while the gate is full does not start a process only
+// to stop it; the state update and the notify callback come after the slot is given back, so
+// a slow callback does not hold up other instances' spawns.
 func (l *Loop) spawn() (*running, error) {
-	defer enter(spawnGate)() // first in, last out: after every descriptor below is closed
-	out, err := openLog(l.spec.OutLog)
+	leave, err := enterCtx(l.stopCtx, spawnGate)
+	if err != nil {
+		return nil, errStopped
+	}
+	s, err := l.launch()
+	leave() // after launch returned: every descriptor it opened for the spawn is closed
 	if err != nil {
 		return nil, err
+	}
+	if s.startErr != nil {
+		// Without it a later daemon cannot tell this process from another with its pid, and
+		// will not take it back (it restarts it instead).
+		l.warnErr(fmt.Errorf("start time of pid %d unknown: %w", s.p.pid, s.startErr))
+	}
+	p := s.p
+	l.update(func(st *State) {
+		st.Status, st.Pid, st.PidStart, st.StartedAt = Online, p.pid, s.pidStart, p.started
+		st.Ready, st.StatusText, st.AppStopping = false, "", false
+	})
+	if s.ipc != nil {
+		p.ipc = l.readIPC(s.ipc, p.pid) // after the state has the pid: a "ready" is taken for this process
+	}
+	return p, nil
+}
+
+// launched is what launch started: the process, the daemon's end of its IPC channel (nil
+// without one), and its start time or why it could not be read.
+type launched struct {
+	p        *running
+	ipc      *os.File
+	pidStart uint64
+	startErr error
+}
+
+// launch opens the logs and starts the process (and its log writer); the caller holds a slot
+// of the spawn gate, and everything launch opens but what the process keeps is closed when it
+// returns.
+func (l *Loop) launch() (launched, error) {
+	out, err := openLog(l.spec.OutLog)
+	if err != nil {
+		return launched{}, err
 	}
 	defer out.Close()
 	errf := out
 	if l.spec.ErrLog != l.spec.OutLog {
 		if errf, err = openLog(l.spec.ErrLog); err != nil {
-			return nil, err
+			return launched{}, err
 		}
 		defer errf.Close()
 	}
@@ -114,7 +160,7 @@ func (l *Loop) spawn() (*running, error) {
 	if l.spec.IPC {
 		ours, theirs, err := newIPC()
 		if err != nil {
-			return nil, err
+			return launched{}, err
 		}
 		defer theirs.Close() // the child has its copy once it has started
 		ipc = ours
@@ -129,7 +175,7 @@ func (l *Loop) spawn() (*running, error) {
 		// leaves a writer that sees the end of its input and exits.
 		outW, errW, done, err := l.startLogWriter(out, errf)
 		if err != nil {
-			return nil, err
+			return launched{}, err
 		}
 		wrote = done
 		defer outW.Close()
@@ -141,7 +187,7 @@ func (l *Loop) spawn() (*running, error) {
 	if l.spec.Cgroup != "" {
 		fd, err := cgroup.Open(l.spec.Cgroup)
 		if err != nil {
-			return nil, err
+			return launched{}, err
 		}
 		defer unix.Close(fd)
 		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
@@ -150,26 +196,17 @@ func (l *Loop) spawn() (*running, error) {
 		if ipc != nil {
 			ipc.Close()
 		}
-		return nil, fmt.Errorf("cannot start %s: %w", l.spec.Argv[0], err)
+		return launched{}, fmt.Errorf("cannot start %s: %w", l.spec.Argv[0], err)
 	}
 	pid := cmd.Process.Pid
 	exited := waitChild(cmd, pidfd)
-	start, err := StartTime(pid)
-	if err != nil {
-		// Without it a later daemon cannot tell this process from another with its pid, and
-		// will not take it back (it restarts it instead).
-		l.warnErr(fmt.Errorf("start time of pid %d unknown: %w", pid, err))
-	}
-	now := time.Now()
-	l.update(func(s *State) {
-		s.Status, s.Pid, s.PidStart, s.StartedAt = Online, pid, start, now
-		s.Ready, s.StatusText, s.AppStopping = false, "", false
-	})
-	p := &running{pid: pid, started: now, exited: exited, wrote: wrote}
-	if ipc != nil {
-		p.ipc = l.readIPC(ipc, pid) // after the state has the pid: a "ready" is taken for this process
-	}
-	return p, nil
+	start, startErr := StartTime(pid)
+	return launched{
+		p:        &running{pid: pid, started: time.Now(), exited: exited, wrote: wrote},
+		ipc:      ipc,
+		pidStart: start,
+		startErr: startErr,
+	}, nil
 }
 
 // startLogWriter starts the log writer of a process about to be spawned, writing to out and

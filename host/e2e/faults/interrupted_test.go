@@ -86,8 +86,9 @@ func TestReloadOntoAShiftedRange(t *testing.T) {
 // back only its code pages, never relocated data.
 func TestPIEBuildDaemonRuns(t *testing.T) {
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "pmdaemon-pie")
-	cmd := exec.Command("go", "build", "-buildmode=pie", "-o", bin, "./cmd/pmdaemon")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "pmdaemon") // its daemon, pmdaemond, beside it: both PIE
+	cmd := exec.Command("go", "build", "-buildmode=pie", "-o", dir+"/", "./cmd/pmdaemon", "./cmd/pmdaemond")
 	cmd.Dir = harness.ModuleRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build -buildmode=pie: %v\n%s", err, out)

@@ -224,7 +224,7 @@ func liveDaemon(t *testing.T, h *harness.Home) int {
 		if err != nil || !harness.Alive(p) || envOf(p, "PMDAEMON_HOME") != h.Dir {
 			return false
 		}
-		if c, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline"); err != nil || string(c) != harness.Bin+"\x00daemon\x00" {
+		if c, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline"); err != nil || string(c) != harness.Daemon+"\x00daemon\x00" {
 			return false
 		}
 		pid = p

@@ -98,9 +98,10 @@ func (h *Home) DaemonPid() int {
 	return pid
 }
 
-// DaemonProcs lists this home's live processes whose command line is `<Bin> daemon`.
+// DaemonProcs lists this home's live processes whose command line is `<Daemon> daemon` (a
+// `pmdaemon daemon` becomes that when it execs its daemon).
 func (h *Home) DaemonProcs() []int {
-	want := Bin + "\x00daemon\x00"
+	want := Daemon + "\x00daemon\x00"
 	var out []int
 	for _, p := range h.Processes() {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
@@ -111,9 +112,9 @@ func (h *Home) DaemonProcs() []int {
 	return out
 }
 
-// AppProcs lists this home's live processes that are not a `pmdaemon daemon`.
+// AppProcs lists this home's live processes that are not its daemon.
 func (h *Home) AppProcs() []int {
-	want := Bin + "\x00daemon\x00"
+	want := Daemon + "\x00daemon\x00"
 	var out []int
 	for _, p := range h.Processes() {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")

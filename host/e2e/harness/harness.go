@@ -31,9 +31,10 @@ import (
 )
 
 var (
-	// Bin is the built pmdaemon binary; Echo the demo HTTP app (examples/apps/echo).
-	Bin, Echo string
-	buildDir  string
+	// Bin is the built pmdaemon binary, Daemon the daemon binary beside it (pmdaemond), Echo
+	// the demo HTTP app (examples/apps/echo).
+	Bin, Daemon, Echo string
+	buildDir          string
 )
 
 // Main builds the binaries, runs the tests and removes the build. Use it from TestMain.
@@ -47,8 +48,9 @@ func Main(m *testing.M, extra ...Binary) int {
 	defer os.RemoveAll(buildDir)
 	root := ModuleRoot()
 	Bin = filepath.Join(buildDir, "pmdaemon")
+	Daemon = filepath.Join(buildDir, "pmdaemond") // beside Bin, where the CLI looks for it
 	Echo = filepath.Join(buildDir, "echo")
-	for out, pkg := range map[string]string{Bin: "./cmd/pmdaemon", Echo: "./examples/apps/echo"} {
+	for out, pkg := range map[string]string{Bin: "./cmd/pmdaemon", Daemon: "./cmd/pmdaemond", Echo: "./examples/apps/echo"} {
 		args := []string{"build", "-o", out}
 		if raceEnabled {
 			args = append(args, "-race")

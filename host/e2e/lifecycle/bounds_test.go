@@ -77,10 +77,10 @@ func TestAPIRefusesWhatTheOpenFileLimitCannotHold(t *testing.T) {
 	}
 	harness.ErrLike(t, h.Fail("start", "sleep 1000", "--name", "big", "-i", "40"),
 		"the daemon would supervise 40 instances (0 now, 40 by this request)",
-		"holding 40 file descriptors", "open-file limit of 804 (RLIMIT_NOFILE)", "at most 36", "ulimit -n")
+		"holding 40 file descriptors", "open-file limit of 804 (RLIMIT_NOFILE)", "at most 36 descriptors", "ulimit -n")
 	// With wait_ready an instance holds the daemon's end of PM2's IPC channel too: two each.
 	harness.ErrLike(t, h.Fail("start", "sleep 1000", "--name", "ready", "-i", "19", "--wait-ready"),
-		"the daemon would supervise 19 instances (0 now, 19 by this request) holding 38 file descriptors", "at most 36")
+		"the daemon would supervise 19 instances (0 now, 19 by this request) holding 38 file descriptors", "at most 36 descriptors")
 	h.OK("start", "sleep 1000", "--name", "half", "-i", "20")
 	harness.ErrLike(t, h.Fail("start", "sleep 1000", "--name", "more", "-i", "20"),
 		"the daemon would supervise 40 instances (20 now, 20 by this request)")

@@ -16,8 +16,8 @@ import (
 	"github.com/pmdaemon/pmdaemon/host/e2e/harness"
 )
 
-// writer writes "line 0" .. "line 89999" over about seven seconds (so that the daemon's 2 s
-// rotation tick falls inside several times), then idles.
+// writer writes "line 0" .. "line 89999" over about seven seconds, in 60 bursts (so that
+// the rotations its writes set off come while it writes, several times), then idles.
 const writer = `i=0; while [ $i -lt 60 ]; do seq $((i*1500)) $((i*1500+1499)) | sed 's/^/line /'; i=$((i+1)); sleep 0.1; done; sleep 1000`
 
 const lastLine = "line 89999"

@@ -77,3 +77,30 @@ func TestForegroundDaemonAsUnderSystemd(t *testing.T) {
 	}
 	harness.WaitWho(t, port, "web", 0)
 }
+
+// `startup` writes only a unit that can start at boot: a pmdaemon without its pmdaemond is
+// refused with what is missing, and one that finds its daemon through PMDAEMON_DAEMON writes
+// that into the unit, where boot has none of the shell's environment.
+func TestStartupUnitFindsTheDaemon(t *testing.T) {
+	t.Parallel()
+	lonely := filepath.Join(t.TempDir(), "pmdaemon")
+	b, err := os.ReadFile(harness.Bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lonely, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := harness.NewHome(t)
+	r := runBin(t, lonely, h.Dir, []string{"PATH=/usr/bin:/bin", "PMDAEMON_DAEMON="}, "startup")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "the unit would not start") || !strings.Contains(r.Stderr, "pmdaemond is not beside "+lonely) {
+		t.Errorf("startup without pmdaemond: exit %d, stdout %q, stderr %q; want a refusal naming pmdaemond", r.Code, r.Stdout, r.Stderr)
+	}
+	r = runBin(t, lonely, h.Dir, []string{"PATH=/usr/bin:/bin", "PMDAEMON_DAEMON=" + harness.Daemon}, "startup")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "\nEnvironment=PMDAEMON_DAEMON="+harness.Daemon+"\n") || !strings.Contains(r.Stdout, "ExecStart="+lonely+" daemon") {
+		t.Errorf("startup with PMDAEMON_DAEMON: exit %d, stderr %q, unit:\n%s\nwant Environment=PMDAEMON_DAEMON=%s", r.Code, r.Stderr, r.Stdout, harness.Daemon)
+	}
+	if strings.Contains(h.OK("startup"), "PMDAEMON_DAEMON") {
+		t.Error("a unit for a pmdaemon with its pmdaemond beside names PMDAEMON_DAEMON")
+	}
+}

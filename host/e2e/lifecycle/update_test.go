@@ -4,6 +4,7 @@ import (
 	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,13 +19,14 @@ import (
 // nextVersion is the version of the binary an update test installs.
 const nextVersion = "0.1.0-next"
 
-// buildNext builds pmdaemon again as version nextVersion, as the harness built the binary under
-// test (with the race detector when that one has it): the "installed binary" of an update.
+// buildNext builds the daemon (pmdaemond) again as version nextVersion, as the harness built
+// the binary under test (with the race detector when that one has it): the "installed daemon"
+// of an update.
 func buildNext(t *testing.T) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "pmdaemon-next")
+	out := filepath.Join(t.TempDir(), "pmdaemond-next")
 	args := []string{"build", "-o", out, "-ldflags", "-X github.com/pmdaemon/pmdaemon/host/api.Version=" + nextVersion}
-	info, err := buildinfo.ReadFile(harness.Bin)
+	info, err := buildinfo.ReadFile(harness.Daemon)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +35,7 @@ func buildNext(t *testing.T) string {
 			args = append(args, "-race")
 		}
 	}
-	cmd := exec.Command("go", append(args, "./cmd/pmdaemon")...)
+	cmd := exec.Command("go", append(args, "./cmd/pmdaemond")...)
 	cmd.Dir = harness.ModuleRoot()
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building %s: %v\n%s", out, err, b)
@@ -109,6 +111,14 @@ func TestUpdateKeepsAppsRunning(t *testing.T) {
 	if r.Code != 0 || r.Stderr != mismatch {
 		t.Errorf("list against the updated daemon: exit %d, stderr %q; want exit 0 and %q", r.Code, r.Stderr, mismatch)
 	}
+	// When the daemon binary this CLI would start is itself of the daemon's version, update
+	// would not help: the advice says to install the matching pmdaemond.
+	r = runBin(t, harness.Bin, h.Dir, []string{"PMDAEMON_DAEMON=" + next}, "list", "--json")
+	wrongBinary := fmt.Sprintf("pmdaemon: the daemon runs version %s and this pmdaemon is %s; the daemon binary %s is version %s: install the pmdaemond built with this pmdaemon, then run 'pmdaemon update'\n",
+		nextVersion, api.Version, next, nextVersion)
+	if r.Code != 0 || r.Stderr != wrongBinary {
+		t.Errorf("list with the older pmdaemond installed: exit %d, stderr %q; want exit 0 and %q", r.Code, r.Stderr, wrongBinary)
+	}
 
 	after := h.WaitList(10*time.Second, "every app online", online)
 	now := harness.ByID(after)
@@ -153,8 +163,9 @@ func TestUpdateKeepsAppsRunning(t *testing.T) {
 	harness.WaitDead(t, 5*time.Second, "tree and its children gone after stop", append(children, tree.Pid)...)
 }
 
-// An update that cannot happen leaves the daemon as it was: a binary that cannot be run is
-// refused before anything is handed over.
+// An update that cannot happen leaves the daemon as it was: a binary that cannot be run, or
+// that is not a pmdaemond (asked for its --version), or a pmdaemon CLI without its pmdaemond,
+// is refused before anything is handed over.
 func TestUpdateRefusesWhatCannotRun(t *testing.T) {
 	t.Parallel()
 	h := harness.NewHome(t)
@@ -162,6 +173,11 @@ func TestUpdateRefusesWhatCannotRun(t *testing.T) {
 	notExec := harness.WriteScript(t, dir, "pmdaemon", "#!/bin/sh\n")
 	if err := syscall.Chmod(notExec, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	notDaemon := harness.WriteScript(t, dir, "impostor", "#!/bin/sh\necho 'pmdaemond? no'\n")
+	lonelyCLI := filepath.Join(t.TempDir(), "pmdaemon")
+	if b, err := os.ReadFile(harness.Bin); err != nil || os.WriteFile(lonelyCLI, b, 0o755) != nil {
+		t.Fatalf("copying the CLI: %v", err)
 	}
 	h.OK("start", "sleep 1000", "--name", "s")
 	before := h.WaitList(10*time.Second, "s online", harness.AllOnline("s", 1))
@@ -173,6 +189,11 @@ func TestUpdateRefusesWhatCannotRun(t *testing.T) {
 		{filepath.Join(dir, "missing"), []string{"cannot run the new daemon from " + filepath.Join(dir, "missing"), "no such file"}},
 		{notExec, []string{"cannot run the new daemon from " + notExec + ": not an executable file"}},
 		{dir, []string{"cannot run the new daemon from " + dir + ": not an executable file"}},
+		// Runs, but is no pmdaemond: refused on its answer to --version, before any handover.
+		{"/bin/true", []string{"cannot run the new daemon from /bin/true: it is not a pmdaemond", "--version"}},
+		{notDaemon, []string{"cannot run the new daemon from " + notDaemon + ": it is not a pmdaemond", `answered "pmdaemond? no"`}},
+		// A pmdaemon CLI without its pmdaemond beside it.
+		{lonelyCLI, []string{"--binary " + lonelyCLI + " is a pmdaemon CLI", filepath.Join(filepath.Dir(lonelyCLI), "pmdaemond") + " beside it: no such file"}},
 	}
 	for _, tt := range tests {
 		harness.ErrLike(t, h.Fail("update", "--binary", tt.binary), tt.want...)

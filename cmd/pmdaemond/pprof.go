@@ -2,7 +2,7 @@
 
 // Profiling hook, compiled only with `-tags pprof` so the normal binary neither links
 // net/http/pprof nor pays for its init. With PMDAEMON_PPROF=127.0.0.1:PORT in the
-// environment, `pmdaemon daemon` serves /debug/pprof/ on that loopback address (see
+// environment, the daemon (pmdaemond, not a log writer) serves /debug/pprof/ on that loopback address (see
 // docs/performance.md for how the profiles there were taken).
 package main
 
@@ -16,7 +16,7 @@ import (
 
 func init() {
 	addr := os.Getenv("PMDAEMON_PPROF")
-	if addr == "" || len(os.Args) < 2 || os.Args[1] != "daemon" {
+	if addr == "" || len(os.Args) > 1 && os.Args[1] != "daemon" {
 		return
 	}
 	if err := checkLoopback(addr); err != nil {
