@@ -1,6 +1,6 @@
 -- The same setup as ecosystem.json, as a script: pmdaemon run examples/plugins/ecosystem.lua
--- Build the binaries first (examples/demo.sh puts them in ../../bin). Set UPSTREAMS_FILE and
--- NGINX_RELOAD to point the nginx-upstream hook at your nginx.
+-- Build the binaries first (examples/demo.sh puts them in ../../bin). Set UPSTREAMS_FILE,
+-- NGINX_RELOAD and NGINX_PID_FILE to point the nginx-upstream hook at your nginx.
 
 -- Plugins first, so the policy applies to the apps below.
 plugins.add {
@@ -13,6 +13,8 @@ plugins.add {
     output = env.get("UPSTREAMS_FILE", "/etc/nginx/conf.d/pmdaemon-upstreams.conf"),
     upstreams = { web = "web_backend" },
     reload = env.get("NGINX_RELOAD", "nginx -s reload"),
+    -- nginx's "pid": the hook waits for the workers from before a reload to finish.
+    pid_file = env.get("NGINX_PID_FILE", "/run/nginx.pid"),
   },
 }
 

@@ -30,6 +30,7 @@ type config struct {
 	upstreams    map[string]string // app name -> nginx upstream name
 	reload       []string          // argv, nil for none
 	reloadDesc   string            // the command as the user wrote it, for messages
+	pidFile      string            // nginx's pid file, "" for none: absolute, clean
 	host         string            // without brackets
 	serverParams string
 }
@@ -39,7 +40,7 @@ var (
 	hostNameRE     = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$`)
 )
 
-var knownKeys = []string{"output", "upstreams", "reload", "host", "server_params"}
+var knownKeys = []string{"output", "upstreams", "reload", "pid_file", "host", "server_params"}
 
 // parseConfig validates a configuration document; its errors are shown to the user as they are.
 func parseConfig(doc json.RawMessage) (*config, error) {
@@ -55,7 +56,7 @@ func parseConfig(doc json.RawMessage) (*config, error) {
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		return nil, fmt.Errorf(`unknown config key(s) %s; known keys: "output", "upstreams", "reload", "host", "server_params"`,
+		return nil, fmt.Errorf(`unknown config key(s) %s; known keys: "output", "upstreams", "reload", "pid_file", "host", "server_params"`,
 			strings.Join(unknown, ", "))
 	}
 	present := func(k string) bool {
@@ -125,6 +126,16 @@ func parseConfig(doc json.RawMessage) (*config, error) {
 		default:
 			return nil, errors.New(`"reload" must be an array of strings (a command run directly, e.g. ["nginx", "-s", "reload"]) or a string (run with /bin/sh -c)`)
 		}
+	}
+
+	if present("pid_file") {
+		if err := json.Unmarshal(top["pid_file"], &c.pidFile); err != nil || !filepath.IsAbs(c.pidFile) {
+			return nil, fmt.Errorf(`"pid_file" must be the absolute path of nginx's pid file (its "pid" directive, e.g. "/run/nginx.pid"), got %s`, truncate(string(top["pid_file"]), 80))
+		}
+		if c.reload == nil {
+			return nil, errors.New(`"pid_file" is only used to wait for nginx after "reload"; give "reload" too, or leave "pid_file" out`)
+		}
+		c.pidFile = filepath.Clean(c.pidFile)
 	}
 
 	if present("host") {

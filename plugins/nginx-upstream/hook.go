@@ -141,14 +141,23 @@ func reloadTime(ctx context.Context) (limit, reserve time.Duration) {
 
 // reload runs the reload command, if any; h.mu is held. The command runs in a process group
 // of its own; when it runs out of time the whole group is killed, so that nothing it started
-// (a shell's background job, say) outlives it.
+// (a shell's background job, say) outlives it. With "pid_file", it then waits, within the same
+// time, until nginx's workers from before the reload have exited (see workers.go).
 func (h *Hook) reload(ctx context.Context) error {
 	if h.cfg.reload == nil {
 		h.reloadFailed = false
 		return nil
 	}
 	limit, reserve := reloadTime(ctx)
-	rctx, cancel := context.WithTimeout(ctx, limit)
+	deadline := time.Now().Add(limit)
+	master, masterErr := 0, error(nil)
+	var before []int
+	if h.cfg.pidFile != "" {
+		if master, masterErr = nginxMaster(h.cfg.pidFile); masterErr == nil {
+			before = workersOf(master)
+		}
+	}
+	rctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	cmd := exec.CommandContext(rctx, h.cfg.reload[0], h.cfg.reload[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -159,7 +168,7 @@ func (h *Hook) reload(ctx context.Context) error {
 	out, err := cmd.CombinedOutput()
 	h.reloadFailed = err != nil
 	if err == nil {
-		return nil
+		return h.awaitWorkers(master, masterErr, before, deadline)
 	}
 	var msg string
 	if rctx.Err() != nil {
@@ -172,6 +181,22 @@ func (h *Hook) reload(ctx context.Context) error {
 		msg += "; output: " + text
 	}
 	return errors.New(msg)
+}
+
+// awaitWorkers waits, when "pid_file" is set, until the workers nginx had before the reload
+// command have exited, so that none still sends requests to the ports just taken out.
+func (h *Hook) awaitWorkers(master int, masterErr error, before []int, deadline time.Time) error {
+	if h.cfg.pidFile == "" {
+		return nil
+	}
+	if masterErr != nil {
+		return fmt.Errorf("nginx-upstream: ran %q but cannot wait for nginx to apply it: %v", h.cfg.reloadDesc, masterErr)
+	}
+	if err := awaitExit(master, before, time.Until(deadline)); err != nil {
+		return fmt.Errorf("nginx-upstream: ran %q, but %v: they may still send requests to the old ports (if nginx refused %s, its error log says why)",
+			h.cfg.reloadDesc, err, h.cfg.output)
+	}
+	return nil
 }
 
 // truncate cuts s to at most n bytes, on a rune boundary, marking the cut.

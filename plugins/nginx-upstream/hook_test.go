@@ -120,7 +120,7 @@ func TestConfigureRefusals(t *testing.T) {
 	tests := []struct{ name, config, want string }{
 		{"null", `null`, `config must be a JSON object like {"output"`},
 		{"array", `[]`, `config must be a JSON object`},
-		{"unknown key", ok(`mode="x"`), `unknown config key(s) "mode"; known keys: "output", "upstreams", "reload", "host", "server_params"`},
+		{"unknown key", ok(`mode="x"`), `unknown config key(s) "mode"; known keys: "output", "upstreams", "reload", "pid_file", "host", "server_params"`},
 		{"unknown keys", `{"b": 1, "a": 1}`, `unknown config key(s) "a", "b"`},
 		{"no output", ok("output"), `"output" is required`},
 		{"null output", ok("output=null"), `"output" is required`},
@@ -146,6 +146,9 @@ func TestConfigureRefusals(t *testing.T) {
 		{"empty reload string", ok(`reload=" "`), `"reload" is an empty command`},
 		{"reload number", ok(`reload=1`), `"reload" must be an array of strings (a command run directly, e.g. ["nginx", "-s", "reload"]) or a string (run with /bin/sh -c)`},
 		{"reload mixed array", ok(`reload=["nginx", 1]`), `"reload" must be an array of strings`},
+		{"relative pid_file", ok(`pid_file="nginx.pid"`), `"pid_file" must be the absolute path of nginx's pid file (its "pid" directive, e.g. "/run/nginx.pid"), got "nginx.pid"`},
+		{"pid_file not a string", ok(`pid_file=["/run/nginx.pid"]`), `"pid_file" must be the absolute path of nginx's pid file`},
+		{"pid_file without reload", ok(`pid_file="/run/nginx.pid"`), `"pid_file" is only used to wait for nginx after "reload"; give "reload" too`},
 		{"host not a string", ok(`host=1`), `"host" must be a string`},
 		{"bad host", ok(`host="a b"`), `"host" must be an IP address or a host name, got "a b"`},
 		{"host with port", ok(`host="127.0.0.1:80"`), `"host" must be an IP address or a host name, got "127.0.0.1:80"`},

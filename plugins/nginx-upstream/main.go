@@ -6,6 +6,7 @@
 //	{"output": "/etc/nginx/pmdaemon-upstreams.conf",   required, absolute; its directory must exist
 //	 "upstreams": {"web": "web_backend"},              required: app name -> nginx upstream name
 //	 "reload": ["nginx", "-s", "reload"],              optional: argv, or a string run with /bin/sh -c
+//	 "pid_file": "/run/nginx.pid",                     optional (with reload): wait for nginx's old workers
 //	 "host": "127.0.0.1",                              optional, the default
 //	 "server_params": "max_fails=0"}                   optional, the default
 //

@@ -95,6 +95,9 @@ http {
 	return n
 }
 
+// PidFile is the file nginx writes its master's pid to (its "pid" directive).
+func (n *Nginx) PidFile() string { return filepath.Join(n.dir, "nginx.pid") }
+
 // URL is nginx's address.
 func (n *Nginx) URL() string { return fmt.Sprintf("http://127.0.0.1:%d/", n.port) }
 

@@ -36,20 +36,20 @@ func TestNginxFollowsReloadUnderWrk(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := harness.NewHome(t)
 			upstreams := filepath.Join(t.TempDir(), "upstreams.conf")
-			addPlugin := func(reload []string) {
+			addPlugin := func(reload []string, pidFile string) {
 				cfg := map[string]any{"output": upstreams, "upstreams": map[string]string{"web": "web_backend"}}
 				if reload != nil {
-					cfg["reload"] = reload
+					cfg["reload"], cfg["pid_file"] = reload, pidFile
 				}
 				b, _ := json.Marshal(cfg)
 				h.OK("plugin", "add", "nginx-upstream", nginxUpstream, "--config", string(b))
 			}
 			// The plugin writes the file on configure, so nginx can include it from the start;
 			// once nginx runs the plugin is added again with nginx's reload command.
-			addPlugin(nil)
+			addPlugin(nil, "")
 			n := harness.StartNginx(t, upstreams)
 			h.OK("plugin", "remove", "nginx-upstream")
-			addPlugin(n.ReloadCmd())
+			addPlugin(n.ReloadCmd(), n.PidFile())
 
 			const count = 4
 			from, to := harness.FreePorts(t, count), harness.FreePorts(t, count)
