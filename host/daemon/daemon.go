@@ -240,6 +240,11 @@ func (d *Daemon) Shutdown() {
 	for _, level := range levels {
 		d.stopSlots(level, false)
 	}
+	// A log writer that outlived its instance's stop (a slow machine, a process outside the
+	// instance holding its output) goes with the daemon, not after it.
+	if err := supervisor.AwaitStrayWriters(10 * time.Second); err != nil {
+		d.logger.Print(err)
+	}
 	// Save what each instance was doing before shutdown, so the next daemon brings back the
 	// running ones and leaves finished or errored ones as they were.
 	d.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 
@@ -117,8 +118,9 @@ func awaitPidfd(fd int) error {
 // the child with wait4, which no longer blocks. os/exec keeps a copy of the pidfd for
 // cmd.Wait; that copy is released at once, so a running instance holds one descriptor, not
 // two (fdgate.go). Without a pidfd (a kernel before 5.2, no CLONE_PIDFD) it falls back to cmd.Wait, which
-// blocks a thread: slower, still right.
-func waitChild(cmd *exec.Cmd, pidfd int) <-chan int {
+// blocks a thread: slower, still right. With a guard, the child is reaped only under the
+// guard's lock (see reapGuard).
+func waitChild(cmd *exec.Cmd, pidfd int, guard *reapGuard) <-chan int {
 	ch := make(chan int, 1)
 	if pidfd < 0 {
 		go func() { ch <- exitCode(cmd.Wait()) }()
@@ -126,11 +128,19 @@ func waitChild(cmd *exec.Cmd, pidfd int) <-chan int {
 	}
 	pid := cmd.Process.Pid
 	cmd.Process.Release() // closes Go's copy; the child stays unreaped for wait4 below
+	if guard != nil {
+		guard.pid = pid
+	}
 	go func() {
 		if err := unix.SetNonblock(pidfd, true); err == nil {
 			awaitPidfd(pidfd) // closes it; on error, wait4 below blocks a thread
 		} else {
 			unix.Close(pidfd)
+		}
+		if guard != nil {
+			guard.mu.Lock()
+			defer guard.mu.Unlock()
+			guard.pid = 0
 		}
 		var ws syscall.WaitStatus
 		for {
@@ -146,6 +156,24 @@ func waitChild(cmd *exec.Cmd, pidfd int) <-chan int {
 		ch <- waitStatusCode(ws)
 	}()
 	return ch
+}
+
+// reapGuard lets another goroutine signal a child by its pid without racing its reaping: the
+// child is reaped only while mu is held, and pid is 0 from then on, so a pid signalled under
+// mu is still the child's (alive or a zombie), never a later process's. Holding no descriptor,
+// it costs a log writer nothing in the daemon's descriptor budget (fdgate.go).
+type reapGuard struct {
+	mu  sync.Mutex
+	pid int // 0 once reaped, or when the child is waited for without a pidfd
+}
+
+// signal sends sig to the child if it is not reaped yet.
+func (g *reapGuard) signal(sig syscall.Signal) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.pid > 0 {
+		syscall.Kill(g.pid, sig)
+	}
 }
 
 func pollPid(pid int, start uint64, ch chan<- int) {

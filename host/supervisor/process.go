@@ -23,9 +23,9 @@ type running struct {
 	pid     int
 	started time.Time
 	exited  <-chan int
-	// wrote is closed when the process's log writer exited, nil without one.
-	wrote <-chan struct{}
-	ipc   *ipcChannel
+	// writer is the process's log writer, nil without one.
+	writer *writerProc
+	ipc    *ipcChannel
 }
 
 // release closes what the daemon holds of a process that is gone or being replaced.
@@ -42,13 +42,14 @@ const writerWait = 2 * time.Second
 // gone: it reads to the end of its pipes and exits), so that a stop answers with the last
 // lines in the files.
 func (l *Loop) waitWriter(p *running) {
-	if p.wrote == nil {
+	if p.writer == nil {
 		return
 	}
 	select {
-	case <-p.wrote:
+	case <-p.writer.exited:
 	case <-time.After(writerWait):
-		l.warn(fmt.Sprintf("the log writer of %s[%d] still runs %s after its processes ended (a process outside the instance holds its output)", l.spec.App, l.spec.Index, writerWait))
+		l.warn(fmt.Sprintf("the log writer of %s[%d] still runs %s after its processes ended (a process outside the instance holds its output, or the machine is slow)", l.spec.App, l.spec.Index, writerWait))
+		addStray(p.writer)
 	}
 }
 
@@ -145,7 +146,7 @@ func (l *Loop) launch() (launched, error) {
 		}
 		defer errf.Close()
 	}
-	var wrote <-chan struct{}
+	var writer *writerProc
 	argv := l.spec.Argv
 	if l.spec.Listener != nil {
 		argv = withListenPid(argv)
@@ -173,11 +174,11 @@ func (l *Loop) launch() (launched, error) {
 		// The app writes into pipes the log writer reads; the writer is started first, so
 		// that output the app writes at once has a reader, and an app that cannot start
 		// leaves a writer that sees the end of its input and exits.
-		outW, errW, done, err := l.startLogWriter(out, errf)
+		outW, errW, w, err := l.startLogWriter(out, errf)
 		if err != nil {
 			return launched{}, err
 		}
-		wrote = done
+		writer = w
 		defer outW.Close()
 		defer errW.Close()
 		cmd.Stdout, cmd.Stderr = outW, errW
@@ -199,10 +200,10 @@ func (l *Loop) launch() (launched, error) {
 		return launched{}, fmt.Errorf("cannot start %s: %w", l.spec.Argv[0], err)
 	}
 	pid := cmd.Process.Pid
-	exited := waitChild(cmd, pidfd)
+	exited := waitChild(cmd, pidfd, nil)
 	start, startErr := StartTime(pid)
 	return launched{
-		p:        &running{pid: pid, started: time.Now(), exited: exited, wrote: wrote},
+		p:        &running{pid: pid, started: time.Now(), exited: exited, writer: writer},
 		ipc:      ipc,
 		pidStart: start,
 		startErr: startErr,
@@ -215,7 +216,7 @@ func (l *Loop) launch() (launched, error) {
 // process group, so no kill of the instance cuts off lines still in the pipes: it exits
 // once every process holding the write ends has closed them and it wrote what they wrote. It
 // is reaped here; after a daemon restart, by init.
-func (l *Loop) startLogWriter(out, errf *os.File) (outW, errW *os.File, done <-chan struct{}, err error) {
+func (l *Loop) startLogWriter(out, errf *os.File) (outW, errW *os.File, writer *writerProc, err error) {
 	w := l.spec.LogWriter
 	files := []*os.File{nil, nil, out, errf}
 	var pipes []*os.File // every pipe end, closed here but the write ends returned
@@ -251,13 +252,14 @@ func (l *Loop) startLogWriter(out, errf *os.File) (outW, errW *os.File, done <-c
 	if err := cmd.Start(); err != nil {
 		return nil, nil, nil, fmt.Errorf("cannot start the log writer %s: %w", w.Argv[0], err)
 	}
-	writerExited := waitChild(cmd, pidfd)
 	exited := make(chan struct{})
+	proc := &writerProc{exited: exited}
+	writerExited := waitChild(cmd, pidfd, &proc.reapGuard)
 	go func() {
 		<-writerExited
 		close(exited)
 	}()
-	return pipes[1], pipes[3], exited, nil
+	return pipes[1], pipes[3], proc, nil
 }
 
 // listenPidShim sets LISTEN_PID to the shell's own pid, which the exec keeps for the app: the

@@ -126,10 +126,11 @@ func NewHomeAt(t testing.TB, dir string) *Home {
 		}
 		// Anything still carrying this home in its environment is an orphan: report and kill it.
 		if left := h.Processes(); len(left) > 0 {
+			what := describeProcs(left) // before the kill, to say what they were
 			for _, p := range left {
 				syscall.Kill(p, syscall.SIGKILL)
 			}
-			t.Errorf("processes left behind after the test: %v", left)
+			t.Errorf("processes left behind after the test: %s", what)
 		}
 		RemoveCgroups(t, dir)
 		os.RemoveAll(dir)
@@ -209,6 +210,16 @@ func ProcessesWithEnv(entry string) []int {
 		out = append(out, pid)
 	}
 	return out
+}
+
+// describeProcs names each pid with its command line, for a failure message.
+func describeProcs(pids []int) string {
+	var parts []string
+	for _, p := range pids {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		parts = append(parts, fmt.Sprintf("%d (%.200s)", p, bytes.ReplaceAll(bytes.TrimRight(cmdline, "\x00"), []byte{0}, []byte{' '})))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Zombie reports whether pid is gone or a zombie.
