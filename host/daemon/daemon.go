@@ -75,7 +75,7 @@ type Daemon struct {
 	// samples fresh while scrapes come.
 	scraped atomic.Int64
 	sampled time.Time // when every instance was last measured
-	// sampledRoots are the processes measured then (instance id -> pid).
+	// sampledRoots are the processes measured since (instance id -> pid).
 	sampledRoots map[int]int
 	quit         chan struct{}
 	wg           sync.WaitGroup

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"fmt"
-	"maps"
 	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/supervisor"
@@ -35,8 +34,8 @@ const (
 	// scrapeWarm is how long after a scrape the metrics loop keeps every instance's sample
 	// fresh: longer than any sensible scrape interval (Prometheus's default is 15 s).
 	scrapeWarm = 2 * time.Minute
-	// scrapeSampleAge is the oldest sample a scrape takes as it is; an older one (no scrape
-	// for scrapeWarm, or the instances changed) is measured afresh first.
+	// scrapeSampleAge is the oldest sample a scrape takes as it is; older ones (no scrape for
+	// scrapeWarm) are measured afresh first, as is an instance started since the last measure.
 	scrapeSampleAge = 5 * time.Second
 )
 
@@ -93,20 +92,32 @@ func (d *Daemon) enforceMemoryLimits() {
 	}
 }
 
-// freshMetrics measures every running instance for list and info, unless the same processes
-// were measured less than a second ago. CPU is then the average since the previous measure.
-// d.mu must not be held.
+// freshMetrics gives every running instance a sample at most a second old for list and info.
+// CPU is then the average since the previous measure. d.mu must not be held.
 func (d *Daemon) freshMetrics() { d.freshMetricsWithin(time.Second) }
 
-// freshMetricsWithin measures every running instance unless the same processes were measured
-// less than maxAge ago.
+// freshMetricsWithin measures every running instance unless they were all measured less than
+// maxAge ago; then only the instances started or restarted since (a pid not measured yet) are.
+// Re-measuring all of them whenever one had changed made a list during a batch of starts cost
+// in proportion to everything running: 500 apps started beside 4000, polled by list, measured
+// the 4000 on every poll.
 func (d *Daemon) freshMetricsWithin(maxAge time.Duration) {
 	d.sampleMu.Lock()
 	defer d.sampleMu.Unlock()
 	roots, groups, _ := d.roots(false)
-	if time.Since(d.sampled) < maxAge && maps.Equal(roots, d.sampledRoots) {
+	if time.Since(d.sampled) >= maxAge {
+		d.sampler.Sample(roots, groups, true)
+		d.sampled, d.sampledRoots = time.Now(), roots
 		return
 	}
-	d.sampler.Sample(roots, groups, true)
-	d.sampled, d.sampledRoots = time.Now(), roots
+	changed := map[int]int{}
+	for id, pid := range roots {
+		if d.sampledRoots[id] != pid {
+			changed[id] = pid
+		}
+	}
+	if len(changed) > 0 {
+		d.sampler.Sample(changed, groups, false)
+	}
+	d.sampledRoots = roots
 }

@@ -265,3 +265,57 @@ func TestScrapeKeepsSamplesWarm(t *testing.T) {
 	pollFor(t, "a sample after the scrape (the metrics loop keeping them warm)", 30*time.Second,
 		func() bool { return sampledAt().After(first) })
 }
+
+// A list right after every instance was measured gives an instance started since its first
+// sample, without measuring the others again: during a batch of starts, a list polled every
+// few hundred milliseconds measured every running instance each time.
+func TestListMeasuresOnlyNewInstancesBetweenFullMeasures(t *testing.T) {
+	d, err := New(t.TempDir(), log.New(io.Discard, "", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Restore()
+	d.Run()
+	defer d.Shutdown()
+	start := func(name string, n, total int) map[int]int {
+		t.Helper()
+		cfg := config.NewApp()
+		cfg.Name, cfg.Script, cfg.Args, cfg.Cwd = name, "sleep", []string{"600"}, os.TempDir()
+		cfg.Instances, cfg.KillTimeout = n, time.Second
+		if _, err := d.Start(context.Background(), api.StartRequest{App: cfg}); err != nil {
+			t.Fatal(err)
+		}
+		var roots map[int]int
+		pollFor(t, name+" running", 30*time.Second, func() bool {
+			roots, _, _ = d.roots(false) // no measuring, unlike List
+			return len(roots) == total
+		})
+		return roots
+	}
+	sampledAt := func() time.Time {
+		d.sampleMu.Lock()
+		defer d.sampleMu.Unlock()
+		return d.sampled
+	}
+	before := start("old", 3, 3)
+	d.freshMetricsWithin(0)
+	full := sampledAt()
+	after := start("new", 1, 4)
+	id := -1
+	for i := range after {
+		if _, ok := before[i]; !ok {
+			id = i
+		}
+	}
+	d.freshMetricsWithin(time.Hour) // as a list does, with the last full measure recent enough
+	if m := d.sampler.Get(id); m.Memory == 0 {
+		t.Errorf("the new instance (id %d) has no sample: %+v", id, m)
+	}
+	if got := sampledAt(); !got.Equal(full) {
+		t.Errorf("every instance was measured again (at %v; the last full measure was at %v)", got, full)
+	}
+	d.freshMetricsWithin(0)
+	if !sampledAt().After(full) {
+		t.Error("samples older than maxAge were not all measured again")
+	}
+}
