@@ -150,12 +150,17 @@ func (h *Hook) reload(ctx context.Context) error {
 	}
 	limit, reserve := reloadTime(ctx)
 	deadline := time.Now().Add(limit)
-	master, masterErr := 0, error(nil)
-	var before []int
+	// Nginx's workers are taken before the command: after it, new ones are among them.
+	var workers *workerSet
+	var workersErr error
 	if h.cfg.pidFile != "" {
-		if master, masterErr = nginxMaster(h.cfg.pidFile); masterErr == nil {
-			before = workersOf(master)
+		var master int
+		if master, workersErr = nginxMaster(h.cfg.pidFile); workersErr == nil {
+			workers, workersErr = snapshotWorkers(master)
 		}
+	}
+	if workers != nil {
+		defer workers.close() // when the command fails; await closes it too
 	}
 	rctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -168,7 +173,11 @@ func (h *Hook) reload(ctx context.Context) error {
 	out, err := cmd.CombinedOutput()
 	h.reloadFailed = err != nil
 	if err == nil {
-		return h.awaitWorkers(master, masterErr, before, deadline)
+		err = h.awaitWorkers(workers, workersErr, deadline)
+		// nginx -s reload exits 0 even when nginx refuses the new file; its old workers then
+		// stay, and the next event must reload again.
+		h.reloadFailed = err != nil
+		return err
 	}
 	var msg string
 	if rctx.Err() != nil {
@@ -185,15 +194,16 @@ func (h *Hook) reload(ctx context.Context) error {
 
 // awaitWorkers waits, when "pid_file" is set, until the workers nginx had before the reload
 // command have exited, so that none still sends requests to the ports just taken out.
-func (h *Hook) awaitWorkers(master int, masterErr error, before []int, deadline time.Time) error {
+func (h *Hook) awaitWorkers(workers *workerSet, workersErr error, deadline time.Time) error {
 	if h.cfg.pidFile == "" {
 		return nil
 	}
-	if masterErr != nil {
-		return fmt.Errorf("nginx-upstream: ran %q but cannot wait for nginx to apply it: %v", h.cfg.reloadDesc, masterErr)
+	if workersErr != nil {
+		return fmt.Errorf("nginx-upstream: ran %q but cannot wait for nginx to apply it: %v", h.cfg.reloadDesc, workersErr)
 	}
-	if err := awaitExit(master, before, time.Until(deadline)); err != nil {
-		return fmt.Errorf("nginx-upstream: ran %q, but %v: they may still send requests to the old ports (if nginx refused %s, its error log says why)",
+	if err := workers.await(time.Until(deadline)); err != nil {
+		return fmt.Errorf("nginx-upstream: ran %q, but %v: they may still send requests to the old ports (if nginx refused %s, its error log says why; "+
+			"with long-lived connections, set nginx's worker_shutdown_timeout below this plugin's timeout)",
 			h.cfg.reloadDesc, err, h.cfg.output)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,47 +23,83 @@ import (
 // under load). With "pid_file" the plugin knows the master and waits, after the reload command,
 // until every worker it had before has exited.
 
-// nginxMaster reads the master's pid from pidFile and checks the process is nginx's.
+// masterTitle is how nginx's master titles itself in its command line.
+const masterTitle = "nginx: master process"
+
+// nginxMaster reads the master's pid from pidFile and checks the process is nginx's master.
 func nginxMaster(pidFile string) (int, error) {
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
 		return 0, fmt.Errorf(`reading "pid_file": %w`, err)
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
+	if err != nil || pid <= 0 {
 		return 0, fmt.Errorf(`"pid_file" %s does not hold a process id (%q)`, pidFile, truncate(strings.TrimSpace(string(b)), 40))
 	}
-	comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
-	if err != nil {
+	title, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || err == nil && len(title) == 0:
 		return 0, fmt.Errorf(`"pid_file" %s names pid %d, which is not running: is nginx running?`, pidFile, pid)
+	case err != nil:
+		return 0, fmt.Errorf(`"pid_file" %s names pid %d, whose /proc entry cannot be read (/proc mounted with hidepid, or another pid namespace?): %w`, pidFile, pid, err)
 	}
-	if name := strings.TrimSpace(string(comm)); name != "nginx" {
-		return 0, fmt.Errorf(`"pid_file" %s names pid %d, which is %q, not nginx`, pidFile, pid, truncate(name, 40))
+	if !bytes.HasPrefix(title, []byte(masterTitle)) {
+		shown := strings.TrimSpace(string(bytes.ReplaceAll(title, []byte{0}, []byte{' '})))
+		return 0, fmt.Errorf(`"pid_file" %s names pid %d, which is not nginx's master (its command line is %q): give the file of nginx's "pid" directive`,
+			pidFile, pid, truncate(shown, 60))
 	}
 	return pid, nil
 }
 
-// workersOf lists the children of master that are not already shutting down (those run an
-// older configuration still and will not take new connections). Cache managers count: the
-// master replaces them on a reload too.
-func workersOf(master int) []int {
+// workerSet is nginx's workers as they were before a reload: a pidfd each, which names that
+// process and no later one with the same pid.
+type workerSet struct {
+	master int
+	fds    []int
+}
+
+// snapshotWorkers opens a pidfd on each child of master that is not already shutting down
+// (those run an older configuration still and take no new connections). Cache managers count:
+// the master replaces them on a reload too. A master without workers (master_process off, a
+// pid file naming something else) cannot be waited for and is an error.
+func snapshotWorkers(master int) (*workerSet, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	var out []int
+	ws := &workerSet{master: master}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || parentOf(pid) != master {
 			continue
 		}
+		fd, err := unix.PidfdOpen(pid, 0)
+		if errors.Is(err, unix.ESRCH) {
+			continue // gone already
+		}
+		if err != nil {
+			ws.close()
+			return nil, fmt.Errorf("cannot watch nginx's worker %d: pidfd_open: %w (pidfds need Linux 5.3)", pid, err)
+		}
+		// Checked again once the pidfd is open: the pid could have been reused in between.
 		title, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if bytes.Contains(title, []byte("shutting down")) {
+		if parentOf(pid) != master || bytes.Contains(title, []byte("shutting down")) {
+			unix.Close(fd)
 			continue
 		}
-		out = append(out, pid)
+		ws.fds = append(ws.fds, fd)
 	}
-	return out
+	if len(ws.fds) == 0 {
+		return nil, fmt.Errorf("nginx's master %d has no workers to wait for (is it run with master_process off?)", master)
+	}
+	return ws, nil
+}
+
+func (ws *workerSet) close() {
+	for _, fd := range ws.fds {
+		unix.Close(fd)
+	}
+	ws.fds = nil
 }
 
 // parentOf is pid's parent pid, or 0 when pid is gone.
@@ -88,27 +125,13 @@ func parentOf(pid int) int {
 // errWorkersLinger says nginx's old workers outlived the wait.
 var errWorkersLinger = errors.New("nginx's workers from before the reload still run")
 
-// awaitExit waits until every pid in pids that is still master's child has exited, or until
-// limit. It watches each through a pidfd, so it sees the exit as it happens.
-func awaitExit(master int, pids []int, limit time.Duration) error {
-	var fds []unix.PollFd
-	defer func() {
-		for _, p := range fds {
-			unix.Close(int(p.Fd))
-		}
-	}()
-	for _, pid := range pids {
-		fd, err := unix.PidfdOpen(pid, 0)
-		if err != nil {
-			continue // gone already
-		}
-		// The pid may have been reused between the listing and the open: only a child of the
-		// master is waited for.
-		if parentOf(pid) != master {
-			unix.Close(fd)
-			continue
-		}
-		fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+// await waits until every process of the set has exited (wherever it went: a reload command
+// that restarts nginx leaves the old workers to init), or until limit, and closes the set.
+func (ws *workerSet) await(limit time.Duration) error {
+	defer ws.close()
+	fds := make([]unix.PollFd, len(ws.fds))
+	for i, fd := range ws.fds {
+		fds[i] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
 	}
 	deadline := time.Now().Add(limit)
 	for len(fds) > 0 {
@@ -120,13 +143,7 @@ func awaitExit(master int, pids []int, limit time.Duration) error {
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			return fmt.Errorf("waiting for nginx's old workers: %w", err)
 		}
-		fds = slices.DeleteFunc(fds, func(p unix.PollFd) bool {
-			if p.Revents == 0 {
-				return false
-			}
-			unix.Close(int(p.Fd))
-			return true
-		})
+		fds = slices.DeleteFunc(fds, func(p unix.PollFd) bool { return p.Revents != 0 })
 		for i := range fds {
 			fds[i].Revents = 0
 		}

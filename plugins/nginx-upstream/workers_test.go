@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,10 +29,10 @@ func TestNginxMasterRefusals(t *testing.T) {
 		{"missing file", "", `reading "pid_file": open `},
 		{"not a number", "nginx\n", `does not hold a process id ("nginx")`},
 		{"empty", " \n", `does not hold a process id ("")`},
-		{"pid 1", "1\n", `does not hold a process id ("1")`},
+		{"zero", "0\n", `does not hold a process id ("0")`},
 		{"negative", "-5", `does not hold a process id ("-5")`},
 		{"gone", strconv.Itoa(gone.Process.Pid), fmt.Sprintf("names pid %d, which is not running: is nginx running?", gone.Process.Pid)},
-		{"not nginx", strconv.Itoa(os.Getpid()), fmt.Sprintf("names pid %d, which is ", os.Getpid())},
+		{"not nginx", strconv.Itoa(os.Getpid()), fmt.Sprintf("names pid %d, which is not nginx's master (its command line is \"%s", os.Getpid(), os.Args[0])},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".pid")
@@ -49,40 +49,70 @@ func TestNginxMasterRefusals(t *testing.T) {
 	}
 }
 
-// awaitExit returns once the listed children of the master have exited, ignores pids that are
-// not its children, and gives up at its limit saying how many are left. The test process
+// A snapshot of the master's children is waited for until they have exited, and given up at
+// its limit saying how many are left; a master with no children is an error. The test process
 // stands in for nginx's master, sleeps for its workers.
-func TestAwaitExit(t *testing.T) {
-	start := func(args ...string) *exec.Cmd {
+func TestWorkerSetAwait(t *testing.T) {
+	start := func(arg string) *exec.Cmd {
 		t.Helper()
-		cmd := exec.Command("sleep", args...)
+		cmd := exec.Command("sleep", arg)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 		return cmd
 	}
-	short, long := start("0.3"), start("1000")
 	me := os.Getpid()
-	if kids := workersOf(me); !slices.Contains(kids, short.Process.Pid) || !slices.Contains(kids, long.Process.Pid) {
-		t.Fatalf("workersOf(%d) = %v; want it to list %d and %d", me, kids, short.Process.Pid, long.Process.Pid)
-	}
 
-	began := time.Now()
-	if err := awaitExit(me, []int{short.Process.Pid, 1}, 10*time.Second); err != nil {
-		t.Errorf("awaitExit of a child that exits: %v", err)
+	short := start("0.3")
+	ws, err := snapshotWorkers(me)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if took := time.Since(began); took < 200*time.Millisecond {
-		t.Errorf("awaitExit returned after %v, before the child exited", took)
+	if err := ws.await(10 * time.Second); err != nil {
+		t.Errorf("await of a child that exits: %v", err)
 	}
+	if !zombie(short.Process.Pid) {
+		t.Errorf("await returned while the child %d still ran", short.Process.Pid)
+	}
+	short.Wait()
 
-	err := awaitExit(me, []int{long.Process.Pid, short.Process.Pid}, 200*time.Millisecond)
+	start("1000")
+	if ws, err = snapshotWorkers(me); err != nil {
+		t.Fatal(err)
+	}
+	err = ws.await(200 * time.Millisecond)
 	if !errors.Is(err, errWorkersLinger) || !strings.Contains(err.Error(), "(1 of them)") {
-		t.Errorf("awaitExit of a child that stays: %v; want errWorkersLinger for 1 of them", err)
+		t.Errorf("await of a child that stays: %v; want errWorkersLinger for 1 of them", err)
 	}
-	if err := awaitExit(me, []int{os.Getppid()}, time.Second); err != nil {
-		t.Errorf("awaitExit of a process that is not the master's child: %v; want nil (it is not waited for)", err)
+
+	lone := start("1000")
+	_, err = snapshotWorkers(lone.Process.Pid)
+	if want := fmt.Sprintf("nginx's master %d has no workers to wait for", lone.Process.Pid); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("snapshotWorkers of a process without children: %v; want %q", err, want)
 	}
+}
+
+// zombie reports whether pid has exited (reaped or not).
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
+}
+
+// children lists the processes whose parent is pid.
+func children(pid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if c, err := strconv.Atoi(e.Name()); err == nil && parentOf(c) == pid {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // realNginx starts nginx (a master and one worker) in the foreground on a free loopback port,
@@ -131,7 +161,7 @@ http {
 	}
 	t.Cleanup(func() { master.Process.Kill(); master.Wait() })
 	deadline := time.Now().Add(15 * time.Second)
-	for len(workersOf(master.Process.Pid)) == 0 {
+	for len(children(master.Process.Pid)) == 0 {
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 			t.Fatalf("nginx started no worker:\n%s", b)
@@ -145,16 +175,19 @@ http {
 // (nginx -s reload only signals the master, whose old workers go on proxying to the old ports
 // for a while); a reload command that does not make nginx reload is an error naming the wait.
 func TestReloadWaitsForNginxWorkers(t *testing.T) {
+	nginxReload := func(bin, dir string) []string {
+		return []string{bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-s", "reload"}
+	}
 	for _, tt := range []struct {
 		name   string
 		reload func(bin, dir string) []string
+		worker bool   // "pid_file" names a worker, not the master
 		want   string // "" for no error
 	}{
-		{"nginx -s reload", func(bin, dir string) []string {
-			return []string{bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-s", "reload"}
-		}, ""},
-		{"a command that does not reload", func(string, string) []string { return []string{"true"} },
+		{"nginx -s reload", nginxReload, false, ""},
+		{"a command that does not reload", func(string, string) []string { return []string{"true"} }, false,
 			`nginx-upstream: ran "true", but nginx's workers from before the reload still run after `},
+		{"a pid file naming a worker", nginxReload, true, "which is not nginx's master (its command line is \"nginx: worker process\")"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -164,7 +197,13 @@ func TestReloadWaitsForNginxWorkers(t *testing.T) {
 				t.Fatal(err)
 			}
 			pidFile, master := realNginx(t, dir, output)
-			before := workersOf(master.Process.Pid)
+			before := children(master.Process.Pid)
+			if tt.worker {
+				pidFile = filepath.Join(dir, "worker.pid")
+				if err := os.WriteFile(pidFile, []byte(strconv.Itoa(before[0])), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 			doc, _ := json.Marshal(map[string]any{
 				"output": output, "upstreams": map[string]string{"web": "web_backend"},
 				"reload": tt.reload(master.Path, dir), "pid_file": pidFile,
@@ -172,12 +211,16 @@ func TestReloadWaitsForNginxWorkers(t *testing.T) {
 			if err := h.Configure(context.Background(), doc); err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 			defer cancel()
 			_, err := h.Handle(ctx, sdk.Event{Kind: sdk.Started, App: "web", AppPorts: []int{8000}})
 			if tt.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.want) {
 					t.Fatalf("Handle = %v; want an error containing %q", err, tt.want)
+				}
+				// The same ports again: the reload is retried, since the last did not take.
+				if _, err := h.Handle(ctx, sdk.Event{Kind: sdk.Started, App: "web", AppPorts: []int{8000}}); err == nil {
+					t.Error("an event after the failed wait did not run the reload (and wait) again")
 				}
 				return
 			}
@@ -185,11 +228,12 @@ func TestReloadWaitsForNginxWorkers(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, w := range before {
-				if parentOf(w) == master.Process.Pid {
+				// Exited, it may be a zombie the master has not reaped yet: that serves nothing.
+				if parentOf(w) == master.Process.Pid && !zombie(w) {
 					t.Errorf("worker %d from before the reload still runs after Handle returned", w)
 				}
 			}
-			if now := workersOf(master.Process.Pid); len(now) == 0 {
+			if now := children(master.Process.Pid); len(now) == 0 {
 				t.Error("nginx has no worker after the reload")
 			}
 		})

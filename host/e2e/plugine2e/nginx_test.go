@@ -35,7 +35,7 @@ func TestNginxUpstreamFollowsAReloadWithoutFailedRequests(t *testing.T) {
 		"pid_file": n.PidFile(),
 	})
 	h.OK("plugin", "remove", "nginx-upstream")
-	h.OK("plugin", "add", "nginx-upstream", nginxUpstream, "--config", string(cfg))
+	h.OK("plugin", "add", "nginx-upstream", nginxUpstream, "--config", string(cfg), "--timeout", "5s")
 
 	h.OK("start", harness.Echo, "--name", "web", "-i", "4", "--port", "8000-8003")
 	h.WaitList(wait, "web online", harness.AllOnline("web", 4))
@@ -63,5 +63,11 @@ func TestNginxUpstreamFollowsAReloadWithoutFailedRequests(t *testing.T) {
 		}
 		return !strings.Contains(string(b), "127.0.0.1:80")
 	})
+	// The hook waited for nginx every time: a wait that failed is only logged.
+	for _, bad := range []string{"cannot wait for nginx", "from before the reload still run"} {
+		if log := h.DaemonLog(); strings.Contains(log, bad) {
+			t.Errorf("the daemon's log says the hook did not wait for nginx (%q):\n%s", bad, log)
+		}
+	}
 	t.Logf("%d requests through nginx during the reload, %d failed", res.Total, res.Failed)
 }
