@@ -240,11 +240,6 @@ func (d *Daemon) Shutdown() {
 	for _, level := range levels {
 		d.stopSlots(level, false)
 	}
-	// A log writer that outlived its instance's stop (a slow machine, a process outside the
-	// instance holding its output) goes with the daemon, not after it.
-	if err := supervisor.AwaitStrayWriters(10 * time.Second); err != nil {
-		d.logger.Print(err)
-	}
 	// Save what each instance was doing before shutdown, so the next daemon brings back the
 	// running ones and leaves finished or errored ones as they were.
 	d.mu.Lock()
@@ -264,6 +259,12 @@ func (d *Daemon) Shutdown() {
 	d.mu.Lock()
 	d.persistLocked()
 	d.mu.Unlock()
+	// A log writer that outlived its instance's stop (a slow machine, a process outside the
+	// instance holding its output) goes with the daemon, not after it. After the state is
+	// written: a `kill` that finds the daemon unanswering allows it only 5 s beyond its apps.
+	if err := supervisor.AwaitStrayWriters(3 * time.Second); err != nil {
+		d.logger.Print(err)
+	}
 	d.plugins.Close() // hooks get the stop events first
 	d.closeNotify()
 	d.mu.Lock()

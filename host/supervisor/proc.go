@@ -123,6 +123,9 @@ func awaitPidfd(fd int) error {
 func waitChild(cmd *exec.Cmd, pidfd int, guard *reapGuard) <-chan int {
 	ch := make(chan int, 1)
 	if pidfd < 0 {
+		if guard != nil {
+			guard.proc = cmd.Process // os.Process knows, under its own lock, when it was reaped
+		}
 		go func() { ch <- exitCode(cmd.Wait()) }()
 		return ch
 	}
@@ -132,15 +135,22 @@ func waitChild(cmd *exec.Cmd, pidfd int, guard *reapGuard) <-chan int {
 		guard.pid = pid
 	}
 	go func() {
+		exited := false
 		if err := unix.SetNonblock(pidfd, true); err == nil {
-			awaitPidfd(pidfd) // closes it; on error, wait4 below blocks a thread
+			exited = awaitPidfd(pidfd) == nil // closes it; on error, wait4 below blocks a thread
 		} else {
 			unix.Close(pidfd)
 		}
 		if guard != nil {
+			// Reaped under the lock; but a wait4 that blocks must not hold it (a signal would
+			// wait for the exit), so then the pid is given up first.
 			guard.mu.Lock()
-			defer guard.mu.Unlock()
 			guard.pid = 0
+			if exited {
+				defer guard.mu.Unlock()
+			} else {
+				guard.mu.Unlock()
+			}
 		}
 		var ws syscall.WaitStatus
 		for {
@@ -158,21 +168,27 @@ func waitChild(cmd *exec.Cmd, pidfd int, guard *reapGuard) <-chan int {
 	return ch
 }
 
-// reapGuard lets another goroutine signal a child by its pid without racing its reaping: the
-// child is reaped only while mu is held, and pid is 0 from then on, so a pid signalled under
-// mu is still the child's (alive or a zombie), never a later process's. Holding no descriptor,
-// it costs a log writer nothing in the daemon's descriptor budget (fdgate.go).
+// reapGuard lets another goroutine signal a child without racing its reaping: the child is
+// reaped only while mu is held, and pid is 0 from then on, so a pid signalled under mu is still
+// the child's (alive or a zombie), never a later process's. Holding no descriptor, it costs a
+// log writer nothing in the daemon's descriptor budget (fdgate.go). Without pidfds the child is
+// signalled through its os.Process, which knows when cmd.Wait reaped it.
 type reapGuard struct {
-	mu  sync.Mutex
-	pid int // 0 once reaped, or when the child is waited for without a pidfd
+	mu   sync.Mutex
+	pid  int         // 0 once reaped (or given up before a blocking wait4)
+	proc *os.Process // without pidfds
 }
 
-// signal sends sig to the child if it is not reaped yet.
-func (g *reapGuard) signal(sig syscall.Signal) {
+// signalGroup sends sig to the child's process group (it leads one of its own) if the child is
+// not reaped yet: the unreaped leader keeps the group id from being reused.
+func (g *reapGuard) signalGroup(sig syscall.Signal) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.pid > 0 {
-		syscall.Kill(g.pid, sig)
+	switch {
+	case g.pid > 0:
+		syscall.Kill(-g.pid, sig)
+	case g.proc != nil:
+		g.proc.Signal(sig)
 	}
 }
 

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -38,8 +39,9 @@ func addStray(w *writerProc) {
 }
 
 // AwaitStrayWriters waits up to limit for the log writers that outlived their instance's stop,
-// then kills those still there (and waits a moment for them to be reaped). It returns what
-// it had to kill, for the daemon's log.
+// then kills those still there (SIGKILL to each one's process group, so that a writer's own
+// children go too) and waits a moment for them to be reaped. The error, for the daemon's log,
+// says how many were killed and how many would not go.
 func AwaitStrayWriters(limit time.Duration) error {
 	strays.Lock()
 	left := make([]*writerProc, 0, len(strays.set))
@@ -48,30 +50,51 @@ func AwaitStrayWriters(limit time.Duration) error {
 	}
 	strays.Unlock()
 	timeout := time.After(limit)
-	expired, killed := false, 0
-	for _, w := range left {
-		if !expired {
-			select {
-			case <-w.exited:
-				continue
-			case <-timeout:
-				expired = true
-			}
-		}
+	var still []*writerProc
+	for i, w := range left {
 		select {
 		case <-w.exited:
 			continue
-		default:
+		case <-timeout:
+			still = append(still, left[i:]...)
 		}
-		w.signal(syscall.SIGKILL)
-		killed++
+		break
+	}
+	still = slices.DeleteFunc(still, func(w *writerProc) bool { return isClosed(w.exited) })
+	for _, w := range still {
+		w.signalGroup(syscall.SIGKILL)
+	}
+	killed, stuck := 0, 0
+	grace := time.NewTimer(2 * time.Second)
+	defer grace.Stop()
+	for _, w := range still {
 		select {
 		case <-w.exited:
-		case <-time.After(2 * time.Second):
+			killed++
+			continue
+		case <-grace.C:
+		}
+		grace.Reset(0) // the rest are only looked at
+		if isClosed(w.exited) {
+			killed++
+		} else {
+			stuck++
 		}
 	}
-	if killed > 0 {
-		return fmt.Errorf("%d log writer(s) still ran %s after their instances had stopped (a process outside an instance held its output); killed them", killed, limit)
+	switch {
+	case stuck > 0:
+		return fmt.Errorf("%d log writer(s) outlived their instances' stop and %s of shutdown; killed %d, %d still there 2s after SIGKILL", len(still), limit, killed, stuck)
+	case killed > 0:
+		return fmt.Errorf("%d log writer(s) outlived their instances' stop (a process outside an instance held its output, or the machine was slow) and %s of shutdown; killed them", killed, limit)
 	}
 	return nil
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
