@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,10 +157,15 @@ http {
 		t.Fatal(err)
 	}
 	master = exec.Command(bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf)
+	// A group of its own, killed whole at cleanup: workers outlive a master killed alone.
+	master.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := master.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { master.Process.Kill(); master.Wait() })
+	t.Cleanup(func() {
+		syscall.Kill(-master.Process.Pid, syscall.SIGKILL)
+		master.Wait()
+	})
 	deadline := time.Now().Add(15 * time.Second)
 	for len(children(master.Process.Pid)) == 0 {
 		if time.Now().After(deadline) {
