@@ -21,7 +21,7 @@ import (
 // real short-lived processes (sleep), with no API and no mocks.
 
 // runningDaemon makes a running daemon on a fresh home; its cleanup stops every instance.
-func runningDaemon(t *testing.T) *Daemon {
+func runningDaemon(t testing.TB) *Daemon {
 	t.Helper()
 	d, err := New(t.TempDir(), log.New(io.Discard, "", 0))
 	if err != nil {

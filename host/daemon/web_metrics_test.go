@@ -3,8 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"io"
-	"log"
 	"net/http/httptest"
 	"os"
 	"slices"
@@ -175,13 +173,7 @@ func TestRestartCauses(t *testing.T) {
 // each scrape measuring every instance afresh as a scrape every 15 s does. It reports the
 // median scrape time (target: 50 ms on the 2-core machine of docs/performance.md).
 func BenchmarkScrape1000(b *testing.B) {
-	d, err := New(b.TempDir(), log.New(io.Discard, "", 0))
-	if err != nil {
-		b.Fatal(err)
-	}
-	d.Restore()
-	d.Run()
-	defer d.Shutdown()
+	d := runningDaemon(b)
 	cfg := config.NewApp()
 	cfg.Name, cfg.Script, cfg.Args, cfg.Cwd = "many", "sleep", []string{"600"}, os.TempDir()
 	cfg.Instances, cfg.KillTimeout = 1000, time.Second
@@ -241,13 +233,7 @@ func BenchmarkScrape1000(b *testing.B) {
 // TestScrapeKeepsSamplesWarm: once /metrics is scraped, the metrics loop measures the
 // instances at its own ticks, so the next scrape finds a recent sample and need not measure.
 func TestScrapeKeepsSamplesWarm(t *testing.T) {
-	d, err := New(t.TempDir(), log.New(io.Discard, "", 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Restore()
-	d.Run()
-	defer d.Shutdown()
+	d := runningDaemon(t)
 	sampledAt := func() time.Time {
 		d.sampleMu.Lock()
 		defer d.sampleMu.Unlock()
@@ -270,19 +256,10 @@ func TestScrapeKeepsSamplesWarm(t *testing.T) {
 // sample, without measuring the others again: during a batch of starts, a list polled every
 // few hundred milliseconds measured every running instance each time.
 func TestListMeasuresOnlyNewInstancesBetweenFullMeasures(t *testing.T) {
-	d, err := New(t.TempDir(), log.New(io.Discard, "", 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Restore()
-	d.Run()
-	defer d.Shutdown()
+	d := runningDaemon(t)
 	start := func(name string, n, total int) map[int]int {
 		t.Helper()
-		cfg := config.NewApp()
-		cfg.Name, cfg.Script, cfg.Args, cfg.Cwd = name, "sleep", []string{"600"}, os.TempDir()
-		cfg.Instances, cfg.KillTimeout = n, time.Second
-		if _, err := d.Start(context.Background(), api.StartRequest{App: cfg}); err != nil {
+		if _, err := d.Start(context.Background(), api.StartRequest{App: sleeper(t, name, n, "")}); err != nil {
 			t.Fatal(err)
 		}
 		var roots map[int]int

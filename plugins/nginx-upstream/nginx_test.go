@@ -51,10 +51,6 @@ func TestNginxAcceptsOutput(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var temps strings.Builder
-			for _, kind := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
-				fmt.Fprintf(&temps, "    %s_temp_path %s;\n", kind, filepath.Join(dir, kind))
-			}
 			conf := fmt.Sprintf(`pid %s;
 error_log %s;
 events {}
@@ -67,7 +63,7 @@ http {
         location /api/ { proxy_pass http://api.v1; }
     }
 }
-`, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "error.log"), temps.String(), output)
+`, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "error.log"), tempPaths(dir), output)
 			confPath := filepath.Join(dir, "nginx.conf")
 			if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 				t.Fatal(err)
@@ -82,4 +78,14 @@ http {
 			}
 		})
 	}
+}
+
+// tempPaths are the http {} directives that keep nginx's temporary files in dir (its defaults
+// are system directories a test may not write).
+func tempPaths(dir string) string {
+	var temps strings.Builder
+	for _, kind := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		fmt.Fprintf(&temps, "    %s_temp_path %s;\n", kind, filepath.Join(dir, kind))
+	}
+	return temps.String()
 }

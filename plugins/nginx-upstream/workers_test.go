@@ -133,10 +133,6 @@ func realNginx(t *testing.T, dir, output string) (pidFile string, master *exec.C
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	var temps strings.Builder
-	for _, kind := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
-		fmt.Fprintf(&temps, "    %s_temp_path %s;\n", kind, filepath.Join(dir, kind))
-	}
 	pidFile = filepath.Join(dir, "nginx.pid")
 	conf := filepath.Join(dir, "nginx.conf")
 	body := fmt.Sprintf(`daemon off;
@@ -152,7 +148,7 @@ http {
         location / { proxy_pass http://web_backend; }
     }
 }
-`, pidFile, filepath.Join(dir, "error.log"), temps.String(), output, port)
+`, pidFile, filepath.Join(dir, "error.log"), tempPaths(dir), output, port)
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
