@@ -253,7 +253,7 @@ func (l *Loop) startLogWriter(out, errf *os.File) (outW, errW *os.File, writer *
 		return nil, nil, nil, fmt.Errorf("cannot start the log writer %s: %w", w.Argv[0], err)
 	}
 	exited := make(chan struct{})
-	proc := &writerProc{exited: exited}
+	proc := &writerProc{exited: exited, pgid: cmd.Process.Pid}
 	writerExited := waitChild(cmd, pidfd, &proc.reapGuard)
 	go func() {
 		<-writerExited

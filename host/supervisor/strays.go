@@ -17,6 +17,7 @@ import (
 // writerProc is a running log writer.
 type writerProc struct {
 	exited <-chan struct{}
+	pgid   int // its process group (it leads one): what a kill must see gone
 	reapGuard
 }
 
@@ -64,18 +65,12 @@ func AwaitStrayWriters(limit time.Duration) error {
 	for _, w := range still {
 		w.signalGroup(syscall.SIGKILL)
 	}
+	// A member of the group may take a moment more than its leader to die: the whole group
+	// must be gone, or nothing but zombies, before the daemon exits.
 	killed, stuck := 0, 0
-	grace := time.NewTimer(2 * time.Second)
-	defer grace.Stop()
+	grace := time.Now().Add(2 * time.Second)
 	for _, w := range still {
-		select {
-		case <-w.exited:
-			killed++
-			continue
-		case <-grace.C:
-		}
-		grace.Reset(0) // the rest are only looked at
-		if isClosed(w.exited) {
+		if closedBy(w.exited, grace) && waitGroupGone(w.pgid, grace) {
 			killed++
 		} else {
 			stuck++
@@ -96,5 +91,17 @@ func isClosed(c <-chan struct{}) bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// closedBy waits until c is closed (true) or deadline passes.
+func closedBy(c <-chan struct{}, deadline time.Time) bool {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-c:
+		return true
+	case <-t.C:
+		return isClosed(c)
 	}
 }
