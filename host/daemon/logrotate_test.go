@@ -114,27 +114,7 @@ func TestRotateLoopFollowsWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	// 1 MB, in 16 writes of 64 KB, by a process.
-	cmd := exec.Command("sh", "-c", `i=0; while [ $i -lt 16 ]; do head -c 65536 /dev/zero | tr '\0' x; i=$((i+1)); done`)
-	cmd.Stdout = f
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		fi, err := os.Stat(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rotated, _ := filepath.Glob(out + ".*")
-		if fi.Size() < config.MinLogMaxSize && len(rotated) == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 10 s the log holds %d bytes and %d rotated files; daemon.log:\n%s", fi.Size(), len(rotated), logbuf)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	writeAndAwaitRotation(t, f, out, logbuf)
 	if strings.Contains(logbuf.String(), "rotat") {
 		t.Errorf("daemon.log:\n%s", logbuf)
 	}
@@ -175,6 +155,14 @@ func TestRotateLoopWatchesARemovedLogDirectoryAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	writeAndAwaitRotation(t, f, out, logbuf)
+}
+
+// writeAndAwaitRotation writes 1 MB to f (the log at out), in 16 writes of 64 KB by a process,
+// and waits up to 10 s for the log to be rotated: under MinLogMaxSize, with its 3 rotated
+// files.
+func writeAndAwaitRotation(t *testing.T, f *os.File, out string, logbuf *logBuffer) {
+	t.Helper()
 	cmd := exec.Command("sh", "-c", `i=0; while [ $i -lt 16 ]; do head -c 65536 /dev/zero | tr '\0' x; i=$((i+1)); done`)
 	cmd.Stdout = f
 	if err := cmd.Run(); err != nil {
@@ -188,7 +176,7 @@ func TestRotateLoopWatchesARemovedLogDirectoryAgain(t *testing.T) {
 		}
 		rotated, _ := filepath.Glob(out + ".*")
 		if fi.Size() < config.MinLogMaxSize && len(rotated) == 3 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("10 s after the write, the log holds %d bytes and %d rotated files; daemon.log:\n%s", fi.Size(), len(rotated), logbuf)

@@ -32,11 +32,9 @@ func runBin(t *testing.T, bin, home string, env []string, args ...string) harnes
 	return harness.Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
 }
 
-// The CLI and the daemon are two binaries. A pmdaemon installed without its pmdaemond says
-// what is missing and how to install it, and starts nothing; PMDAEMON_DAEMON names a daemon
-// elsewhere; `list --json`, which does not ping first, still starts the daemon when none runs.
-func TestCLIFindsItsDaemonBinary(t *testing.T) {
-	t.Parallel()
+// lonelyCLI is a copy of the pmdaemon CLI in a directory of its own, without its pmdaemond.
+func lonelyCLI(t *testing.T) string {
+	t.Helper()
 	lonely := filepath.Join(t.TempDir(), "pmdaemon")
 	b, err := os.ReadFile(harness.Bin)
 	if err != nil {
@@ -45,6 +43,15 @@ func TestCLIFindsItsDaemonBinary(t *testing.T) {
 	if err := os.WriteFile(lonely, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return lonely
+}
+
+// The CLI and the daemon are two binaries. A pmdaemon installed without its pmdaemond says
+// what is missing and how to install it, and starts nothing; PMDAEMON_DAEMON names a daemon
+// elsewhere; `list --json`, which does not ping first, still starts the daemon when none runs.
+func TestCLIFindsItsDaemonBinary(t *testing.T) {
+	t.Parallel()
+	lonely := lonelyCLI(t)
 	noDaemonPath := []string{"PATH=/usr/bin:/bin", "PMDAEMON_DAEMON="}
 	for _, args := range [][]string{{"list", "--json"}, {"list"}, {"start", "sleep 1000", "--name", "s"}, {"daemon"}, {"jlist"}} {
 		h := harness.NewHome(t)

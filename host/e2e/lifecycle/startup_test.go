@@ -83,14 +83,7 @@ func TestForegroundDaemonAsUnderSystemd(t *testing.T) {
 // that into the unit, where boot has none of the shell's environment.
 func TestStartupUnitFindsTheDaemon(t *testing.T) {
 	t.Parallel()
-	lonely := filepath.Join(t.TempDir(), "pmdaemon")
-	b, err := os.ReadFile(harness.Bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(lonely, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	lonely := lonelyCLI(t)
 	h := harness.NewHome(t)
 	r := runBin(t, lonely, h.Dir, []string{"PATH=/usr/bin:/bin", "PMDAEMON_DAEMON="}, "startup")
 	if r.Code == 0 || !strings.Contains(r.Stderr, "the unit would not start") || !strings.Contains(r.Stderr, "pmdaemond is not beside "+lonely) {

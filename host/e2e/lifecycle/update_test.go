@@ -4,7 +4,6 @@ import (
 	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -175,10 +174,7 @@ func TestUpdateRefusesWhatCannotRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	notDaemon := harness.WriteScript(t, dir, "impostor", "#!/bin/sh\necho 'pmdaemond? no'\n")
-	lonelyCLI := filepath.Join(t.TempDir(), "pmdaemon")
-	if b, err := os.ReadFile(harness.Bin); err != nil || os.WriteFile(lonelyCLI, b, 0o755) != nil {
-		t.Fatalf("copying the CLI: %v", err)
-	}
+	lonely := lonelyCLI(t)
 	h.OK("start", "sleep 1000", "--name", "s")
 	before := h.WaitList(10*time.Second, "s online", harness.AllOnline("s", 1))
 	daemon := h.DaemonPid()
@@ -193,7 +189,7 @@ func TestUpdateRefusesWhatCannotRun(t *testing.T) {
 		{"/bin/true", []string{"cannot run the new daemon from /bin/true: it is not a pmdaemond", "--version"}},
 		{notDaemon, []string{"cannot run the new daemon from " + notDaemon + ": it is not a pmdaemond", `answered "pmdaemond? no"`}},
 		// A pmdaemon CLI without its pmdaemond beside it.
-		{lonelyCLI, []string{"--binary " + lonelyCLI + " is a pmdaemon CLI", filepath.Join(filepath.Dir(lonelyCLI), "pmdaemond") + " beside it: no such file"}},
+		{lonely, []string{"--binary " + lonely + " is a pmdaemon CLI", filepath.Join(filepath.Dir(lonely), "pmdaemond") + " beside it: no such file"}},
 	}
 	for _, tt := range tests {
 		harness.ErrLike(t, h.Fail("update", "--binary", tt.binary), tt.want...)
