@@ -84,7 +84,7 @@ func (e *Env) updateCmd() *cobra.Command {
 			fmt.Fprintf(e.Stdout, "[pmdaemon] daemon updated: pid %d (version %s) handed %d running instance(s) over to pid %d (version %s), without restarting them\n",
 				h.Pid, h.Version, h.Instances, p.Pid, p.Version)
 			printWarnings(e.Stderr, p.Warnings)
-			printWarnings(e.Stderr, p.Problems)
+			e.tellProblems(p.Problems) // as every command shows them: printable, once
 			if p.Version != api.Version {
 				fmt.Fprintf(e.Stderr, "pmdaemon: the new daemon (%s, version %s) and this pmdaemon (version %s) differ; install the two from one build\n", bin, p.Version, api.Version)
 			}
