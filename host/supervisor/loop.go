@@ -136,18 +136,17 @@ type Change struct {
 // restarts it by the policy and stops it. Only that goroutine touches the process; others read
 // State, wait on Changed, and ask for a Stop or a Restart.
 type Loop struct {
-	spec     Spec
-	id       atomic.Int64
-	notify   func(Change)
-	mu       sync.Mutex
-	st       State
-	changed  chan struct{} // closed (and replaced) at every change of st; under mu
-	stopOnce sync.Once
-	stopCh   chan struct{}
-	// stopCtx is cancelled with stopCh closed, for the waits that take a context (a slot of
-	// the spawn or check gate).
+	spec    Spec
+	id      atomic.Int64
+	notify  func(Change)
+	mu      sync.Mutex
+	st      State
+	changed chan struct{} // closed (and replaced) at every change of st; under mu
+	// stopCtx is cancelled by Stop; stopCh is its Done channel, for the loop's selects, and the
+	// context for the waits that take one (a slot of the spawn or check gate).
 	stopCtx    context.Context
 	cancelStop context.CancelFunc
+	stopCh     <-chan struct{}
 	kickCh     chan string   // restart requests from the daemon (memory limit), with the reason
 	pingCh     chan struct{} // WATCHDOG=1 from the running process
 	trigCh     chan struct{} // WATCHDOG=trigger from the running process
@@ -171,7 +170,6 @@ func Start(spec Spec, restarts int, adopt *Adopt, notify func(Change)) *Loop {
 		notify:  notify,
 		st:      State{Status: Starting, Restarts: restarts},
 		changed: make(chan struct{}),
-		stopCh:  make(chan struct{}),
 		kickCh:  make(chan string, 1),
 		pingCh:  make(chan struct{}, 1),
 		trigCh:  make(chan struct{}, 1),
@@ -179,6 +177,7 @@ func Start(spec Spec, restarts int, adopt *Adopt, notify func(Change)) *Loop {
 		spawned: make(chan struct{}),
 	}
 	l.stopCtx, l.cancelStop = context.WithCancel(context.Background())
+	l.stopCh = l.stopCtx.Done()
 	l.id.Store(int64(spec.ID))
 	go l.run(adopt)
 	return l
@@ -215,10 +214,7 @@ func (l *Loop) Watch() (State, <-chan struct{}) {
 
 // Stop stops the process group and the supervision, and returns when both are done.
 func (l *Loop) Stop() {
-	l.stopOnce.Do(func() {
-		close(l.stopCh)
-		l.cancelStop()
-	})
+	l.cancelStop() // idempotent
 	<-l.done
 }
 
