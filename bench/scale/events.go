@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -32,11 +30,7 @@ type startWatch struct {
 // watchStarts opens the event stream; it is following once it returns.
 func (d *daemon) watchStarts(ctx context.Context) (*startWatch, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	socket := filepath.Join(d.home, "daemon.sock")
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var nd net.Dialer
-		return nd.DialContext(ctx, "unix", socket)
-	}}}
+	client := d.apiClient()
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://pmdaemon/v1/events", nil)
 	if err != nil {
 		cancel()

@@ -223,13 +223,18 @@ type instance struct {
 	Pid    int    `json:"pid"`
 }
 
-// list asks the daemon's API directly (GET /v1/list), as the cheapest poll there is.
-func (d *daemon) list(ctx context.Context) ([]instance, error) {
+// apiClient makes requests to the daemon's API on its socket.
+func (d *daemon) apiClient() *http.Client {
 	socket := filepath.Join(d.home, "daemon.sock")
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var nd net.Dialer
 		return nd.DialContext(ctx, "unix", socket)
 	}}}
+}
+
+// list asks the daemon's API directly (GET /v1/list), as the cheapest poll there is.
+func (d *daemon) list(ctx context.Context) ([]instance, error) {
+	client := d.apiClient()
 	defer client.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://pmdaemon/v1/list", nil)
 	if err != nil {
