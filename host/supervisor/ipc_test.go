@@ -217,7 +217,9 @@ process.send("ready");`
 			return []string{node, "-e", js}
 		}, "message"},
 		{"channel closed", func(got string) []string {
-			script := `exec 3>&-; trap 'printf SIGTERM > ` + got + `; exit 0' TERM; while :; do sleep 0.05; done`
+			// The trap first: the test stops the app once fd 3 is closed, and a SIGTERM before
+			// the trap would kill the shell without a word.
+			script := `trap 'printf SIGTERM > ` + got + `; exit 0' TERM; exec 3>&-; while :; do sleep 0.05; done`
 			return []string{"sh", "-c", script}
 		}, "SIGTERM"},
 	}
