@@ -70,7 +70,10 @@ type Daemon struct {
 	saveMu   sync.Mutex
 	saveGen  uint64
 	savedGen atomic.Uint64
-	sampleMu sync.Mutex
+	// stateWriter writes the state file (under saveMu); cfgGens numbers app configs for it.
+	stateWriter *state.Writer
+	cfgGens     atomic.Uint64
+	sampleMu    sync.Mutex
 	// scraped is when /metrics was last scraped (unix ns; 0: never): the metrics loop keeps
 	// samples fresh while scrapes come.
 	scraped atomic.Int64
@@ -90,7 +93,12 @@ type Daemon struct {
 }
 
 type app struct {
-	cfg      config.App
+	// cfg changes only through setConfig (or a new app), which gives it a new cfgGen: the
+	// state writer encodes an app's config again only when its cfgGen changed.
+	cfg    config.App
+	cfgGen uint64
+	// saved is a copy of cfg that nothing changes, for the state writer's snapshots.
+	saved    *config.App
 	override string // live port spec from restart/reload --port
 	argv     []string
 	argvErr  error
@@ -157,6 +165,7 @@ func New(home string, logger *log.Logger) (*Daemon, error) {
 		quit:    make(chan struct{}),
 		plugins: pluginhost.NewManager(logger.Writer()),
 	}
+	d.stateWriter = state.NewWriter(d.paths.State())
 	if err := os.MkdirAll(d.paths.LogDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create log directory: %w", err)
 	}
@@ -182,7 +191,8 @@ func (d *Daemon) load(f *state.File) {
 	}
 	d.plugins.Load(specs)
 	for _, sa := range f.Apps {
-		a := &app{cfg: sa.Config, override: sa.PortOverride, created: sa.CreatedAt, rollback: sa.Rollback, inodes: sa.Sockets}
+		a := &app{override: sa.PortOverride, created: sa.CreatedAt, rollback: sa.Rollback, inodes: sa.Sockets}
+		d.setConfig(a, *sa.Config)
 		for _, si := range sa.Instances {
 			if si.Transient {
 				// A reload was under way when the daemon died: its new instance is not part of

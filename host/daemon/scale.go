@@ -153,7 +153,9 @@ func (d *Daemon) scaleDown(a *app, sp *scalePlan) []int {
 		removed = append(removed, s.id)
 		d.forgetLocked(target{app: a, slot: s})
 	}
-	a.cfg.Instances = sp.n
+	cfg := a.cfg
+	cfg.Instances = sp.n
+	d.setConfig(a, cfg)
 	return removed
 }
 
@@ -233,7 +235,8 @@ func (d *Daemon) launchAdded(a *app, sp *scalePlan, ps []int, wanted bool) ([]*s
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	a.cfg, a.override = sp.cfg, sp.override
+	d.setConfig(a, sp.cfg)
+	a.override = sp.override
 	var fresh []*slot
 	for i := sp.from; i < sp.n; i++ {
 		s := d.newSlot(a, i)

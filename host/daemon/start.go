@@ -149,7 +149,8 @@ func (d *Daemon) launchNew(cfg config.App, argv []string, ps []int) (*app, error
 	if err := d.reg.Reserve(cfg.Name, ps); err != nil {
 		return nil, err // cannot happen: the ports were chosen under opMu
 	}
-	a := &app{cfg: cfg, argv: argv, created: time.Now()}
+	a := &app{argv: argv, created: time.Now()}
+	d.setConfig(a, cfg)
 	for i := 0; i < cfg.Instances; i++ {
 		s := d.newSlot(a, i)
 		s.wanted = true
@@ -182,7 +183,8 @@ func (d *Daemon) update(ctx context.Context, a *app, cfg config.App, waitTimeout
 	}
 	d.mu.Lock()
 	before := slotPorts(a)
-	a.cfg, a.argv, a.argvErr = cfg, argv, nil
+	d.setConfig(a, cfg)
+	a.argv, a.argvErr = argv, nil
 	d.mu.Unlock()
 	if err := d.restartApp(a, &plan{spec: cfg.Port, ports: ps, n: cfg.Instances}); err != nil {
 		return nil, err

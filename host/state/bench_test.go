@@ -17,7 +17,7 @@ func BenchmarkSave1000(b *testing.B) {
 		a := config.NewApp()
 		a.Name, a.Script, a.Cwd, a.Port = fmt.Sprintf("app-%d", i), "node server.js", "/srv/app", fmt.Sprint(20000+i)
 		a.Env = map[string]string{"NODE_ENV": "production"}
-		f.Apps = append(f.Apps, App{Config: a, CreatedAt: time.Now(), Instances: []Instance{{
+		f.Apps = append(f.Apps, App{Config: &a, CreatedAt: time.Now(), Instances: []Instance{{
 			ID: i, Wanted: true, Port: 20000 + i, Pid: 100000 + i, PidStart: 123456, StartedAt: time.Now(), Status: "online",
 		}}})
 	}

@@ -41,7 +41,10 @@ type Plugin struct {
 
 // App is one app in the registry.
 type App struct {
-	Config config.App `json:"config"`
+	// Config is a pointer so that the daemon's snapshot of thousands of apps, taken under its
+	// lock before every write, copies a pointer per app and not the whole config; the config
+	// it points to is never changed (a change makes a new one).
+	Config *config.App `json:"config"`
 	// PortOverride is the live port spec set by restart/reload --port; "" when none.
 	PortOverride string     `json:"port_override,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
@@ -53,6 +56,10 @@ type App struct {
 	// Sockets are the inodes of the listening sockets the daemon held for the app, by port:
 	// the next daemon finds them in the app's processes and takes them back.
 	Sockets map[int]uint64 `json:"sockets,omitempty"`
+	// ConfigGen is not written: a number that the daemon gives Config, unique among its
+	// configs and changed whenever Config changes, so that a Writer knows when to encode it
+	// again. 0 means unknown: encoded on every write.
+	ConfigGen uint64 `json:"-"`
 }
 
 // Rollback is an app's live port override and each instance's port (by index) before a
@@ -141,6 +148,9 @@ func decode(b []byte, f *File) error {
 	seen := map[string]bool{}
 	ids := map[int]bool{}
 	for i, a := range f.Apps {
+		if a.Config == nil {
+			return fmt.Errorf("apps[%d]: no config", i)
+		}
 		if a.Config.Name == "" || seen[a.Config.Name] {
 			return fmt.Errorf("apps[%d]: missing or duplicate name %q", i, a.Config.Name)
 		}
@@ -155,7 +165,8 @@ func decode(b []byte, f *File) error {
 	return nil
 }
 
-// Save writes f to path atomically.
+// Save writes f to path atomically. A caller writing the same file again and again uses a
+// Writer, which encodes only what changed.
 func Save(path string, f *File) error {
 	// Compact: with 1000 apps an indented file takes twice the time to write.
 	b, err := json.Marshal(f)

@@ -33,13 +33,13 @@ func sampleFile() *File {
 		NextID:  4,
 		Apps: []App{
 			{
-				Config: web, PortOverride: "6000-6001", CreatedAt: created,
+				Config: &web, PortOverride: "6000-6001", CreatedAt: created,
 				Instances: []Instance{
 					{ID: 0, Index: 0, Wanted: true, Port: 6000, Pid: 1234, PidStart: 987654, StartedAt: created.Add(time.Hour), Restarts: 3, Status: "online"},
 					{ID: 2, Index: 1, Wanted: true, Port: 6001, Status: "errored", Restarts: 15},
 				},
 			},
-			{Config: worker, CreatedAt: created, Instances: []Instance{{ID: 3, Index: 0, Status: "stopped"}}},
+			{Config: &worker, CreatedAt: created, Instances: []Instance{{ID: 3, Index: 0, Status: "stopped"}}},
 		},
 	}
 }
