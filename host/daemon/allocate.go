@@ -163,7 +163,7 @@ func (d *Daemon) launchPlans(a *app, n int, ps []int) []launchPlan {
 // instances do not hold. d.mu must not be held.
 func (d *Daemon) slotPort(a *app, s *slot) (int, error) {
 	d.mu.Lock()
-	spec, index, keep, h := a.liveSpec(), s.index, []int{}, holdOf(a.cfg)
+	spec, index, keep, h := a.liveSpec(), s.index, []int{}, holdOf(*a.cfg)
 	for _, o := range a.slots {
 		if o != s && o.port > 0 {
 			keep = append(keep, o.port)

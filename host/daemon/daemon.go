@@ -93,12 +93,11 @@ type Daemon struct {
 }
 
 type app struct {
-	// cfg changes only through setConfig (or a new app), which gives it a new cfgGen: the
-	// state writer encodes an app's config again only when its cfgGen changed.
-	cfg    config.App
-	cfgGen uint64
-	// saved is a copy of cfg that nothing changes, for the state writer's snapshots.
-	saved    *config.App
+	// cfg is never changed, only replaced, through setConfig, which gives it a new cfgGen:
+	// the state writer's snapshots share it (taken under mu, written without), and encode it
+	// again only when its cfgGen changed.
+	cfg      *config.App
+	cfgGen   uint64
 	override string // live port spec from restart/reload --port
 	argv     []string
 	argvErr  error

@@ -67,7 +67,7 @@ func (d *Daemon) specFor(a *app, s *slot) supervisor.Spec {
 		},
 		KillTimeout: a.cfg.KillTimeout,
 		Port:        s.port,
-		Health:      healthSpec(a.cfg, s.port),
+		Health:      healthSpec(*a.cfg, s.port),
 		Unstable:    s.carry,
 		Cgroup:      d.cgroupOf(s),
 		BeforeSpawn: d.respawnCheck(a, s),
@@ -75,7 +75,7 @@ func (d *Daemon) specFor(a *app, s *slot) supervisor.Spec {
 		Listener:    d.heldFile(a, s),
 		Watchdog:    a.cfg.Watchdog,
 		LogWriter:   d.logWriter(a, s),
-		IPC:         hasIPC(a.cfg),
+		IPC:         hasIPC(*a.cfg),
 		// Without a channel there is no one to tell: the signal it is then.
 		ShutdownMessage: a.cfg.ShutdownWithMessage,
 		OnHealth:        d.onHealth(a.cfg.Name, s.index, s.port),

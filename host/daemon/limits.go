@@ -68,10 +68,9 @@ func (d *Daemon) checkBudget(change map[string]appUse) error {
 	for name, a := range d.apps {
 		if u, ok := change[name]; !ok {
 			total += len(a.slots)
-			fds += instanceFDs(a.cfg, len(a.slots))
+			fds += instanceFDs(*a.cfg, len(a.slots))
 		} else if u.cfg == nil {
-			cfg := a.cfg // a copy: an update may replace a.cfg once mu is let go
-			u.cfg = &cfg
+			u.cfg = a.cfg // an update replaces a.cfg, never changes it
 			change[name] = u
 		}
 	}

@@ -65,7 +65,7 @@ func TestCheckLogsRefusesUnsafeLogs(t *testing.T) {
 		{"safe", filepath.Join(private, "ok-out.log"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := &app{cfg: config.App{Name: "web", OutFile: tc.out, ErrorFile: filepath.Join(private, "web-err.log")}}
+			a := &app{cfg: &config.App{Name: "web", OutFile: tc.out, ErrorFile: filepath.Join(private, "web-err.log")}}
 			err := d.checkLogs(a, &slot{})
 			if tc.want == "" {
 				if err != nil {
@@ -105,7 +105,7 @@ func TestRotateLoopFollowsWrites(t *testing.T) {
 	}()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "web-out.log")
-	a := &app{cfg: config.App{Name: "web", OutFile: out, LogMaxSize: config.MinLogMaxSize, LogKeep: 3}}
+	a := &app{cfg: &config.App{Name: "web", OutFile: out, LogMaxSize: config.MinLogMaxSize, LogKeep: 3}}
 	if err := d.checkLogs(a, &slot{}); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestRotateLoopWatchesARemovedLogDirectoryAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "web-out.log")
-	a := &app{cfg: config.App{Name: "web", OutFile: out, LogMaxSize: config.MinLogMaxSize, LogKeep: 3}}
+	a := &app{cfg: &config.App{Name: "web", OutFile: out, LogMaxSize: config.MinLogMaxSize, LogKeep: 3}}
 	if err := d.checkLogs(a, &slot{}); err != nil {
 		t.Fatal(err)
 	}

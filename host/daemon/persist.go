@@ -87,7 +87,7 @@ func (d *Daemon) saveLocked() error {
 // apps, so an app deleted and made again under its name between two writes is not taken for
 // the old one. d.mu must be held for an app in d.apps.
 func (d *Daemon) setConfig(a *app, cfg config.App) {
-	a.cfg, a.cfgGen, a.saved = cfg, d.cfgGens.Add(1), &cfg
+	a.cfg, a.cfgGen = &cfg, d.cfgGens.Add(1)
 }
 
 // nextSaveGenLocked numbers a snapshot just taken; d.mu must be held.
@@ -119,7 +119,7 @@ func (d *Daemon) snapshotLocked() *state.File {
 	for i, name := range d.order {
 		a := d.apps[name]
 		sa := &f.Apps[i]
-		*sa = state.App{Config: a.saved, ConfigGen: a.cfgGen, PortOverride: a.override, CreatedAt: a.created,
+		*sa = state.App{Config: a.cfg, ConfigGen: a.cfgGen, PortOverride: a.override, CreatedAt: a.created,
 			Rollback: a.rollback, Sockets: a.socketInodes(), Instances: make([]state.Instance, 0, len(a.slots))}
 		for _, s := range a.slots {
 			st := s.state()

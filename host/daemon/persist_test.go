@@ -68,7 +68,7 @@ func TestStateFileFollowsEveryConfigChange(t *testing.T) {
 			d.mu.Lock()
 			cfg, override, n := a.cfg, a.override, len(a.slots)
 			d.mu.Unlock()
-			if !reflect.DeepEqual(*sa.Config, cfg) {
+			if !reflect.DeepEqual(*sa.Config, *cfg) {
 				t.Fatalf("%s: the state file has config\n%+v\nthe daemon runs\n%+v", st.name, sa.Config, cfg)
 			}
 			if sa.PortOverride != override || len(sa.Instances) != n {

@@ -72,7 +72,7 @@ func (d *Daemon) Info(t string) (*api.App, error) {
 	}
 	a := ts[0].app
 	out := &api.App{
-		Name: a.cfg.Name, Config: api.NewAppConfig(a.cfg), Command: a.argv, PortSpec: a.cfg.Port, LivePortSpec: a.liveSpec(),
+		Name: a.cfg.Name, Config: api.NewAppConfig(*a.cfg), Command: a.argv, PortSpec: a.cfg.Port, LivePortSpec: a.liveSpec(),
 		PortOverride: a.override != "", Ports: []int{}, CreatedAt: a.created, InstancesCount: len(a.slots),
 	}
 	for _, s := range a.slots {

@@ -69,7 +69,7 @@ func planOverrides(now appNow, req api.TargetRequest, reload bool) (*plan, error
 
 // appNowOf reads what planning needs of a; d.mu must be held.
 func appNowOf(a *app) appNow {
-	now := appNow{cfg: a.cfg, liveSpec: a.liveSpec(), override: a.override}
+	now := appNow{cfg: *a.cfg, liveSpec: a.liveSpec(), override: a.override}
 	for _, s := range a.slots {
 		now.held = append(now.held, s.port)
 	}
@@ -235,7 +235,7 @@ func (d *Daemon) replaceTarget(ctx context.Context, t target, p *plan, req api.T
 	switch {
 	case t.slot != nil:
 		d.mu.Lock()
-		wait, timeout := readiness(t.app.cfg, req.WaitReady || reload, req.WaitTimeout.Std())
+		wait, timeout := readiness(*t.app.cfg, req.WaitReady || reload, req.WaitTimeout.Std())
 		d.mu.Unlock()
 		return d.restartSlot(ctx, t.app, t.slot, wait, timeout)
 	case reload:

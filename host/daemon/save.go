@@ -16,7 +16,7 @@ func (d *Daemon) Save() (string, error) {
 	d.mu.Lock()
 	dump := state.Dump{Apps: []config.App{}}
 	for _, name := range d.order {
-		dump.Apps = append(dump.Apps, d.apps[name].cfg)
+		dump.Apps = append(dump.Apps, *d.apps[name].cfg)
 	}
 	d.mu.Unlock()
 	b, err := json.MarshalIndent(dump, "", "  ")

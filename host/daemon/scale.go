@@ -71,14 +71,14 @@ func (d *Daemon) resolveScale(req api.ScaleRequest) (*app, *scalePlan, error) {
 		}
 		return nil, nil, &NotFoundError{Target: req.Name}
 	}
-	sp := &scalePlan{from: len(a.slots), n: req.Instances, cfg: a.cfg, oldPort: a.cfg.Port, override: a.override}
+	sp := &scalePlan{from: len(a.slots), n: req.Instances, cfg: *a.cfg, oldPort: a.cfg.Port, override: a.override}
 	if sp.n > sp.from && !denseIndexes(a) {
 		// New instances take the next indexes, and a range gives ports by index: with a gap
 		// left by a delete by id, the two would disagree.
 		return nil, nil, userErr("cannot scale %s up: an instance was deleted by id and its indexes have a gap; "+
 			"pmdaemon restart %s renumbers them", req.Name, req.Name)
 	}
-	live, err := grownSpec(a.cfg, a.liveSpec(), req.Instances)
+	live, err := grownSpec(*a.cfg, a.liveSpec(), req.Instances)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -87,7 +87,7 @@ func (d *Daemon) resolveScale(req api.ScaleRequest) (*app, *scalePlan, error) {
 		sp.override = live
 		// The saved spec grows too when it can, so that the next restart without the
 		// override still fits the saved count; when it cannot, the count is what fails.
-		if grown, err := grownSpec(a.cfg, a.cfg.Port, req.Instances); err == nil {
+		if grown, err := grownSpec(*a.cfg, a.cfg.Port, req.Instances); err == nil {
 			sp.cfg.Port = grown
 		}
 	} else {
@@ -153,7 +153,7 @@ func (d *Daemon) scaleDown(a *app, sp *scalePlan) []int {
 		removed = append(removed, s.id)
 		d.forgetLocked(target{app: a, slot: s})
 	}
-	cfg := a.cfg
+	cfg := *a.cfg
 	cfg.Instances = sp.n
 	d.setConfig(a, cfg)
 	return removed
@@ -163,7 +163,7 @@ func (d *Daemon) scaleDown(a *app, sp *scalePlan) []int {
 // starting hooks, then makes the slots, launches them and waits for them as a start does.
 func (d *Daemon) scaleUp(ctx context.Context, a *app, sp *scalePlan) ([]int, []string, error) {
 	for i := sp.from; i < sp.n; i++ {
-		if err := d.checkLogs(&app{cfg: sp.cfg}, &slot{index: i}); err != nil {
+		if err := d.checkLogs(&app{cfg: &sp.cfg}, &slot{index: i}); err != nil {
 			return nil, nil, err
 		}
 	}

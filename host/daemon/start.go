@@ -260,7 +260,7 @@ func notReady(name string, err error) error {
 
 // checkAllLogs runs checkLogs on each of cfg's instances.
 func (d *Daemon) checkAllLogs(cfg config.App) error {
-	probe := &app{cfg: cfg}
+	probe := &app{cfg: &cfg}
 	for i := 0; i < cfg.Instances; i++ {
 		if err := d.checkLogs(probe, &slot{index: i}); err != nil {
 			return err

@@ -1,8 +1,9 @@
 package state
 
 import (
-	"bytes"
+	"bufio"
 	"encoding/json"
+	"io"
 	"slices"
 	"strconv"
 	"time"
@@ -18,7 +19,9 @@ type Writer struct {
 	// encoded is each app's JSON from the previous write, by name, with what it was made from.
 	encoded map[string]*encodedApp
 	writes  uint64 // numbers the writes, to find what the last one no longer had
-	buf     bytes.Buffer
+	// out buffers the writes to the file: the whole file is not held in memory, which with
+	// thousands of apps would be a megabyte kept between writes.
+	out *bufio.Writer
 }
 
 // encodedApp is an app's JSON and what it was made from. It is only kept for an app whose
@@ -35,22 +38,24 @@ type encodedApp struct {
 
 // NewWriter writes the state file at path.
 func NewWriter(path string) *Writer {
-	return &Writer{path: path, encoded: map[string]*encodedApp{}}
+	return &Writer{path: path, encoded: map[string]*encodedApp{}, out: bufio.NewWriterSize(nil, 64<<10)}
 }
 
 // Write replaces the file with f, atomically (WriteAtomic). An app's config is encoded again
 // only when its ConfigGen changed (or is 0); the rest of it is small.
 func (w *Writer) Write(f *File) error {
-	if err := w.encode(f); err != nil {
-		return err
-	}
-	return WriteAtomic(w.path, w.buf.Bytes(), 0o600)
+	return writeAtomic(w.path, 0o600, func(file io.Writer) error {
+		w.out.Reset(file)
+		defer w.out.Reset(nil) // not to keep the file
+		if err := w.encode(f, w.out); err != nil {
+			return err
+		}
+		return w.out.Flush()
+	})
 }
 
-// encode puts f's JSON, and a newline, in w.buf.
-func (w *Writer) encode(f *File) error {
-	b := &w.buf
-	b.Reset()
+// encode writes f's JSON, and a newline, to b; b's errors are left for its Flush.
+func (w *Writer) encode(f *File, b *bufio.Writer) error {
 	b.WriteString(`{"version":`)
 	b.WriteString(strconv.Itoa(f.Version))
 	b.WriteString(`,"next_id":`)

@@ -143,3 +143,31 @@ func BenchmarkWriter4500(b *testing.B) {
 		}
 	}
 }
+
+// TestWriterAfterAFailedWrite: a write that fails leaves nothing behind and the next one,
+// once the directory can be written again, writes the whole file.
+func TestWriterAfterAFailedWrite(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "home")
+	path := filepath.Join(dir, "state.json")
+	f := sampleFile()
+	f.Apps[0].ConfigGen, f.Apps[1].ConfigGen = 1, 2
+	w := NewWriter(path)
+	if err := w.Write(f); err == nil {
+		t.Fatal("a write into a missing directory succeeded")
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(f); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(f)
+	if !bytes.Equal(got, append(want, '\n')) {
+		t.Fatalf("after a failed write the file is\n%s\nwant\n%s", got, want)
+	}
+	noTempFiles(t, dir)
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -179,6 +180,14 @@ func Save(path string, f *File) error {
 // WriteAtomic replaces path with data so that a reader, or a crash at any point, sees either
 // the old content or the new one, never a mix. On any error the old file is left as it was.
 func WriteAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeAtomic(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeAtomic is WriteAtomic with the content written by fill, to the temporary file.
+func writeAtomic(path string, perm os.FileMode, fill func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, tempPrefix(path)+"*")
 	if err != nil {
@@ -190,7 +199,7 @@ func WriteAtomic(path string, data []byte, perm os.FileMode) error {
 		os.Remove(name)
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
-	if _, err := tmp.Write(data); err != nil {
+	if err := fill(tmp); err != nil {
 		return fail(err)
 	}
 	if err := tmp.Chmod(perm); err != nil {
