@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pmdaemon/pmdaemon/host/api"
+	"github.com/pmdaemon/pmdaemon/host/config"
 	"github.com/pmdaemon/pmdaemon/host/procfs"
 	"github.com/pmdaemon/pmdaemon/host/state"
 )
@@ -223,13 +224,19 @@ func (e *Env) appProcs() (map[proc]time.Duration, time.Duration) {
 		return out, 0
 	}
 	for _, a := range f.Apps {
+		// This read is lenient (the daemon may have left anything): an app without a config
+		// still has its processes stopped, with the default kill timeout.
+		timeout := config.NewApp().KillTimeout
+		if a.Config != nil {
+			timeout = a.Config.KillTimeout
+		}
 		for _, in := range a.Instances {
 			p := proc{pid: in.Pid, start: in.PidStart}
 			if in.Pid <= 0 || !p.alive() {
 				continue
 			}
-			out[p] = a.Config.KillTimeout
-			longest = max(longest, a.Config.KillTimeout)
+			out[p] = timeout
+			longest = max(longest, timeout)
 		}
 	}
 	return out, longest

@@ -1,11 +1,16 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/pmdaemon/pmdaemon/host/config"
+	"github.com/pmdaemon/pmdaemon/host/procfs"
 )
 
 // flockHolders finds a real flock's holder in /proc/locks by the file's inode, and hasOpen
@@ -62,5 +67,37 @@ func TestLockHolderNone(t *testing.T) {
 	}
 	if d, err := e.lockHolder(); err != nil || d.pid != 0 {
 		t.Fatalf("unheld lock: %+v, %v", d, err)
+	}
+}
+
+// appProcs reads the state file leniently, for a kill when the daemon does not answer: an app
+// whose config is null or missing still has its live processes listed, with the default kill
+// timeout, and the one with a config has its own.
+func TestAppProcsOfAStateFileWithoutConfigs(t *testing.T) {
+	self, err := procfs.Read(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := fmt.Sprintf(`"instances":[{"id":0,"index":0,"pid":%d,"pid_start":%d,"status":"online"}]`, os.Getpid(), self.StartTime)
+	for _, tc := range []struct {
+		name, app string
+		want      time.Duration
+	}{
+		{"null config", `{"config":null,` + inst + `}`, config.NewApp().KillTimeout},
+		{"no config", `{` + inst + `}`, config.NewApp().KillTimeout},
+		{"a config", `{"config":{"name":"web","kill_timeout":2000000000},` + inst + `}`, 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &Env{Home: t.TempDir()}
+			data := `{"version":1,"next_id":1,"apps":[` + tc.app + `]}`
+			if err := os.WriteFile(e.paths().State(), []byte(data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			procs, longest := e.appProcs()
+			p := proc{pid: os.Getpid(), start: self.StartTime}
+			if got, ok := procs[p]; !ok || got != tc.want || longest != tc.want {
+				t.Fatalf("appProcs = %v (longest %s); want pid %d with %s", procs, longest, os.Getpid(), tc.want)
+			}
+		})
 	}
 }

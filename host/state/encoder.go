@@ -97,6 +97,9 @@ func (w *Writer) encode(f *File, b *bufio.Writer) error {
 
 // app is a's JSON: the previous write's when nothing it depends on changed.
 func (w *Writer) app(a *App) ([]byte, error) {
+	if a.Config == nil {
+		return json.Marshal(a) // no name to keep it by (the daemon never writes one)
+	}
 	if a.ConfigGen == 0 || a.Rollback != nil || len(a.Sockets) > 0 {
 		delete(w.encoded, a.Config.Name)
 		return json.Marshal(a)

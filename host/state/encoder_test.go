@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +63,9 @@ func TestWriterWritesWhatMarshalWould(t *testing.T) {
 			f.Apps[1].ConfigGen = 0
 			f.Apps[1].Config.Script = "./worker-v3"
 		}},
+		{"an app without a config", func() {
+			f.Apps = append(f.Apps, App{CreatedAt: time.Date(2025, 3, 6, 0, 0, 0, 0, time.UTC)})
+		}},
 		{"no apps", func() { f.Apps = []App{} }},
 		{"apps null", func() { f.Apps = nil }},
 	}
@@ -83,6 +88,12 @@ func TestWriterWritesWhatMarshalWould(t *testing.T) {
 			t.Fatalf("%s: the file differs from json.Marshal's\n got: %s\nwant: %s", st.name, got, want)
 		}
 		back, err := Load(path)
+		if slices.ContainsFunc(f.Apps, func(a App) bool { return a.Config == nil }) {
+			if err == nil || !strings.Contains(err.Error(), "no config") {
+				t.Fatalf("%s: an app without a config loaded: %v", st.name, err)
+			}
+			continue
+		}
 		if err != nil {
 			t.Fatalf("%s: the file does not load: %v", st.name, err)
 		}
