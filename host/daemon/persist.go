@@ -53,10 +53,10 @@ func (d *Daemon) saveLoop() {
 
 // savePace and maxSaveRest bound the share of the daemon's time spent writing state on
 // instance changes to about 1/(1+savePace), and how long a change waits to be written.
-// minSaveRest bounds this loop's writes to ten a second however quick each is (an operation's
-// own write, persistLocked, is immediate): a write begins with a
-// snapshot of every app under d.mu, which with thousands of apps running held up the starts
-// of a batch (200 writes in a 5 s batch of starts beside 4000 apps, once writes were quick).
+// minSaveRest bounds this loop's writes to ten a second however quick each is: a write begins
+// with a snapshot of every app under d.mu, which with thousands of apps running held up the
+// starts of a batch (200 writes in a 5 s batch of starts beside 4000 apps, once writes were
+// quick). An operation's own write (persistLocked) does not wait for it.
 const (
 	savePace    = 4
 	minSaveRest = 100 * time.Millisecond
