@@ -107,9 +107,12 @@ func Serve(home string, logw io.Writer) error {
 	apiSrv := newAPIServer(d, ctl)
 	srv := &http.Server{Handler: apiSrv.handler(), ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(apiSrv.endStreams) // streams never end by themselves
-	go srv.Serve(ln)
-	apiSrv.openWeb() // the TCP listener of `pmdaemon web`, when it is on
+	// The TCP listener of `pmdaemon web`, when it is on, opens before the socket is served:
+	// once a ping answers, the web listener is up too (a script that starts the daemon with
+	// ping and then calls the HTTP API found it refused for a moment).
+	apiSrv.openWeb()
 	defer apiSrv.closeWeb()
+	go srv.Serve(ln)
 	// Once start-up is over, and again a little later (the first requests and metrics passes
 	// touch code once), give the kernel back the code pages start-up mapped.
 	trimText()
