@@ -226,7 +226,7 @@ func (e *Env) appProcs() (map[proc]time.Duration, time.Duration) {
 	for _, a := range f.Apps {
 		// This read is lenient (the daemon may have left anything): an app without a config
 		// still has its processes stopped, with the default kill timeout.
-		timeout := config.NewApp().KillTimeout
+		timeout := config.DefaultKillTimeout
 		if a.Config != nil {
 			timeout = a.Config.KillTimeout
 		}

@@ -83,8 +83,8 @@ func TestAppProcsOfAStateFileWithoutConfigs(t *testing.T) {
 		name, app string
 		want      time.Duration
 	}{
-		{"null config", `{"config":null,` + inst + `}`, config.NewApp().KillTimeout},
-		{"no config", `{` + inst + `}`, config.NewApp().KillTimeout},
+		{"null config", `{"config":null,` + inst + `}`, config.DefaultKillTimeout},
+		{"no config", `{` + inst + `}`, config.DefaultKillTimeout},
 		{"a config", `{"config":{"name":"web","kill_timeout":2000000000},` + inst + `}`, 2 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
